@@ -1,0 +1,21 @@
+# GRU4Rec on RSC15 (yoochoose): from the raw click archive to trained, evaluated and reported models.
+# This file only wires the workflow; the rules live in workflow/rules/, the logic in src/gru4rec_pipeline/.
+
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/model.smk"
+include: "workflow/rules/report.smk"
+
+
+rule all:
+    input:
+        get_final_output(),
+    default_target: True

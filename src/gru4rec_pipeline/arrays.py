@@ -1,0 +1,72 @@
+"""Sessions as flat arrays: the format training and evaluation read.
+
+A split with ``n`` sessions and ``m`` events is held as
+- ``offsets``   int64[n + 1]: session ``s`` owns events ``offsets[s]:offsets[s + 1]``;
+- ``items``     int64[m]:     dense item index into the training vocabulary (0 .. n_items - 1);
+- ``times``     float64[m]:   UTC epoch seconds of each event;
+- ``session_ids`` int64[n]:   the original SessionId of each session.
+Sessions are ordered by start time (ties by SessionId), events within a session by time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import DataFormatError
+
+
+@dataclass(frozen=True)
+class SessionArrays:
+    offsets: np.ndarray
+    items: np.ndarray
+    times: np.ndarray
+    session_ids: np.ndarray
+
+    @property
+    def n_sessions(self) -> int:
+        return len(self.offsets) - 1
+
+    @property
+    def n_events(self) -> int:
+        return int(self.offsets[-1])
+
+    def lengths(self) -> np.ndarray:
+        return np.diff(self.offsets)
+
+    def session(self, s: int) -> np.ndarray:
+        return self.items[self.offsets[s] : self.offsets[s + 1]]
+
+    def validate(self, source: str | Path = "<memory>") -> None:
+        if self.offsets.ndim != 1 or len(self.offsets) < 1 or self.offsets[0] != 0:
+            raise DataFormatError(source, "offsets must be a 1-d array starting at 0")
+        if np.any(np.diff(self.offsets) < 0):
+            raise DataFormatError(source, "offsets must be non-decreasing")
+        if len(self.items) != self.offsets[-1] or len(self.times) != self.offsets[-1]:
+            raise DataFormatError(source, f"offsets end at {self.offsets[-1]} but there are {len(self.items)} items")
+        if len(self.session_ids) != self.n_sessions:
+            raise DataFormatError(source, f"{len(self.session_ids)} session ids for {self.n_sessions} sessions")
+
+    def save(self, path: str | Path) -> None:
+        """Write to ``path`` (.npz) atomically: a temporary file renamed into place."""
+        path = Path(path)
+        tmp = path.with_name(path.name + ".tmp.npz")
+        np.savez(tmp, offsets=self.offsets, items=self.items, times=self.times, session_ids=self.session_ids)
+        tmp.replace(path)
+
+    @classmethod
+    def load(cls, path: str | Path) -> "SessionArrays":
+        with np.load(path, allow_pickle=False) as data:
+            missing = {"offsets", "items", "times", "session_ids"} - set(data.files)
+            if missing:
+                raise DataFormatError(path, f"missing arrays {sorted(missing)}")
+            arrays = cls(
+                offsets=data["offsets"].astype(np.int64, copy=False),
+                items=data["items"].astype(np.int64, copy=False),
+                times=data["times"].astype(np.float64, copy=False),
+                session_ids=data["session_ids"].astype(np.int64, copy=False),
+            )
+        arrays.validate(path)
+        return arrays

@@ -1,0 +1,66 @@
+"""Shared fixtures: the repository, copies of the workflow to run in, and one tiny end-to-end run."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+# What a copy of the workflow needs to run on its own.
+WORKFLOW_FILES = ["Snakefile", "workflow", "config", "profiles", "envs", "src"]
+
+
+def snakemake_command(*args: str) -> list[str]:
+    """Snakemake from the interpreter running the tests, so CI's virtual environment is used."""
+    return [sys.executable, "-m", "snakemake", *args]
+
+
+def copy_workflow(destination: Path) -> Path:
+    """Copy the workflow (not its results) into ``destination`` and return it."""
+    destination.mkdir(parents=True, exist_ok=True)
+    ignore = shutil.ignore_patterns("__pycache__", "*.egg-info")
+    for name in WORKFLOW_FILES:
+        source = REPO / name
+        if source.is_dir():
+            shutil.copytree(source, destination / name, ignore=ignore)
+        else:
+            shutil.copy2(source, destination / name)
+    return destination
+
+
+def run_snakemake(workdir: Path, *args: str, check: bool = True, timeout: float = 900) -> subprocess.CompletedProcess:
+    """Run Snakemake in ``workdir``; on failure show its output and the failed jobs' logs."""
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    result = subprocess.run(
+        snakemake_command(*args), cwd=workdir, env=env, capture_output=True, text=True, timeout=timeout
+    )
+    if check and result.returncode != 0:
+        logs = "\n".join(
+            f"--- {path}\n{path.read_text(errors='replace')[-3000:]}" for path in sorted((workdir / "logs").rglob("*.log"))
+        ) if (workdir / "logs").exists() else ""
+        raise AssertionError(
+            f"snakemake {' '.join(args)} failed ({result.returncode})\n{result.stdout[-4000:]}\n{result.stderr[-6000:]}\n{logs}"
+        )
+    return result
+
+
+@pytest.fixture
+def workflow_copy(tmp_path: Path) -> Path:
+    """A fresh copy of the workflow to run in."""
+    return copy_workflow(tmp_path / "workflow-copy")
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory) -> Path:
+    """The whole workflow (rule all) run once on the tiny preset; tests read or copy its results.
+
+    Tests that change files must work in a copy (shutil.copytree) of this directory.
+    """
+    workdir = copy_workflow(tmp_path_factory.mktemp("tiny-run"))
+    run_snakemake(workdir, "--cores", "2", "--configfile", "config/tiny.yaml")
+    return workdir

@@ -1,0 +1,72 @@
+"""The config is validated against its schema before any job runs."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import REPO, run_snakemake
+
+SCHEMA = yaml.safe_load((REPO / "config" / "schema.yaml").read_text())
+
+
+def describe_properties(schema: dict, prefix: str = ""):
+    for key, spec in schema.get("properties", {}).items():
+        yield prefix + key, spec
+        if spec.get("type") == "object":
+            yield from describe_properties(spec, prefix + key + ".")
+
+
+def test_every_schema_key_has_description_and_default():
+    for key, spec in describe_properties(SCHEMA):
+        assert spec.get("description"), f"{key} has no description"
+        if key != "training" and not key.startswith("training.losses"):
+            assert "default" in spec, f"{key} has no default"
+    for key, spec in SCHEMA["$defs"]["hyperparameters"]["properties"].items():
+        assert spec.get("description") and "default" in spec, f"hyperparameter {key}"
+
+
+def test_every_config_key_is_commented():
+    """Each setting down to the second level has a comment line above it (hyperparameters are in the schema)."""
+    lines = (REPO / "config" / "config.yaml").read_text().splitlines()
+    for number, line in enumerate(lines):
+        stripped = line.strip()
+        indent = len(line) - len(line.lstrip())
+        if not stripped or stripped.startswith("#") or indent > 2 or ":" not in stripped:
+            continue
+        is_section = stripped.endswith(":")
+        previous = lines[number - 1].strip() if number else ""
+        assert is_section or previous.startswith("#"), f"config.yaml line {number + 1} ({stripped}) has no comment"
+
+
+@pytest.mark.parametrize(
+    "override, key",
+    [
+        (["bogus_key=1"], "bogus_key"),
+        (["setting=later"], "setting"),
+        (["device=tpu"], "device"),
+        (["sha256=nothex"], "sha256"),
+    ],
+)
+def test_bad_config_fails_naming_the_key(workflow_copy: Path, override, key):
+    result = run_snakemake(workflow_copy, "--dry-run", "--config", *override, check=False)
+    assert result.returncode != 0
+    output = result.stdout + result.stderr
+    assert key in output, output[-2000:]
+    assert not (workflow_copy / "results").exists()
+
+
+def test_unknown_hyperparameter_fails_naming_it(workflow_copy: Path):
+    overlay = workflow_copy / "bad.yaml"
+    overlay.write_text("training:\n  losses:\n    bpr:\n      learning_rat: 0.1\n")
+    result = run_snakemake(workflow_copy, "--dry-run", "--configfile", "config/config.yaml", str(overlay), check=False)
+    assert result.returncode != 0
+    assert "learning_rat" in result.stdout + result.stderr
+
+
+def test_unknown_loss_fails_naming_it(workflow_copy: Path):
+    overlay = workflow_copy / "bad.yaml"
+    overlay.write_text("training:\n  losses:\n    hinge: {}\n")
+    result = run_snakemake(workflow_copy, "--dry-run", "--configfile", "config/config.yaml", str(overlay), check=False)
+    assert result.returncode != 0
+    assert "hinge" in result.stdout + result.stderr

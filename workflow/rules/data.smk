@@ -1,0 +1,150 @@
+# Data stages: archive -> raw clicks -> clicks.parquet -> protocol splits -> session arrays (+ exports).
+
+
+rule synthesize_archive:
+    output:
+        archive="results/raw/synthetic/yoochoose-data.7z",
+        process="results/raw/synthetic/process.npz",
+    input:
+        code=package_sources("synthetic", "oracle"),
+    params:
+        preset=config["synthetic"]["preset"],
+        seed=config["synthetic"]["seed"],
+    log:
+        "logs/synthesize_archive/synthesize_archive.log",
+    # Cached between workflow copies (--cache), so no benchmark: a cache hit could not fill it.
+    cache: "omit-software"
+    resources:
+        mem_mb=8000,
+        runtime=30,
+    conda:
+        "../../envs/data.yaml"
+    script:
+        "../scripts/synthesize_archive.py"
+
+
+localrules:
+    download_archive,
+
+
+rule download_archive:
+    output:
+        archive="results/raw/download/yoochoose-data.7z",
+    params:
+        url=config["url"],
+        sha256=config["sha256"],
+    log:
+        "logs/download_archive/download_archive.log",
+    cache: "omit-software"
+    retries: 2
+    conda:
+        "../../envs/data.yaml"
+    script:
+        "../scripts/download_archive.py"
+
+
+rule extract_clicks:
+    input:
+        archive=get_archive(),
+        code=package_sources("extract"),
+    output:
+        clicks="results/raw/yoochoose-clicks.dat",
+    log:
+        "logs/extract_clicks/extract_clicks.log",
+    benchmark:
+        "benchmarks/extract_clicks/extract_clicks.tsv"
+    resources:
+        mem_mb=2000,
+        runtime=30,
+    conda:
+        "../../envs/data.yaml"
+    script:
+        "../scripts/extract_clicks.py"
+
+
+rule clicks_to_parquet:
+    input:
+        clicks=get_click_log(),
+        code=package_sources("clicks", "owndata"),
+    output:
+        parquet="results/data/clicks.parquet",
+    params:
+        log_format=get_click_log_format(),
+        own_data=config["own_data"],
+    log:
+        "logs/clicks_to_parquet/clicks_to_parquet.log",
+    benchmark:
+        "benchmarks/clicks_to_parquet/clicks_to_parquet.tsv"
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    conda:
+        "../../envs/data.yaml"
+    script:
+        "../scripts/clicks_to_parquet.py"
+
+
+rule split_sessions:
+    input:
+        clicks="results/data/clicks.parquet",
+        code=package_sources("protocol"),
+    output:
+        **{split: f"results/data/{split}.parquet" for split in SPLITS},
+        stats="results/data/stats.json",
+    params:
+        protocol=config["protocol"],
+    log:
+        "logs/split_sessions/split_sessions.log",
+    benchmark:
+        "benchmarks/split_sessions/split_sessions.tsv"
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    conda:
+        "../../envs/data.yaml"
+    script:
+        "../scripts/split_sessions.py"
+
+
+rule build_sessions:
+    input:
+        train=get_setting_split("train"),
+        evaluation=get_setting_split("eval"),
+        code=package_sources("sessions"),
+    output:
+        vocab="results/sessions/{setting}/vocab.parquet",
+        train="results/sessions/{setting}/train.npz",
+        evaluation="results/sessions/{setting}/eval.npz",
+        counts="results/sessions/{setting}/counts.json",
+    params:
+        min_session_length=config["protocol"]["min_session_length"],
+    log:
+        "logs/build_sessions/{setting}.log",
+    benchmark:
+        "benchmarks/build_sessions/{setting}.tsv"
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    conda:
+        "../../envs/data.yaml"
+    script:
+        "../scripts/build_sessions.py"
+
+
+rule export_split:
+    input:
+        events="results/data/{split}.parquet",
+        vocab=sessions_file("vocab.parquet"),
+        code=package_sources("sessions"),
+    output:
+        tsv="results/export/{split}.tsv",
+        paddle="results/export/{split}.paddle.txt",
+    log:
+        "logs/export_split/{split}.log",
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    conda:
+        "../../envs/data.yaml"
+    script:
+        "../scripts/export_split.py"

@@ -1,0 +1,19 @@
+"""Export a split in the official GRU4Rec TSV and the PaddlePaddle port's one-line-per-session text."""
+
+import sys
+
+sys.path.insert(0, f"{snakemake.scriptdir}/../../src")  # the workflow's own package, also in copies of it
+
+from gru4rec_pipeline.progress import configure_logging
+
+configure_logging(snakemake.log[0])
+
+import pandas as pd
+
+from gru4rec_pipeline.sessions import to_session_arrays, write_gru4rec_tsv, write_paddle_text
+
+events = pd.read_parquet(snakemake.input.events)
+vocab = pd.read_parquet(snakemake.input.vocab)
+write_gru4rec_tsv(events, snakemake.output.tsv)
+arrays, _ = to_session_arrays(events, vocab)
+write_paddle_text(arrays, vocab, snakemake.output.paddle)

@@ -2,23 +2,23 @@
 
 
 rule synthesize_archive:
+    input:
+        code=package_sources("synthetic", "oracle"),
     output:
         archive="results/raw/synthetic/yoochoose-data.7z",
         process="results/raw/synthetic/process.npz",
-    input:
-        code=package_sources("synthetic", "oracle"),
-    params:
-        preset=config["synthetic"]["preset"],
-        seed=config["synthetic"]["seed"],
     log:
         "logs/synthesize_archive/synthesize_archive.log",
     # Cached between workflow copies (--cache), so no benchmark: a cache hit could not fill it.
     cache: "omit-software"
+    conda:
+        "../../envs/data.yaml"
     resources:
         mem_mb=8000,
         runtime=30,
-    conda:
-        "../../envs/data.yaml"
+    params:
+        preset=config["synthetic"]["preset"],
+        seed=config["synthetic"]["seed"],
     script:
         "../scripts/synthesize_archive.py"
 
@@ -30,15 +30,15 @@ localrules:
 rule download_archive:
     output:
         archive="results/raw/download/yoochoose-data.7z",
-    params:
-        url=config["url"],
-        sha256=config["sha256"],
     log:
         "logs/download_archive/download_archive.log",
     cache: "omit-software"
     retries: 2
     conda:
         "../../envs/data.yaml"
+    params:
+        url=config["url"],
+        sha256=config["sha256"],
     script:
         "../scripts/download_archive.py"
 
@@ -53,11 +53,11 @@ rule extract_clicks:
         "logs/extract_clicks/extract_clicks.log",
     benchmark:
         "benchmarks/extract_clicks/extract_clicks.tsv"
+    conda:
+        "../../envs/data.yaml"
     resources:
         mem_mb=2000,
         runtime=30,
-    conda:
-        "../../envs/data.yaml"
     script:
         "../scripts/extract_clicks.py"
 
@@ -68,18 +68,18 @@ rule clicks_to_parquet:
         code=package_sources("clicks", "owndata"),
     output:
         parquet="results/data/clicks.parquet",
-    params:
-        log_format=get_click_log_format(),
-        own_data=config["own_data"],
     log:
         "logs/clicks_to_parquet/clicks_to_parquet.log",
     benchmark:
         "benchmarks/clicks_to_parquet/clicks_to_parquet.tsv"
+    conda:
+        "../../envs/data.yaml"
     resources:
         mem_mb=4000,
         runtime=30,
-    conda:
-        "../../envs/data.yaml"
+    params:
+        log_format=get_click_log_format(),
+        own_data=config["own_data"],
     script:
         "../scripts/clicks_to_parquet.py"
 
@@ -91,17 +91,17 @@ rule split_sessions:
     output:
         **{split: f"results/data/{split}.parquet" for split in SPLITS},
         stats="results/data/stats.json",
-    params:
-        protocol=config["protocol"],
     log:
         "logs/split_sessions/split_sessions.log",
     benchmark:
         "benchmarks/split_sessions/split_sessions.tsv"
+    conda:
+        "../../envs/data.yaml"
     resources:
         mem_mb=4000,
         runtime=30,
-    conda:
-        "../../envs/data.yaml"
+    params:
+        protocol=config["protocol"],
     script:
         "../scripts/split_sessions.py"
 
@@ -116,17 +116,17 @@ rule build_sessions:
         train="results/sessions/{setting}/train.npz",
         evaluation="results/sessions/{setting}/eval.npz",
         counts="results/sessions/{setting}/counts.json",
-    params:
-        min_session_length=config["protocol"]["min_session_length"],
     log:
         "logs/build_sessions/{setting}.log",
     benchmark:
         "benchmarks/build_sessions/{setting}.tsv"
+    conda:
+        "../../envs/data.yaml"
     resources:
         mem_mb=4000,
         runtime=30,
-    conda:
-        "../../envs/data.yaml"
+    params:
+        min_session_length=config["protocol"]["min_session_length"],
     script:
         "../scripts/build_sessions.py"
 
@@ -141,10 +141,10 @@ rule export_split:
         paddle="results/export/{split}.paddle.txt",
     log:
         "logs/export_split/{split}.log",
+    conda:
+        "../../envs/data.yaml"
     resources:
         mem_mb=4000,
         runtime=30,
-    conda:
-        "../../envs/data.yaml"
     script:
         "../scripts/export_split.py"

@@ -5,27 +5,29 @@ rule train_model:
     input:
         train=sessions_file("train.npz"),
         vocab=sessions_file("vocab.parquet"),
-        code=package_sources("model", "losses", "sampling", "optim", "iterator", "training"),
+        code=package_sources(
+            "model", "losses", "sampling", "optim", "iterator", "training"
+        ),
     output:
         model="results/models/{loss}/model.pt",
         history="results/models/{loss}/history.csv",
         summary="results/models/{loss}/training.json",
-    params:
-        hyperparameters=get_hyperparameters,
-        seed=config["seed"],
-        device=config["device"],
-        checkpoint_root="results/models/{loss}/checkpoints",
-    threads: config["training"]["threads"]
-    resources:
-        mem_mb=8000,
-        runtime=240,
-        gpu=get_training_resources,
     log:
         "logs/train_model/{loss}.log",
     benchmark:
         "benchmarks/train_model/{loss}.tsv"
     conda:
         "../../envs/model.yaml"
+    threads: config["training"]["threads"]
+    resources:
+        mem_mb=8000,
+        runtime=240,
+        gpu=get_training_resources,
+    params:
+        hyperparameters=get_hyperparameters,
+        seed=config["seed"],
+        device=config["device"],
+        checkpoint_root="results/models/{loss}/checkpoints",
     script:
         "../scripts/train_model.py"
 
@@ -39,22 +41,22 @@ rule evaluate_model:
     output:
         recall="results/recall_{loss}.txt",
         metrics="results/metrics/{loss}.json",
-    params:
-        evaluation=config["evaluation"],
-        hyperparameters=get_hyperparameters,
-        seed=config["seed"],
-        device=config["device"],
-        config_digest=config_digest(),
-    threads: config["training"]["threads"]
-    resources:
-        mem_mb=8000,
-        runtime=60,
     log:
         "logs/evaluate_model/{loss}.log",
     benchmark:
         "benchmarks/evaluate_model/{loss}.tsv"
     conda:
         "../../envs/model.yaml"
+    threads: config["training"]["threads"]
+    resources:
+        mem_mb=8000,
+        runtime=60,
+    params:
+        evaluation=config["evaluation"],
+        hyperparameters=get_hyperparameters,
+        seed=config["seed"],
+        device=config["device"],
+        config_digest=config_digest(),
     script:
         "../scripts/evaluate_model.py"
 
@@ -68,20 +70,20 @@ rule evaluate_baseline:
     output:
         recall="results/recall_{baseline}.txt",
         metrics="results/metrics/{baseline}.json",
-    params:
-        evaluation=config["evaluation"],
-        itemknn=config["baselines"]["itemknn"],
-        config_digest=config_digest(),
-    threads: 2
-    resources:
-        mem_mb=8000,
-        runtime=60,
     log:
         "logs/evaluate_baseline/{baseline}.log",
     benchmark:
         "benchmarks/evaluate_baseline/{baseline}.tsv"
     conda:
         "../../envs/model.yaml"
+    threads: 2
+    resources:
+        mem_mb=8000,
+        runtime=60,
+    params:
+        evaluation=config["evaluation"],
+        itemknn=config["baselines"]["itemknn"],
+        config_digest=config_digest(),
     script:
         "../scripts/evaluate_baseline.py"
 
@@ -95,18 +97,18 @@ rule evaluate_oracle:
     output:
         recall="results/recall_oracle.txt",
         metrics="results/metrics/oracle.json",
-    params:
-        evaluation=config["evaluation"],
-        config_digest=config_digest(),
-    threads: 2
-    resources:
-        mem_mb=8000,
-        runtime=60,
     log:
         "logs/evaluate_oracle/oracle.log",
     benchmark:
         "benchmarks/evaluate_oracle/oracle.tsv"
     conda:
         "../../envs/model.yaml"
+    threads: 2
+    resources:
+        mem_mb=8000,
+        runtime=60,
+    params:
+        evaluation=config["evaluation"],
+        config_digest=config_digest(),
     script:
         "../scripts/evaluate_oracle.py"

@@ -1,0 +1,128 @@
+"""Extract named members of a 7z archive (the RSC15 ``yoochoose-data.7z``), safely and atomically.
+
+Every member name is checked before anything is written, so an archive naming an
+absolute path or one containing ``..`` is refused as a whole. Members are extracted
+into a temporary folder inside ``out_dir`` and moved into place only once all of them
+decompressed with valid checksums: a damaged archive leaves no output.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import re
+import shutil
+import tempfile
+import time
+from pathlib import Path, PurePosixPath
+
+import py7zr
+
+from .errors import DataFormatError, PipelineError
+
+log = logging.getLogger(__name__)
+
+WINDOWS_DRIVE = re.compile(r"^[A-Za-z]:")
+
+
+def extract_members(archive: str | Path, out_dir: str | Path, members: list[str]) -> dict[str, Path]:
+    """Extract ``members`` of the 7z ``archive`` into ``out_dir``; return {member: extracted path}.
+
+    A member is found by its full name in the archive or, failing that, by its base name
+    (``yoochoose-clicks.dat`` finds ``yoochoose-data/yoochoose-clicks.dat``). Each lands
+    directly in ``out_dir`` under its base name. Raises :class:`DataFormatError` naming the
+    archive for unsafe member names, a missing or ambiguous member, and damaged archives.
+    """
+    archive = Path(archive)
+    out_dir = Path(out_dir)
+    if not members:
+        raise PipelineError(f"{archive}: no members to extract were given")
+    if not archive.is_file():
+        raise DataFormatError(archive, "archive not found")
+    started = time.perf_counter()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=out_dir, prefix=".extract-"))
+    try:
+        try:
+            with py7zr.SevenZipFile(archive, mode="r") as seven_zip:
+                entries = seven_zip.list()
+                refuse_unsafe_names(archive, [entry.filename for entry in entries])
+                sources = {member: find_member(archive, member, entries) for member in members}
+                refuse_name_clashes(archive, sources)
+                seven_zip.extract(path=staging, targets=sorted(set(sources.values())))
+        except PipelineError:
+            raise
+        except Exception as exc:  # py7zr reports damage as LZMAError, CrcError, Bad7zFile, EOFError, ...
+            raise DataFormatError(
+                archive, f"cannot read the 7z archive (damaged or truncated?): {type(exc).__name__}: {exc}"
+            ) from exc
+        unique_sources = sorted(set(sources.values()))
+        for source in unique_sources:
+            if not (staging / source).is_file():
+                raise DataFormatError(archive, f"member {source!r} was not extracted as a regular file")
+        for source in unique_sources:
+            target = out_dir / PurePosixPath(source).name
+            os.replace(staging / source, target)
+            # The archive stores the files' old modification times; a fresh one keeps
+            # make-like tools from taking the output for older than the archive.
+            os.utime(target)
+        extracted = {member: out_dir / PurePosixPath(source).name for member, source in sources.items()}
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    sizes = ", ".join(f"{path.name} ({path.stat().st_size:,} bytes)" for path in extracted.values())
+    log.info("extracted %s from %s in %.1f s", sizes, archive, time.perf_counter() - started)
+    return extracted
+
+
+def refuse_unsafe_names(archive: Path, names: list[str]) -> None:
+    """Raise if any member name is absolute or climbs out of the extraction folder."""
+    for name in names:
+        posix = name.replace("\\", "/")
+        if posix.startswith("/") or WINDOWS_DRIVE.match(posix) or ".." in posix.split("/"):
+            raise DataFormatError(archive, f"refusing to extract: member name {name!r} is absolute or contains '..'")
+
+
+def refuse_name_clashes(archive: Path, sources: dict[str, str]) -> None:
+    """Raise if two different members would land on the same file in ``out_dir``."""
+    by_base_name: dict[str, str] = {}
+    for source in sources.values():
+        base_name = PurePosixPath(source).name
+        if by_base_name.setdefault(base_name, source) != source:
+            raise DataFormatError(
+                archive, f"members {by_base_name[base_name]!r} and {source!r} would both be extracted as {base_name!r}"
+            )
+
+
+def find_member(archive: Path, member: str, entries: list) -> str:
+    """Return the archive name of the regular file ``member`` names, by full name or base name."""
+    files = [entry.filename for entry in entries if not entry.is_directory and not entry.is_symlink]
+    if member in files:
+        return member
+    wanted = PurePosixPath(member.replace("\\", "/")).name
+    matches = [name for name in files if PurePosixPath(name).name == wanted]
+    if len(matches) == 1:
+        return matches[0]
+    if matches:
+        raise DataFormatError(archive, f"member {member!r} is ambiguous: it matches {matches}")
+    listing = ", ".join(repr(name) for name in files[:20]) + (" ..." if len(files) > 20 else "")
+    raise DataFormatError(archive, f"no regular file named {member!r}; the archive holds {listing or 'no files'}")
+
+
+def register_cli(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("extract", help="extract named members of a 7z archive")
+    parser.add_argument("--archive", required=True, type=Path, help="the 7z archive, e.g. yoochoose-data.7z")
+    parser.add_argument(
+        "--member",
+        required=True,
+        action="append",
+        dest="members",
+        help="member to extract, by full or base name (repeatable), e.g. yoochoose-clicks.dat",
+    )
+    parser.add_argument("--out-dir", required=True, type=Path, help="folder that receives the members")
+    parser.set_defaults(func=_run_cli)
+
+
+def _run_cli(args: argparse.Namespace) -> int:
+    extract_members(args.archive, args.out_dir, args.members)
+    return 0

@@ -8,12 +8,12 @@ from gru4rec_pipeline.progress import configure_logging
 
 configure_logging(snakemake.log[0])
 
-import pandas as pd
+from gru4rec_pipeline.protocol import read_events
 
-from gru4rec_pipeline.sessions import to_session_arrays, write_gru4rec_tsv, write_paddle_text
+from gru4rec_pipeline.sessions import read_vocabulary, to_session_arrays, write_gru4rec_tsv, write_paddle_text
 
-events = pd.read_parquet(snakemake.input.events)
-vocab = pd.read_parquet(snakemake.input.vocab)
+events = read_events(snakemake.input.events)
+vocab = read_vocabulary(snakemake.input.vocab)
 write_gru4rec_tsv(events, snakemake.output.tsv)
 arrays, _ = to_session_arrays(events, vocab)
 write_paddle_text(arrays, vocab, snakemake.output.paddle)

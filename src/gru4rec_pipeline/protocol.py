@@ -1,0 +1,517 @@
+"""The RSC15 evaluation protocol of GRU4Rec: session/item filtering and the time-based split.
+
+The protocol, one pass per step and in this order (it does not iterate to a fixed point):
+
+1. drop sessions with fewer than ``min_session_length`` (2) events;
+2. drop items with fewer than ``min_item_support`` (5) events among what is left;
+3. drop sessions that became shorter than ``min_session_length``.
+
+Then the split: a session belongs to the test set when its LAST event is at or after
+``tmax - split_seconds`` (``tmax``: the latest timestamp of the filtered data, ``split_seconds``:
+86400, one day); every other session is training data (``train_full``). Test events whose item
+never occurs in ``train_full`` are dropped, and then test sessions shorter than
+``min_session_length``. The same split applied to ``train_full`` gives ``train_tr`` / ``valid``.
+
+Everything is computed on dense integer codes with ``np.bincount`` and boolean masks over the
+input rows, so the 33M RSC15 clicks are filtered and split without per-row Python and with one
+factorization of the ids.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from .errors import DataFormatError
+
+log = logging.getLogger(__name__)
+
+SPLIT_NAMES = ("train_full", "test", "train_tr", "valid")
+EVENT_COLUMNS = ("SessionId", "ItemId", "Time")
+EVENT_SCHEMA = pa.schema([("SessionId", pa.int64()), ("ItemId", pa.int64()), ("Time", pa.float64())])
+
+DEFAULT_THRESHOLDS = {"min_session_length": 2, "min_item_support": 5, "split_seconds": 86400.0}
+
+# What the original GRU4Rec preprocessing script reports on the real yoochoose-clicks.dat
+# (raw counts: the RecSys Challenge 2015 data description). Kept here, beside the protocol they
+# belong to, so a run on the real data can be checked against them in stats.json.
+RSC15_PUBLISHED_STATS = {
+    "raw": {"events": 33_003_944, "sessions": 9_249_729, "items": 52_739},
+    "train_full": {"events": 31_637_239, "sessions": 7_966_257, "items": 37_483},
+    "test": {"events": 71_222, "sessions": 15_324, "items": 6_751},
+    "train_tr": {"events": 31_579_006, "sessions": 7_953_885, "items": 37_483},
+    "valid": {"events": 58_233, "sessions": 12_372, "items": 6_359},
+}
+
+
+# ----------------------------------------------------------------------------------------------
+# Dense codes and masks: the vectorized core.
+
+
+# Row-level work goes through these helpers in blocks of CHUNK_ROWS rows: numpy turns index
+# arrays into intp (int64) before bincount or fancy indexing, so whole-array calls on the 33M
+# RSC15 rows would each allocate a 264 MB temporary; in blocks the codes stay int32.
+CHUNK_ROWS = 1 << 22
+
+
+def row_blocks(n: int):
+    return (slice(start, min(start + CHUNK_ROWS, n)) for start in range(0, n, CHUNK_ROWS))
+
+
+def _code_dtype(n_bins: int):
+    return np.int32 if n_bins < 2**31 else np.int64
+
+
+def dense_codes(values: np.ndarray) -> tuple[np.ndarray, int]:
+    """Map integer ids to dense codes (int32 when they fit): returns (codes, number of codes).
+
+    Sorted ids (session ids of a sorted split) are numbered by run, compact id ranges shifted
+    by their minimum (codes of absent ids stay unused), other ids looked up in a hash index of
+    their distinct values (RSC15 item ids span ~4e8).
+    """
+    n = len(values)
+    if n == 0:
+        return np.zeros(0, dtype=np.int32), 0
+    new_run = np.empty(n, dtype=bool)
+    new_run[0] = True
+    np.not_equal(values[1:], values[:-1], out=new_run[1:])
+    if not (values[1:] < values[:-1]).any():
+        codes = np.cumsum(new_run, dtype=_code_dtype(n))
+        codes -= 1
+        return codes, int(codes[-1]) + 1
+    del new_run
+    low, high = int(values.min()), int(values.max())
+    span = high - low + 1
+    if span <= 2 * n + 1024:
+        codes = np.empty(n, dtype=_code_dtype(span))
+        for block in row_blocks(n):
+            np.subtract(values[block], low, out=codes[block], casting="unsafe")
+        return codes, span
+    index = pd.Index(pd.unique(values))
+    codes = np.empty(n, dtype=_code_dtype(len(index)))
+    for block in row_blocks(n):
+        codes[block] = index.get_indexer(values[block])
+    return codes, len(index)
+
+
+def count_codes(codes: np.ndarray, n_bins: int, rows: np.ndarray | None = None) -> np.ndarray:
+    """Occurrences of each code (among ``rows`` when given)."""
+    counts = np.zeros(n_bins, dtype=np.int64)
+    for block in row_blocks(len(codes)):
+        selected = codes[block] if rows is None else codes[block][rows[block]]
+        counts += np.bincount(selected, minlength=n_bins)
+    return counts
+
+
+def codes_present(codes: np.ndarray, n_bins: int, rows: np.ndarray) -> np.ndarray:
+    """Which codes occur among ``rows``."""
+    seen = np.zeros(n_bins, dtype=bool)
+    for block in row_blocks(len(codes)):
+        seen[codes[block][rows[block]]] = True
+    return seen
+
+
+def lookup_codes(flags: np.ndarray, codes: np.ndarray) -> np.ndarray:
+    """``flags[codes]`` for a per-code boolean table."""
+    out = np.empty(len(codes), dtype=bool)
+    for block in row_blocks(len(codes)):
+        out[block] = flags[codes[block]]
+    return out
+
+
+def _filter_mask(
+    session_codes: np.ndarray,
+    item_codes: np.ndarray,
+    n_sessions: int,
+    n_items: int,
+    min_session_length: int,
+    min_item_support: int,
+) -> np.ndarray:
+    keep = lookup_codes(count_codes(session_codes, n_sessions) >= min_session_length, session_codes)
+    keep &= lookup_codes(count_codes(item_codes, n_items, keep) >= min_item_support, item_codes)
+    keep &= lookup_codes(count_codes(session_codes, n_sessions, keep) >= min_session_length, session_codes)
+    return keep
+
+
+def _split_masks(
+    session_codes: np.ndarray,
+    item_codes: np.ndarray,
+    times: np.ndarray,
+    rows: np.ndarray,
+    n_sessions: int,
+    n_items: int,
+    split_seconds: float,
+    min_session_length: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(train, test) masks over all input rows, splitting the rows selected by ``rows``."""
+    if not rows.any():
+        return rows.copy(), rows.copy()
+    boundary = np.max(times, where=rows, initial=-np.inf) - split_seconds
+    # A session's last event is at/after the boundary exactly when any of its events is.
+    late = times >= boundary
+    late &= rows
+    in_test_session = lookup_codes(codes_present(session_codes, n_sessions, late), session_codes)
+    del late
+    test = rows & in_test_session
+    train = np.logical_not(in_test_session, out=in_test_session)
+    train &= rows
+    test &= lookup_codes(codes_present(item_codes, n_items, train), item_codes)
+    test &= lookup_codes(count_codes(session_codes, n_sessions, test) >= min_session_length, session_codes)
+    return train, test
+
+
+def events_from_table(table: pa.Table, source: str | Path = "<events>") -> pd.DataFrame:
+    """SessionId, ItemId, Time of a pyarrow table (e.g. ``clicks.read_clicks``) as a DataFrame.
+
+    Each column is copied out and then dropped from the local table, so when the caller holds
+    no other reference the Arrow memory is released column by column rather than all at the end.
+    """
+    missing = [c for c in EVENT_COLUMNS if c not in table.column_names]
+    if missing:
+        raise DataFormatError(source, f"missing columns {missing}; expected SessionId int64, ItemId int64, Time float64")
+    table = table.select(list(EVENT_COLUMNS))
+    columns = {}
+    for name in EVENT_COLUMNS:
+        columns[name] = table.column(name).to_numpy()
+        table = table.drop_columns([name])
+        # Hand the freed blocks back to the OS now: the allocator would keep them, and the
+        # next column's contiguous copy cannot reuse them.
+        pa.default_memory_pool().release_unused()
+    return event_frame(*event_arrays(pd.DataFrame(columns, copy=False), source=source))
+
+
+def event_arrays(events: pd.DataFrame | pa.Table, source: str | Path = "<events>") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """SessionId, ItemId, Time as int64/int64/float64 numpy arrays (views when possible), checked."""
+    if isinstance(events, pa.Table):
+        events = events_from_table(events, source=source)
+    missing = [c for c in EVENT_COLUMNS if c not in events.columns]
+    if missing:
+        raise DataFormatError(source, f"missing columns {missing}; expected SessionId int64, ItemId int64, Time float64")
+    arrays = []
+    for name, dtype in (("SessionId", np.int64), ("ItemId", np.int64), ("Time", np.float64)):
+        column = events[name]
+        kind = "if" if dtype is np.float64 else "iu"
+        if column.dtype.kind not in kind or column.isna().any():
+            raise DataFormatError(source, f"column {name} has dtype {column.dtype} (or missing values); expected {np.dtype(dtype)}")
+        arrays.append(np.asarray(column.to_numpy(dtype=dtype)))
+    if not np.isfinite(arrays[2]).all():
+        raise DataFormatError(source, "column Time has non-finite values; expected UTC epoch seconds")
+    return arrays[0], arrays[1], arrays[2]
+
+
+def is_sorted_by_session_time(session_ids: np.ndarray, times: np.ndarray) -> bool:
+    last = len(times) - 1
+    for start in range(0, max(last, 0), CHUNK_ROWS):
+        end = min(start + CHUNK_ROWS, last)
+        here, after = slice(start, end), slice(start + 1, end + 1)
+        if (session_ids[after] < session_ids[here]).any():
+            return False
+        if ((session_ids[after] == session_ids[here]) & (times[after] < times[here])).any():
+            return False
+    return True
+
+
+def session_time_order(session_ids: np.ndarray, times: np.ndarray) -> np.ndarray | None:
+    """Stable permutation sorting by SessionId then Time, or None when already sorted."""
+    if is_sorted_by_session_time(session_ids, times):
+        return None
+    return np.lexsort((times, session_ids))
+
+
+def event_frame(session_ids: np.ndarray, item_ids: np.ndarray, times: np.ndarray) -> pd.DataFrame:
+    """A SessionId, ItemId, Time DataFrame over the given arrays, without copying them."""
+    return pd.DataFrame({"SessionId": session_ids, "ItemId": item_ids, "Time": times}, copy=False)
+
+
+def _sorted_frame(events: pd.DataFrame) -> pd.DataFrame:
+    session_ids, item_ids, times = event_arrays(events)
+    order = session_time_order(session_ids, times)
+    if order is None:
+        return event_frame(session_ids, item_ids, times)
+    return event_frame(session_ids[order], item_ids[order], times[order])
+
+
+# ----------------------------------------------------------------------------------------------
+# The protocol on DataFrames.
+
+
+def filter_sessions(clicks: pd.DataFrame, min_session_length: int = 2, min_item_support: int = 5) -> pd.DataFrame:
+    """Steps 1-3 of the protocol; keeps the input row order and the columns SessionId, ItemId, Time."""
+    session_ids, item_ids, times = event_arrays(clicks)
+    session_codes, n_sessions = dense_codes(session_ids)
+    item_codes, n_items = dense_codes(item_ids)
+    keep = _filter_mask(session_codes, item_codes, n_sessions, n_items, min_session_length, min_item_support)
+    return event_frame(session_ids[keep], item_ids[keep], times[keep])
+
+
+def split_by_last_time(
+    events: pd.DataFrame, seconds: float = 86400.0, min_session_length: int = 2
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(train, test): test sessions end within the last ``seconds``; see the module docstring."""
+    session_ids, item_ids, times = event_arrays(events)
+    session_codes, n_sessions = dense_codes(session_ids)
+    item_codes, n_items = dense_codes(item_ids)
+    all_rows = np.ones(len(times), dtype=bool)
+    train, test = _split_masks(session_codes, item_codes, times, all_rows, n_sessions, n_items, seconds, min_session_length)
+    return (
+        event_frame(session_ids[train], item_ids[train], times[train]),
+        event_frame(session_ids[test], item_ids[test], times[test]),
+    )
+
+
+def _thresholds(thresholds: dict) -> dict:
+    unknown = set(thresholds) - set(DEFAULT_THRESHOLDS)
+    if unknown:
+        raise TypeError(f"unknown protocol thresholds {sorted(unknown)}; expected {sorted(DEFAULT_THRESHOLDS)}")
+    return {**DEFAULT_THRESHOLDS, **thresholds}
+
+
+def protocol_masks(
+    session_ids: np.ndarray, item_ids: np.ndarray, times: np.ndarray, **thresholds
+) -> tuple[dict[str, np.ndarray], dict[str, dict[str, int]]]:
+    """Boolean masks over the input rows for the four splits, and event/session/item counts.
+
+    The counts include ``raw`` (the input). One factorization of the ids serves every step.
+    """
+    t = _thresholds(thresholds)
+    session_codes, n_sessions = dense_codes(session_ids)
+    item_codes, n_items = dense_codes(item_ids)
+    kept = _filter_mask(session_codes, item_codes, n_sessions, n_items, t["min_session_length"], t["min_item_support"])
+    split = (n_sessions, n_items, float(t["split_seconds"]), int(t["min_session_length"]))
+    train_full, test = _split_masks(session_codes, item_codes, times, kept, *split)
+    del kept
+    train_tr, valid = _split_masks(session_codes, item_codes, times, train_full, *split)
+    masks = {"train_full": train_full, "test": test, "train_tr": train_tr, "valid": valid}
+
+    def counts(rows: np.ndarray | None) -> dict[str, int]:
+        if rows is None:
+            return {"events": len(times), "sessions": int(np.count_nonzero(count_codes(session_codes, n_sessions))),
+                    "items": int(np.count_nonzero(count_codes(item_codes, n_items)))}
+        return {
+            "events": int(np.count_nonzero(rows)),
+            "sessions": int(np.count_nonzero(codes_present(session_codes, n_sessions, rows))),
+            "items": int(np.count_nonzero(codes_present(item_codes, n_items, rows))),
+        }
+
+    stats = {"raw": counts(None), **{name: counts(mask) for name, mask in masks.items()}}
+    return masks, stats
+
+
+def build_splits(clicks: pd.DataFrame, **thresholds) -> dict[str, pd.DataFrame]:
+    """The four splits (train_full, test, train_tr, valid), each sorted by SessionId then Time (stable).
+
+    ``thresholds``: min_session_length (2), min_item_support (5), split_seconds (86400.0).
+    """
+    sorted_clicks = _sorted_frame(clicks)
+    session_ids, item_ids, times = event_arrays(sorted_clicks)
+    masks, _ = protocol_masks(session_ids, item_ids, times, **thresholds)
+    return {name: event_frame(session_ids[m], item_ids[m], times[m]) for name, m in masks.items()}
+
+
+def event_counts(events: pd.DataFrame) -> dict[str, int]:
+    return {
+        "events": int(len(events)),
+        "sessions": int(events["SessionId"].nunique()),
+        "items": int(events["ItemId"].nunique()),
+    }
+
+
+def _with_ratios(counts: dict[str, dict[str, int]]) -> dict[str, float]:
+    raw, train_full = counts.get("raw"), counts.get("train_full")
+    ratios: dict[str, float] = {}
+    if raw and train_full:
+        for key in ("sessions", "items", "events"):
+            ratios[f"{key}_kept_pct"] = round(100.0 * train_full[key] / raw[key], 3) if raw[key] else 0.0
+    for name, c in counts.items():
+        ratios[f"{name}_events_per_session"] = round(c["events"] / c["sessions"], 4) if c["sessions"] else 0.0
+    return ratios
+
+
+def split_statistics(splits: dict, raw: pd.DataFrame | dict | None = None, thresholds: dict | None = None) -> dict:
+    """Events, sessions and items per split (and of the raw clicks when given), beside the
+    published RSC15 figures, with the kept ratios (of train_full against raw) and events per session.
+
+    ``splits`` maps split names to DataFrames or to already computed counts; so may ``raw``.
+    """
+    counts: dict[str, dict[str, int]] = {}
+    if raw is not None:
+        counts["raw"] = dict(raw) if isinstance(raw, dict) else event_counts(raw)
+    for name, value in splits.items():
+        counts[name] = dict(value) if isinstance(value, dict) else event_counts(value)
+    return {
+        "thresholds": _thresholds(thresholds or {}),
+        "splits": counts,
+        "ratios": _with_ratios(counts),
+        "published_rsc15": RSC15_PUBLISHED_STATS,
+        "published_rsc15_ratios": _with_ratios(RSC15_PUBLISHED_STATS),
+    }
+
+
+# ----------------------------------------------------------------------------------------------
+# Files.
+
+
+def temporary_path(path: Path) -> Path:
+    """A sibling of ``path`` to write first and rename into place, keeping the suffix."""
+    return path.with_name(f".{path.stem}.tmp-{os.getpid()}{path.suffix}")
+
+
+# Sorted session ids compress well as deltas; float times as split byte streams. Smaller and
+# cheaper to write than dictionary encoding, which never pays off on these columns.
+PARQUET_OPTIONS = dict(
+    use_dictionary=False,
+    column_encoding={"SessionId": "DELTA_BINARY_PACKED", "ItemId": "PLAIN", "Time": "BYTE_STREAM_SPLIT"},
+    compression="snappy",
+)
+ROW_GROUP_ROWS = 1 << 20
+
+
+def _write_rows_tmp(
+    session_ids: np.ndarray, item_ids: np.ndarray, times: np.ndarray, path: Path, rows: np.ndarray | None = None
+) -> Path:
+    """Write ``rows`` (all when None) to a temporary sibling of ``path``; returns it.
+
+    Selected rows are gathered block by block into row groups of about ROW_GROUP_ROWS, so a
+    split is never materialized whole.
+    """
+    tmp = temporary_path(path)
+    pending: list[pa.Table] = []
+    pending_rows = 0
+    try:
+        with pq.ParquetWriter(tmp, EVENT_SCHEMA, **PARQUET_OPTIONS) as writer:
+            for start in range(0, len(times), ROW_GROUP_ROWS):
+                block = slice(start, start + ROW_GROUP_ROWS)
+                selected = slice(None) if rows is None else rows[block]
+                columns = [session_ids[block][selected], item_ids[block][selected], times[block][selected]]
+                pending.append(pa.Table.from_arrays([pa.array(c) for c in columns], schema=EVENT_SCHEMA))
+                pending_rows += len(columns[0])
+                if pending_rows >= ROW_GROUP_ROWS:
+                    writer.write_table(pa.concat_tables(pending), row_group_size=2 * ROW_GROUP_ROWS)
+                    pending, pending_rows = [], 0
+            if pending_rows:
+                writer.write_table(pa.concat_tables(pending), row_group_size=2 * ROW_GROUP_ROWS)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return tmp
+
+
+def _publish(tmp_paths: dict[Path, Path]) -> None:
+    for tmp, final in tmp_paths.items():
+        tmp.replace(final)
+
+
+def _discard(tmp_paths) -> None:
+    for tmp in tmp_paths:
+        tmp.unlink(missing_ok=True)
+
+
+def write_splits(splits: dict[str, pd.DataFrame], paths: dict[str, str | Path]) -> None:
+    """Write each split named in ``paths`` as parquet (SessionId int64, ItemId int64, Time float64),
+    sorted by SessionId then Time. All files appear together: nothing is renamed into place
+    unless every file was written."""
+    written: dict[Path, Path] = {}
+    try:
+        for name, path in paths.items():
+            path = Path(path)
+            session_ids, item_ids, times = event_arrays(splits[name], source=name)
+            order = session_time_order(session_ids, times)
+            if order is not None:
+                session_ids, item_ids, times = session_ids[order], item_ids[order], times[order]
+            written[_write_rows_tmp(session_ids, item_ids, times, path)] = path
+        _publish(written)
+    except BaseException:
+        _discard(written)
+        raise
+
+
+def read_events(path: str | Path) -> pd.DataFrame:
+    """Read a split or clicks parquet file: columns SessionId, ItemId, Time, checked."""
+    path = Path(path)
+    if not path.exists():
+        raise DataFormatError(path, "file not found")
+    try:
+        schema = pq.read_schema(path)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise DataFormatError(path, f"not a parquet file ({exc})") from exc
+    missing = [c for c in EVENT_COLUMNS if c not in schema.names]
+    if missing:
+        raise DataFormatError(path, f"missing columns {missing}; expected SessionId int64, ItemId int64, Time float64")
+    return events_from_table(pq.read_table(path, columns=list(EVENT_COLUMNS)), source=path)
+
+
+def split_clicks(clicks: pd.DataFrame, paths: dict[str, str | Path], stats_path: str | Path | None = None, **thresholds) -> dict:
+    """The whole stage, memory-lean: protocol masks over the clicks, each split materialized,
+    written and freed in turn; returns (and writes to ``stats_path``) the statistics."""
+    session_ids, item_ids, times = event_arrays(clicks, source="clicks")
+    order = session_time_order(session_ids, times)
+    if order is not None:
+        log.info("clicks are not sorted by SessionId, Time: sorting %d rows", len(order))
+        session_ids, item_ids, times = session_ids[order], item_ids[order], times[order]
+        del order
+    masks, counts = protocol_masks(session_ids, item_ids, times, **thresholds)
+    written: dict[Path, Path] = {}
+    try:
+        for name in SPLIT_NAMES:
+            if name in paths:
+                rows = masks[name]
+                path = Path(paths[name])
+                written[_write_rows_tmp(session_ids, item_ids, times, path, rows)] = path
+        stats = split_statistics({n: counts[n] for n in SPLIT_NAMES}, raw=counts["raw"], thresholds=thresholds)
+        if stats_path is not None:
+            stats_path = Path(stats_path)
+            tmp = temporary_path(stats_path)
+            tmp.write_text(json.dumps(stats, indent=2) + "\n")
+            written[tmp] = stats_path
+        _publish(written)
+    except BaseException:
+        _discard(written)
+        raise
+    for name, c in counts.items():
+        log.info("%s: %d events, %d sessions, %d items", name, c["events"], c["sessions"], c["items"])
+    return stats
+
+
+# ----------------------------------------------------------------------------------------------
+# Command line.
+
+
+def _run_split(args) -> int:
+    out_dir = Path(args.out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    clicks = read_events(args.clicks)
+    paths = {name: out_dir / f"{name}.parquet" for name in SPLIT_NAMES}
+    split_clicks(
+        clicks,
+        paths,
+        stats_path=args.stats,
+        min_session_length=args.min_session_length,
+        min_item_support=args.min_item_support,
+        split_seconds=args.split_seconds,
+    )
+    return 0
+
+
+def register_cli(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "split",
+        help="filter clicks and split them by time (the GRU4Rec RSC15 protocol)",
+        description="Write train_full/test/train_tr/valid.parquet into --out-dir and the statistics to --stats.",
+    )
+    parser.add_argument("--clicks", required=True, help="clicks.parquet (SessionId, ItemId, Time)")
+    parser.add_argument("--out-dir", required=True, help="folder for the four split files")
+    parser.add_argument("--stats", required=True, help="statistics JSON to write")
+    parser.add_argument("--min-session-length", type=int, default=DEFAULT_THRESHOLDS["min_session_length"],
+                        help="drop sessions with fewer events (default 2)")
+    parser.add_argument("--min-item-support", type=int, default=DEFAULT_THRESHOLDS["min_item_support"],
+                        help="drop items with fewer events (default 5)")
+    parser.add_argument("--split-seconds", type=float, default=DEFAULT_THRESHOLDS["split_seconds"],
+                        help="test/valid sessions end within this many seconds of the last event (default 86400)")
+    parser.set_defaults(func=_run_split)

@@ -97,8 +97,16 @@ def config_digest():
 
 
 def get_report_targets():
-    """Summary table and figures (defined with the report rules)."""
-    return ["results/summary.tsv", "results/summary.md"]
+    """Summary table and figures, made by the rules in report.smk."""
+    return [
+        "results/summary.tsv",
+        "results/summary.md",
+        "results/summary.html",
+        "results/plots/metrics_by_cutoff.png",
+        "results/plots/training_speed.png",
+        "results/plots/training_loss.png",
+        "results/plots/dataset_statistics.png",
+    ]
 
 
 def get_final_output():

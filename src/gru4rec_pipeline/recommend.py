@@ -1,0 +1,358 @@
+"""Next-item recommendations from a trained GRU4Rec for sessions given on the command line or in a file.
+
+A session is a sequence of original ItemIds. Items missing from the training vocabulary
+cannot be fed to the network: they are skipped for the hidden state and reported (a
+warning names the ids and the session or line), never dropped silently. Scores are the
+network's raw outputs (higher is better; not probabilities).
+
+Sessions are fed in groups of equal length, so every group runs the same number of steps
+and the recurrent state never needs masking.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .errors import DataFormatError
+from .progress import Progress
+
+log = logging.getLogger(__name__)
+
+# Individual warnings about unknown items; beyond this only the totals are reported.
+MAX_WARNINGS = 20
+OUTPUT_COLUMNS = ["SessionId", "rank", "ItemId", "score"]
+INTEGER_PATTERN = r"[+-]?\d+"
+
+
+@dataclass
+class SessionBatch:
+    """Sessions as flat arrays: session ``s`` owns ``item_ids[offsets[s]:offsets[s + 1]]``.
+
+    ``item_ids`` are int64 ItemIds, or the original id strings of an own click log until
+    :func:`translate_items` maps them. ``labels`` say where each session came from in
+    messages ("line 3", "session 1042").
+    """
+
+    session_ids: np.ndarray
+    offsets: np.ndarray
+    item_ids: np.ndarray
+    labels: list[str]
+
+
+def sessions_from_ids(item_ids: list, session_id: int = 1, label: str = "session") -> SessionBatch:
+    """One session; ``item_ids`` are ints, or original id strings (see :func:`translate_items`)."""
+    integer = all(isinstance(item, (int, np.integer)) for item in item_ids)
+    return SessionBatch(
+        session_ids=np.array([session_id], dtype=np.int64),
+        offsets=np.array([0, len(item_ids)], dtype=np.int64),
+        item_ids=np.array(item_ids, dtype=np.int64 if integer else object),
+        labels=[label],
+    )
+
+
+def read_sessions_text(path: str | Path, integer_ids: bool = True) -> SessionBatch:
+    """One session per line, ItemIds separated by commas and/or whitespace.
+
+    The line number is the session's id. Blank lines and lines starting with ``#`` are skipped.
+    With ``integer_ids=False`` the ids are kept as strings (original ids of an own click log).
+    """
+    path = Path(path)
+    session_ids, lengths, items = [], [], []
+    try:
+        lines = path.read_text().splitlines()
+    except FileNotFoundError:
+        raise DataFormatError(path, "sessions file does not exist") from None
+    for number, line in enumerate(lines, start=1):
+        text = line.strip()
+        if not text or text.startswith("#"):
+            continue
+        ids = [token for token in re.split(r"[,\s]+", text) if token]
+        if integer_ids:
+            bad = [token for token in ids if not re.fullmatch(INTEGER_PATTERN, token)]
+            if bad:
+                raise DataFormatError(path, f"'{bad[0]}' is not an integer ItemId", line=number)
+        session_ids.append(number)
+        lengths.append(len(ids))
+        items.extend(ids)
+    return SessionBatch(
+        session_ids=np.array(session_ids, dtype=np.int64),
+        offsets=np.r_[0, np.cumsum(lengths, dtype=np.int64)].astype(np.int64),
+        item_ids=np.array(items, dtype=np.int64 if integer_ids else object),
+        labels=[f"line {n}" for n in session_ids],
+    )
+
+
+def read_sessions_parquet(path: str | Path, integer_ids: bool = True) -> SessionBatch:
+    """Events with SessionId (integer), ItemId and Time; each session's items in time order."""
+    path = Path(path)
+    try:
+        events = pd.read_parquet(path, columns=["SessionId", "ItemId", "Time"])
+    except FileNotFoundError:
+        raise DataFormatError(path, "sessions file does not exist") from None
+    except (KeyError, ValueError) as exc:
+        raise DataFormatError(path, f"expected columns SessionId, ItemId, Time: {exc}") from None
+    events = events.sort_values(["SessionId", "Time"], kind="stable")
+    session_ids = events["SessionId"].to_numpy(np.int64)
+    starts = np.flatnonzero(np.r_[True, session_ids[1:] != session_ids[:-1]]) if len(session_ids) else np.zeros(0, int)
+    unique_ids = session_ids[starts]
+    return SessionBatch(
+        session_ids=unique_ids,
+        offsets=np.r_[starts, len(session_ids)].astype(np.int64),
+        item_ids=events["ItemId"].to_numpy(np.int64) if integer_ids else events["ItemId"].astype(str).to_numpy(object),
+        labels=[f"session {s}" for s in unique_ids],
+    )
+
+
+def read_sessions_file(path: str | Path, integer_ids: bool = True) -> SessionBatch:
+    reader = read_sessions_parquet if str(path).endswith(".parquet") else read_sessions_text
+    return reader(path, integer_ids)
+
+
+def read_vocab(path: str | Path) -> np.ndarray:
+    """ItemId of each vocabulary index (position ``i`` holds the ItemId of ItemIdx ``i``)."""
+    path = Path(path)
+    try:
+        vocab = pd.read_parquet(path, columns=["ItemId", "ItemIdx"])
+    except FileNotFoundError:
+        raise DataFormatError(path, "vocabulary does not exist") from None
+    except (KeyError, ValueError) as exc:
+        raise DataFormatError(path, f"expected columns ItemId, ItemIdx: {exc}") from None
+    index = vocab["ItemIdx"].to_numpy(np.int64)
+    if len(index) and not np.array_equal(np.sort(index), np.arange(len(index))):
+        raise DataFormatError(path, "ItemIdx must be the dense range 0 .. n_items - 1")
+    item_of_index = np.empty(len(index), dtype=np.int64)
+    item_of_index[index] = vocab["ItemId"].to_numpy(np.int64)
+    return item_of_index
+
+
+def read_item_map(path: str | Path) -> pd.DataFrame:
+    """The ``<clicks>.item_map.parquet`` written by ``own-data``: ItemId and Original (string)."""
+    path = Path(path)
+    try:
+        mapping = pd.read_parquet(path, columns=["ItemId", "Original"])
+    except FileNotFoundError:
+        raise DataFormatError(path, "item map does not exist") from None
+    except (KeyError, ValueError) as exc:
+        raise DataFormatError(path, f"expected columns ItemId, Original: {exc}") from None
+    return mapping
+
+
+def keep_known(batch: SessionBatch, known: np.ndarray, where: str) -> np.ndarray:
+    """Offsets of the sessions over the events where ``known`` holds; the others are reported.
+
+    One warning per session with unknown items (up to MAX_WARNINGS) names its ids, then a total.
+    """
+    lengths = np.diff(batch.offsets)
+    session_of_event = np.repeat(np.arange(len(lengths)), lengths)
+    known_per_session = np.bincount(session_of_event, weights=known, minlength=len(lengths)).astype(np.int64)
+    affected = np.flatnonzero(known_per_session < lengths)
+    for count, s in enumerate(affected):
+        if count == MAX_WARNINGS:
+            log.warning("... and %d more sessions with unknown items", len(affected) - MAX_WARNINGS)
+            break
+        span = slice(batch.offsets[s], batch.offsets[s + 1])
+        unknown = batch.item_ids[span][~known[span]]
+        log.warning(
+            "%s: unknown item ids %s (not in %s): skipped for the hidden state",
+            batch.labels[s],
+            ", ".join(str(i) for i in dict.fromkeys(unknown.tolist())),
+            where,
+        )
+    if len(affected):
+        sessions = f"{len(affected)} session" + ("s" if len(affected) > 1 else "")
+        log.warning("%d of %d item ids not in %s (in %s)", int((~known).sum()), len(known), where, sessions)
+    return np.r_[0, np.cumsum(known_per_session)].astype(np.int64)
+
+
+def translate_items(batch: SessionBatch, item_map: pd.DataFrame) -> SessionBatch:
+    """Original id strings to the pipeline's ItemIds; ids missing from the map are reported and left out."""
+    positions = pd.Index(item_map["Original"].astype(str)).get_indexer(batch.item_ids.astype(str))
+    known = positions >= 0
+    offsets = keep_known(batch, known, "the item map")
+    item_ids = item_map["ItemId"].to_numpy(np.int64)[positions[known]]
+    return SessionBatch(batch.session_ids, offsets, item_ids, batch.labels)
+
+
+def map_to_vocabulary(batch: SessionBatch, item_of_index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Vocabulary indices of the known items and the offsets of the sessions over them.
+
+    Unknown items are left out and reported (see :func:`keep_known`).
+    """
+    indices = pd.Index(item_of_index).get_indexer(batch.item_ids)
+    known = indices >= 0
+    offsets = keep_known(batch, known, "the training vocabulary")
+    return indices[known].astype(np.int64), offsets
+
+
+def _model_device(model):
+    try:
+        return next(model.parameters()).device
+    except (AttributeError, StopIteration):
+        return "cpu"
+
+
+def score_sessions(
+    model, items: np.ndarray, offsets: np.ndarray, k: int, exclude_seen: bool = False, batch_size: int = 256
+) -> tuple[np.ndarray, np.ndarray]:
+    """Top-k vocabulary indices and scores after the last item of each session.
+
+    ``items``/``offsets`` are vocabulary indices as from :func:`map_to_vocabulary`. Sessions
+    with no item get index -1 and score NaN. With ``exclude_seen`` the session's own items are
+    never recommended; then fewer than ``k`` valid entries (-1/NaN padded) are possible.
+    """
+    import torch
+
+    n_sessions = len(offsets) - 1
+    weights, bias = model.output_weights()
+    n_items = weights.shape[0]
+    k = min(k, n_items)
+    top_index = np.full((n_sessions, k), -1, dtype=np.int64)
+    top_score = np.full((n_sessions, k), np.nan, dtype=np.float64)
+    lengths = np.diff(offsets)
+    device = _model_device(model)
+    if hasattr(model, "eval"):
+        model.eval()
+    progress = Progress("recommend", total=int((lengths > 0).sum()), unit="sessions", enabled=n_sessions > batch_size)
+    with torch.inference_mode(), progress:
+        for length in np.unique(lengths[lengths > 0]):
+            members = np.flatnonzero(lengths == length)
+            for start in range(0, len(members), batch_size):
+                chunk = members[start : start + batch_size]
+                steps = items[offsets[chunk][:, None] + np.arange(length)]  # [B, length]
+                inputs = torch.from_numpy(steps).to(device)
+                state = model.init_state(len(chunk))
+                for t in range(length):
+                    out, state = model.step(inputs[:, t], state)
+                scores = out @ weights.T + bias
+                if exclude_seen:
+                    scores = scores.scatter(1, inputs, float("-inf"))
+                values, indices = torch.topk(scores, k, dim=1)
+                values = values.double().cpu().numpy()
+                indices = indices.cpu().numpy()
+                valid = np.isfinite(values)
+                top_index[chunk] = np.where(valid, indices, -1)
+                top_score[chunk] = np.where(valid, values, np.nan)
+                progress.update(len(chunk))
+    return top_index, top_score
+
+
+def recommend(
+    model,
+    item_of_index: np.ndarray,
+    batch: SessionBatch,
+    k: int = 20,
+    exclude_seen: bool = False,
+    batch_size: int = 256,
+    item_map: pd.DataFrame | None = None,
+) -> pd.DataFrame:
+    """Recommendations as rows (SessionId, rank, ItemId, score), rank 1 first.
+
+    With ``item_map`` the sessions hold original ids and an ``OriginalItemId`` column is added.
+    Sessions without any known item get no rows (and a warning).
+    """
+    if item_map is not None:
+        batch = translate_items(batch, item_map)
+    items, offsets = map_to_vocabulary(batch, item_of_index)
+    empty = np.flatnonzero(np.diff(offsets) == 0)
+    for s in empty[:MAX_WARNINGS]:
+        log.warning("%s: no item of the session is in the training vocabulary: no recommendations", batch.labels[s])
+    top_index, top_score = score_sessions(model, items, offsets, k, exclude_seen, batch_size)
+    n_sessions, width = top_index.shape
+    rows = pd.DataFrame(
+        {
+            "SessionId": np.repeat(batch.session_ids, width),
+            "rank": np.tile(np.arange(1, width + 1), n_sessions),
+            "index": top_index.ravel(),
+            "score": top_score.ravel(),
+        }
+    )
+    rows = rows[rows["index"] >= 0]
+    rows.insert(2, "ItemId", item_of_index[rows["index"].to_numpy()])
+    columns = list(OUTPUT_COLUMNS)
+    if item_map is not None:
+        originals = item_map.set_index("ItemId")["Original"]
+        rows["OriginalItemId"] = originals.reindex(rows["ItemId"]).to_numpy()
+        columns.insert(3, "OriginalItemId")
+    return rows[columns].reset_index(drop=True)
+
+
+def write_recommendations(rows: pd.DataFrame, out_path: str | Path) -> None:
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out_path.with_name(f".{out_path.name}.tmp")
+    rows.to_csv(tmp, sep="\t", index=False, float_format="%.6g")
+    tmp.replace(out_path)
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def register_cli(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "recommend",
+        help="top-k next items for sessions with a trained model",
+        description="Top-k next items after each session. Items not in the training vocabulary are reported "
+        "and skipped for the hidden state.",
+    )
+    parser.add_argument("--model", required=True, help="trained model (results/models/{loss}/model.pt)")
+    parser.add_argument("--vocab", required=True, help="vocabulary the model was trained with (vocab.parquet)")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--session", nargs="+", metavar="ITEM", help="one session: its ItemIds in order")
+    source.add_argument(
+        "--sessions-file",
+        help="one session per line (ItemIds separated by spaces or commas; the line number is the SessionId), "
+        "or a .parquet file with SessionId, ItemId, Time",
+    )
+    parser.add_argument(
+        "-k", "--top-k", type=_positive_int, default=20, help="number of items to recommend (default 20)"
+    )
+    parser.add_argument("--exclude-seen", action="store_true", help="never recommend an item already in the session")
+    parser.add_argument("--out", help="write a TSV (SessionId, rank, ItemId, score); required with --sessions-file")
+    parser.add_argument(
+        "--item-map",
+        help="item map written by own-data (<clicks>.item_map.parquet): sessions hold the original item ids "
+        "and the output adds them as OriginalItemId",
+    )
+    parser.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    parser.add_argument("--batch-size", type=_positive_int, default=256, help="sessions scored together")
+    parser.set_defaults(func=_run_cli)
+
+
+def _run_cli(args: argparse.Namespace) -> int:
+    if args.sessions_file and not args.out:
+        raise DataFormatError(args.sessions_file, "batch mode writes its recommendations to --out; give --out")
+    integer_ids = args.item_map is None
+    if args.session:
+        bad = [token for token in args.session if not re.fullmatch(INTEGER_PATTERN, token)]
+        if integer_ids and bad:
+            raise DataFormatError("--session", f"ItemIds must be integers, found {', '.join(bad)}")
+        batch = sessions_from_ids(
+            [int(t) for t in args.session] if integer_ids else list(args.session), label="--session"
+        )
+    else:
+        batch = read_sessions_file(args.sessions_file, integer_ids)
+    item_map = None if integer_ids else read_item_map(args.item_map)
+    from .training import load_model
+
+    model = load_model(args.model, device=args.device)
+    item_of_index = read_vocab(args.vocab)
+    rows = recommend(model, item_of_index, batch, args.top_k, args.exclude_seen, args.batch_size, item_map)
+    if args.out:
+        write_recommendations(rows, args.out)
+        log.info("%d recommendations for %d sessions written to %s", len(rows), rows["SessionId"].nunique(), args.out)
+    if args.session:
+        shown = [c for c in rows.columns if c != "SessionId"]
+        sys.stdout.write(rows[shown].to_csv(sep="\t", index=False, float_format="%.4f"))
+    return 0 if len(rows) else 1

@@ -1,0 +1,193 @@
+"""The results table: rows, published figures, formatting, errors, command line."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from gru4rec_pipeline.cli import main
+from gru4rec_pipeline.errors import DataFormatError
+from gru4rec_pipeline.summary import describe_dataset, load_metrics, summary_table, write_summary
+
+CUTOFFS = [1, 5, 10, 20]
+
+
+def metrics_record(name: str, kind: str, recall20: float, mrr20: float, events: int = 1000, **extra) -> dict:
+    scale = [0.3, 0.6, 0.8, 1.0]
+    record = {
+        "model": name,
+        "kind": kind,
+        "recall": {str(k): recall20 * s for k, s in zip(CUTOFFS, scale)},
+        "mrr": {str(k): mrr20 * s for k, s in zip(CUTOFFS, scale)},
+        "cutoffs": CUTOFFS,
+        "events": events,
+        "tie_mode": "standard",
+        "device": "cpu",
+        "provenance": {
+            "git_commit": "abc123",
+            "git_dirty": False,
+            "config_sha256": "f" * 64,
+            "versions": {"python": "3.11", "torch": "2.13.0"},
+            "hostname": "h",
+            "created_utc": "t",
+        },
+    }
+    if kind == "gru4rec":
+        record["epochs"] = 3
+        record["timings"] = {
+            "train_seconds": 95.0,
+            "train_events_per_s": 12345.6,
+            "eval_seconds": 2.0,
+            "eval_events_per_s": 50000.0,
+        }
+    record.update(extra)
+    return record
+
+
+def write_metrics(directory: Path, records: list[dict]) -> list[Path]:
+    paths = []
+    for record in records:
+        path = directory / f"{record['model']}.json"
+        path.write_text(json.dumps(record))
+        paths.append(path)
+    return paths
+
+
+@pytest.fixture
+def metrics_files(tmp_path) -> list[Path]:
+    records = [
+        metrics_record("oracle", "oracle", 0.95, 0.60),
+        metrics_record("pop", "baseline", 0.10, 0.03),
+        metrics_record("bpr_max", "gru4rec", 0.55, 0.20),
+        metrics_record("ce_full", "gru4rec", 0.60, 0.25),
+        metrics_record("itemknn", "baseline", 0.45, 0.18),
+    ]
+    return write_metrics(tmp_path, records)
+
+
+def test_rows_follow_losses_then_baselines_then_oracle(metrics_files):
+    table = summary_table(load_metrics(metrics_files))
+    assert list(table["model"]) == ["ce_full", "bpr_max", "pop", "itemknn", "oracle"]
+    assert [f"recall@{k}" for k in CUTOFFS] + [f"mrr@{k}" for k in CUTOFFS] == [c for c in table.columns if "@" in c]
+    assert table.loc[table["model"] == "ce_full", "recall@20"].item() == pytest.approx(0.60)
+    # Baselines do not train: their training columns are empty, not zero.
+    assert table.loc[table["model"] == "pop", ["epochs", "train_seconds"]].isna().all(axis=None)
+
+
+def test_tsv_holds_models_and_labelled_published_figures(tmp_path, metrics_files):
+    write_summary(metrics_files, tmp_path / "summary.tsv", tmp_path / "summary.md")
+    tsv = pd.read_csv(tmp_path / "summary.tsv", sep="\t")
+    models = tsv[tsv["kind"] != "published_rsc15"]
+    published = tsv[tsv["kind"] == "published_rsc15"]
+    assert len(models) == 5
+    assert models.loc[models["model"] == "ce_full", "train_events_per_s"].item() == pytest.approx(12345.6)
+    official = published[published["model"] == "official_pytorch_xe"]
+    assert official["recall@20"].item() == pytest.approx(0.7283)
+    assert official["mrr@20"].item() == pytest.approx(0.3205)
+    assert set(published.loc[published["model"].str.startswith("paddle"), "recall@20"]) == {0.67, 0.606, 0.605}
+
+
+def test_markdown_marks_best_values_without_the_oracle_and_warns_about_published_figures(tmp_path, metrics_files):
+    write_summary(metrics_files, tmp_path / "s.tsv", tmp_path / "s.md", dataset="synthetic test data")
+    text = (tmp_path / "s.md").read_text()
+    ce_full_row = next(line for line in text.splitlines() if line.startswith("| ce_full"))
+    oracle_row = next(line for line in text.splitlines() if line.startswith("| oracle"))
+    assert "**0.6000**" in ce_full_row  # best recall@20 among models and baselines
+    assert "**" not in oracle_row  # higher, but an upper bound
+    cost_row = [line for line in text.splitlines() if line.startswith("| ce_full")][1]
+    assert "1.6 min" in cost_row and "12,346" in cost_row and "50,000" in cost_row
+    assert "Published figures on the real RSC15 dataset" in text
+    assert "synthetic data" in text and "not with the published RSC15 figures" in text
+    assert "Dataset: synthetic test data." in text
+    assert "Commit: abc123" in text
+
+
+def test_html_page_renders_the_same_table(tmp_path, metrics_files):
+    write_summary(metrics_files, tmp_path / "s.tsv", tmp_path / "s.md", tmp_path / "s.html")
+    html = (tmp_path / "s.html").read_text()
+    assert html.startswith("<!DOCTYPE html>")
+    assert "<strong>0.6000</strong>" in html
+    assert '<tr class="oracle">' in html and "0.7283" in html
+
+
+def test_different_evaluated_event_counts_are_pointed_out(tmp_path):
+    paths = write_metrics(
+        tmp_path,
+        [
+            metrics_record("bpr", "gru4rec", 0.5, 0.2, events=1000),
+            metrics_record("pop", "baseline", 0.1, 0.05, events=900),
+        ],
+    )
+    write_summary(paths, tmp_path / "s.tsv", tmp_path / "s.md")
+    assert "different numbers of test events (bpr 1,000, pop 900)" in (tmp_path / "s.md").read_text()
+
+
+def test_missing_optional_keys_are_tolerated(tmp_path):
+    minimal = {"model": "top1", "recall": {"20": 0.4}, "mrr": {"20": 0.1}}
+    paths = write_metrics(tmp_path, [minimal])
+    table = write_summary(paths, tmp_path / "s.tsv", tmp_path / "s.md")
+    assert table["kind"].item() == "gru4rec"
+    assert "No provenance recorded" in (tmp_path / "s.md").read_text()
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ('{"model": "bpr", "mrr": {}}', "missing key 'recall'"),
+        ('{"model": "bpr", "recall": [0.1], "mrr": {}}', "'recall' must map cut-offs"),
+        ('{"model": "bpr", "recall": {"twenty": 0.1}, "mrr": {}}', "integer cut-offs"),
+        ("{not json", "not valid JSON"),
+    ],
+)
+def test_bad_metrics_files_are_named(tmp_path, content, message):
+    path = tmp_path / "bpr.json"
+    path.write_text(content)
+    with pytest.raises(DataFormatError, match=message) as error:
+        load_metrics([path])
+    assert str(path) in str(error.value)
+
+
+def test_a_failed_summary_leaves_no_output(tmp_path):
+    path = tmp_path / "broken.json"
+    path.write_text("{}")
+    with pytest.raises(DataFormatError):
+        write_summary([path], tmp_path / "s.tsv", tmp_path / "s.md")
+    assert not (tmp_path / "s.tsv").exists() and not (tmp_path / "s.md").exists()
+
+
+def test_command_line(tmp_path, metrics_files, capsys):
+    code = main(
+        [
+            "summary",
+            "--metrics",
+            *map(str, metrics_files),
+            "--tsv",
+            str(tmp_path / "s.tsv"),
+            "--md",
+            str(tmp_path / "s.md"),
+            "--html",
+            str(tmp_path / "s.html"),
+        ]
+    )
+    assert code == 0
+    assert "| ce_full" in capsys.readouterr().out
+    assert (tmp_path / "s.html").exists()
+
+
+def test_dataset_description_names_the_data_and_the_split():
+    synthetic = {
+        "source": "synthetic",
+        "synthetic": {"preset": "tiny", "seed": 7},
+        "own_data": {"path": ""},
+        "clicks": "",
+        "archive": "",
+        "setting": "final",
+    }
+    assert describe_dataset(synthetic) == (
+        "synthetic yoochoose-format data (preset tiny, seed 7); trained on train_full, evaluated on test"
+    )
+    own = dict(synthetic, own_data={"path": "my.csv"}, setting="tuning")
+    assert describe_dataset(own) == "own click log my.csv; trained on train_tr, evaluated on valid"

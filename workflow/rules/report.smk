@@ -1,0 +1,120 @@
+# Report stages: the results table and the figures, each marked for `snakemake --report report.html`.
+
+
+rule summarize_results:
+    input:
+        metrics=expand("results/metrics/{name}.json", name=LOSSES + get_baselines()),
+        code=package_sources("summary"),
+    output:
+        tsv=report(
+            "results/summary.tsv",
+            caption="../report/summary_tsv.rst",
+            category="Results",
+            labels={"output": "summary table (TSV)"},
+        ),
+        md="results/summary.md",
+        html=report(
+            "results/summary.html",
+            caption="../report/summary.rst",
+            category="Results",
+            labels={"output": "summary table"},
+        ),
+    log:
+        "logs/summarize_results/summarize_results.log",
+    conda:
+        "../../envs/report.yaml"
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    script:
+        "../scripts/summarize_results.py"
+
+
+rule plot_metrics:
+    input:
+        metrics=expand("results/metrics/{name}.json", name=LOSSES + get_baselines()),
+        code=package_sources("plots", "summary"),
+    output:
+        png=report(
+            "results/plots/metrics_by_cutoff.png",
+            caption="../report/metrics_by_cutoff.rst",
+            category="Results",
+            labels={"output": "recall and MRR by cut-off"},
+        ),
+    log:
+        "logs/plot_metrics/plot_metrics.log",
+    conda:
+        "../../envs/report.yaml"
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    script:
+        "../scripts/plot_metrics.py"
+
+
+rule plot_training_speed:
+    input:
+        metrics=expand("results/metrics/{name}.json", name=LOSSES + get_baselines()),
+        code=package_sources("plots", "summary"),
+    output:
+        png=report(
+            "results/plots/training_speed.png",
+            caption="../report/training_speed.rst",
+            category="Training",
+            labels={"output": "events per second"},
+        ),
+    log:
+        "logs/plot_training_speed/plot_training_speed.log",
+    conda:
+        "../../envs/report.yaml"
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    script:
+        "../scripts/plot_training_speed.py"
+
+
+rule plot_training_loss:
+    input:
+        histories=expand("results/models/{loss}/history.csv", loss=LOSSES),
+        code=package_sources("plots", "summary"),
+    output:
+        png=report(
+            "results/plots/training_loss.png",
+            caption="../report/training_loss.rst",
+            category="Training",
+            labels={"output": "training loss per epoch"},
+        ),
+    log:
+        "logs/plot_training_loss/plot_training_loss.log",
+    conda:
+        "../../envs/report.yaml"
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    script:
+        "../scripts/plot_training_loss.py"
+
+
+rule plot_dataset:
+    input:
+        stats="results/data/stats.json",
+        train="results/data/train_full.parquet",
+        test="results/data/test.parquet",
+        code=package_sources("plots", "summary"),
+    output:
+        png=report(
+            "results/plots/dataset_statistics.png",
+            caption="../report/dataset_statistics.rst",
+            category="Data",
+            labels={"output": "dataset statistics"},
+        ),
+    log:
+        "logs/plot_dataset/plot_dataset.log",
+    conda:
+        "../../envs/report.yaml"
+    resources:
+        mem_mb=8000,
+        runtime=20,
+    script:
+        "../scripts/plot_dataset.py"

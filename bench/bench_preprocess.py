@@ -71,7 +71,8 @@ def synthetic_clicks(preset: str, workdir: Path, seed: int) -> Path:
 
 def project_worker(clicks_path: str, out_dir: str) -> None:
     from gru4rec_pipeline.clicks import read_clicks
-    from gru4rec_pipeline.protocol import events_from_table, split_clicks
+    from gru4rec_pipeline.events import events_from_table
+    from gru4rec_pipeline.protocol import split_clicks
 
     started = time.perf_counter()
     # Nested call: events_from_table then holds the only reference to the table and frees its

@@ -10,7 +10,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from gru4rec_pipeline import cli, protocol
+from gru4rec_pipeline import cli, events, protocol
 from gru4rec_pipeline.errors import DataFormatError
 
 DAY = 86400.0
@@ -210,8 +210,8 @@ def test_empty_and_all_filtered_inputs_give_empty_splits():
 def test_blocks_smaller_than_the_data_give_the_same_splits(monkeypatch, tmp_path):
     clicks = random_clicks(7)
     expected = plain_protocol(rows_of(clicks))
-    monkeypatch.setattr(protocol, "CHUNK_ROWS", 7)
-    monkeypatch.setattr(protocol, "ROW_GROUP_ROWS", 50)
+    monkeypatch.setattr(events, "CHUNK_ROWS", 7)
+    monkeypatch.setattr(events, "ROW_GROUP_ROWS", 50)
     paths = {name: tmp_path / f"{name}.parquet" for name in expected}
     protocol.split_clicks(clicks, paths)
     for name, rows in expected.items():
@@ -261,7 +261,7 @@ def test_statistics_count_splits_and_carry_published_figures():
 
 def test_protocol_masks_counts_match_frames():
     clicks = protocol.build_splits(random_clicks(4))["train_full"]  # sorted input
-    arrays = protocol.event_arrays(clicks)
+    arrays = events.event_arrays(clicks)
     masks, counts = protocol.protocol_masks(*arrays, min_item_support=2)
     splits = protocol.build_splits(clicks, min_item_support=2)
     for name, frame in splits.items():
@@ -273,10 +273,10 @@ def test_write_splits_sorted_typed_parquet(tmp_path):
     splits = protocol.build_splits(random_clicks(6))
     splits["test"] = splits["test"].iloc[::-1]  # unsorted input is sorted on write
     paths = {name: tmp_path / f"{name}.parquet" for name in splits}
-    protocol.write_splits(splits, paths)
+    events.write_splits(splits, paths)
     for name, path in paths.items():
         table = pq.read_table(path)
-        assert str(table.schema) == str(protocol.EVENT_SCHEMA)
+        assert str(table.schema) == str(events.EVENT_SCHEMA)
         expected = splits[name].sort_values(["SessionId", "Time"], kind="stable").reset_index(drop=True)
         pd.testing.assert_frame_equal(table.to_pandas(), expected)
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in paths.values())
@@ -287,7 +287,7 @@ def test_write_splits_leaves_nothing_when_one_split_fails(tmp_path):
     splits["valid"] = pd.DataFrame({"SessionId": [1]})  # broken
     paths = {name: tmp_path / f"{name}.parquet" for name in splits}
     with pytest.raises(DataFormatError, match="valid"):
-        protocol.write_splits(splits, paths)
+        events.write_splits(splits, paths)
     assert list(tmp_path.iterdir()) == []
 
 
@@ -324,34 +324,34 @@ def test_events_from_arrow_table_and_parquet(tmp_path):
     clicks["Category"] = "S"
     table = pa.Table.from_pandas(clicks, preserve_index=False)
     table = pa.concat_tables([table.slice(0, 10), table.slice(10)])  # several chunks, as read_clicks gives
-    frame = protocol.events_from_table(table)
+    frame = events.events_from_table(table)
     assert list(frame.columns) == ["SessionId", "ItemId", "Time"]
     assert rows_of(frame) == rows_of(clicks)
     assert rows_of(protocol.build_splits(table)["test"]) == rows_of(protocol.build_splits(clicks)["test"])
     clicks.to_parquet(tmp_path / "clicks.parquet")
-    assert rows_of(protocol.read_events(tmp_path / "clicks.parquet")) == rows_of(clicks)
+    assert rows_of(events.read_events(tmp_path / "clicks.parquet")) == rows_of(clicks)
     with pytest.raises(DataFormatError, match="not a parquet file"):
         (tmp_path / "bad.parquet").write_text("SessionId,ItemId\n")
-        protocol.read_events(tmp_path / "bad.parquet")
+        events.read_events(tmp_path / "bad.parquet")
 
 
 def test_sortedness_check_sees_across_blocks(monkeypatch):
-    monkeypatch.setattr(protocol, "CHUNK_ROWS", 3)
+    monkeypatch.setattr(events, "CHUNK_ROWS", 3)
     sessions = np.array([1, 1, 1, 2, 2, 2, 3], dtype=np.int64)
     times = np.arange(7, dtype=np.float64)
-    assert protocol.is_sorted_by_session_time(sessions, times)
+    assert events.is_sorted_by_session_time(sessions, times)
     for k in range(1, 7):  # every adjacent pair, inside a block or across two
         swapped_times = times.copy()
         swapped_times[[k - 1, k]] = swapped_times[[k, k - 1]]
         swapped_sessions = sessions.copy()
         swapped_sessions[[k - 1, k]] = swapped_sessions[[k, k - 1]]
         unsorted = (swapped_sessions, times) if sessions[k - 1] != sessions[k] else (sessions, swapped_times)
-        assert not protocol.is_sorted_by_session_time(*unsorted), k
+        assert not events.is_sorted_by_session_time(*unsorted), k
 
 
 def test_split_clicks_failing_midway_leaves_no_files(monkeypatch, tmp_path):
     clicks = random_clicks(3)
-    monkeypatch.setattr(protocol, "ROW_GROUP_ROWS", 40)
+    monkeypatch.setattr(events, "ROW_GROUP_ROWS", 40)
     original = pq.ParquetWriter.write_table
     calls = []
 

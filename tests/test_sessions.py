@@ -6,7 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from gru4rec_pipeline import cli, protocol, sessions
+from gru4rec_pipeline import cli, sessions
+from gru4rec_pipeline import events as event_files
 from gru4rec_pipeline.arrays import SessionArrays
 from gru4rec_pipeline.errors import DataFormatError
 
@@ -138,7 +139,7 @@ def test_paddle_text_round_trips_to_arrays(tmp_path):
 def test_sessions_and_export_cli(tmp_path):
     clicks = TRAIN.copy()
     splits = {"train_tr": TRAIN, "valid": events([(5, 10, 100.0), (5, 20, 101.0), (6, 99, 100.0), (6, 10, 102.0)])}
-    protocol.write_splits(splits, {n: tmp_path / f"{n}.parquet" for n in splits})
+    event_files.write_splits(splits, {n: tmp_path / f"{n}.parquet" for n in splits})
     out = tmp_path / "arrays"
     assert cli.main(["sessions", "--train", str(tmp_path / "train_tr.parquet"),
                      "--eval", str(tmp_path / "valid.parquet"), "--out-dir", str(out)]) == 0
@@ -158,7 +159,7 @@ def test_sessions_and_export_cli(tmp_path):
 
 
 def test_export_cli_paddle_needs_vocab(tmp_path, capsys):
-    protocol.write_splits({"valid": TRAIN}, {"valid": tmp_path / "valid.parquet"})
+    event_files.write_splits({"valid": TRAIN}, {"valid": tmp_path / "valid.parquet"})
     code = cli.main(["export", "--events", str(tmp_path / "valid.parquet"), "--paddle", str(tmp_path / "p.txt")])
     assert code == 2 and "--paddle needs --vocab" in capsys.readouterr().err
     assert not (tmp_path / "p.txt").exists()
@@ -178,7 +179,7 @@ def plain_session_lists(frame: pd.DataFrame, vocab: pd.DataFrame, min_length: in
 
 @pytest.mark.parametrize("seed", range(4))
 def test_session_arrays_match_plain_conversion_in_small_blocks(seed, monkeypatch):
-    monkeypatch.setattr(protocol, "CHUNK_ROWS", 5)
+    monkeypatch.setattr(event_files, "CHUNK_ROWS", 5)
     monkeypatch.setattr(sessions, "CHUNK_SESSIONS", 3)
     rng = np.random.default_rng(seed)
     n = 400

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import DataFormatError
+from .files import atomic_output
 
 
 @dataclass(frozen=True)
@@ -51,10 +52,9 @@ class SessionArrays:
 
     def save(self, path: str | Path) -> None:
         """Write to ``path`` (.npz) atomically: a temporary file renamed into place."""
-        path = Path(path)
-        tmp = path.with_name(path.name + ".tmp.npz")
-        np.savez(tmp, offsets=self.offsets, items=self.items, times=self.times, session_ids=self.session_ids)
-        tmp.replace(path)
+        # Through an open file: given a name, numpy would append ".npz" to one without it.
+        with atomic_output(path) as temporary, open(temporary, "wb") as stream:
+            np.savez(stream, offsets=self.offsets, items=self.items, times=self.times, session_ids=self.session_ids)
 
     @classmethod
     def load(cls, path: str | Path) -> "SessionArrays":

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import time
 from pathlib import Path
 from typing import Iterator
@@ -28,6 +27,7 @@ import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
 from .errors import DataFormatError
+from .files import atomic_output
 from .progress import Progress
 
 log = logging.getLogger(__name__)
@@ -116,26 +116,23 @@ def clicks_to_parquet(dat_path: str | Path, parquet_path: str | Path) -> int:
     """
     parquet_path = Path(parquet_path)
     parquet_path.parent.mkdir(parents=True, exist_ok=True)
-    temp_path = parquet_path.with_name(f".{parquet_path.name}.tmp-{os.getpid()}")
     rows = 0
-    try:
-        with pq.ParquetWriter(temp_path, CLICKS_SCHEMA, **PARQUET_OPTIONS) as writer:
-            pending: list[pa.RecordBatch] = []
-            pending_rows = 0
-            for batch in iter_click_batches(dat_path):
-                pending.append(batch)
-                pending_rows += batch.num_rows
-                if pending_rows >= ROW_GROUP_ROWS:
-                    writer.write_table(pa.Table.from_batches(pending), row_group_size=pending_rows)
-                    rows += pending_rows
-                    pending, pending_rows = [], 0
-            if pending_rows:
+    with (
+        atomic_output(parquet_path) as temporary,
+        pq.ParquetWriter(temporary, CLICKS_SCHEMA, **PARQUET_OPTIONS) as writer,
+    ):
+        pending: list[pa.RecordBatch] = []
+        pending_rows = 0
+        for batch in iter_click_batches(dat_path):
+            pending.append(batch)
+            pending_rows += batch.num_rows
+            if pending_rows >= ROW_GROUP_ROWS:
                 writer.write_table(pa.Table.from_batches(pending), row_group_size=pending_rows)
                 rows += pending_rows
-        os.replace(temp_path, parquet_path)
-    except BaseException:
-        temp_path.unlink(missing_ok=True)
-        raise
+                pending, pending_rows = [], 0
+        if pending_rows:
+            writer.write_table(pa.Table.from_batches(pending), row_group_size=pending_rows)
+            rows += pending_rows
     log.info("wrote %s clicks to %s", f"{rows:,}", parquet_path)
     return rows
 

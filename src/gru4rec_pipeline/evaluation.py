@@ -12,9 +12,7 @@ In a session ``i0 .. iL-1`` the model predicts ``i1`` from ``[i0]``, ``i2`` from
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 import time
 from pathlib import Path
 from typing import Protocol
@@ -24,6 +22,7 @@ import torch
 
 from .arrays import SessionArrays
 from .errors import DataFormatError
+from .files import write_json_atomic, write_text_atomic
 from .progress import Progress
 from .ranking import (
     DEFAULT_CUTOFFS,
@@ -222,16 +221,6 @@ def evaluate_scorer(
 # ----------------------------------------------------------------------------- outputs
 
 
-def _write_atomically(path: str | Path, text: str) -> None:
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        tmp.write_text(text)
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def format_recall_text(metrics: dict, title: str | None = None) -> str:
     lines = [f"# {title}"] if title else []
     lines.append(f"# {metrics['events']} events in {metrics['sessions']} sessions, tie mode {metrics['tie_mode']}")
@@ -242,14 +231,14 @@ def format_recall_text(metrics: dict, title: str | None = None) -> str:
 
 def write_recall_txt(metrics: dict, path: str | Path, title: str | None = None) -> None:
     """Human-readable metrics, one per line (``Recall@20: 0.7283``), after ``#`` comment lines."""
-    _write_atomically(path, format_recall_text(metrics, title))
+    write_text_atomic(path, format_recall_text(metrics, title))
 
 
 def write_metrics_json(metrics: dict, path: str | Path, extra: dict | None = None) -> None:
     """Every metric and cut-off, plus ``extra`` (model, hyperparameters, seed, timings, device, provenance)."""
     record = dict(extra or {})
     record.update(metrics)
-    _write_atomically(path, json.dumps(record, indent=2, sort_keys=False, default=str) + "\n")
+    write_json_atomic(path, record)
 
 
 # ----------------------------------------------------------------------------- command line

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +30,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from .errors import ConfigError, DataFormatError
+from .files import atomic_outputs
 
 log = logging.getLogger(__name__)
 
@@ -233,25 +233,15 @@ def own_clicks_to_parquet(
 
     out_parquet = Path(out_parquet)
     out_parquet.parent.mkdir(parents=True, exist_ok=True)
-    staged: list[tuple[Path, Path]] = []
-    try:
+    with atomic_outputs() as staged:
         for kind, id_column, mapping in (("session", "SessionId", session_map), ("item", "ItemId", item_map)):
             target = mapping_path(out_parquet, kind)
             if mapping is None:
                 target.unlink(missing_ok=True)
                 continue
-            tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
-            pq.write_table(pa.Table.from_pandas(mapping.rename(columns={"id": id_column}), preserve_index=False), tmp)
-            staged.append((tmp, target))
-        tmp = out_parquet.with_name(f".{out_parquet.name}.tmp-{os.getpid()}")
-        pq.write_table(table, tmp)
-        staged.append((tmp, out_parquet))
-    except BaseException:
-        for tmp, _ in staged:
-            tmp.unlink(missing_ok=True)
-        raise
-    for tmp, target in staged:
-        tmp.replace(target)
+            mapping_table = pa.Table.from_pandas(mapping.rename(columns={"id": id_column}), preserve_index=False)
+            pq.write_table(mapping_table, staged.temporary(target))
+        pq.write_table(table, staged.temporary(out_parquet))
     log.info("%s: %d clicks written to %s", path, len(table), out_parquet)
     return len(table)
 

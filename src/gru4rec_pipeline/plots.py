@@ -18,6 +18,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from .errors import DataFormatError
+from .files import atomic_output
 from .summary import LOSS_ORDER, load_metrics, summary_table
 
 log = logging.getLogger(__name__)
@@ -50,12 +51,13 @@ def _save(fig, out_png: str | Path) -> None:
     """Write the figure to a temporary sibling and rename it into place."""
     out_png = Path(out_png)
     out_png.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_png.with_name(f".{out_png.stem}.tmp.png")
-    fig.savefig(tmp, format="png", bbox_inches="tight")
-    tmp.replace(out_png)
     import matplotlib.pyplot as plt
 
-    plt.close(fig)
+    try:
+        with atomic_output(out_png) as temporary:
+            fig.savefig(temporary, format="png", bbox_inches="tight")
+    finally:
+        plt.close(fig)
     log.info("figure written to %s", out_png)
 
 

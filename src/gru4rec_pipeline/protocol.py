@@ -14,28 +14,32 @@ never occurs in ``train_full`` are dropped, and then test sessions shorter than
 
 Everything is computed on dense integer codes with ``np.bincount`` and boolean masks over the
 input rows, so the 33M RSC15 clicks are filtered and split without per-row Python and with one
-factorization of the ids.
+factorization of the ids. Reading, checking and writing the event files themselves is
+:mod:`gru4rec_pipeline.events`.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
 
-from .errors import DataFormatError
+from .events import (
+    event_arrays,
+    event_frame,
+    read_events,
+    row_blocks,
+    session_time_order,
+    write_event_rows,
+)
+from .files import atomic_outputs
 
 log = logging.getLogger(__name__)
 
 SPLIT_NAMES = ("train_full", "test", "train_tr", "valid")
-EVENT_COLUMNS = ("SessionId", "ItemId", "Time")
-EVENT_SCHEMA = pa.schema([("SessionId", pa.int64()), ("ItemId", pa.int64()), ("Time", pa.float64())])
 
 DEFAULT_THRESHOLDS = {"min_session_length": 2, "min_item_support": 5, "split_seconds": 86400.0}
 
@@ -52,17 +56,7 @@ RSC15_PUBLISHED_STATS = {
 
 
 # ----------------------------------------------------------------------------------------------
-# Dense codes and masks: the vectorized core.
-
-
-# Row-level work goes through these helpers in blocks of CHUNK_ROWS rows: numpy turns index
-# arrays into intp (int64) before bincount or fancy indexing, so whole-array calls on the 33M
-# RSC15 rows would each allocate a 264 MB temporary; in blocks the codes stay int32.
-CHUNK_ROWS = 1 << 22
-
-
-def row_blocks(n: int):
-    return (slice(start, min(start + CHUNK_ROWS, n)) for start in range(0, n, CHUNK_ROWS))
+# Dense codes and masks: the vectorized core (row-level work in blocks, see events.row_blocks).
 
 
 def _code_dtype(n_bins: int):
@@ -165,69 +159,6 @@ def _split_masks(
     test &= lookup_codes(codes_present(item_codes, n_items, train), item_codes)
     test &= lookup_codes(count_codes(session_codes, n_sessions, test) >= min_session_length, session_codes)
     return train, test
-
-
-def events_from_table(table: pa.Table, source: str | Path = "<events>") -> pd.DataFrame:
-    """SessionId, ItemId, Time of a pyarrow table (e.g. ``clicks.read_clicks``) as a DataFrame.
-
-    Each column is copied out and then dropped from the local table, so when the caller holds
-    no other reference the Arrow memory is released column by column rather than all at the end.
-    """
-    missing = [c for c in EVENT_COLUMNS if c not in table.column_names]
-    if missing:
-        raise DataFormatError(source, f"missing columns {missing}; expected SessionId int64, ItemId int64, Time float64")
-    table = table.select(list(EVENT_COLUMNS))
-    columns = {}
-    for name in EVENT_COLUMNS:
-        columns[name] = table.column(name).to_numpy()
-        table = table.drop_columns([name])
-        # Hand the freed blocks back to the OS now: the allocator would keep them, and the
-        # next column's contiguous copy cannot reuse them.
-        pa.default_memory_pool().release_unused()
-    return event_frame(*event_arrays(pd.DataFrame(columns, copy=False), source=source))
-
-
-def event_arrays(events: pd.DataFrame | pa.Table, source: str | Path = "<events>") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """SessionId, ItemId, Time as int64/int64/float64 numpy arrays (views when possible), checked."""
-    if isinstance(events, pa.Table):
-        events = events_from_table(events, source=source)
-    missing = [c for c in EVENT_COLUMNS if c not in events.columns]
-    if missing:
-        raise DataFormatError(source, f"missing columns {missing}; expected SessionId int64, ItemId int64, Time float64")
-    arrays = []
-    for name, dtype in (("SessionId", np.int64), ("ItemId", np.int64), ("Time", np.float64)):
-        column = events[name]
-        kind = "if" if dtype is np.float64 else "iu"
-        if column.dtype.kind not in kind or column.isna().any():
-            raise DataFormatError(source, f"column {name} has dtype {column.dtype} (or missing values); expected {np.dtype(dtype)}")
-        arrays.append(np.asarray(column.to_numpy(dtype=dtype)))
-    if not np.isfinite(arrays[2]).all():
-        raise DataFormatError(source, "column Time has non-finite values; expected UTC epoch seconds")
-    return arrays[0], arrays[1], arrays[2]
-
-
-def is_sorted_by_session_time(session_ids: np.ndarray, times: np.ndarray) -> bool:
-    last = len(times) - 1
-    for start in range(0, max(last, 0), CHUNK_ROWS):
-        end = min(start + CHUNK_ROWS, last)
-        here, after = slice(start, end), slice(start + 1, end + 1)
-        if (session_ids[after] < session_ids[here]).any():
-            return False
-        if ((session_ids[after] == session_ids[here]) & (times[after] < times[here])).any():
-            return False
-    return True
-
-
-def session_time_order(session_ids: np.ndarray, times: np.ndarray) -> np.ndarray | None:
-    """Stable permutation sorting by SessionId then Time, or None when already sorted."""
-    if is_sorted_by_session_time(session_ids, times):
-        return None
-    return np.lexsort((times, session_ids))
-
-
-def event_frame(session_ids: np.ndarray, item_ids: np.ndarray, times: np.ndarray) -> pd.DataFrame:
-    """A SessionId, ItemId, Time DataFrame over the given arrays, without copying them."""
-    return pd.DataFrame({"SessionId": session_ids, "ItemId": item_ids, "Time": times}, copy=False)
 
 
 def _sorted_frame(events: pd.DataFrame) -> pd.DataFrame:
@@ -355,101 +286,13 @@ def split_statistics(splits: dict, raw: pd.DataFrame | dict | None = None, thres
 
 
 # ----------------------------------------------------------------------------------------------
-# Files.
-
-
-def temporary_path(path: Path) -> Path:
-    """A sibling of ``path`` to write first and rename into place, keeping the suffix."""
-    return path.with_name(f".{path.stem}.tmp-{os.getpid()}{path.suffix}")
-
-
-# Sorted session ids compress well as deltas; float times as split byte streams. Smaller and
-# cheaper to write than dictionary encoding, which never pays off on these columns.
-PARQUET_OPTIONS = dict(
-    use_dictionary=False,
-    column_encoding={"SessionId": "DELTA_BINARY_PACKED", "ItemId": "PLAIN", "Time": "BYTE_STREAM_SPLIT"},
-    compression="snappy",
-)
-ROW_GROUP_ROWS = 1 << 20
-
-
-def _write_rows_tmp(
-    session_ids: np.ndarray, item_ids: np.ndarray, times: np.ndarray, path: Path, rows: np.ndarray | None = None
-) -> Path:
-    """Write ``rows`` (all when None) to a temporary sibling of ``path``; returns it.
-
-    Selected rows are gathered block by block into row groups of about ROW_GROUP_ROWS, so a
-    split is never materialized whole.
-    """
-    tmp = temporary_path(path)
-    pending: list[pa.Table] = []
-    pending_rows = 0
-    try:
-        with pq.ParquetWriter(tmp, EVENT_SCHEMA, **PARQUET_OPTIONS) as writer:
-            for start in range(0, len(times), ROW_GROUP_ROWS):
-                block = slice(start, start + ROW_GROUP_ROWS)
-                selected = slice(None) if rows is None else rows[block]
-                columns = [session_ids[block][selected], item_ids[block][selected], times[block][selected]]
-                pending.append(pa.Table.from_arrays([pa.array(c) for c in columns], schema=EVENT_SCHEMA))
-                pending_rows += len(columns[0])
-                if pending_rows >= ROW_GROUP_ROWS:
-                    writer.write_table(pa.concat_tables(pending), row_group_size=2 * ROW_GROUP_ROWS)
-                    pending, pending_rows = [], 0
-            if pending_rows:
-                writer.write_table(pa.concat_tables(pending), row_group_size=2 * ROW_GROUP_ROWS)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return tmp
-
-
-def _publish(tmp_paths: dict[Path, Path]) -> None:
-    for tmp, final in tmp_paths.items():
-        tmp.replace(final)
-
-
-def _discard(tmp_paths) -> None:
-    for tmp in tmp_paths:
-        tmp.unlink(missing_ok=True)
-
-
-def write_splits(splits: dict[str, pd.DataFrame], paths: dict[str, str | Path]) -> None:
-    """Write each split named in ``paths`` as parquet (SessionId int64, ItemId int64, Time float64),
-    sorted by SessionId then Time. All files appear together: nothing is renamed into place
-    unless every file was written."""
-    written: dict[Path, Path] = {}
-    try:
-        for name, path in paths.items():
-            path = Path(path)
-            session_ids, item_ids, times = event_arrays(splits[name], source=name)
-            order = session_time_order(session_ids, times)
-            if order is not None:
-                session_ids, item_ids, times = session_ids[order], item_ids[order], times[order]
-            written[_write_rows_tmp(session_ids, item_ids, times, path)] = path
-        _publish(written)
-    except BaseException:
-        _discard(written)
-        raise
-
-
-def read_events(path: str | Path) -> pd.DataFrame:
-    """Read a split or clicks parquet file: columns SessionId, ItemId, Time, checked."""
-    path = Path(path)
-    if not path.exists():
-        raise DataFormatError(path, "file not found")
-    try:
-        schema = pq.read_schema(path)
-    except (pa.ArrowInvalid, OSError) as exc:
-        raise DataFormatError(path, f"not a parquet file ({exc})") from exc
-    missing = [c for c in EVENT_COLUMNS if c not in schema.names]
-    if missing:
-        raise DataFormatError(path, f"missing columns {missing}; expected SessionId int64, ItemId int64, Time float64")
-    return events_from_table(pq.read_table(path, columns=list(EVENT_COLUMNS)), source=path)
+# The stage.
 
 
 def split_clicks(clicks: pd.DataFrame, paths: dict[str, str | Path], stats_path: str | Path | None = None, **thresholds) -> dict:
     """The whole stage, memory-lean: protocol masks over the clicks, each split materialized,
-    written and freed in turn; returns (and writes to ``stats_path``) the statistics."""
+    written and freed in turn; returns (and writes to ``stats_path``) the statistics. The split
+    files and the statistics appear together or not at all."""
     session_ids, item_ids, times = event_arrays(clicks, source="clicks")
     order = session_time_order(session_ids, times)
     if order is not None:
@@ -457,23 +300,13 @@ def split_clicks(clicks: pd.DataFrame, paths: dict[str, str | Path], stats_path:
         session_ids, item_ids, times = session_ids[order], item_ids[order], times[order]
         del order
     masks, counts = protocol_masks(session_ids, item_ids, times, **thresholds)
-    written: dict[Path, Path] = {}
-    try:
+    with atomic_outputs() as staged:
         for name in SPLIT_NAMES:
             if name in paths:
-                rows = masks[name]
-                path = Path(paths[name])
-                written[_write_rows_tmp(session_ids, item_ids, times, path, rows)] = path
+                write_event_rows(staged.temporary(paths[name]), session_ids, item_ids, times, masks[name])
         stats = split_statistics({n: counts[n] for n in SPLIT_NAMES}, raw=counts["raw"], thresholds=thresholds)
         if stats_path is not None:
-            stats_path = Path(stats_path)
-            tmp = temporary_path(stats_path)
-            tmp.write_text(json.dumps(stats, indent=2) + "\n")
-            written[tmp] = stats_path
-        _publish(written)
-    except BaseException:
-        _discard(written)
-        raise
+            staged.temporary(stats_path).write_text(json.dumps(stats, indent=2) + "\n")
     for name, c in counts.items():
         log.info("%s: %d events, %d sessions, %d items", name, c["events"], c["sessions"], c["items"])
     return stats

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import DataFormatError
+from .files import atomic_output
 from .progress import Progress
 
 log = logging.getLogger(__name__)
@@ -287,9 +288,9 @@ def recommend(
 def write_recommendations(rows: pd.DataFrame, out_path: str | Path) -> None:
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_path.with_name(f".{out_path.name}.tmp")
-    rows.to_csv(tmp, sep="\t", index=False, float_format="%.6g")
-    tmp.replace(out_path)
+    # Plain text whatever the name: given a path, pandas would compress by its suffix (".gz", ".zip").
+    with atomic_output(out_path) as temporary, open(temporary, "w", encoding="utf-8", newline="") as stream:
+        rows.to_csv(stream, sep="\t", index=False, float_format="%.6g")
 
 
 def _positive_int(text: str) -> int:

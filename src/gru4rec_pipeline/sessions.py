@@ -21,16 +21,9 @@ import pyarrow.parquet as pq
 
 from .arrays import SessionArrays
 from .errors import ConfigError, DataFormatError
-from .protocol import (
-    count_codes,
-    dense_codes,
-    event_arrays,
-    lookup_codes,
-    read_events,
-    row_blocks,
-    session_time_order,
-    temporary_path,
-)
+from .events import event_arrays, read_events, row_blocks, session_time_order
+from .files import atomic_output, write_text_atomic
+from .protocol import count_codes, dense_codes, lookup_codes
 
 log = logging.getLogger(__name__)
 
@@ -156,14 +149,9 @@ def write_gru4rec_tsv(events: pd.DataFrame, path: str | Path) -> None:
     with the shortest decimal that reads back as the same float64."""
     session_ids, item_ids, times = event_arrays(events)
     table = pa.table({"SessionId": session_ids, "ItemId": item_ids, "Time": times})
-    path = Path(path)
-    tmp = temporary_path(path)
-    try:
-        options = pacsv.WriteOptions(delimiter="\t", quoting_style="none", quoting_header="none")
-        pacsv.write_csv(table, tmp, write_options=options)
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    options = pacsv.WriteOptions(delimiter="\t", quoting_style="none", quoting_header="none")
+    with atomic_output(path) as temporary:
+        pacsv.write_csv(table, temporary, write_options=options)
 
 
 def write_paddle_text(arrays: SessionArrays, vocab: pd.DataFrame, path: str | Path, ids: str = "index") -> None:
@@ -194,22 +182,14 @@ def write_paddle_text(arrays: SessionArrays, vocab: pd.DataFrame, path: str | Pa
     tokens = pc.cast(pa.array(values, type=pa.int64()), pa.string())
     sessions = pa.ListArray.from_arrays(pa.array(arrays.offsets.astype(np.int32 if arrays.n_events < 2**31 else np.int64)), tokens)
     lines = pc.binary_join(sessions, " ")
-    path = Path(path)
-    tmp = temporary_path(path)
-    try:
-        options = pacsv.WriteOptions(include_header=False, quoting_style="none")
-        pacsv.write_csv(pa.table({"line": lines}), tmp, write_options=options)
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    options = pacsv.WriteOptions(include_header=False, quoting_style="none")
+    with atomic_output(path) as temporary:
+        pacsv.write_csv(pa.table({"line": lines}), temporary, write_options=options)
 
 
 def write_paddle_vocab_size(vocab: pd.DataFrame, path: str | Path) -> None:
     """The port's ``vocab.txt``: a single line holding the number of items."""
-    path = Path(path)
-    tmp = temporary_path(path)
-    tmp.write_text(f"{len(vocab)}\n")
-    tmp.replace(path)
+    write_text_atomic(path, f"{len(vocab)}\n")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -217,14 +197,9 @@ def write_paddle_vocab_size(vocab: pd.DataFrame, path: str | Path) -> None:
 
 
 def write_vocabulary(vocab: pd.DataFrame, path: str | Path) -> None:
-    path = Path(path)
     table = pa.Table.from_pandas(vocab[["ItemId", "ItemIdx", "Support"]], schema=VOCAB_SCHEMA, preserve_index=False)
-    tmp = temporary_path(path)
-    try:
-        pq.write_table(table, tmp)
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_output(path) as temporary:
+        pq.write_table(table, temporary)
 
 
 def read_vocabulary(path: str | Path) -> pd.DataFrame:

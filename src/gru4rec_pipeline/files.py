@@ -1,0 +1,94 @@
+"""Writing outputs atomically: a file appears whole under its final name, or not at all.
+
+Every stage writes to a hidden temporary sibling of its output (same folder, so the final
+rename never crosses a filesystem) and renames it into place only when the write finished.
+A failing write removes the temporary, so an interrupted or failing stage leaves neither a
+partial output nor litter that a rerun would have to clean up.
+
+- :func:`atomic_output`: one file, as a context manager that yields the temporary path;
+- :func:`write_text_atomic` / :func:`write_json_atomic`: the same for text and JSON;
+- :func:`atomic_outputs`: several files that appear together (none is renamed into place
+  unless every one of them was written), for stages with more than one output.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+
+def temporary_sibling(path: str | Path) -> Path:
+    """A hidden sibling of ``path`` to write first and rename into place.
+
+    The process id keeps two writers of the same output apart; the suffix is kept last so
+    writers that choose the format from it (``.npz``, ``.gz``, ``.png``) still see it.
+    """
+    path = Path(path)
+    return path.with_name(f".{path.stem}.tmp-{os.getpid()}{path.suffix}")
+
+
+@contextmanager
+def atomic_output(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary sibling of ``path`` to write; rename it into place when the block
+    finishes, remove it when the block raises."""
+    path = Path(path)
+    temporary = temporary_sibling(path)
+    try:
+        yield temporary
+        temporary.replace(path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+
+
+def write_text_atomic(path: str | Path, text: str) -> None:
+    """``text`` as UTF-8, whatever the locale."""
+    with atomic_output(path) as temporary:
+        temporary.write_text(text, encoding="utf-8")
+
+
+def write_json_atomic(path: str | Path, data: Any) -> None:
+    """``data`` as indented JSON with a final newline; values JSON does not know (paths,
+    numpy scalars, dates) are written as their ``str``."""
+    write_text_atomic(path, json.dumps(data, indent=2, default=str) + "\n")
+
+
+class StagedOutputs:
+    """Temporaries of several outputs, renamed into place together by :func:`atomic_outputs`."""
+
+    def __init__(self) -> None:
+        self._temporaries: dict[Path, Path] = {}  # final path -> its temporary
+
+    def temporary(self, path: str | Path) -> Path:
+        """The temporary to write for the output ``path``."""
+        path = Path(path)
+        temporary = temporary_sibling(path)
+        self._temporaries[path] = temporary
+        return temporary
+
+    def publish(self) -> None:
+        for path, temporary in self._temporaries.items():
+            temporary.replace(path)
+
+    def discard(self) -> None:
+        for temporary in self._temporaries.values():
+            temporary.unlink(missing_ok=True)
+
+
+@contextmanager
+def atomic_outputs() -> Iterator[StagedOutputs]:
+    """Stage several outputs: ``staged.temporary(path)`` names the file to write for ``path``.
+
+    When the block finishes every temporary is renamed into place; when it raises every
+    temporary is removed and no output appears.
+    """
+    staged = StagedOutputs()
+    try:
+        yield staged
+        staged.publish()
+    except BaseException:
+        staged.discard()
+        raise

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -13,6 +15,11 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 # What a copy of the workflow needs to run on its own.
 WORKFLOW_FILES = ["Snakefile", "workflow", "config", "profiles", "envs", "src"]
+TINY = ("--configfile", "config/tiny.yaml")
+LOSSES = ["ce_full", "ce_sampled", "bpr", "bpr_max", "top1", "top1_max"]
+# Rules that summarise every result; they legitimately rerun whenever any result changes.
+REPORT_RULES = set(re.findall(r"^rule (\w+):", (REPO / "workflow" / "rules" / "report.smk").read_text(), re.M))
+JOB_HEADER = re.compile(r"^(?:local)?rule (\w+):$")
 
 
 def snakemake_command(*args: str) -> list[str]:
@@ -47,6 +54,36 @@ def run_snakemake(workdir: Path, *args: str, check: bool = True, timeout: float 
             f"snakemake {' '.join(args)} failed ({result.returncode})\n{result.stdout[-4000:]}\n{result.stderr[-6000:]}\n{logs}"
         )
     return result
+
+
+def planned_jobs(workdir: Path, *args: str, config: tuple[str, ...] = ()) -> Counter:
+    """Jobs a dry run would execute, as (rule, wildcards) -> count; wildcards like 'loss=bpr' or ''.
+
+    `config`: config options (default: the tiny preset)."""
+    result = run_snakemake(workdir, "--dry-run", "--cores", "2", *args, *(config or TINY))
+    jobs: Counter = Counter()
+    current = None
+    for line in (result.stdout + result.stderr).splitlines():
+        header = JOB_HEADER.match(line.strip())
+        if header:
+            if current is not None:
+                jobs[current] += 1
+            current = (header.group(1), "")
+        elif current is not None and line.strip().startswith("wildcards:"):
+            current = (current[0], line.split(":", 1)[1].strip())
+        elif current is not None and not line.startswith((" ", "\t")):
+            jobs[current] += 1
+            current = None
+    if current is not None:
+        jobs[current] += 1
+    return jobs
+
+
+def rules_of(jobs: Counter) -> Counter:
+    counts: Counter = Counter()
+    for (rule, _), count in jobs.items():
+        counts[rule] += count
+    return counts
 
 
 @pytest.fixture

@@ -11,30 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, run_snakemake
+from conftest import LOSSES, REPO, REPORT_RULES, planned_jobs, rules_of
 
-TINY = ("--configfile", "config/tiny.yaml")
-LOSSES = ["ce_full", "ce_sampled", "bpr", "bpr_max", "top1", "top1_max"]
 BASELINES = ["pop", "spop", "itemknn", "oracle"]
-# Rules that summarise every result; they legitimately rerun whenever any result changes.
-REPORT_RULES = set(re.findall(r"^rule (\w+):", (REPO / "workflow" / "rules" / "report.smk").read_text(), re.M))
-
-
-def planned_jobs(workdir: Path, *args: str) -> Counter:
-    """Jobs a dry run would execute, by rule name."""
-    result = run_snakemake(workdir, "--dry-run", "--cores", "2", *TINY, *args)
-    output = result.stdout + result.stderr
-    if "Nothing to be done" in output:
-        return Counter()
-    table = output.split("Job stats:", 1)[1]
-    jobs = Counter()
-    for line in table.splitlines()[3:]:
-        match = re.match(r"^(\w+)\s+(\d+)$", line.strip())
-        if not match:
-            break
-        if match.group(1) != "total":
-            jobs[match.group(1)] = int(match.group(2))
-    return jobs
 
 
 def test_lint_is_clean():
@@ -78,11 +57,11 @@ def test_deleting_an_artifact_rebuilds_only_it_and_its_dependents(tiny_run: Path
     shutil.copytree(tiny_run, workdir, symlinks=True)
 
     (workdir / "results" / "recall_pop.txt").unlink()
-    jobs = planned_jobs(workdir)
+    jobs = rules_of(planned_jobs(workdir))
     assert jobs["evaluate_baseline"] == 1
     assert set(jobs) <= {"evaluate_baseline", "all"} | REPORT_RULES, jobs
 
     (workdir / "results" / "models" / "bpr" / "model.pt").unlink()
-    jobs = planned_jobs(workdir)
+    jobs = rules_of(planned_jobs(workdir))
     assert jobs["train_model"] == 1 and jobs["evaluate_model"] == 1, jobs
     assert set(jobs) <= {"train_model", "evaluate_model", "all"} | REPORT_RULES, jobs

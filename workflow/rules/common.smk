@@ -1,9 +1,5 @@
 # Shared helpers: config validation, wildcard constraints, input functions and targets.
 
-import hashlib
-import json
-from pathlib import Path
-
 from snakemake.utils import validate
 
 validate(config, schema="../../config/schema.yaml")
@@ -88,12 +84,6 @@ def get_baselines():
     if not using_synthetic_data():
         chosen = [name for name in chosen if name != "oracle"]
     return chosen
-
-
-def config_digest():
-    """sha256 of the effective config, recorded with every result."""
-    canonical = json.dumps(config, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def get_report_targets():

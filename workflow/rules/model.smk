@@ -56,7 +56,6 @@ rule evaluate_model:
         hyperparameters=get_hyperparameters,
         seed=config["seed"],
         device=config["device"],
-        config_digest=config_digest(),
     script:
         "../scripts/evaluate_model.py"
 
@@ -83,7 +82,6 @@ rule evaluate_baseline:
     params:
         evaluation=config["evaluation"],
         itemknn=config["baselines"]["itemknn"],
-        config_digest=config_digest(),
     script:
         "../scripts/evaluate_baseline.py"
 
@@ -109,6 +107,5 @@ rule evaluate_oracle:
         runtime=60,
     params:
         evaluation=config["evaluation"],
-        config_digest=config_digest(),
     script:
         "../scripts/evaluate_oracle.py"

@@ -1,6 +1,10 @@
 # Report stages: the results table and the figures, each marked for `snakemake --report report.html`.
 
 
+localrules:
+    summarize_results,
+
+
 rule summarize_results:
     input:
         metrics=expand("results/metrics/{name}.json", name=LOSSES + get_baselines()),

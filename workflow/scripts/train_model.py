@@ -11,6 +11,7 @@ configure_logging(snakemake.log[0])
 import hashlib
 import json
 import logging
+import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -31,10 +32,11 @@ train = SessionArrays.load(snakemake.input.train)
 vocab = pd.read_parquet(snakemake.input.vocab)
 item_support = vocab.sort_values("ItemIdx")["Support"].to_numpy()
 
-# Checkpoints are kept per (settings, training data): a run resumes only from a checkpoint of the very
-# same training, never from one made with other hyperparameters or data.
+# Checkpoints are kept per (settings, training data, code): a run resumes only from a checkpoint of the
+# very same training, never from one made with other hyperparameters, data or model code.
 fingerprint = hashlib.sha256(json.dumps(settings, sort_keys=True).encode())
-fingerprint.update(Path(snakemake.input.train).read_bytes())
+for path in [snakemake.input.train, *snakemake.input.code]:
+    fingerprint.update(Path(path).read_bytes())
 checkpoint_dir = Path(snakemake.params.checkpoint_root) / fingerprint.hexdigest()[:16]
 log.info("checkpoints in %s", checkpoint_dir)
 
@@ -49,3 +51,5 @@ summary = train_model(
 with open(snakemake.output.summary, "w") as handle:
     json.dump(summary, handle, indent=2)
 log.info("training summary: %s", json.dumps(summary))
+# The model is written: checkpoints only serve an interrupted run, and a forced rerun must train anew.
+shutil.rmtree(snakemake.params.checkpoint_root, ignore_errors=True)

@@ -1,0 +1,201 @@
+"""What reruns after a change, on a copy of the finished tiny run: exactly the affected jobs, nothing else.
+
+Also: an interrupted training resumes from its last checkpoint, trainings share one machine without
+oversubscribing it, and the generated archive is reused between workflow copies through the output cache.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import LOSSES, REPO, REPORT_RULES, TINY, copy_workflow, planned_jobs, rules_of, run_snakemake, snakemake_command
+
+pytestmark = pytest.mark.slow
+
+TINY_BPR_EPOCHS = yaml.safe_load((REPO / "config" / "tiny.yaml").read_text())["training"]["losses"]["bpr"]["epochs"]
+DATA_RULES = {"synthesize_archive", "extract_clicks", "clicks_to_parquet", "split_sessions", "build_sessions"}
+
+
+def with_overlay(workdir: Path, name: str, text: str) -> tuple[str, ...]:
+    """Config options for the tiny preset plus an overlay file (nested keys cannot be set with --config,
+    whose values inside a mapping stay strings)."""
+    overlay = workdir / "config" / f"{name}.yaml"
+    overlay.write_text(text)
+    return (*TINY, str(overlay.relative_to(workdir)))
+
+
+def assert_only(jobs: Counter, expected: Counter) -> None:
+    """The plan holds exactly `expected` (rule, wildcards) jobs, plus the summarising rules."""
+    other = Counter({job: n for job, n in jobs.items() if job[0] not in REPORT_RULES | {"all"}})
+    assert other == expected, f"planned: {dict(jobs)}"
+
+
+@pytest.fixture
+def finished_run(tiny_run: Path, tmp_path: Path) -> Path:
+    """A private copy of the finished tiny run (results, logs and Snakemake's metadata)."""
+    workdir = tmp_path / "finished-run"
+    shutil.copytree(tiny_run, workdir, symlinks=True)
+    return workdir
+
+
+def test_finished_run_has_nothing_to_do(finished_run: Path):
+    assert_only(planned_jobs(finished_run), Counter())
+
+
+def test_forcing_one_training_reruns_it_and_its_evaluation_only(finished_run: Path):
+    jobs = planned_jobs(finished_run, "--forcerun", "results/models/bpr/model.pt")
+    assert_only(jobs, Counter({("train_model", "loss=bpr"): 1, ("evaluate_model", "loss=bpr"): 1}))
+
+
+def test_changing_one_losses_hyperparameter_reruns_only_that_loss(finished_run: Path):
+    overlay = with_overlay(finished_run, "top1_rate", "training: {losses: {top1: {learning_rate: 0.07}}}\n")
+    jobs = planned_jobs(finished_run, config=overlay)
+    assert_only(jobs, Counter({("train_model", "loss=top1"): 1, ("evaluate_model", "loss=top1"): 1}))
+
+
+def test_changing_a_preprocessing_setting_reruns_from_that_stage_down(finished_run: Path):
+    overlay = with_overlay(finished_run, "support", "protocol: {min_item_support: 4}\n")
+    jobs = rules_of(planned_jobs(finished_run, config=overlay))
+    assert jobs["split_sessions"] == 1
+    assert jobs["build_sessions"] >= 1
+    assert jobs["train_model"] == len(LOSSES) and jobs["evaluate_model"] == len(LOSSES)
+    # Upstream of the split nothing changed.
+    assert not jobs.keys() & {"synthesize_archive", "extract_clicks", "clicks_to_parquet"}, jobs
+
+
+def test_editing_model_code_reruns_training_and_nothing_upstream(finished_run: Path):
+    model_code = finished_run / "src" / "gru4rec_pipeline" / "model.py"
+    model_code.write_text(model_code.read_text() + "\n# an edit to the model code\n")
+    jobs = rules_of(planned_jobs(finished_run))
+    assert jobs["train_model"] == len(LOSSES), jobs
+    assert not jobs.keys() & DATA_RULES, jobs
+    assert set(jobs) <= {"train_model", "evaluate_model", "all"} | REPORT_RULES, jobs
+
+
+def test_training_after_a_code_edit_starts_over_instead_of_resuming(finished_run: Path):
+    """The finished run left checkpoints behind; a model made by the old code must not be resumed."""
+    model_code = finished_run / "src" / "gru4rec_pipeline" / "model.py"
+    model_code.write_text(model_code.read_text() + "\n# an edit to the model code\n")
+    run_snakemake(finished_run, "results/models/bpr/model.pt", "--cores", "2", *TINY)
+    log = (finished_run / "logs" / "train_model" / "bpr.log").read_text()
+    assert "resuming" not in log, log[-3000:]
+    trained = [int(n) for n in re.findall(r"epoch (\d+): loss", log)]
+    assert trained == list(range(1, TINY_BPR_EPOCHS + 1)), log[-3000:]
+
+
+def wait_for(condition, timeout: float, what: str, process: subprocess.Popen) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        if process.poll() is not None:
+            raise AssertionError(f"snakemake ended (status {process.returncode}) before {what}")
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def test_interrupted_training_resumes_from_its_last_checkpoint(finished_run: Path):
+    # Another learning rate, so that this is a new training (the finished run's checkpoints do not
+    # apply), of two epochs: killed after the first one's checkpoint, it has one left to resume.
+    changed = with_overlay(finished_run, "changed", "training: {losses: {bpr: {epochs: 2, learning_rate: 0.06}}}\n")
+    target = "results/models/bpr/model.pt"
+    history = finished_run / "results" / "models" / "bpr" / "history.csv"
+    started = time.time()
+    # Its own session, so that the whole process group (Snakemake and the training it started) can be
+    # killed at once, as a crash or a lost node would.
+    process = subprocess.Popen(
+        snakemake_command(target, "--cores", "2", *changed),
+        cwd=finished_run,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+
+        def first_epoch_checkpointed() -> bool:
+            checkpoints = (finished_run / "results" / "models" / "bpr" / "checkpoints").rglob("checkpoint.pt")
+            return (
+                history.exists()
+                and history.stat().st_mtime >= started
+                and any(path.stat().st_mtime >= started for path in checkpoints)
+            )
+
+        wait_for(first_epoch_checkpointed, 300, "the first checkpoint of the new training", process)
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=30)
+    epochs_done = len(history.read_text().strip().splitlines()) - 1
+    assert epochs_done == 1, f"killed too late to test resuming: {epochs_done} epochs done"
+
+    # What one does after a crash: unlock, then run the same command again.
+    run_snakemake(finished_run, "--unlock", *changed)
+    run_snakemake(finished_run, target, "--cores", "2", *changed)
+    log = (finished_run / "logs" / "train_model" / "bpr.log").read_text()
+    assert re.search(r"resuming from \S+ after epoch 1$", log, re.M), log[-3000:]
+    # Only the remaining epoch was trained again, and the history covers both.
+    assert re.findall(r"epoch (\d+): loss", log) == ["2"], log[-3000:]
+    assert [line.split(",")[0] for line in history.read_text().strip().splitlines()[1:]] == ["1", "2"]
+
+
+def test_trainings_share_the_machine_without_oversubscribing_it(finished_run: Path):
+    losses = ["bpr", "top1"]
+    models = [f"results/models/{loss}/model.pt" for loss in losses]
+    # One epoch each (a changed setting, so both retrain) and one thread each on two cores.
+    shorter = with_overlay(finished_run, "shorter", "training: {losses: {bpr: {epochs: 1}, top1: {epochs: 1}}}\n")
+    result = run_snakemake(finished_run, *models, "--cores", "2", "--set-threads", "train_model=1", *shorter)
+    output = result.stdout + result.stderr
+
+    # Both trainings were running at the same time: the scheduler started the second before the first ended.
+    running, most_at_once = 0, 0
+    for line in output.splitlines():
+        if re.fullmatch(r"(local)?rule train_model:", line.strip()):
+            running += 1
+            most_at_once = max(most_at_once, running)
+        elif re.match(r"Finished jobid: \d+ \(Rule: train_model\)", line.strip()):
+            running -= 1
+    assert most_at_once == 2, output[-4000:]
+
+    # And each used exactly the one thread its job was given.
+    for loss in losses:
+        log = (finished_run / "logs" / "train_model" / f"{loss}.log").read_text()
+        threads = re.findall(r"training \w+ on \S+ with (\d+) threads", log)
+        assert threads == ["1"], log[-2000:]
+
+
+def test_generated_archive_is_reused_between_workflow_copies(tmp_path: Path):
+    cache = tmp_path / "output-cache"
+    cache.mkdir()
+    env = dict(os.environ, SNAKEMAKE_OUTPUT_CACHE=str(cache))
+    archive = "results/raw/synthetic/yoochoose-data.7z"
+
+    def run_in_new_copy(name: str) -> tuple[Path, str]:
+        workdir = copy_workflow(tmp_path / name)
+        result = subprocess.run(
+            snakemake_command(archive, "--cores", "2", *TINY, "--cache", "synthesize_archive"),
+            cwd=workdir,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+        return workdir, result.stdout + result.stderr
+
+    first, _ = run_in_new_copy("first-copy")
+    assert any(cache.iterdir()), "nothing was stored in the output cache"
+    second, output = run_in_new_copy("second-copy")
+    # The second copy took the archive from the cache instead of generating it again: the generator never ran.
+    assert re.search(rf"output file {re.escape(archive)} from cache", output), output[-3000:]
+    log = second / "logs" / "synthesize_archive" / "synthesize_archive.log"
+    assert not log.exists() or not log.read_text().strip(), log.read_text()
+    assert (second / archive).read_bytes() == (first / archive).read_bytes()

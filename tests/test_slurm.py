@@ -1,0 +1,143 @@
+"""The workflow on a real (single-node) SLURM cluster through profiles/slurm: one SLURM job per stage.
+
+The cluster comes from tests/slurm_cluster.py (skipped, with the reason, where SLURM cannot run;
+`.ci/install-slurm.sh` installs it). Which rule each job ran is read back from SLURM's own job
+records (`scontrol show job`: the executor tags every job with a `rule_<name>` comment) and checked
+against the SLURM job ids Snakemake reported when it submitted them.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import REPO, copy_workflow, snakemake_command
+from slurm_cluster import SlurmCluster, slurm_cluster_fixture  # noqa: F401 (the `slurm_cluster` fixture)
+
+TINY = ("--configfile", "config/tiny.yaml")
+# Every stage behind results/recall_bpr.txt on the synthetic tiny preset; each must be its own SLURM job.
+STAGES_FOR_BPR = [
+    "synthesize_archive",
+    "extract_clicks",
+    "clicks_to_parquet",
+    "split_sessions",
+    "build_sessions",
+    "train_model",
+    "evaluate_model",
+]
+SUBMITTED = re.compile(r"Job (\d+) has been submitted with SLURM jobid (\d+) \(log: (\S+)\)")
+
+
+def write_test_profile(directory: Path, cluster: SlurmCluster) -> Path:
+    """profiles/slurm with the site settings of the local test cluster and quicker status checks."""
+    profile = yaml.safe_load((REPO / "profiles" / "slurm" / "config.yaml").read_text())
+    profile["default-resources"]["slurm_partition"] = cluster.partition
+    profile.update(
+        {
+            # No accounting database here: job states come from squeue (kept by MinJobAge).
+            "slurm-status-command": "squeue",
+            "slurm-init-seconds-before-status-checks": 4,
+            "slurm-keep-successful-logs": True,
+            "latency-wait": 5,
+            "retries": 0,
+        }
+    )
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "config.yaml").write_text(yaml.safe_dump(profile, sort_keys=False))
+    return directory
+
+
+def slurm_job_record(cluster: SlurmCluster, job_id: str) -> dict[str, str]:
+    """SLURM's record of one job (`scontrol show job -o`), as key -> value."""
+    result = cluster.run("scontrol", "show", "job", "-o", job_id)
+    assert result.returncode == 0, f"scontrol knows no job {job_id}: {result.stderr}"
+    return dict(field.split("=", 1) for field in result.stdout.split() if "=" in field)
+
+
+def rule_of(record: dict[str, str]) -> str:
+    """The rule a job ran, from the comment the Snakemake executor gives it: rule_<name>[_wildcards_<...>]."""
+    comment = record.get("Comment", "")
+    assert comment.startswith("rule_"), f"job {record.get('JobId')} has no rule comment: {comment!r}"
+    return comment.removeprefix("rule_").split("_wildcards_", 1)[0]
+
+
+def cluster_logs(cluster: SlurmCluster) -> str:
+    parts = []
+    for path in [cluster.controller_log, cluster.node_log]:
+        if path.exists():
+            parts.append(f"--- {path.name}\n{path.read_text(errors='replace')[-3000:]}")
+    return "\n".join(parts)
+
+
+@pytest.mark.slurm
+def test_tiny_pipeline_runs_each_stage_as_its_own_slurm_job(slurm_cluster: SlurmCluster, tmp_path: Path):
+    workdir = copy_workflow(tmp_path / "workflow-copy")
+    profile = write_test_profile(tmp_path / "profile", slurm_cluster)
+    # One epoch is enough to see where training runs.
+    (workdir / "config" / "one_epoch.yaml").write_text("training: {losses: {bpr: {epochs: 1}}}\n")
+
+    result = subprocess.run(
+        snakemake_command("results/recall_bpr.txt", *TINY, "config/one_epoch.yaml", "--workflow-profile", str(profile)),
+        cwd=workdir,
+        env=slurm_cluster.env,
+        capture_output=True,
+        text=True,
+        timeout=480,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, f"{output[-8000:]}\n{cluster_logs(slurm_cluster)}"
+    assert (workdir / "results" / "recall_bpr.txt").exists()
+
+    submitted = {slurm_id: Path(log) for _, slurm_id, log in SUBMITTED.findall(output)}
+    records = {slurm_id: slurm_job_record(slurm_cluster, slurm_id) for slurm_id in submitted}
+    rules = Counter(rule_of(record) for record in records.values())
+    assert rules == Counter(STAGES_FOR_BPR), f"SLURM jobs per rule: {dict(rules)}"
+
+    finished = slurm_cluster.job_records()
+    for slurm_id, record in records.items():
+        assert record["JobState"] == "COMPLETED" and record["ExitCode"] == "0:0", record
+        assert Path(record["WorkDir"]).resolve() == workdir.resolve(), record
+        assert finished[slurm_id]["JobState"] == "COMPLETED", finished.get(slurm_id)
+        # The job's own log shows Snakemake running exactly that rule inside the SLURM allocation.
+        job_log = submitted[slurm_id].read_text(errors="replace")
+        assert re.search(rf"^rule {rule_of(record)}:", job_log, re.M), job_log[-2000:]
+
+    # Training ran with the threads the rule asked for, as SLURM CPUs of that job.
+    training = next(record for record in records.values() if rule_of(record) == "train_model")
+    assert training["CPUs/Task"] == str(
+        yaml.safe_load((REPO / "config" / "config.yaml").read_text())["training"]["threads"]
+    )
+
+
+def test_training_asks_slurm_for_a_gpu_only_when_the_config_says_cuda(workflow_copy: Path):
+    """The rule's `gpu` resource is what the SLURM executor turns into `sbatch --gpus=N`."""
+
+    def training_resources(*config: str) -> str:
+        result = subprocess.run(
+            snakemake_command(
+                "results/recall_bpr.txt",
+                *TINY,
+                *config,
+                "--dry-run",
+                "--forceall",
+                "--workflow-profile",
+                "none",
+                "--cores",
+                "2",
+            ),
+            cwd=workflow_copy,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+        block = result.stdout.split("rule train_model:", 1)[1]
+        return re.search(r"^\s+resources: (.*)$", block, re.M).group(1)
+
+    assert re.search(r"\bgpu=1\b", training_resources("--config", "device=cuda"))
+    assert not re.search(r"\bgpu=[1-9]", training_resources("--config", "device=cpu"))

@@ -1,0 +1,163 @@
+"""GRU4Rec losses with their gradients, written out by hand (no autograd) for speed.
+
+Every function takes the score matrix ``scores`` [B, N] of a minibatch and returns
+``(loss, grad)``: the loss averaged over the B rows (0-dim tensor) and d loss / d scores [B, N].
+``scores`` is consumed: its memory is reused for the gradient.
+
+Sampled losses (everything but ``ce_full``): column ``i < B`` holds the target of row ``i``
+(the minibatch targets come first, then the shared extra samples), so row ``i``'s positive is the
+diagonal entry and every other column is a negative, duplicates of the target included, as in the
+official GRU4Rec. ``ce_full`` scores all items and takes the target column of each row.
+
+Formulas (o = scores, row i, positive o_ii, s_ij = softmax over the negatives j != i):
+- cross-entropy: -log softmax(o_i)[target]; the official adds 1e-24 inside the log, we use the exact
+  log-softmax, which is equal up to that clipping and never overflows.
+- bpr: mean_j -log sigmoid(o_ii - o_ij) over all N columns (the diagonal adds the constant log 2).
+- bpr_max: -log(sum_j sigmoid(o_ii - o_ij) s_ij + 1e-24) + bpreg * sum_j o_ij^2 s_ij.
+- top1: mean_j [sigmoid(o_ij - o_ii) + sigmoid(o_ij^2)] - sigmoid(o_ii^2) / N.
+- top1_max: sum_j s_ij [sigmoid(o_ij - o_ii) + sigmoid(o_ij^2)].
+For the ranking losses an optional ELU final activation (``elu_param`` > 0) is applied to the scores first.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+LOSSES = ("ce_full", "ce_sampled", "bpr", "bpr_max", "top1", "top1_max")
+SAMPLED_LOSSES = ("ce_sampled", "bpr", "bpr_max", "top1", "top1_max")
+RANKING_LOSSES = ("bpr", "bpr_max", "top1", "top1_max")
+LOG_EPSILON = 1e-24
+
+
+def cross_entropy(scores: Tensor, target_columns: Tensor | None) -> tuple[Tensor, Tensor, float]:
+    """Softmax cross-entropy; ``target_columns`` [B] gives the positive column of each row
+    (``None``: the diagonal)."""
+    rows = scores.shape[0]
+    log_probs = torch.log_softmax(scores, dim=1)
+    if target_columns is None:
+        loss = log_probs.diagonal().sum().neg_().div_(rows)
+        grad = log_probs.exp_()
+        grad.diagonal().sub_(1.0)
+    else:
+        picked = log_probs.gather(1, target_columns.unsqueeze(1))
+        loss = picked.sum().neg_().div_(rows)
+        grad = log_probs.exp_()
+        grad.scatter_add_(1, target_columns.unsqueeze(1), torch.full_like(picked, -1.0))
+    return loss, grad, 1.0 / rows
+
+
+def negative_softmax(scores: Tensor) -> Tensor:
+    """Softmax of each row over its negatives: the diagonal (row i's positive) gets weight 0."""
+    weights = torch.exp(scores - scores.amax(dim=1, keepdim=True))
+    weights.diagonal().zero_()
+    return weights.div_(weights.sum(dim=1, keepdim=True))
+
+
+def bpr(scores: Tensor) -> tuple[Tensor, Tensor]:
+    rows, cols = scores.shape
+    diff = scores - scores.diagonal().unsqueeze(1)  # o_ij - o_ii
+    loss = F.softplus(diff).sum().div_(rows * cols)
+    grad = torch.sigmoid(diff, out=diff)
+    grad.diagonal().sub_(grad.sum(dim=1))
+    return loss, grad, 1.0 / (rows * cols)
+
+
+def bpr_max(scores: Tensor, bpreg: float) -> tuple[Tensor, Tensor]:
+    rows = scores.shape[0]
+    softmax = negative_softmax(scores)
+    sig = torch.sigmoid(scores.diagonal().unsqueeze(1) - scores)  # sigmoid(o_ii - o_ij)
+    sig_softmax = sig * softmax
+    ranked = sig_softmax.sum(dim=1, keepdim=True)  # A'_i
+    ranked_eps = ranked + LOG_EPSILON
+    squares = scores * scores
+    sq_softmax = squares * softmax
+    regular = sq_softmax.sum(dim=1, keepdim=True)  # R_i
+    loss = (bpreg * regular - torch.log(ranked_eps)).sum().div_(rows)
+    # j != i: s_ij * ((A'_i - sig_ij^2) / A_i + bpreg * (2 o_ij + o_ij^2 - R_i));  the diagonal has s_ii = 0
+    sig_sq_softmax = sig_softmax.mul_(sig)
+    diag_grad = (sig_sq_softmax.sum(dim=1, keepdim=True) - ranked) / ranked_eps
+    inner = torch.sub(ranked, sig * sig).div_(ranked_eps)
+    if bpreg:
+        inner.add_(squares.add_(scores, alpha=2.0).sub_(regular), alpha=bpreg)
+    grad = inner.mul_(softmax)
+    grad.diagonal().copy_(diag_grad.squeeze(1))
+    return loss, grad, 1.0 / rows
+
+
+def top1(scores: Tensor) -> tuple[Tensor, Tensor]:
+    rows, cols = scores.shape
+    diag = scores.diagonal().unsqueeze(1)
+    sig_diff = torch.sigmoid(scores - diag)
+    sig_sq = torch.sigmoid(scores * scores)
+    sig_diag_sq = sig_sq.diagonal().clone()
+    loss = ((sig_diff + sig_sq).sum() - sig_diag_sq.sum()).div_(rows * cols)
+    d_diff = sig_diff.mul_(1.0 - sig_diff)
+    d_sq = sig_sq.mul_(1.0 - sig_sq).mul_(scores).mul_(2.0)
+    grad = d_sq.add_(d_diff)
+    # The positive appears in every difference and its own square term cancels.
+    grad.diagonal().sub_(d_diff.sum(dim=1) + 2.0 * sig_diag_sq * (1.0 - sig_diag_sq) * diag.squeeze(1))
+    return loss, grad, 1.0 / (rows * cols)
+
+
+def top1_max(scores: Tensor) -> tuple[Tensor, Tensor]:
+    rows = scores.shape[0]
+    softmax = negative_softmax(scores)
+    sig_diff = torch.sigmoid(scores - scores.diagonal().unsqueeze(1))
+    sig_sq = torch.sigmoid(scores * scores)
+    terms = sig_diff + sig_sq
+    per_row = (terms * softmax).sum(dim=1, keepdim=True)
+    loss = per_row.sum().div_(rows)
+    d_diff = sig_diff.mul_(1.0 - sig_diff).mul_(softmax)
+    diag_grad = d_diff.sum(dim=1)
+    d_sq = sig_sq.mul_(1.0 - sig_sq).mul_(scores).mul_(2.0)
+    grad = terms.sub_(per_row).add_(d_sq).mul_(softmax).add_(d_diff)
+    grad.diagonal().copy_(-diag_grad)
+    return loss, grad, 1.0 / rows
+
+
+def loss_terms(
+    loss: str,
+    scores: Tensor,
+    target_columns: Tensor | None = None,
+    bpreg: float = 0.0,
+    elu_param: float = 0.0,
+) -> tuple[Tensor, Tensor, float]:
+    """``(loss, g, scale)`` with d loss / d scores = ``g * scale``: leaving the scalar factor to the
+    caller lets it scale a few small tensors instead of the whole score matrix."""
+    if loss == "ce_full":
+        return cross_entropy(scores, target_columns)
+    if loss == "ce_sampled":
+        return cross_entropy(scores, None)
+    if loss not in RANKING_LOSSES:
+        raise ValueError(f"unknown loss {loss!r}; expected one of {LOSSES}")
+    activated = scores
+    if elu_param > 0:
+        # ELU as final activation; its derivative is 1 above zero, elu(x) + alpha below.
+        activated = F.elu(scores, alpha=elu_param)
+    if loss == "bpr":
+        value, grad, scale = bpr(activated)
+    elif loss == "bpr_max":
+        value, grad, scale = bpr_max(activated, bpreg)
+    elif loss == "top1":
+        value, grad, scale = top1(activated)
+    else:
+        value, grad, scale = top1_max(activated)
+    if elu_param > 0:
+        # Chain rule through the ELU in one fused operation (from its output: slope 1 above zero,
+        # elu(x) + alpha below).
+        grad = torch.ops.aten.elu_backward(grad, elu_param, 1, 1, True, activated)
+    return value, grad, scale
+
+
+def loss_and_grad(
+    loss: str,
+    scores: Tensor,
+    target_columns: Tensor | None = None,
+    bpreg: float = 0.0,
+    elu_param: float = 0.0,
+) -> tuple[Tensor, Tensor]:
+    """``(loss, d loss / d scores)``. ``target_columns`` is needed by ``ce_full`` only."""
+    value, grad, scale = loss_terms(loss, scores, target_columns, bpreg, elu_param)
+    return value, grad.mul_(scale)

@@ -1,0 +1,82 @@
+"""Negative samples drawn ahead of time into a store, as the official GRU4Rec does.
+
+Items are drawn with probability proportional to ``support ** alpha`` (alpha 0: uniform,
+alpha 1: popularity) by inverse-CDF search on uniform numbers. The store holds
+``store_size // n_sample`` rows of ``n_sample`` items and lives on the training device;
+each minibatch takes the next row (shared by the whole minibatch); when every row has been
+used the store is refilled.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import Tensor
+
+
+def sampling_cdf(item_support: np.ndarray, alpha: float) -> np.ndarray:
+    """Cumulative distribution of ``support ** alpha`` over items (float64, last entry exactly 1)."""
+    support = np.asarray(item_support, dtype=np.float64)
+    weights = np.power(support, alpha) if alpha != 0 else np.ones_like(support)
+    total = weights.sum()
+    if not np.isfinite(total) or total <= 0:
+        raise ValueError("item support gives no item a positive sampling weight")
+    cdf = np.cumsum(weights) / total
+    cdf[-1] = 1.0
+    return cdf
+
+
+class NegativeSampler:
+    """Store of pre-drawn negative samples, one row of ``n_sample`` items per minibatch."""
+
+    def __init__(
+        self,
+        item_support: np.ndarray,
+        n_sample: int,
+        alpha: float,
+        store_size: int = 10_000_000,
+        device: torch.device | str = "cpu",
+        seed: int = 0,
+    ):
+        self.n_sample = int(n_sample)
+        self.n_items = len(item_support)
+        self.device = torch.device(device)
+        self.rows = max(1, int(store_size) // self.n_sample) if self.n_sample > 0 else 0
+        self.cdf = torch.as_tensor(sampling_cdf(item_support, alpha), device=self.device)
+        self.generator = torch.Generator(device=self.device).manual_seed(int(seed))
+        self.store: Tensor | None = None
+        self.pointer = 0
+        self.fill_state: Tensor | None = None  # generator state just before the current store was drawn
+
+    def _fill(self) -> None:
+        self.fill_state = self.generator.get_state()
+        uniform = torch.rand(self.rows * self.n_sample, generator=self.generator, dtype=torch.float64, device=self.device)
+        samples = torch.searchsorted(self.cdf, uniform, right=True)
+        self.store = samples.clamp_(max=self.n_items - 1).view(self.rows, self.n_sample)
+        self.pointer = 0
+
+    def next(self) -> Tensor:
+        """The next row of the store: int64 [n_sample] on the device."""
+        if self.store is None or self.pointer >= self.rows:
+            self._fill()
+        row = self.store[self.pointer]
+        self.pointer += 1
+        return row
+
+    def state_dict(self) -> dict:
+        return {
+            "generator": self.generator.get_state(),
+            "fill_state": self.fill_state,
+            "pointer": self.pointer,
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore the exact stream: redraw the current store from its saved generator state."""
+        if state["fill_state"] is None:
+            self.generator.set_state(state["generator"])
+            self.store, self.fill_state, self.pointer = None, None, 0
+            return
+        self.generator.set_state(state["fill_state"])
+        self._fill()
+        self.pointer = int(state["pointer"])
+        self.generator.set_state(state["generator"])

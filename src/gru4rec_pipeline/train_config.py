@@ -1,0 +1,182 @@
+"""Training hyperparameters: the ``TrainConfig`` dataclass and the published defaults per loss.
+
+Sources of ``DEFAULT_HYPERPARAMETERS`` (official GRU4Rec repositories, RSC15 / yoochoose):
+- ``ce_sampled``: GRU4Rec_PyTorch_Official ``paramfiles/rsc15_xe_shared_100_best.py`` (cross-entropy,
+  constrained embedding, 100 units: batch 32, lr 0.2, momentum 0.2, dropout 0 / 0.4, 2048 samples,
+  sample_alpha 0.5, logq 1.0).
+- ``bpr_max``: GRU4Rec ``param_samples/rsc15_bpr-max_constrained.py`` and ``examples/rsc15/run_rsc15.py``
+  (BPR-max, constrained embedding, R@20 0.7261 there: batch 32, lr 0.2, momentum 0.1, no dropout,
+  2048 samples, sample_alpha 0, bpreg 0.5, final activation ELU 0.5).
+- ``ce_full``: the ``ce_sampled`` setting scoring all items (no samples, hence no logQ correction).
+- ``bpr``, ``top1``, ``top1_max``: no tuned RSC15 setting is published for these with 2048 samples;
+  they take the ``bpr_max`` setting (without score regularisation), as the "Top-k gains" paper
+  compares the losses under the same sampling setup.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+from .errors import ConfigError
+from .losses import LOSSES
+from .model import EMBEDDING_MODES
+
+_COMMON = {
+    "layers": [100],
+    "batch_size": 32,
+    "embedding": "shared",
+    "embedding_dim": 0,
+    "epochs": 10,
+    "sample_store_size": 10_000_000,
+}
+
+DEFAULT_HYPERPARAMETERS: dict[str, dict] = {
+    "ce_sampled": {
+        **_COMMON,
+        "loss": "ce_sampled",
+        "learning_rate": 0.2,
+        "momentum": 0.2,
+        "dropout_embed": 0.0,
+        "dropout_hidden": 0.4,
+        "n_sample": 2048,
+        "sample_alpha": 0.5,
+        "logq": 1.0,
+        "bpreg": 0.0,
+        "elu_param": 0.0,
+    },
+    "ce_full": {
+        **_COMMON,
+        "loss": "ce_full",
+        "learning_rate": 0.2,
+        "momentum": 0.2,
+        "dropout_embed": 0.0,
+        "dropout_hidden": 0.4,
+        "n_sample": 0,
+        "sample_alpha": 0.5,
+        "logq": 0.0,
+        "bpreg": 0.0,
+        "elu_param": 0.0,
+    },
+    "bpr_max": {
+        **_COMMON,
+        "loss": "bpr_max",
+        "learning_rate": 0.2,
+        "momentum": 0.1,
+        "dropout_embed": 0.0,
+        "dropout_hidden": 0.0,
+        "n_sample": 2048,
+        "sample_alpha": 0.0,
+        "logq": 0.0,
+        "bpreg": 0.5,
+        "elu_param": 0.5,
+    },
+}
+for _loss in ("bpr", "top1", "top1_max"):
+    DEFAULT_HYPERPARAMETERS[_loss] = {**DEFAULT_HYPERPARAMETERS["bpr_max"], "loss": _loss, "bpreg": 0.0}
+
+DEVICES = ("auto", "cpu", "cuda")
+
+
+@dataclass
+class TrainConfig:
+    """Every hyperparameter of one training run (defaults: the published ``ce_sampled`` setting)."""
+
+    loss: str = "ce_sampled"
+    layers: list[int] = field(default_factory=lambda: [100])
+    batch_size: int = 32
+    learning_rate: float = 0.2
+    momentum: float = 0.2
+    dropout_embed: float = 0.0
+    dropout_hidden: float = 0.4
+    embedding: str = "shared"  # shared | separate | none
+    embedding_dim: int = 0  # size of a separate embedding; 0: the first layer's size
+    n_sample: int = 2048
+    sample_alpha: float = 0.5
+    logq: float = 1.0
+    bpreg: float = 0.0
+    elu_param: float = 0.0
+    epochs: int = 10
+    seed: int = 42
+    device: str = "auto"
+    threads: int = 1
+    sample_store_size: int = 10_000_000
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "TrainConfig":
+        """Build from a mapping: missing keys come from ``DEFAULT_HYPERPARAMETERS[loss]``.
+
+        Raises ConfigError naming the key for an unknown key or a value of the wrong type or range.
+        """
+        values = dict(values)
+        known = {f.name for f in dataclasses.fields(cls)}
+        for key in values:
+            if key not in known:
+                raise ConfigError(key, f"unknown training key; expected one of {sorted(known)}")
+        loss = values.get("loss", cls.loss)
+        if loss not in LOSSES:
+            raise ConfigError("loss", f"got {loss!r}, expected one of {list(LOSSES)}")
+        merged = {**DEFAULT_HYPERPARAMETERS[loss], **values}
+        config = cls(**{key: _coerce(key, value) for key, value in merged.items()})
+        config.validate()
+        return config
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def validate(self) -> None:
+        def require(key: str, ok: bool, expected: str) -> None:
+            if not ok:
+                raise ConfigError(key, f"got {getattr(self, key)!r}, expected {expected}")
+
+        require("loss", self.loss in LOSSES, f"one of {list(LOSSES)}")
+        require("layers", len(self.layers) > 0 and all(size > 0 for size in self.layers), "a list of positive sizes")
+        require("batch_size", self.batch_size >= 1, "a positive integer")
+        require("learning_rate", self.learning_rate > 0, "a positive number")
+        require("momentum", 0 <= self.momentum < 1, "a number in [0, 1)")
+        require("dropout_embed", 0 <= self.dropout_embed < 1, "a probability in [0, 1)")
+        require("dropout_hidden", 0 <= self.dropout_hidden < 1, "a probability in [0, 1)")
+        require("embedding", self.embedding in EMBEDDING_MODES, f"one of {list(EMBEDDING_MODES)}")
+        require("embedding_dim", self.embedding_dim >= 0, "a non-negative integer")
+        require("n_sample", self.n_sample >= 0, "a non-negative integer")
+        require("sample_alpha", self.sample_alpha >= 0, "a non-negative number")
+        require("logq", self.logq >= 0, "a non-negative number")
+        require("bpreg", self.bpreg >= 0, "a non-negative number")
+        require("elu_param", self.elu_param >= 0, "a non-negative number (0: no ELU)")
+        require("epochs", self.epochs >= 1, "a positive integer")
+        require("device", self.device in DEVICES, f"one of {list(DEVICES)}")
+        require("threads", self.threads >= 1, "a positive integer")
+        require("sample_store_size", self.sample_store_size >= max(1, self.n_sample), "at least n_sample")
+
+
+_FIELD_TYPES = {f.name: f.type for f in dataclasses.fields(TrainConfig)}
+
+
+def _coerce(key: str, value):
+    """Turn config and command-line values into the field's type, or raise ConfigError."""
+    kind = _FIELD_TYPES[key]
+    try:
+        if kind == "list[int]":
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                value = [value]
+            if isinstance(value, str):
+                value = [part for part in value.replace("/", ",").strip("[] ").split(",") if part.strip()]
+            result = [int(v) for v in value]
+            if any(float(v) != r for v, r in zip(value, result)):
+                raise ValueError
+            return result
+        if kind == "int":
+            if isinstance(value, bool) or float(value) != int(float(value)):
+                raise ValueError
+            return int(float(value))
+        if kind == "float":
+            if isinstance(value, bool):
+                raise ValueError
+            return float(value)
+        if kind == "str":
+            if not isinstance(value, str):
+                raise ValueError
+            return value
+    except (TypeError, ValueError):
+        raise ConfigError(key, f"got {value!r}, expected a value of type {kind}") from None
+    return value

@@ -1,0 +1,44 @@
+"""The negative sampler: distribution for alpha 0 and 1, refills, exact restore."""
+
+import numpy as np
+import pytest
+import torch
+
+from gru4rec_pipeline.sampling import NegativeSampler
+
+SUPPORT = np.array([1, 2, 3, 4, 5, 10, 20, 40, 0, 15])
+
+
+def draw(alpha, rows=100):
+    sampler = NegativeSampler(SUPPORT, n_sample=1000, alpha=alpha, store_size=7000, seed=5)
+    return torch.cat([sampler.next() for _ in range(rows)]).numpy()  # 14 refills
+
+
+@pytest.mark.parametrize("alpha", [0.0, 1.0, 0.5])
+def test_distribution_follows_support_to_the_alpha(alpha):
+    samples = draw(alpha)
+    weights = SUPPORT.astype(float) ** alpha if alpha else np.ones(len(SUPPORT))
+    expected = weights / weights.sum() * len(samples)
+    observed = np.bincount(samples, minlength=len(SUPPORT))
+    positive = expected > 0
+    assert observed[~positive].sum() == 0
+    chi_square = ((observed[positive] - expected[positive]) ** 2 / expected[positive]).sum()
+    assert chi_square < 35  # 99.99th percentile of chi-square with <= 9 degrees of freedom is ~33.7
+
+
+def test_restore_continues_the_same_stream():
+    sampler = NegativeSampler(SUPPORT, n_sample=4, alpha=0.5, store_size=12, seed=1)
+    for _ in range(5):
+        sampler.next()
+    saved = sampler.state_dict()
+    expected = [sampler.next().clone() for _ in range(7)]
+    restored = NegativeSampler(SUPPORT, n_sample=4, alpha=0.5, store_size=12, seed=99)
+    restored.load_state_dict(saved)
+    for row in expected:
+        torch.testing.assert_close(restored.next(), row)
+
+
+def test_store_rows_and_shape():
+    sampler = NegativeSampler(SUPPORT, n_sample=3, alpha=0.0, store_size=10)
+    assert sampler.rows == 3
+    assert sampler.next().shape == (3,)

@@ -1,0 +1,329 @@
+"""Training: the hand-written backward pass against autograd, repeatability, resume, the stage's files."""
+
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from gru4rec_pipeline import training
+from gru4rec_pipeline.arrays import SessionArrays
+from gru4rec_pipeline.errors import ConfigError
+from gru4rec_pipeline.losses import LOSSES
+from gru4rec_pipeline.model import GRU4Rec
+from gru4rec_pipeline.train_step import TrainStep
+from gru4rec_pipeline.training import DEFAULT_HYPERPARAMETERS, TrainConfig, load_model, train_model
+from test_losses import naive_loss
+
+N_ITEMS = 30
+
+
+def tiny_sessions(n_sessions=160, seed=0):
+    """Sessions whose next item usually follows a fixed successor rule, so that there is something to learn."""
+    rng = np.random.default_rng(seed)
+    lengths = rng.integers(2, 7, size=n_sessions)
+    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    items = np.empty(offsets[-1], dtype=np.int64)
+    for s in range(n_sessions):
+        item = rng.integers(N_ITEMS)
+        for k in range(lengths[s]):
+            items[offsets[s] + k] = item
+            item = (3 * item + 1) % N_ITEMS if rng.random() < 0.8 else rng.integers(N_ITEMS)
+    times = np.repeat(np.arange(n_sessions, dtype=np.float64), lengths)
+    arrays = SessionArrays(offsets, items, times, np.arange(n_sessions, dtype=np.int64))
+    return arrays, np.bincount(items, minlength=N_ITEMS)
+
+
+def tiny_config(loss="ce_sampled", **overrides):
+    values = {"loss": loss, "batch_size": 4, "n_sample": 8, "sample_store_size": 64, "epochs": 3, "layers": [12], "seed": 7}
+    values.update(overrides)
+    return TrainConfig.from_dict(values)
+
+
+# -- the backward pass -----------------------------------------------------------------------------
+class GradientRecorder:
+    """Stands in for the optimizer: keeps the gradients instead of applying them."""
+
+    def __init__(self, sort_rows):
+        self.rows = {}
+        self._sort_rows = sort_rows
+
+    def update_dense(self, name, param, grad):
+        pass
+
+    def sort_rows(self, param):
+        return self._sort_rows
+
+    def update_rows(self, name, param, rows, grad):
+        self.rows[name] = torch.zeros_like(param).index_add_(0, rows, grad)
+
+    def update_unique_rows(self, name, param, rows, grad, mask=None):
+        assert len(torch.unique(rows)) == len(rows)
+        if mask is not None:
+            assert torch.all(grad[~mask] == 0)
+        self.update_rows(name, param, rows, grad)
+
+
+def reference_loss(params, mode, inputs, targets, samples, state, masks, loss, logq_offset, bpreg, elu_param, drop):
+    masks = iter(masks)
+    x = None
+    if mode != "none":
+        x = params["item_weight" if mode == "shared" else "input_embedding"][inputs]
+        if drop["embed"] > 0:
+            x = x * next(masks)
+    for layer, h in enumerate(state):
+        w, b = params[f"gru_input_weights.{layer}"], params[f"gru_input_biases.{layer}"]
+        u, c = params[f"gru_hidden_weights.{layer}"], params[f"gru_hidden_biases.{layer}"]
+        gi = w[inputs] + b if (layer == 0 and mode == "none") else x @ w + b
+        gh = h @ u + c
+        size = h.shape[1]
+        r = torch.sigmoid(gi[:, :size] + gh[:, :size])
+        z = torch.sigmoid(gi[:, size : 2 * size] + gh[:, size : 2 * size])
+        n = torch.tanh(gi[:, 2 * size :] + r * gh[:, 2 * size :])
+        x = (1 - z) * n + z * h
+        if drop["layers"][layer] > 0:
+            x = x * next(masks)
+    if loss == "ce_full":
+        scores = x @ params["item_weight"].T + params["item_bias"]
+    else:
+        candidates = torch.cat([targets, samples])
+        scores = x @ params["item_weight"][candidates].T + params["item_bias"][candidates] - logq_offset
+    return naive_loss(loss, scores, targets, bpreg, elu_param)
+
+
+@pytest.mark.parametrize("sort_rows", [True, False])
+@pytest.mark.parametrize(
+    "loss,mode,layers",
+    [
+        ("ce_sampled", "shared", [6, 5]),
+        ("bpr_max", "shared", [5]),
+        ("ce_full", "shared", [5]),
+        ("top1_max", "separate", [6, 5]),
+        ("bpr", "none", [6, 5]),
+        ("top1", "none", [5]),
+        ("ce_full", "separate", [5]),
+    ],
+)
+def test_step_gradients_match_autograd(loss, mode, layers, sort_rows):
+    torch.manual_seed(0)
+    support = np.arange(1, N_ITEMS + 1)
+    model = GRU4Rec(N_ITEMS, layers, embedding=mode, seed=3)
+    step = TrainStep(model, loss, 4, 0.1, 0.5, 0.3, 0.25, support, logq=1.0, sample_alpha=0.5, bpreg=0.5, elu_param=0.5)
+    with torch.no_grad():
+        model.item_bias.normal_()
+        for bias in list(model.gru_input_biases) + list(model.gru_hidden_biases):
+            bias.normal_()
+    params = {name: p.detach().clone().requires_grad_(True) for name, p in model.named_parameters()}
+    recorder = GradientRecorder(sort_rows)
+    step.optimizer = recorder
+    masks = []
+    make_mask = step._dropout_mask
+    step._dropout_mask = lambda shape, p: masks.append(make_mask(shape, p)) or masks[-1]
+    inputs, targets, samples = torch.tensor([0, 5, 5, 29]), torch.tensor([7, 5, 1, 9]), torch.tensor([3, 7, 7, 20, 11])
+    state = [torch.randn(4, size) * 0.5 for size in layers]
+    reference_state = [h.clone() for h in state]
+    step(inputs, targets, samples, state)
+
+    log_support = torch.log(torch.as_tensor(support, dtype=torch.float32))
+    logq_offset = torch.cat([log_support[targets], 0.5 * log_support[samples]]) if loss == "ce_sampled" else 0.0
+    drop = {"embed": 0.3, "layers": [0.3 if (mode == "none" and i == 0) else 0.25 for i in range(len(layers))]}
+    expected = reference_loss(
+        params, mode, inputs, targets, samples, reference_state, masks, loss, logq_offset, 0.5, 0.5 if loss != "ce_full" and not loss.startswith("ce") else 0.0, drop
+    )
+    expected.backward()
+    for name, param in params.items():
+        got = step.dense_grads[name] if name in step.dense_grads else recorder.rows[name]
+        torch.testing.assert_close(got, param.grad, rtol=2e-4, atol=2e-6, msg=f"gradient of {name}")
+
+
+def test_gru_cell_matches_torch():
+    model = GRU4Rec(N_ITEMS, [7], embedding="shared", seed=1)
+    cell = torch.nn.GRUCell(7, 7)
+    with torch.no_grad():
+        cell.weight_ih.copy_(model.gru_input_weights[0].T)
+        cell.weight_hh.copy_(model.gru_hidden_weights[0].T)
+        cell.bias_ih.copy_(torch.randn(21))
+        cell.bias_hh.copy_(torch.randn(21))
+        model.gru_input_biases[0].copy_(cell.bias_ih)
+        model.gru_hidden_biases[0].copy_(cell.bias_hh)
+    inputs = torch.tensor([1, 4, 9])
+    state = [torch.randn(3, 7)]
+    out, new_state = model.step(inputs, state)
+    with torch.no_grad():
+        expected = cell(model.item_weight[inputs], state[0])
+    torch.testing.assert_close(out, expected)
+    assert new_state[0] is out
+    before = out.clone()
+    GRU4Rec.reset_slots(new_state, torch.tensor([False, True, False]))
+    assert torch.all(new_state[0][1] == 0)
+    assert torch.equal(new_state[0][[0, 2]], before[[0, 2]])
+
+
+# -- whole runs ------------------------------------------------------------------------------------
+def read_history(path):
+    with open(path) as handle:
+        return list(csv.DictReader(handle))
+
+
+@pytest.mark.parametrize("loss", LOSSES)
+def test_training_lowers_the_loss(tmp_path, loss):
+    train, support = tiny_sessions()
+    summary = train_model(train, support, tiny_config(loss), tmp_path / "m.pt", tmp_path / "h.csv", progress=False)
+    history = read_history(tmp_path / "h.csv")
+    assert list(history[0]) == ["epoch", "loss", "events", "events_per_s", "wall_s"]
+    losses = [float(row["loss"]) for row in history]
+    assert losses[-1] < losses[0]
+    assert summary["epochs"] == 3 and summary["device"] == "cpu"
+    assert np.isfinite(summary["final_loss"]) and summary["events_per_s"] > 0
+
+
+def test_same_seed_gives_identical_weights(tmp_path):
+    train, support = tiny_sessions()
+    for name in ("a", "b"):
+        train_model(train, support, tiny_config(dropout_hidden=0.3), tmp_path / f"{name}.pt", tmp_path / f"{name}.csv", progress=False)
+    a, b = load_model(tmp_path / "a.pt"), load_model(tmp_path / "b.pt")
+    for (name, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items()):
+        assert torch.equal(x, y), name
+
+
+def test_resumed_run_equals_uninterrupted_run(tmp_path, monkeypatch):
+    train, support = tiny_sessions()
+    config = tiny_config("bpr_max", dropout_hidden=0.2, sample_store_size=40)
+    train_model(train, support, config, tmp_path / "full.pt", tmp_path / "full.csv", tmp_path / "ck_full", progress=False)
+
+    real_save = training.save_checkpoint
+
+    def crash_after_first_epoch(path, payload):
+        real_save(path, payload)
+        raise KeyboardInterrupt("simulated crash")
+
+    monkeypatch.setattr(training, "save_checkpoint", crash_after_first_epoch)
+    with pytest.raises(KeyboardInterrupt):
+        train_model(train, support, config, tmp_path / "resumed.pt", tmp_path / "resumed.csv", tmp_path / "ck", progress=False)
+    assert not (tmp_path / "resumed.pt").exists()
+    assert len(read_history(tmp_path / "resumed.csv")) == 1
+    monkeypatch.setattr(training, "save_checkpoint", real_save)
+    train_model(train, support, config, tmp_path / "resumed.pt", tmp_path / "resumed.csv", tmp_path / "ck", progress=False)
+
+    full, resumed = load_model(tmp_path / "full.pt"), load_model(tmp_path / "resumed.pt")
+    for (name, x), (_, y) in zip(full.state_dict().items(), resumed.state_dict().items()):
+        assert torch.equal(x, y), name
+    losses = lambda path: [row["loss"] for row in read_history(path)]  # noqa: E731
+    assert losses(tmp_path / "full.csv") == losses(tmp_path / "resumed.csv")
+
+
+def test_checkpoint_of_another_configuration_is_not_resumed(tmp_path):
+    train, support = tiny_sessions()
+    train_model(train, support, tiny_config(epochs=1), tmp_path / "a.pt", tmp_path / "a.csv", tmp_path / "ck", progress=False)
+    train_model(train, support, tiny_config(epochs=1, learning_rate=0.05), tmp_path / "b.pt", tmp_path / "b.csv", tmp_path / "ck", progress=False)
+    assert len(read_history(tmp_path / "b.csv")) == 1
+
+
+def test_model_file_loads_without_unpickling(tmp_path):
+    train, support = tiny_sessions()
+    train_model(train, support, tiny_config(epochs=1, embedding="separate"), tmp_path / "m.pt", tmp_path / "h.csv", progress=False)
+    payload = torch.load(tmp_path / "m.pt", weights_only=True)
+    assert payload["hyperparameters"]["embedding"] == "separate"
+    model = load_model(tmp_path / "m.pt")
+    weight, bias = model.output_weights()
+    assert weight.shape == (N_ITEMS, 12) and bias.shape == (N_ITEMS,)
+    out, state = model.step(torch.tensor([1, 2]), model.init_state(2))
+    assert out.shape == (2, 12) and len(state) == 1
+
+
+def test_config_errors_name_the_key():
+    with pytest.raises(ConfigError, match="'colour'"):
+        TrainConfig.from_dict({"loss": "bpr_max", "colour": 1})
+    with pytest.raises(ConfigError, match="'loss'"):
+        TrainConfig.from_dict({"loss": "hinge"})
+    with pytest.raises(ConfigError, match="'dropout_hidden'"):
+        TrainConfig.from_dict({"loss": "bpr_max", "dropout_hidden": 1.5})
+    with pytest.raises(ConfigError, match="'batch_size'"):
+        TrainConfig.from_dict({"loss": "bpr_max", "batch_size": "many"})
+    config = TrainConfig.from_dict({"loss": "bpr_max", "layers": "100/50"})
+    assert config.layers == [100, 50] and config.bpreg == DEFAULT_HYPERPARAMETERS["bpr_max"]["bpreg"]
+    assert set(DEFAULT_HYPERPARAMETERS) == set(LOSSES)
+
+
+def test_command_line_trains_from_files(tmp_path):
+    from gru4rec_pipeline.cli import main
+
+    train, support = tiny_sessions()
+    train.save(tmp_path / "train.npz")
+    pd.DataFrame({"ItemId": np.arange(N_ITEMS) + 100, "ItemIdx": np.arange(N_ITEMS), "Support": support}).to_parquet(
+        tmp_path / "vocab.parquet"
+    )
+    argv = ["train", "--train", str(tmp_path / "train.npz"), "--vocab", str(tmp_path / "vocab.parquet"), "--loss", "top1_max",
+            "--set", "epochs=1", "--set", "batch_size=4", "--set", "layers=[8]", "--set", "n_sample=5", "--model",
+            str(tmp_path / "m.pt"), "--history", str(tmp_path / "h.csv"), "--checkpoint-dir", str(tmp_path / "ck"),
+            "--threads", "1", "--device", "cpu", "--quiet"]
+    assert main(argv) == 0
+    assert load_model(tmp_path / "m.pt").n_items == N_ITEMS
+    assert (tmp_path / "ck" / "checkpoint.pt").exists()
+    assert main(argv[:-1] + ["--set", "colour=red", "--quiet"]) == 2
+
+
+# -- the optimizer ---------------------------------------------------------------------------------
+def reference_adagrad_momentum(param, grads, lr, momentum, eps=1e-6):
+    """The official update, applied to whole tensors (rows with zero gradient would still move)."""
+    acc, mom = torch.zeros_like(param), torch.zeros_like(param)
+    for grad in grads:
+        acc += grad * grad
+        mom = momentum * mom - lr * grad / torch.sqrt(acc + eps)
+        param = param + mom
+    return param
+
+
+@pytest.mark.parametrize("momentum", [0.0, 0.3])
+@pytest.mark.parametrize("sort_rows", [True, False])
+def test_row_updates_sum_duplicates_and_leave_other_rows_alone(momentum, sort_rows):
+    from gru4rec_pipeline.optim import AdagradMomentum
+
+    generator = torch.Generator().manual_seed(0)
+    param = torch.randn(6, 3, generator=generator, dtype=torch.float64)
+    optimizer = AdagradMomentum(0.1, momentum)
+    optimizer.coalesce_by_sorting = sort_rows
+    optimizer.add_rows("w", param)
+    updated = param.clone()
+    steps = [(torch.tensor([4, 1, 4, 4]), torch.randn(4, 3, generator=generator, dtype=torch.float64)),
+             (torch.tensor([1, 2]), torch.randn(2, 3, generator=generator, dtype=torch.float64))]
+    for rows, grad in steps:
+        optimizer.update_rows("w", updated, rows, grad)
+    # Rows 1 and 4 are touched in step 1; rows 1 and 2 in step 2: row 4's momentum must not move it in step 2.
+    dense = [torch.zeros_like(param).index_add_(0, rows, grad) for rows, grad in steps]
+    expected = param.clone()
+    expected[[0, 3, 5]] = param[[0, 3, 5]]
+    expected[4] = reference_adagrad_momentum(param[4], [dense[0][4]], 0.1, momentum)
+    expected[1] = reference_adagrad_momentum(param[1], [dense[0][1], dense[1][1]], 0.1, momentum)
+    expected[2] = reference_adagrad_momentum(param[2], [dense[1][2]], 0.1, momentum)
+    torch.testing.assert_close(updated, expected)
+
+
+def test_masked_rows_are_not_updated():
+    from gru4rec_pipeline.optim import AdagradMomentum
+
+    param = torch.arange(5, dtype=torch.float64)
+    optimizer = AdagradMomentum(0.1, 0.5)
+    optimizer.add_rows("b", param)
+    rows = torch.tensor([1, 3])
+    optimizer.update_unique_rows("b", param, rows, torch.tensor([1.0, 2.0], dtype=torch.float64))
+    before, state_before = param.clone(), optimizer.state["b"].clone()
+    optimizer.update_unique_rows("b", param, rows, torch.tensor([0.0, 1.0], dtype=torch.float64), mask=torch.tensor([False, True]))
+    assert param[1] == before[1]  # no momentum step for a row outside the mask
+    assert torch.equal(optimizer.state["b"][1], state_before[1])  # accumulator and momentum of row 1
+    assert param[3] != before[3]
+
+
+def test_sorting_and_scratch_paths_train_alike(tmp_path, monkeypatch):
+    from gru4rec_pipeline import optim
+
+    train, support = tiny_sessions()
+    train_model(train, support, tiny_config(epochs=1), tmp_path / "a.pt", tmp_path / "a.csv", progress=False)
+    monkeypatch.setattr(optim.AdagradMomentum, "sort_rows", lambda self, param: False)
+    train_model(train, support, tiny_config(epochs=1), tmp_path / "b.pt", tmp_path / "b.csv", progress=False)
+    a, b = load_model(tmp_path / "a.pt"), load_model(tmp_path / "b.pt")
+    for (name, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items()):
+        torch.testing.assert_close(x, y, rtol=1e-4, atol=1e-5, msg=name)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -9,9 +10,10 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
-from conftest import LOSSES, REPO, REPORT_RULES, planned_jobs, rules_of
+from conftest import LOSSES, REPO, REPORT_RULES, planned_jobs, rules_of, run_snakemake
 
 BASELINES = ["pop", "spop", "itemknn", "oracle"]
 
@@ -65,3 +67,59 @@ def test_deleting_an_artifact_rebuilds_only_it_and_its_dependents(tiny_run: Path
     jobs = rules_of(planned_jobs(workdir))
     assert jobs["train_model"] == 1 and jobs["evaluate_model"] == 1, jobs
     assert set(jobs) <= {"train_model", "evaluate_model", "all"} | REPORT_RULES, jobs
+
+
+def test_local_archive_skips_generation(workflow_copy: Path, tmp_path: Path):
+    archive = tmp_path / "yoochoose-data.7z"
+    archive.write_bytes(b"7z")
+    jobs = rules_of(planned_jobs(workflow_copy, "results/data/stats.json", config=("--config", f"archive={archive}")))
+    assert "synthesize_archive" not in jobs and "download_archive" not in jobs, jobs
+    assert jobs["extract_clicks"] == 1 and jobs["split_sessions"] == 1, jobs
+
+
+def test_extracted_clicks_skip_download_and_extraction(workflow_copy: Path, tmp_path: Path):
+    clicks = tmp_path / "yoochoose-clicks.dat"
+    clicks.write_text("1,2014-04-07T10:51:09.277Z,214536502,0\n")
+    jobs = rules_of(planned_jobs(workflow_copy, "results/data/stats.json", config=("--config", f"clicks={clicks}")))
+    assert not {"synthesize_archive", "download_archive", "extract_clicks"} & set(jobs), jobs
+    assert jobs["clicks_to_parquet"] == 1, jobs
+
+
+def test_download_source_fetches_on_the_submitting_host(workflow_copy: Path):
+    jobs = rules_of(planned_jobs(workflow_copy, "results/data/stats.json", config=("--config", "source=download")))
+    assert jobs["download_archive"] == 1 and "synthesize_archive" not in jobs, jobs
+    data_rules = (REPO / "workflow" / "rules" / "data.smk").read_text()
+    assert re.search(r"^localrules:\n\s+download_archive,", data_rules, re.M), "download must run on the submitting host"
+
+
+@pytest.mark.slow
+def test_own_click_log_gives_the_same_splits(tiny_run: Path, workflow_copy: Path):
+    """The tiny clicks, renamed and with ISO-8601 times, through own_data: the same protocol splits."""
+    clicks = pd.read_parquet(tiny_run / "results" / "data" / "clicks.parquet")
+    iso = pd.to_datetime(clicks["Time"], unit="s", utc=True).dt.strftime("%Y-%m-%dT%H:%M:%S.%f+00:00")
+    own = pd.DataFrame({"visit": clicks["SessionId"], "product": clicks["ItemId"], "when": iso})
+    own_path = workflow_copy / "my_clicks.csv"
+    own.to_csv(own_path, index=False)
+    overlay = workflow_copy / "own.yaml"
+    overlay.write_text(
+        f"own_data: {{path: {own_path}, session_column: visit, item_column: product, time_column: when, time_format: iso}}\n"
+    )
+    run_snakemake(workflow_copy, "results/data/stats.json", "--cores", "2", "--configfile", "config/config.yaml", str(overlay))
+    ours = json.loads((workflow_copy / "results" / "data" / "stats.json").read_text())
+    reference = json.loads((tiny_run / "results" / "data" / "stats.json").read_text())
+    assert ours["splits"] == reference["splits"]
+    for split in ["train_full", "test"]:
+        mine = pd.read_parquet(workflow_copy / "results" / "data" / f"{split}.parquet")
+        theirs = pd.read_parquet(tiny_run / "results" / "data" / f"{split}.parquet")
+        assert (mine[["SessionId", "ItemId"]].to_numpy() == theirs[["SessionId", "ItemId"]].to_numpy()).all()
+        assert abs(mine["Time"] - theirs["Time"]).max() < 1e-5
+
+
+@pytest.mark.slow
+def test_gru4rec_beats_popularity_on_the_tiny_preset(tiny_run: Path):
+    def recall_at_20(name: str) -> float:
+        text = (tiny_run / "results" / f"recall_{name}.txt").read_text()
+        return float(re.search(r"^Recall@20: (\d\.\d+)$", text, re.M).group(1))
+
+    for loss in ["ce_sampled", "bpr_max"]:
+        assert recall_at_20(loss) > recall_at_20("pop"), loss

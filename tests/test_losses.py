@@ -69,3 +69,12 @@ def test_saturated_scores_stay_finite(loss, magnitude):
         value, grad = loss_and_grad(loss, scores.clone(), targets, bpreg=0.5, elu_param=elu_param)
         assert torch.isfinite(value)
         assert torch.isfinite(grad).all()
+
+
+def test_cross_entropy_is_exact_where_the_target_probability_underflows():
+    scores = torch.zeros(2, 50, dtype=torch.float32)
+    scores[0, 0] = -200.0  # softmax probability exp(-200) / 50 underflows in float32
+    scores[1, 3] = 120.0
+    value, _ = loss_and_grad("ce_sampled", scores.clone())
+    expected = (torch.logsumexp(scores.double(), dim=1) - scores.double().diagonal()).mean()
+    torch.testing.assert_close(value.double(), expected, rtol=1e-6, atol=1e-4)

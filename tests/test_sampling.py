@@ -42,3 +42,19 @@ def test_store_rows_and_shape():
     sampler = NegativeSampler(SUPPORT, n_sample=3, alpha=0.0, store_size=10)
     assert sampler.rows == 3
     assert sampler.next().shape == (3,)
+
+
+@pytest.mark.parametrize("alpha", [0.0, 0.5, 1.0])
+def test_guided_search_equals_binary_search(alpha):
+    from gru4rec_pipeline.sampling import GuidedSearch, sampling_cdf
+
+    rng = np.random.default_rng(2)
+    support = np.concatenate([rng.zipf(1.3, size=500), np.zeros(40, dtype=np.int64)])
+    rng.shuffle(support)
+    cdf = torch.as_tensor(sampling_cdf(support, alpha))
+    search = GuidedSearch(cdf, slices_per_item=2)  # coarse: many slices hold boundaries and need the search
+    uniform = torch.rand(200_000, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    # Exact slice edges and the cdf values themselves are the boundary cases of right=True.
+    edges = torch.arange(search.slices, dtype=torch.float64) / search.slices
+    uniform = torch.cat([uniform, edges, cdf[cdf < 1], torch.tensor([0.0, np.nextafter(1.0, 0.0)], dtype=torch.float64)])
+    torch.testing.assert_close(search(uniform), torch.searchsorted(cdf, uniform, right=True), rtol=0, atol=0)

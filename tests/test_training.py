@@ -14,6 +14,7 @@ from gru4rec_pipeline.arrays import SessionArrays
 from gru4rec_pipeline.errors import ConfigError
 from gru4rec_pipeline.losses import LOSSES
 from gru4rec_pipeline.model import GRU4Rec
+from gru4rec_pipeline.optim import AdagradMomentum
 from gru4rec_pipeline.train_step import TrainStep
 from gru4rec_pipeline.training import DEFAULT_HYPERPARAMETERS, TrainConfig, load_model, train_model
 from test_losses import naive_loss
@@ -50,12 +51,24 @@ class GradientRecorder:
     def __init__(self, sort_rows):
         self.rows = {}
         self._sort_rows = sort_rows
+        self._grouping = AdagradMomentum(0.1, 0.0)
+        self._grouping.compact_duplicates = sort_rows
 
     def update_dense(self, name, param, grad):
         pass
 
     def sort_rows(self, param):
         return self._sort_rows
+
+    def group_rows(self, param, rows):
+        return self._grouping.group_rows(param, rows)
+
+    def update_grouped_rows(self, name, param, groups, grad, param_rows=None):
+        if param_rows is not None:
+            assert torch.equal(param_rows, param[groups.rows])
+        assert torch.equal(groups.rows[groups.first], groups.rows)  # each entry's first entry has its row
+        assert torch.all(groups.first <= torch.arange(len(groups.rows)))
+        self.update_rows(name, param, groups.rows, grad)
 
     def update_rows(self, name, param, rows, grad):
         self.rows[name] = torch.zeros_like(param).index_add_(0, rows, grad)
@@ -285,7 +298,7 @@ def test_row_updates_sum_duplicates_and_leave_other_rows_alone(momentum, sort_ro
     generator = torch.Generator().manual_seed(0)
     param = torch.randn(6, 3, generator=generator, dtype=torch.float64)
     optimizer = AdagradMomentum(0.1, momentum)
-    optimizer.coalesce_by_sorting = sort_rows
+    optimizer.compact_duplicates = sort_rows
     optimizer.add_rows("w", param)
     updated = param.clone()
     steps = [(torch.tensor([4, 1, 4, 4]), torch.randn(4, 3, generator=generator, dtype=torch.float64)),
@@ -322,8 +335,66 @@ def test_sorting_and_scratch_paths_train_alike(tmp_path, monkeypatch):
 
     train, support = tiny_sessions()
     train_model(train, support, tiny_config(epochs=1), tmp_path / "a.pt", tmp_path / "a.csv", progress=False)
-    monkeypatch.setattr(optim.AdagradMomentum, "sort_rows", lambda self, param: False)
+    monkeypatch.setattr(optim.AdagradMomentum, "compact_rows", lambda self, param: False)
     train_model(train, support, tiny_config(epochs=1), tmp_path / "b.pt", tmp_path / "b.csv", progress=False)
     a, b = load_model(tmp_path / "a.pt"), load_model(tmp_path / "b.pt")
     for (name, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items()):
         torch.testing.assert_close(x, y, rtol=1e-4, atol=1e-5, msg=name)
+
+
+@pytest.mark.parametrize("compact", [True, False])
+def test_row_groups_point_each_entry_to_the_first_entry_of_its_row(compact):
+    optimizer = AdagradMomentum(0.1, 0.0)
+    optimizer.compact_duplicates = compact
+    param = torch.zeros(10, 3)
+    rows = torch.tensor([4, 7, 4, 2, 7, 7, 9, 2])
+    groups = optimizer.group_rows(param, rows)
+    assert groups.first.tolist() == [0, 1, 0, 3, 1, 1, 6, 3]
+    # The table is reused without a reset: a second call must not see the first call's rows.
+    assert optimizer.group_rows(param, torch.tensor([2, 4, 2])).first.tolist() == [0, 1, 0]
+    prefix = groups.prefix(5)
+    assert prefix.rows.tolist() == [4, 7, 4, 2, 7] and prefix.first.tolist() == [0, 1, 0, 3, 1]
+    if compact:
+        assert groups.unique.tolist() == [0, 1, 3, 6] and groups.repeats.tolist() == [2, 4, 5, 7]
+        assert prefix.unique.tolist() == [0, 1, 3] and prefix.repeats.tolist() == [2, 4]
+    else:
+        assert groups.unique is None and prefix.unique is None
+
+
+@pytest.mark.parametrize("compact", [True, False])
+def test_grouped_update_of_a_prefix_leaves_rows_outside_it_alone(compact):
+    """The output bias is updated on the candidate entries only (a prefix of the touched rows): an item
+    that only occurs after the prefix (an input) keeps its bias, accumulator and momentum."""
+    optimizer = AdagradMomentum(0.1, 0.5)
+    optimizer.compact_duplicates = compact
+    bias = torch.arange(6, dtype=torch.float64)
+    optimizer.add_rows("b", bias)
+    optimizer.state["b"][:, 1] = 1.0  # momentum that would move any updated row
+    rows = torch.tensor([1, 3, 1, 5])  # 5 only after the prefix of length 3
+    groups = optimizer.group_rows(bias, rows)
+    grad = torch.tensor([1.0, 2.0, 0.5], dtype=torch.float64)
+    optimizer.update_grouped_rows("b", bias, groups.prefix(3), grad.clone())
+    expected = reference_adagrad_momentum(torch.arange(6, dtype=torch.float64), [torch.tensor([0, 1.5, 0, 2, 0, 0], dtype=torch.float64)], 0.1, 0.5)
+    # Rows 1 and 3 start with momentum 1: add its decayed value to the reference.
+    expected[[1, 3]] += 0.5
+    torch.testing.assert_close(bias[[1, 3]], expected[[1, 3]])
+    assert bias[5] == 5 and bias[0] == 0
+    assert torch.equal(optimizer.state["b"][5], torch.tensor([0.0, 1.0], dtype=torch.float64))
+
+
+def test_one_column_rows_take_the_same_update_as_wider_rows():
+    """Bias rows are written back through flat indices: the result must equal the general path."""
+    from gru4rec_pipeline.optim import AdagradMomentum
+
+    generator = torch.Generator().manual_seed(1)
+    bias = torch.randn(8, generator=generator, dtype=torch.float64)
+    wide = bias.clone().unsqueeze(1).repeat(1, 2)  # two identical columns: the general path
+    optimizer = AdagradMomentum(0.1, 0.3)
+    optimizer.add_rows("b", bias)
+    optimizer.add_rows("w", wide)
+    for rows in (torch.tensor([6, 1, 3]), torch.tensor([1, 7])):
+        grad = torch.randn(len(rows), generator=generator, dtype=torch.float64)
+        optimizer.update_unique_rows("b", bias, rows, grad)
+        optimizer.update_unique_rows("w", wide, rows, grad.unsqueeze(1).repeat(1, 2))
+    torch.testing.assert_close(bias, wide[:, 0], rtol=0, atol=0)
+    torch.testing.assert_close(optimizer.state["b"], optimizer.state["w"][:, [0, 2]], rtol=0, atol=0)

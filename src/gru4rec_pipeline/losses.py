@@ -10,8 +10,8 @@ diagonal entry and every other column is a negative, duplicates of the target in
 official GRU4Rec. ``ce_full`` scores all items and takes the target column of each row.
 
 Formulas (o = scores, row i, positive o_ii, s_ij = softmax over the negatives j != i):
-- cross-entropy: -log softmax(o_i)[target]; the official adds 1e-24 inside the log, we use the exact
-  log-softmax, which is equal up to that clipping and never overflows.
+- cross-entropy: -log softmax(o_i)[target]; the official adds 1e-24 inside the log, we compute it exactly
+  (equal up to that clipping; it never overflows).
 - bpr: mean_j -log sigmoid(o_ii - o_ij) over all N columns (the diagonal adds the constant log 2).
 - bpr_max: -log(sum_j sigmoid(o_ii - o_ij) s_ij + 1e-24) + bpreg * sum_j o_ij^2 s_ij.
 - top1: mean_j [sigmoid(o_ij - o_ii) + sigmoid(o_ij^2)] - sigmoid(o_ii^2) / N.
@@ -33,18 +33,25 @@ LOG_EPSILON = 1e-24
 
 def cross_entropy(scores: Tensor, target_columns: Tensor | None) -> tuple[Tensor, Tensor, float]:
     """Softmax cross-entropy; ``target_columns`` [B] gives the positive column of each row
-    (``None``: the diagonal)."""
+    (``None``: the diagonal).
+
+    One fused softmax gives the gradient; the loss -log p_target = lse - o_target takes the log-sum-exp
+    from the row's largest score m and its probability p_m (lse = m - log p_m, and p_m >= 1/N never
+    underflows), so it stays exact where p_target itself would underflow.
+    """
     rows = scores.shape[0]
-    log_probs = torch.log_softmax(scores, dim=1)
     if target_columns is None:
-        loss = log_probs.diagonal().sum().neg_().div_(rows)
-        grad = log_probs.exp_()
+        positive = scores.diagonal().clone()
+    else:
+        positive = scores.gather(1, target_columns.unsqueeze(1)).squeeze(1)
+    top = scores.argmax(dim=1, keepdim=True)
+    top_score = scores.gather(1, top).squeeze(1)
+    grad = torch.softmax(scores, dim=1)
+    loss = top_score.sub_(positive).sub_(grad.gather(1, top).squeeze(1).log_()).sum().div_(rows)
+    if target_columns is None:
         grad.diagonal().sub_(1.0)
     else:
-        picked = log_probs.gather(1, target_columns.unsqueeze(1))
-        loss = picked.sum().neg_().div_(rows)
-        grad = log_probs.exp_()
-        grad.scatter_add_(1, target_columns.unsqueeze(1), torch.full_like(picked, -1.0))
+        grad.scatter_add_(1, target_columns.unsqueeze(1), torch.full_like(positive.unsqueeze(1), -1.0))
     return loss, grad, 1.0 / rows
 
 
@@ -134,8 +141,10 @@ def loss_terms(
         raise ValueError(f"unknown loss {loss!r}; expected one of {LOSSES}")
     activated = scores
     if elu_param > 0:
-        # ELU as final activation; its derivative is 1 above zero, elu(x) + alpha below.
-        activated = F.elu(scores, alpha=elu_param)
+        # ELU as final activation; its derivative is 1 above zero, elu(x) + alpha below. Written with
+        # exp (vectorized) rather than F.elu (expm1, about 2.5x slower on the CPU); exp(x) - 1 differs
+        # from expm1(x) by at most one rounding of 1.0, far below any score difference that matters.
+        activated = torch.clamp_max(scores, 0.0).exp_().sub_(1.0).mul_(elu_param).add_(torch.clamp_min(scores, 0.0))
     if loss == "bpr":
         value, grad, scale = bpr(activated)
     elif loss == "bpr_max":

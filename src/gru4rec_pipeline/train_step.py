@@ -93,11 +93,13 @@ class TrainStep:
         if self.mode == "none":
             self.optimizer.add_rows("gru_input_weights.0", model.gru_input_weights[0])
 
-        self.logq_table = None
+        # logQ correction per candidate: logq * log(support) for the minibatch targets and
+        # logq * log(support ** sample_alpha) for the extra samples.
+        self.logq_target_table = self.logq_sample_table = None
         if loss == "ce_sampled" and logq > 0:
             log_support = np.log(np.maximum(np.asarray(item_support, dtype=np.float64), 1.0))
-            table = np.concatenate([logq * log_support, logq * sample_alpha * log_support]).astype(np.float32)
-            self.logq_table = torch.as_tensor(table, device=device)
+            self.logq_target_table = torch.as_tensor((logq * log_support).astype(np.float32), device=device)
+            self.logq_sample_table = torch.as_tensor((logq * sample_alpha * log_support).astype(np.float32), device=device)
         self.n_items = model.n_items
 
     # -- dropout ------------------------------------------------------------------------------
@@ -106,22 +108,6 @@ class TrainStep:
         return (uniform >= p).to(uniform.dtype).mul_(1.0 / (1.0 - p))
 
     # -- the step -----------------------------------------------------------------------------
-    def _item_rows(self, inputs: Tensor, candidates: Tensor) -> tuple[Tensor, Tensor, Tensor | None]:
-        """The item-matrix rows a sampled step touches: (rows, position of each input then candidate
-        in ``rows``, which rows are candidates). On the CPU the rows are sorted and distinct, so every
-        later pass over them touches each row once; on a GPU duplicates are kept (no host
-        synchronisation) and the optimizer sums them."""
-        batch = inputs.shape[0]
-        touched = torch.cat([inputs, candidates]) if self.mode == "shared" else candidates
-        if not self.optimizer.sort_rows(self.model.item_weight):
-            return touched, torch.arange(touched.shape[0], device=touched.device), None
-        rows, positions = torch.unique(touched, return_inverse=True)
-        is_candidate = None
-        if self.mode == "shared":
-            is_candidate = torch.zeros(rows.shape[0], dtype=torch.bool, device=rows.device)
-            is_candidate.index_fill_(0, positions[batch:], True)
-        return rows, positions, is_candidate
-
     def __call__(self, inputs: Tensor, targets: Tensor, samples: Tensor | None, state: list[Tensor]) -> Tensor:
         model = self.model
         mode = self.mode
@@ -130,23 +116,33 @@ class TrainStep:
         grads = self.dense_grads
         optimizer = self.optimizer
 
-        # Output rows first: with the shared embedding the input rows come from the same gather.
+        # Item rows: all of them (ce_full), or those the step touches, gathered once. The candidates
+        # (targets, then the shared samples) come first and the inputs (shared embedding) last, so the
+        # first entry of every candidate item is a candidate entry: the bias update covers exactly
+        # the candidate items. Duplicates are kept here (one score column per candidate, as the loss
+        # defines) and merged by the optimizer.
         if self.full:
             out_weight, out_bias = item_weight, item_bias
         else:
-            candidates = targets if samples is None or samples.numel() == 0 else torch.cat([targets, samples])
-            rows, positions, is_candidate = self._item_rows(inputs, candidates)
-            out_weight = item_weight.index_select(0, rows)
-            out_bias = item_bias.index_select(0, rows)
-            candidate_positions = positions[batch:] if mode == "shared" else positions
+            parts = [targets] if samples is None or samples.numel() == 0 else [targets, samples]
+            if mode == "shared":
+                parts.append(inputs)
+            touched = torch.cat(parts)
+            n_candidates = touched.shape[0] - (batch if mode == "shared" else 0)
+            touched_rows = item_weight.index_select(0, touched)
+            out_weight = touched_rows[:n_candidates]
+            out_bias = item_bias.index_select(0, touched[:n_candidates])
+            if self.logq_target_table is not None:
+                correction = [self.logq_target_table.index_select(0, targets)]
+                if len(parts) > 1 and n_candidates > batch:
+                    correction.append(self.logq_sample_table.index_select(0, samples))
+                out_bias = out_bias.sub_(torch.cat(correction))
 
         # Forward ------------------------------------------------------------------------------
         embed_mask = None
         layer_input = None
         if mode == "shared":
-            # Rows of the item matrix: of the full matrix, or of the rows already gathered above.
-            input_rows = inputs if self.full else positions[:batch]
-            layer_input = (item_weight if self.full else out_weight).index_select(0, input_rows)
+            layer_input = item_weight.index_select(0, inputs) if self.full else touched_rows[n_candidates:]
         elif mode == "separate":
             layer_input = model.input_embedding.index_select(0, inputs)
         if layer_input is not None and self.embed_dropout > 0:
@@ -169,30 +165,23 @@ class TrainStep:
             layer_input = h_new
         output = layer_input
 
-        row_scores = torch.addmm(out_bias, output, out_weight.t())
-        if self.full:
-            scores, target_columns = row_scores, targets
-        else:
-            # One column per candidate (duplicates included), as the loss defines.
-            scores, target_columns = row_scores.index_select(1, candidate_positions), None
-            if self.logq_table is not None:
-                shifted = candidates.clone()
-                shifted[batch:] += self.n_items
-                scores.sub_(self.logq_table.index_select(0, shifted))
-        loss, d_scores, scale = loss_terms(self.loss, scores, target_columns, self.bpreg, self.elu_param)
+        scores = torch.addmm(out_bias, output, out_weight.t())
+        loss, d_scores, scale = loss_terms(self.loss, scores, targets if self.full else None, self.bpreg, self.elu_param)
 
         # Backward (d_scores * scale is the gradient; the scale goes onto the smaller factors) -----
-        if not self.full:
-            # Sum the columns of repeated items: one gradient column per touched row.
-            d_scores = torch.zeros_like(row_scores).index_add_(1, candidate_positions, d_scores)
         d_input = torch.mm(d_scores, out_weight).mul_(scale)
         output_scaled = output * scale
+        embedding_grad = None  # where the gradient of the shared input rows goes
         if self.full:
-            d_out_weight = torch.mm(d_scores.t(), output_scaled, out=grads["item_weight"])
+            torch.mm(d_scores.t(), output_scaled, out=grads["item_weight"])
             torch.sum(d_scores, dim=0, out=grads["item_bias"]).mul_(scale)
         else:
-            d_out_weight = torch.mm(d_scores.t(), output_scaled)
-            d_out_bias = d_scores.sum(dim=0).mul_(scale)
+            # One gradient row per touched entry: candidates from the scores, inputs (shared) below.
+            row_grads = torch.empty_like(touched_rows)
+            torch.mm(d_scores.t(), output_scaled, out=row_grads[:n_candidates])
+            bias_grads = d_scores.sum(dim=0).mul_(scale)
+            if mode == "shared":
+                embedding_grad = row_grads[n_candidates:]
         first_layer_rows = None
         for layer in range(len(state) - 1, -1, -1):
             layer_input, h, rz, n, gh_n, mask = caches[layer]
@@ -207,22 +196,22 @@ class TrainStep:
                 d_input = None
             else:
                 torch.mm(layer_input.t(), d_gi, out=grads[f"gru_input_weights.{layer}"])
-                d_input = torch.mm(d_gi, model.gru_input_weights[layer].t())
+                weight_t = model.gru_input_weights[layer].t()
+                if layer == 0 and embedding_grad is not None:
+                    d_input = torch.mm(d_gi, weight_t, out=embedding_grad)
+                else:
+                    d_input = torch.mm(d_gi, weight_t)
         if embed_mask is not None:
             d_input = d_input.mul_(embed_mask)
 
         # Update (every gradient above was computed from the weights before this step) -----------
-        if mode == "shared":
-            d_out_weight.index_add_(0, input_rows, d_input)
+        if self.full and mode == "shared":
+            grads["item_weight"].index_add_(0, inputs, d_input)
         optimizer.update_dense("dense", self.dense_flat, self.dense_grad)
         if not self.full:
-            if optimizer.sort_rows(item_weight):
-                optimizer.update_unique_rows("item_weight", item_weight, rows, d_out_weight)
-                optimizer.update_unique_rows("item_bias", item_bias, rows, d_out_bias, mask=is_candidate)
-            else:
-                optimizer.update_rows("item_weight", item_weight, rows, d_out_weight)
-                bias_from = batch if mode == "shared" else 0  # input rows carry no bias gradient
-                optimizer.update_rows("item_bias", item_bias, rows[bias_from:], d_out_bias[bias_from:])
+            groups = optimizer.group_rows(item_weight, touched)
+            optimizer.update_grouped_rows("item_weight", item_weight, groups, row_grads, param_rows=touched_rows)
+            optimizer.update_grouped_rows("item_bias", item_bias, groups.prefix(n_candidates), bias_grads)
         if mode == "separate":
             optimizer.update_rows("input_embedding", model.input_embedding, inputs, d_input)
         elif mode == "none":

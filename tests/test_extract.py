@@ -153,3 +153,18 @@ def test_cli_extracts_and_reports_errors_with_exit_code(rsc15_like_archive, tmp_
     assert main(argv) == 0
     assert (out_dir / "yoochoose-clicks.dat").read_bytes() == CLICKS
     assert main(argv[:-3] + ["no-such-member", "--out-dir", str(out_dir)]) == 2
+
+
+def test_extraction_logs_progress(tmp_path, caplog):
+    import logging
+
+    from gru4rec_pipeline import extract as extract_module
+
+    archive = tmp_path / "data.7z"
+    payload = b"1,2014-04-07T10:51:09.277Z,214536502,0\n" * 5000
+    with py7zr.SevenZipFile(archive, "w") as seven_zip:
+        seven_zip.writestr(payload, "yoochoose-clicks.dat")
+    with caplog.at_level(logging.INFO, logger="gru4rec_pipeline"):
+        extract_module.extract_members(archive, tmp_path / "out", ["yoochoose-clicks.dat"])
+    done = [r.getMessage() for r in caplog.records if "extract data.7z done" in r.getMessage()]
+    assert done and f"{len(payload):,}/{len(payload):,} (100%) B" in done[0], caplog.text

@@ -14,12 +14,15 @@ import os
 import re
 import shutil
 import tempfile
+import threading
 import time
 from pathlib import Path, PurePosixPath
 
 import py7zr
+from py7zr.callbacks import ExtractCallback
 
 from .errors import DataFormatError, PipelineError
+from .progress import Progress
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +53,12 @@ def extract_members(archive: str | Path, out_dir: str | Path, members: list[str]
                 refuse_unsafe_names(archive, [entry.filename for entry in entries])
                 sources = {member: find_member(archive, member, entries) for member in members}
                 refuse_name_clashes(archive, sources)
-                seven_zip.extract(path=staging, targets=sorted(set(sources.values())))
+                targets = sorted(set(sources.values()))
+                total = sum(entry.uncompressed for entry in entries if entry.filename in targets)
+                with Progress(f"extract {archive.name}", total=total, unit="B", unit_scale=True) as bar:
+                    reporter = ExtractionProgress(archive, bar)
+                    seven_zip.extract(path=staging, targets=targets, callback=reporter)
+                    reporter.finished.wait(timeout=10)
         except PipelineError:
             raise
         except Exception as exc:  # py7zr reports damage as LZMAError, CrcError, Bad7zFile, EOFError, ...
@@ -73,6 +81,37 @@ def extract_members(archive: str | Path, out_dir: str | Path, members: list[str]
     sizes = ", ".join(f"{path.name} ({path.stat().st_size:,} bytes)" for path in extracted.values())
     log.info("extracted %s from %s in %.1f s", sizes, archive, time.perf_counter() - started)
     return extracted
+
+
+class ExtractionProgress(ExtractCallback):
+    """Feeds py7zr's decompression reports (bytes written since the last report) into a progress bar.
+
+    py7zr delivers reports from a thread of its own, in order, ending with the post-processing
+    report; ``finished`` is set then, so the caller can wait for every byte count before closing the bar.
+    """
+
+    def __init__(self, archive: Path, bar: Progress):
+        self.archive = archive
+        self.bar = bar
+        self.finished = threading.Event()
+
+    def report_start_preparation(self) -> None:
+        pass
+
+    def report_start(self, processing_file_path: str, processing_bytes: str) -> None:
+        pass
+
+    def report_update(self, decompressed_bytes: str) -> None:
+        self.bar.update(int(decompressed_bytes))
+
+    def report_end(self, processing_file_path: str, wrote_bytes: str) -> None:
+        pass
+
+    def report_warning(self, message: str) -> None:
+        log.warning("%s: %s", self.archive, message)
+
+    def report_postprocess(self) -> None:
+        self.finished.set()
 
 
 def refuse_unsafe_names(archive: Path, names: list[str]) -> None:

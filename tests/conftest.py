@@ -87,6 +87,17 @@ def rules_of(jobs: Counter) -> Counter:
 
 
 @pytest.fixture
+def one_thread():
+    """Torch on one thread for tests of tiny tensors, where a second thread only adds synchronisation."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
 def workflow_copy(tmp_path: Path) -> Path:
     """A fresh copy of the workflow to run in."""
     return copy_workflow(tmp_path / "workflow-copy")

@@ -7,7 +7,6 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 
 from gru4rec_pipeline.arrays import SessionArrays
 from gru4rec_pipeline.baselines import (
@@ -22,13 +21,8 @@ from gru4rec_pipeline.errors import ConfigError
 from gru4rec_pipeline.evaluation import evaluate_scorer
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors: a second thread only adds synchronisation, which dominates on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# Tiny tensors: a second torch thread only adds synchronisation (see conftest.one_thread).
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def session_arrays(sessions: list[list[int]]) -> SessionArrays:

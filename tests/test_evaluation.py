@@ -28,13 +28,8 @@ from gru4rec_pipeline.ranking import (
 )
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors: a second thread only adds synchronisation, which dominates on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# Tiny tensors: a second torch thread only adds synchronisation (see conftest.one_thread).
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 class TinyGRU(torch.nn.Module):

@@ -19,6 +19,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
+from .errors import DataFormatError
+
 
 def temporary_sibling(path: str | Path) -> Path:
     """A hidden sibling of ``path`` to write first and rename into place.
@@ -92,3 +94,14 @@ def atomic_outputs() -> Iterator[StagedOutputs]:
     except BaseException:
         staged.discard()
         raise
+
+
+def read_json(path: str | Path, what: str):
+    """Parse the JSON file ``path``; a missing file or invalid JSON raises DataFormatError naming ``what``."""
+    path = Path(path)
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise DataFormatError(path, f"{what} file does not exist") from None
+    except json.JSONDecodeError as exc:
+        raise DataFormatError(path, f"not valid JSON: {exc.msg}", line=exc.lineno) from None

@@ -8,7 +8,6 @@ atomically. Inputs are the stage outputs: ``results/models/{loss}/history.csv``,
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import math
 from pathlib import Path
@@ -18,7 +17,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from .errors import DataFormatError
-from .files import atomic_output
+from .files import atomic_output, read_json
 from .summary import LOSS_ORDER, load_metrics, summary_table
 
 log = logging.getLogger(__name__)
@@ -188,12 +187,7 @@ def plot_training_speed(metrics_paths: list[str | Path], out_png: str | Path) ->
 
 def read_stats(path: str | Path) -> dict:
     path = Path(path)
-    try:
-        stats = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise DataFormatError(path, "statistics file does not exist") from None
-    except json.JSONDecodeError as exc:
-        raise DataFormatError(path, f"not valid JSON: {exc.msg}", line=exc.lineno) from None
+    stats = read_json(path, "statistics")
     if not isinstance(stats, dict) or not isinstance(stats.get("splits"), dict):
         raise DataFormatError(path, "expected an object with 'splits' (events/sessions/items per split)")
     return stats

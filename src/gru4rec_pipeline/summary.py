@@ -12,7 +12,6 @@ What the summary says lives here; how it is laid out (tables, markdown, HTML, TS
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import math
 from pathlib import Path
@@ -21,7 +20,7 @@ from typing import Any
 import pandas as pd
 
 from .errors import DataFormatError
-from .files import atomic_outputs
+from .files import atomic_outputs, read_json
 from .summary_render import render_html, render_markdown, render_tsv, summary_blocks
 
 log = logging.getLogger(__name__)
@@ -103,12 +102,7 @@ def load_metrics(paths: list[str | Path]) -> list[dict]:
     records = []
     for path in paths:
         path = Path(path)
-        try:
-            record = json.loads(path.read_text())
-        except FileNotFoundError:
-            raise DataFormatError(path, "metrics file does not exist") from None
-        except json.JSONDecodeError as exc:
-            raise DataFormatError(path, f"not valid JSON: {exc.msg}", line=exc.lineno) from None
+        record = read_json(path, "metrics")
         if not isinstance(record, dict):
             raise DataFormatError(path, "expected a JSON object with keys model, recall, mrr")
         for key in ("model", "recall", "mrr"):

@@ -17,18 +17,46 @@ Formulas (o = scores, row i, positive o_ii, s_ij = softmax over the negatives j 
 - top1: mean_j [sigmoid(o_ij - o_ii) + sigmoid(o_ij^2)] - sigmoid(o_ii^2) / N.
 - top1_max: sum_j s_ij [sigmoid(o_ij - o_ii) + sigmoid(o_ij^2)].
 For the ranking losses an optional ELU final activation (``elu_param`` > 0) is applied to the scores first.
+
+On the CPU, float32 cross-entropy and BPR-max go through fused compiled kernels (``kernels``), one pass
+per row instead of a dozen tensor passes; the tensor code here is the reference they are tested
+against and the path on a GPU.
 """
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+
+from . import kernels
 
 LOSSES = ("ce_full", "ce_sampled", "bpr", "bpr_max", "top1", "top1_max")
 SAMPLED_LOSSES = ("ce_sampled", "bpr", "bpr_max", "top1", "top1_max")
 RANKING_LOSSES = ("bpr", "bpr_max", "top1", "top1_max")
 LOG_EPSILON = 1e-24
+KERNEL_LOSSES = ("ce_full", "ce_sampled", "bpr_max")
+
+
+def kernels_apply(loss: str, scores: Tensor, use_kernels: bool | None = None) -> bool:
+    """Whether ``loss`` on ``scores`` runs in a compiled kernel (CPU, float32, contiguous)."""
+    if use_kernels is False or loss not in KERNEL_LOSSES:
+        return False
+    return scores.device.type == "cpu" and scores.dtype == torch.float32 and scores.is_contiguous()
+
+
+def kernel_loss_terms(
+    loss: str, scores: Tensor, target_columns: Tensor | None, bpreg: float, elu_param: float
+) -> tuple[Tensor, Tensor, float]:
+    rows = scores.shape[0]
+    values = scores.detach().numpy()
+    if loss == "bpr_max":
+        per_row = kernels.bpr_max_rows(values, np.float32(bpreg), np.float32(elu_param), np.float32(LOG_EPSILON))
+    else:
+        columns = target_columns.numpy() if loss == "ce_full" else np.arange(rows)  # sampled: the diagonal
+        per_row = kernels.cross_entropy_rows(values, columns)
+    return torch.tensor(per_row.sum() / rows, dtype=scores.dtype), scores, 1.0 / rows
 
 
 def cross_entropy(scores: Tensor, target_columns: Tensor | None) -> tuple[Tensor, Tensor, float]:
@@ -130,9 +158,14 @@ def loss_terms(
     target_columns: Tensor | None = None,
     bpreg: float = 0.0,
     elu_param: float = 0.0,
+    use_kernels: bool | None = None,
 ) -> tuple[Tensor, Tensor, float]:
     """``(loss, g, scale)`` with d loss / d scores = ``g * scale``: leaving the scalar factor to the
-    caller lets it scale a few small tensors instead of the whole score matrix."""
+    caller lets it scale a few small tensors instead of the whole score matrix.
+
+    ``use_kernels``: False keeps the tensor code on the CPU too (None: kernels where they apply)."""
+    if kernels_apply(loss, scores, use_kernels):
+        return kernel_loss_terms(loss, scores, target_columns, bpreg, elu_param)
     if loss == "ce_full":
         return cross_entropy(scores, target_columns)
     if loss == "ce_sampled":
@@ -166,7 +199,8 @@ def loss_and_grad(
     target_columns: Tensor | None = None,
     bpreg: float = 0.0,
     elu_param: float = 0.0,
+    use_kernels: bool | None = None,
 ) -> tuple[Tensor, Tensor]:
     """``(loss, d loss / d scores)``. ``target_columns`` is needed by ``ce_full`` only."""
-    value, grad, scale = loss_terms(loss, scores, target_columns, bpreg, elu_param)
+    value, grad, scale = loss_terms(loss, scores, target_columns, bpreg, elu_param, use_kernels)
     return value, grad.mul_(scale)

@@ -25,6 +25,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
+from . import kernels
 from .errors import DataFormatError
 
 EMBEDDING_MODES = ("shared", "separate", "none")
@@ -38,28 +39,52 @@ def glorot_uniform(rows: int, cols: int, gates: int, generator: torch.Generator)
     return weight.mul_(2.0 * sigma).sub_(sigma)
 
 
-def gru_gates(gi: Tensor, h: Tensor, hidden_weight: Tensor, hidden_bias: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+def gru_kernels_apply(h: Tensor, use_kernels: bool | None = None) -> bool:
+    """Whether the gate arithmetic runs in the compiled CPU kernels (float32 CPU tensors)."""
+    return use_kernels is not False and h.device.type == "cpu" and h.dtype == torch.float32
+
+
+def gru_gates(
+    gi: Tensor, h: Tensor, hidden_weight: Tensor, hidden_bias: Tensor, use_kernels: bool | None = None
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """One GRU step given the input projection ``gi = x W + b`` [B, 3H].
 
-    Returns the new state and what the backward pass needs: (h_new, rz, n, gh_n) where
-    rz = [r, z] [B, 2H], n the candidate state, gh_n = h U_n + c_n.
+    Returns the new state and what the backward pass needs: (h_new, rz, n, gh) where
+    rz = [r, z] [B, 2H], n the candidate state, gh = h U + c [B, 3H].
     """
     size = h.shape[1]
     gh = torch.addmm(hidden_bias, h, hidden_weight)
+    if gru_kernels_apply(h, use_kernels):
+        h_new, rz, n = torch.empty_like(h), h.new_empty(h.shape[0], 2 * size), torch.empty_like(h)
+        kernels.gru_cell_forward(
+            gi.detach().contiguous().numpy(), gh.numpy(), h.detach().contiguous().numpy(),
+            h_new.numpy(), rz.numpy(), n.numpy(),
+        )
+        return h_new, rz, n, gh
     rz = torch.sigmoid(gi[:, : 2 * size] + gh[:, : 2 * size])
     gh_n = gh[:, 2 * size :]
     n = torch.tanh(torch.addcmul(gi[:, 2 * size :], rz[:, :size], gh_n))
     h_new = torch.lerp(n, h, rz[:, size:])  # n + z * (h - n)
-    return h_new, rz, n, gh_n
+    return h_new, rz, n, gh
 
 
-def gru_gates_backward(d_h_new: Tensor, h: Tensor, rz: Tensor, n: Tensor, gh_n: Tensor) -> tuple[Tensor, Tensor]:
+def gru_gates_backward(
+    d_h_new: Tensor, h: Tensor, rz: Tensor, n: Tensor, gh: Tensor, use_kernels: bool | None = None
+) -> tuple[Tensor, Tensor]:
     """Gradients of the gate pre-activations: (d_gi, d_gh), both [B, 3H].
 
     The previous state ``h`` is a constant (no backpropagation through time, as in GRU4Rec),
     so no gradient flows into it.
     """
     size = h.shape[1]
+    if gru_kernels_apply(h, use_kernels):
+        d_gi, d_gh = torch.empty_like(gh), torch.empty_like(gh)
+        kernels.gru_cell_backward(
+            d_h_new.detach().contiguous().numpy(), h.detach().contiguous().numpy(), rz.numpy(), n.numpy(),
+            gh.numpy(), d_gi.numpy(), d_gh.numpy(),
+        )
+        return d_gi, d_gh
+    gh_n = gh[:, 2 * size :]
     r, z = rz[:, :size], rz[:, size:]
     d_gi = torch.empty(h.shape[0], 3 * size, dtype=h.dtype, device=h.device)
     d_pre_n = d_gi[:, 2 * size :]

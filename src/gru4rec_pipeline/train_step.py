@@ -101,6 +101,18 @@ class TrainStep:
             self.logq_target_table = torch.as_tensor((logq * log_support).astype(np.float32), device=device)
             self.logq_sample_table = torch.as_tensor((logq * sample_alpha * log_support).astype(np.float32), device=device)
         self.n_items = model.n_items
+        self.use_kernels: bool | None = None
+
+    @property
+    def use_kernels(self) -> bool | None:
+        """Whether CPU steps use the compiled kernels (None: yes); False runs the tensor code on the CPU
+        too, for comparison."""
+        return self._use_kernels
+
+    @use_kernels.setter
+    def use_kernels(self, value: bool | None) -> None:
+        self._use_kernels = value
+        self.optimizer.use_kernels = value
 
     # -- dropout ------------------------------------------------------------------------------
     def _dropout_mask(self, shape: tuple[int, int], p: float) -> Tensor:
@@ -115,11 +127,11 @@ class TrainStep:
         batch = inputs.shape[0]
         grads = self.dense_grads
         optimizer = self.optimizer
+        kernels = self.use_kernels
 
         # Item rows: all of them (ce_full), or those the step touches, gathered once. The candidates
         # (targets, then the shared samples) come first and the inputs (shared embedding) last, so the
-        # first entry of every candidate item is a candidate entry: the bias update covers exactly
-        # the candidate items. Duplicates are kept here (one score column per candidate, as the loss
+        # bias is updated on the candidate entries (a prefix) only. Duplicates are kept here (one score column per candidate, as the loss
         # defines) and merged by the optimizer.
         if self.full:
             out_weight, out_bias = item_weight, item_bias
@@ -155,18 +167,20 @@ class TrainStep:
                 gi = model.gru_input_weights[0].index_select(0, inputs).add_(bias)
             else:
                 gi = torch.addmm(bias, layer_input, model.gru_input_weights[layer])
-            h_new, rz, n, gh_n = gru_gates(gi, h, model.gru_hidden_weights[layer], model.gru_hidden_biases[layer])
+            h_new, rz, n, gh = gru_gates(gi, h, model.gru_hidden_weights[layer], model.gru_hidden_biases[layer], kernels)
             mask = None
             if self.layer_dropout[layer] > 0:
                 mask = self._dropout_mask(h_new.shape, self.layer_dropout[layer])
                 h_new = h_new.mul_(mask)
-            caches.append((layer_input, h, rz, n, gh_n, mask))
+            caches.append((layer_input, h, rz, n, gh, mask))
             state[layer] = h_new
             layer_input = h_new
         output = layer_input
 
         scores = torch.addmm(out_bias, output, out_weight.t())
-        loss, d_scores, scale = loss_terms(self.loss, scores, targets if self.full else None, self.bpreg, self.elu_param)
+        loss, d_scores, scale = loss_terms(
+            self.loss, scores, targets if self.full else None, self.bpreg, self.elu_param, kernels
+        )
 
         # Backward (d_scores * scale is the gradient; the scale goes onto the smaller factors) -----
         d_input = torch.mm(d_scores, out_weight).mul_(scale)
@@ -184,10 +198,10 @@ class TrainStep:
                 embedding_grad = row_grads[n_candidates:]
         first_layer_rows = None
         for layer in range(len(state) - 1, -1, -1):
-            layer_input, h, rz, n, gh_n, mask = caches[layer]
+            layer_input, h, rz, n, gh, mask = caches[layer]
             if mask is not None:
                 d_input = d_input.mul_(mask)
-            d_gi, d_gh = gru_gates_backward(d_input, h, rz, n, gh_n)
+            d_gi, d_gh = gru_gates_backward(d_input, h, rz, n, gh, kernels)
             torch.mm(h.t(), d_gh, out=grads[f"gru_hidden_weights.{layer}"])
             torch.sum(d_gh, dim=0, out=grads[f"gru_hidden_biases.{layer}"])
             torch.sum(d_gi, dim=0, out=grads[f"gru_input_biases.{layer}"])
@@ -209,9 +223,9 @@ class TrainStep:
             grads["item_weight"].index_add_(0, inputs, d_input)
         optimizer.update_dense("dense", self.dense_flat, self.dense_grad)
         if not self.full:
-            groups = optimizer.group_rows(item_weight, touched)
-            optimizer.update_grouped_rows("item_weight", item_weight, groups, row_grads, param_rows=touched_rows)
-            optimizer.update_grouped_rows("item_bias", item_bias, groups.prefix(n_candidates), bias_grads)
+            optimizer.update_rows_with_bias(
+                "item_weight", item_weight, "item_bias", item_bias, touched, row_grads, bias_grads, param_rows=touched_rows
+            )
         if mode == "separate":
             optimizer.update_rows("input_embedding", model.input_embedding, inputs, d_input)
         elif mode == "none":

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from . import kernels
 from .arrays import SessionArrays
 from .errors import ConfigError, DataFormatError, PipelineError
 from .iterator import SessionParallelIterator
@@ -175,6 +176,8 @@ def train_model(
         elif payload is not None:
             log.warning("checkpoint %s belongs to another run; starting over", checkpoint_path)
 
+    if device.type == "cpu":
+        kernels.warm_up()
     items = torch.as_tensor(train.items, dtype=torch.int64, device=device)
     batch = config.batch_size
     for epoch in range(start_epoch + 1, config.epochs + 1):

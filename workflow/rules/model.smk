@@ -6,7 +6,15 @@ rule train_model:
         train=sessions_file("train.npz"),
         vocab=sessions_file("vocab.parquet"),
         code=package_sources(
-            "model", "losses", "sampling", "optim", "iterator", "training"
+            "model",
+            "kernels",
+            "losses",
+            "sampling",
+            "optim",
+            "iterator",
+            "train_config",
+            "train_step",
+            "training",
         ),
     output:
         model="results/models/{loss}/model.pt",
@@ -37,7 +45,7 @@ rule evaluate_model:
         model="results/models/{loss}/model.pt",
         training="results/models/{loss}/training.json",
         evaluation=sessions_file("eval.npz"),
-        code=package_sources("model", "evaluation"),
+        code=package_sources("model", "kernels", "evaluation"),
     output:
         recall="results/recall_{loss}.txt",
         metrics="results/metrics/{loss}.json",

@@ -320,6 +320,23 @@ def gru_cell_backward(d_h_new, h, rz, n, gh, d_gi, d_gh):
             d_gh[b, 2 * size + k] = d_pre_n * r
 
 
+
+# -- sampling -------------------------------------------------------------------------------------
+@njit(**COMPILE_OPTIONS)
+def guided_search(cdf, guide, uniform, out):
+    """``out[k] = searchsorted(cdf, uniform[k], right=True)`` through a guide table: slice ``j`` of
+    [0, 1) in ``len(guide) - 1`` equal slices holds the answers ``guide[j]`` .. ``guide[j + 1]``, where
+    ``guide[j]`` counts the cdf entries <= j / slices; the few candidates of a slice are scanned."""
+    slices = guide.shape[0] - 1
+    for k in range(uniform.shape[0]):
+        u = uniform[k]
+        j = min(int(u * slices), slices - 1)
+        answer = guide[j]
+        end = guide[j + 1]
+        while answer < end and cdf[answer] <= u:
+            answer += 1
+        out[k] = answer
+
 def warm_up() -> None:
     """Compile (or load from the cache) every kernel for float32, so that the first training step is not
     timed with the compilation in it (a few seconds on a new machine, well under one once cached)."""
@@ -338,3 +355,4 @@ def warm_up() -> None:
     gates, rz = np.zeros((2, 9), dtype=f32), np.zeros((2, 6), dtype=f32)
     gru_cell_forward(gates, gates, h, h.copy(), rz, h.copy())
     gru_cell_backward(h, h, rz, h, gates, gates.copy(), gates.copy())
+    guided_search(np.array([0.5, 1.0]), np.array([0, 1, 2], dtype=np.int64), np.array([0.25, 0.75]), np.empty(2, np.int64))

@@ -51,6 +51,13 @@ def _prefetch_row(table, row):
         _prefetch_for_write(address)
 
 
+@njit(inline="always", **COMPILE_OPTIONS)
+def _adagrad_momentum(acc, velocity, g, learning_rate, momentum, eps):
+    """One element of the update: the new accumulator and momentum (the parameter moves by the latter)."""
+    acc = acc + g * g
+    return acc, momentum * velocity - learning_rate * g / np.sqrt(acc + eps)
+
+
 @njit(**COMPILE_OPTIONS)
 def adagrad_momentum_rows(
     param, state, rows, grads, bias, bias_state, bias_grads, first_entry, learning_rate, momentum, eps
@@ -94,31 +101,23 @@ def adagrad_momentum_rows(
             continue
         row = rows[i]
         for k in range(width):
-            g = grads[i, k]
-            acc = state[row, k] + g * g
-            state[row, k] = acc
-            velocity = momentum * state[row, width + k] - learning_rate * g / np.sqrt(acc + eps)
-            state[row, width + k] = velocity
-            param[row, k] += velocity
+            state[row, k], state[row, width + k] = _adagrad_momentum(
+                state[row, k], state[row, width + k], grads[i, k], learning_rate, momentum, eps
+            )
+            param[row, k] += state[row, width + k]
         if i < n_bias:
-            g = bias_grads[i, 0]
-            acc = bias_state[row, 0] + g * g
-            bias_state[row, 0] = acc
-            velocity = momentum * bias_state[row, 1] - learning_rate * g / np.sqrt(acc + eps)
-            bias_state[row, 1] = velocity
-            bias[row, 0] += velocity
+            bias_state[row, 0], bias_state[row, 1] = _adagrad_momentum(
+                bias_state[row, 0], bias_state[row, 1], bias_grads[i, 0], learning_rate, momentum, eps
+            )
+            bias[row, 0] += bias_state[row, 1]
 
 
 @njit(**COMPILE_OPTIONS)
 def adagrad_momentum_dense(param, state, grads, learning_rate, momentum, eps):
     """The same update on whole flat tensors: ``param`` [k], ``state`` [2, k], ``grads`` [k]."""
     for k in range(param.shape[0]):
-        g = grads[k]
-        acc = state[0, k] + g * g
-        state[0, k] = acc
-        velocity = momentum * state[1, k] - learning_rate * g / np.sqrt(acc + eps)
-        state[1, k] = velocity
-        param[k] += velocity
+        state[0, k], state[1, k] = _adagrad_momentum(state[0, k], state[1, k], grads[k], learning_rate, momentum, eps)
+        param[k] += state[1, k]
 
 
 # -- losses ---------------------------------------------------------------------------------------

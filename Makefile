@@ -29,6 +29,8 @@ test: setup
 lint: setup
 	$(BIN)/snakemake --lint
 	$(BIN)/snakefmt --check Snakefile workflow/rules
+	$(BIN)/ruff check src tests bench workflow/scripts
+	$(BIN)/ruff format --check src tests bench workflow/scripts
 
 clean:
 	rm -rf results logs benchmarks .snakemake report.html

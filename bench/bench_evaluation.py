@@ -22,8 +22,8 @@ import time
 import numpy as np
 import torch
 
-from gru4rec_pipeline.arrays import SessionArrays
-from gru4rec_pipeline.evaluation import evaluate_model
+from gru4rec_pipeline.data.arrays import SessionArrays
+from gru4rec_pipeline.evaluation.evaluate import evaluate_model
 
 
 class BenchGRU(torch.nn.Module):
@@ -48,7 +48,9 @@ class BenchGRU(torch.nn.Module):
                 popularity = torch.arange(1, n_items + 1, dtype=torch.float32) ** -1.0
                 bias = torch.log(popularity[torch.randperm(n_items, generator=generator)])
                 # inputs point to their category, so a session stays near one category
-                self.embedding.weight.copy_(categories[category] * 2.0 + 0.3 * torch.randn(n_items, dim, generator=generator))
+                self.embedding.weight.copy_(
+                    categories[category] * 2.0 + 0.3 * torch.randn(n_items, dim, generator=generator)
+                )
             self.weights = torch.nn.Parameter(weights * sharpness)
             self.bias = torch.nn.Parameter(bias * (1.0 if scenario == "random" else 0.5))
 
@@ -107,27 +109,36 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=40_000, help="evaluation events (sessions' first items included)")
     parser.add_argument("--check-events", type=int, default=5_000, help="events on which brute force runs")
     parser.add_argument("--scenario", choices=["calibrated", "random"], default="calibrated")
-    parser.add_argument("--sharpness", type=float, default=2.0, help="scale of the output vectors (2: recall@20 about 0.64)")
+    parser.add_argument(
+        "--sharpness", type=float, default=2.0, help="scale of the output vectors (2: recall@20 about 0.64)"
+    )
     parser.add_argument("--tie-mode", default="standard")
     parser.add_argument("--methods", nargs="+", default=["certified"])
     parser.add_argument("--model", help="a trained model.pt to measure instead of the synthetic one (needs --eval)")
     parser.add_argument("--eval", help="evaluation sessions (.npz) for --model")
-    parser.add_argument("--threads", type=int, default=2, help="torch threads (1 gives steadier figures on a busy machine)")
+    parser.add_argument(
+        "--threads", type=int, default=2, help="torch threads (1 gives steadier figures on a busy machine)"
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
     if args.model:
-        from gru4rec_pipeline.training import load_model
+        from gru4rec_pipeline.model.training import load_model
 
         model = load_model(args.model)
         arrays = first_sessions(SessionArrays.load(args.eval), args.events)
-        print(f"{args.model}: {model.n_items} items, {arrays.n_sessions} sessions, {arrays.n_events - arrays.n_sessions} predictions")
+        print(
+            f"{args.model}: {model.n_items} items, {arrays.n_sessions} sessions, "
+            f"{arrays.n_events - arrays.n_sessions} predictions"
+        )
     else:
         model = BenchGRU(args.items, args.dim, args.scenario, args.sharpness, seed=0)
         started = time.perf_counter()
         arrays = sample_sessions(model, args.events, args.scenario, seed=1)
-        print(f"{args.scenario}: {args.items} items, d={args.dim}, {arrays.n_sessions} sessions, "
-              f"{arrays.n_events - arrays.n_sessions} predictions (sampled in {time.perf_counter() - started:.1f} s)")
+        print(
+            f"{args.scenario}: {args.items} items, d={args.dim}, {arrays.n_sessions} sessions, "
+            f"{arrays.n_events - arrays.n_sessions} predictions (sampled in {time.perf_counter() - started:.1f} s)"
+        )
 
     check = first_sessions(arrays, args.check_events)
     reference = timed_evaluation(model, check, args.tie_mode, "brute-force")
@@ -137,7 +148,9 @@ def main() -> None:
         exact = same["recall"] == reference["recall"] and all(
             math.isclose(same["mrr"][k], reference["mrr"][k], rel_tol=1e-12) for k in same["mrr"]
         )
-        report(method, timed_evaluation(model, arrays, args.tie_mode, method), f"; same metrics as brute force: {exact}")
+        report(
+            method, timed_evaluation(model, arrays, args.tie_mode, method), f"; same metrics as brute force: {exact}"
+        )
 
 
 def timed_evaluation(model, arrays: SessionArrays, tie_mode: str, method: str) -> dict:
@@ -150,8 +163,10 @@ def timed_evaluation(model, arrays: SessionArrays, tie_mode: str, method: str) -
 
 def report(method: str, metrics: dict, tail: str = "") -> None:
     per_cpu_second = metrics["events"] / max(metrics["cpu_seconds"], 1e-9)
-    print(f"{method:>12}: {metrics['events_per_s']:>9,.0f} events/s wall, {per_cpu_second:>9,.0f} events per CPU-second, "
-          f"{metrics['events']} events (recall@20 {metrics['recall']['20']:.4f}, MRR@20 {metrics['mrr']['20']:.4f}){tail}")
+    print(
+        f"{method:>12}: {metrics['events_per_s']:>9,.0f} events/s wall, {per_cpu_second:>9,.0f} events per CPU-second, "
+        f"{metrics['events']} events (recall@20 {metrics['recall']['20']:.4f}, MRR@20 {metrics['mrr']['20']:.4f}){tail}"
+    )
 
 
 if __name__ == "__main__":

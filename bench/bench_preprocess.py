@@ -3,12 +3,12 @@
 Each side runs in its own subprocess, timed from start to exit, with its peak resident memory
 taken from ``os.wait4``. The two outputs are then compared row for row.
 
-- project:   gru4rec_pipeline.clicks.read_clicks (CSV -> columns), the protocol
-             (gru4rec_pipeline.protocol.split_clicks) and the parquet writes;
+- project:   gru4rec_pipeline.data.clicks.read_clicks (CSV -> columns), the protocol
+             (gru4rec_pipeline.data.protocol.split_clicks) and the parquet writes;
 - reference: bench/reference_preprocess.py (pd.read_csv, strptime per row, groupby/isin, TSV).
 
 Input: ``--clicks yoochoose-clicks.dat``, or a synthetic one: ``--preset tiny|default|full``
-generates the archive with gru4rec_pipeline.synthetic and extracts its clicks under
+generates the archive with gru4rec_pipeline.synthetic.archive and extracts its clicks under
 ``--workdir`` (default bench/data), reused by later runs.
 
     .venv/bin/python bench/bench_preprocess.py --preset default
@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -49,7 +48,7 @@ def synthetic_clicks(preset: str, workdir: Path, seed: int) -> Path:
         return clicks
     import py7zr
 
-    from gru4rec_pipeline.synthetic import write_synthetic_archive
+    from gru4rec_pipeline.synthetic.archive import write_synthetic_archive
 
     folder.mkdir(parents=True, exist_ok=True)
     archive = folder / "yoochoose-data.7z"
@@ -70,9 +69,9 @@ def synthetic_clicks(preset: str, workdir: Path, seed: int) -> Path:
 
 
 def project_worker(clicks_path: str, out_dir: str) -> None:
-    from gru4rec_pipeline.clicks import read_clicks
-    from gru4rec_pipeline.events import events_from_table
-    from gru4rec_pipeline.protocol import split_clicks
+    from gru4rec_pipeline.data.clicks import read_clicks
+    from gru4rec_pipeline.data.events import events_from_table
+    from gru4rec_pipeline.data.protocol import split_clicks
 
     started = time.perf_counter()
     # Nested call: events_from_table then holds the only reference to the table and frees its
@@ -111,12 +110,18 @@ def measure(command: list[str], log_path: Path) -> dict:
     """Run ``command``; wall seconds and peak RSS (MiB) of that process, its output in ``log_path``."""
     figures_path = log_path.with_suffix(".figures.json")
     with open(log_path, "w") as log:
-        subprocess.run([sys.executable, "-S", "-c", LAUNCHER, str(figures_path), *command],
-                       stdout=log, stderr=subprocess.STDOUT, check=False)
+        subprocess.run(
+            [sys.executable, "-S", "-c", LAUNCHER, str(figures_path), *command],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            check=False,
+        )
     figures = json.loads(figures_path.read_text()) if figures_path.exists() else {"exit_code": "none"}
     if figures["exit_code"] != 0:
-        sys.exit(f"{' '.join(command)} failed (exit code {figures['exit_code']}); see {log_path}:\n"
-                 + log_path.read_text()[-3000:])
+        sys.exit(
+            f"{' '.join(command)} failed (exit code {figures['exit_code']}); see {log_path}:\n"
+            + log_path.read_text()[-3000:]
+        )
     return figures
 
 
@@ -140,14 +145,17 @@ def compare_splits(project_dir: Path, reference_dir: Path) -> dict[str, dict]:
     result = {}
     for name in SPLIT_NAMES:
         ours = pd.read_parquet(project_dir / f"{name}.parquet")
-        theirs = pacsv.read_csv(reference_dir / f"{name}.tsv", parse_options=pacsv.ParseOptions(delimiter="\t")).to_pandas()
+        theirs = pacsv.read_csv(
+            reference_dir / f"{name}.tsv", parse_options=pacsv.ParseOptions(delimiter="\t")
+        ).to_pandas()
         # The reference keeps file order; the split files are sorted by SessionId then Time (stable).
         theirs = theirs.sort_values(["SessionId", "Time"], kind="stable").reset_index(drop=True)
         same_rows = len(ours) == len(theirs)
         entry = {"project_rows": len(ours), "reference_rows": len(theirs), "identical": False}
         if same_rows:
             ids_equal = all(
-                np.array_equal(ours[c].to_numpy(np.int64), theirs[c].to_numpy(np.int64)) for c in ("SessionId", "ItemId")
+                np.array_equal(ours[c].to_numpy(np.int64), theirs[c].to_numpy(np.int64))
+                for c in ("SessionId", "ItemId")
             )
             time_diff = np.abs(ours["Time"].to_numpy() - theirs["Time"].to_numpy())
             entry["max_time_diff_s"] = float(time_diff.max()) if len(time_diff) else 0.0
@@ -163,7 +171,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--clicks", help="a yoochoose-clicks.dat file")
-    source.add_argument("--preset", choices=("tiny", "default", "full"), help="generate synthetic clicks (default: default)")
+    source.add_argument(
+        "--preset", choices=("tiny", "default", "full"), help="generate synthetic clicks (default: default)"
+    )
     parser.add_argument("--seed", type=int, default=42, help="seed of the synthetic data (default 42)")
     parser.add_argument("--workdir", default=str(BENCH_DIR / "data"), help="cache and outputs (default bench/data)")
     parser.add_argument("--skip-reference", action="store_true", help="time only the project side")
@@ -204,13 +214,22 @@ def main(argv: list[str] | None = None) -> int:
         events["reference"] = [comparison[n]["reference_rows"] for n in SPLIT_NAMES]
 
     print()
-    print(f"{'side':<10} {'wall s':>9} {'cpu s':>9} {'peak RSS MiB':>13}   " + "  ".join(f"{n:>10}" for n in SPLIT_NAMES))
+    print(
+        f"{'side':<10} {'wall s':>9} {'cpu s':>9} {'peak RSS MiB':>13}   " + "  ".join(f"{n:>10}" for n in SPLIT_NAMES)
+    )
     for side, figures in rows:
-        print(f"{side:<10} {figures['wall_s']:>9.2f} {figures['cpu_s']:>9.2f} {figures['peak_rss_mib']:>13,.0f}   "
-              + "  ".join(f"{e:>10,}" for e in events[side]))
-    print(f"(split columns: events; project: reading {project['read_s']:.2f} s, "
-          f"protocol + parquet writes {project['protocol_and_write_s']:.2f} s)")
-    print(f"raw: {counts['raw']['events']:,} clicks, {counts['raw']['sessions']:,} sessions, {counts['raw']['items']:,} items")
+        print(
+            f"{side:<10} {figures['wall_s']:>9.2f} {figures['cpu_s']:>9.2f} {figures['peak_rss_mib']:>13,.0f}   "
+            + "  ".join(f"{e:>10,}" for e in events[side])
+        )
+    print(
+        f"(split columns: events; project: reading {project['read_s']:.2f} s, "
+        f"protocol + parquet writes {project['protocol_and_write_s']:.2f} s)"
+    )
+    print(
+        f"raw: {counts['raw']['events']:,} clicks, {counts['raw']['sessions']:,} sessions, "
+        f"{counts['raw']['items']:,} items"
+    )
     if comparison is None:
         return 0
 
@@ -224,10 +243,19 @@ def main(argv: list[str] | None = None) -> int:
     for name, entry in comparison.items():
         if not entry["identical"]:
             print(f"  {name}: {entry}")
-    summary = {"input": str(clicks), "clicks": n_lines, "project": project, "reference": reference,
-               "speedup": speedup, "cpu_speedup": cpu_speedup, "memory_fraction": memory_fraction, "comparison": comparison}
+    summary = {
+        "input": str(clicks),
+        "clicks": n_lines,
+        "project": project,
+        "reference": reference,
+        "speedup": speedup,
+        "cpu_speedup": cpu_speedup,
+        "memory_fraction": memory_fraction,
+        "comparison": comparison,
+    }
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     return 0 if identical else 1
+
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from gru4rec_pipeline.arrays import SessionArrays
-from gru4rec_pipeline.training import TrainConfig, load_model, train_model
+from gru4rec_pipeline.data.arrays import SessionArrays
+from gru4rec_pipeline.model.training import TrainConfig, load_model, train_model
 
 OFFICIAL_EVENTS_PER_S = 4_200  # the official PyTorch GRU4Rec at these settings on a 2-core CPU
 
@@ -55,7 +55,9 @@ def split_tail(arrays: SessionArrays, fraction: float) -> tuple[SessionArrays, S
 
     def part(lo: int, hi: int) -> SessionArrays:
         a, b = arrays.offsets[lo], arrays.offsets[hi]
-        return SessionArrays(arrays.offsets[lo : hi + 1] - a, arrays.items[a:b], arrays.times[a:b], arrays.session_ids[lo:hi])
+        return SessionArrays(
+            arrays.offsets[lo : hi + 1] - a, arrays.items[a:b], arrays.times[a:b], arrays.session_ids[lo:hi]
+        )
 
     return part(0, cut), part(cut, arrays.n_sessions)
 
@@ -64,7 +66,9 @@ def recall_at_20(model, test: SessionArrays, batch: int = 512, max_sessions: int
     """Exact full-ranking recall@20 over every next item of (the first ``max_sessions``) held-out sessions."""
     if test.n_sessions > max_sessions:
         end = test.offsets[max_sessions]
-        test = SessionArrays(test.offsets[: max_sessions + 1], test.items[:end], test.times[:end], test.session_ids[:max_sessions])
+        test = SessionArrays(
+            test.offsets[: max_sessions + 1], test.items[:end], test.times[:end], test.session_ids[:max_sessions]
+        )
     weight, bias = model.output_weights()
     hits = total = 0
     lengths = test.lengths()
@@ -129,9 +133,9 @@ class AutogradBaseline(torch.nn.Module):
 
 
 def run_baseline(train: SessionArrays, support: np.ndarray, test: SessionArrays, threads: int) -> float:
-    from gru4rec_pipeline.iterator import SessionParallelIterator
-    from gru4rec_pipeline.model import GRU4Rec
-    from gru4rec_pipeline.sampling import NegativeSampler
+    from gru4rec_pipeline.model.iterator import SessionParallelIterator
+    from gru4rec_pipeline.model.network import GRU4Rec
+    from gru4rec_pipeline.model.sampling import NegativeSampler
 
     torch.set_num_threads(threads)
     config = TrainConfig.from_dict({"loss": "ce_sampled", "epochs": 1})
@@ -164,8 +168,10 @@ def run_baseline(train: SessionArrays, support: np.ndarray, test: SessionArrays,
         model.gru_hidden_weights[0].copy_(net.cell.weight_hh.T)
         model.gru_input_biases[0].copy_(net.cell.bias_ih)
         model.gru_hidden_biases[0].copy_(net.cell.bias_hh)
-    print(f"  autograd baseline (ce_sampled): {events / seconds:,.0f} events/s ({events:,} events, {seconds:.1f} s, "
-          f"threads {torch.get_num_threads()}), recall@20 {recall_at_20(model, test):.4f}")
+    print(
+        f"  autograd baseline (ce_sampled): {events / seconds:,.0f} events/s ({events:,} events, {seconds:.1f} s, "
+        f"threads {torch.get_num_threads()}), recall@20 {recall_at_20(model, test):.4f}"
+    )
     return events / seconds
 
 
@@ -181,23 +187,31 @@ def main() -> None:
     arrays, _ = synthetic_sessions(args.events)
     train, test = split_tail(arrays, 0.05)
     support = np.bincount(train.items, minlength=len(_))
-    print(f"data: {train.n_events:,} training events, {train.n_sessions:,} sessions, {len(support):,} items; "
-          f"{test.n_events:,} held-out events")
+    print(
+        f"data: {train.n_events:,} training events, {train.n_sessions:,} sessions, {len(support):,} items; "
+        f"{test.n_events:,} held-out events"
+    )
     speeds = {}
     with tempfile.TemporaryDirectory() as folder:
         for loss in args.losses:
-            config = TrainConfig.from_dict({"loss": loss, "epochs": args.epochs, "threads": args.threads, "device": "cpu"})
+            config = TrainConfig.from_dict(
+                {"loss": loss, "epochs": args.epochs, "threads": args.threads, "device": "cpu"}
+            )
             model_path = Path(folder) / f"{loss}.pt"
             summary = train_model(train, support, config, model_path, Path(folder) / f"{loss}.csv", progress=False)
             started = time.perf_counter()
             recall = recall_at_20(load_model(model_path), test)
             speeds[loss] = summary["events_per_s"]
-            print(f"{loss:>10}: {summary['events_per_s']:,.0f} events/s ({summary['events']:,} events, "
-                  f"{summary['train_seconds']:.1f} s, threads {summary['threads']}), loss {summary['final_loss']:.4f}, "
-                  f"recall@20 {recall:.4f} (eval {time.perf_counter() - started:.1f} s)")
+            print(
+                f"{loss:>10}: {summary['events_per_s']:,.0f} events/s ({summary['events']:,} events, "
+                f"{summary['train_seconds']:.1f} s, threads {summary['threads']}), loss {summary['final_loss']:.4f}, "
+                f"recall@20 {recall:.4f} (eval {time.perf_counter() - started:.1f} s)"
+            )
     for loss, speed in speeds.items():
-        print(f"{loss}: {speed / OFFICIAL_EVENTS_PER_S:.1f}x the official implementation's ~{OFFICIAL_EVENTS_PER_S:,} "
-              "events/s on a 2-core CPU (a figure measured separately, not in this run)")
+        print(
+            f"{loss}: {speed / OFFICIAL_EVENTS_PER_S:.1f}x the official implementation's ~{OFFICIAL_EVENTS_PER_S:,} "
+            "events/s on a 2-core CPU (a figure measured separately, not in this run)"
+        )
     if args.baseline:
         baseline = run_baseline(train, support, test, args.threads)
         if "ce_sampled" in speeds:

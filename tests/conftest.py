@@ -47,11 +47,17 @@ def run_snakemake(workdir: Path, *args: str, check: bool = True, timeout: float 
         snakemake_command(*args), cwd=workdir, env=env, capture_output=True, text=True, timeout=timeout
     )
     if check and result.returncode != 0:
-        logs = "\n".join(
-            f"--- {path}\n{path.read_text(errors='replace')[-3000:]}" for path in sorted((workdir / "logs").rglob("*.log"))
-        ) if (workdir / "logs").exists() else ""
+        logs = (
+            "\n".join(
+                f"--- {path}\n{path.read_text(errors='replace')[-3000:]}"
+                for path in sorted((workdir / "logs").rglob("*.log"))
+            )
+            if (workdir / "logs").exists()
+            else ""
+        )
         raise AssertionError(
-            f"snakemake {' '.join(args)} failed ({result.returncode})\n{result.stdout[-4000:]}\n{result.stderr[-6000:]}\n{logs}"
+            f"snakemake {' '.join(args)} failed ({result.returncode})\n"
+            f"{result.stdout[-4000:]}\n{result.stderr[-6000:]}\n{logs}"
         )
     return result
 

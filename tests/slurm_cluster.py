@@ -214,7 +214,7 @@ PartitionName={self.partition} Nodes={self.node_name} Default=YES MaxTime=INFINI
                     time.sleep(0.5)
             except subprocess.TimeoutExpired:
                 pass
-        for name, process in reversed(self._processes):
+        for _name, process in reversed(self._processes):
             if process.poll() is None:
                 process.terminate()
                 try:

@@ -8,8 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from gru4rec_pipeline.arrays import SessionArrays
-from gru4rec_pipeline.baselines import (
+from gru4rec_pipeline.data.arrays import SessionArrays
+from gru4rec_pipeline.errors import ConfigError
+from gru4rec_pipeline.evaluation.baselines import (
     ItemKNN,
     OracleScorer,
     SessionPopular,
@@ -17,9 +18,7 @@ from gru4rec_pipeline.baselines import (
     cooccurrence_counts,
     register_cli,
 )
-from gru4rec_pipeline.errors import ConfigError
-from gru4rec_pipeline.evaluation import evaluate_scorer
-
+from gru4rec_pipeline.evaluation.evaluate import evaluate_scorer
 
 # Tiny tensors: a second torch thread only adds synchronisation (see conftest.one_thread).
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -29,7 +28,9 @@ def session_arrays(sessions: list[list[int]]) -> SessionArrays:
     lengths = [len(s) for s in sessions]
     offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
     items = np.array([i for s in sessions for i in s], dtype=np.int64)
-    return SessionArrays(offsets, items, np.arange(len(items), dtype=np.float64) * 10.0, np.arange(len(sessions), dtype=np.int64))
+    return SessionArrays(
+        offsets, items, np.arange(len(items), dtype=np.float64) * 10.0, np.arange(len(sessions), dtype=np.int64)
+    )
 
 
 # item 0: 4 events, item 1: 3, item 2: 2, item 3: 1
@@ -67,7 +68,7 @@ def test_cooccurrence_counts_every_pair_of_events_in_a_session():
 
 
 def test_cooccurrence_counts_are_the_same_in_small_chunks(monkeypatch):
-    import gru4rec_pipeline.baselines as baselines
+    import gru4rec_pipeline.evaluation.baselines as baselines
 
     sessions = session_arrays([[0, 1, 0], [1, 2], [2], [0, 2, 2, 1]])
     expected = cooccurrence_counts(sessions, 3)
@@ -155,7 +156,9 @@ def test_oracle_scorer_maps_process_columns_to_vocabulary_indices():
 
 def test_oracle_is_evaluated_like_any_scorer():
     scorer = OracleScorer(StandInOracle(), VOCAB)
-    metrics = evaluate_scorer(scorer, session_arrays([[1, 3], [1, 0], [0, 2]]), 4, cutoffs=[1, 2], tie_mode="conservative", progress=False)
+    metrics = evaluate_scorer(
+        scorer, session_arrays([[1, 3], [1, 0], [0, 2]]), 4, cutoffs=[1, 2], tie_mode="conservative", progress=False
+    )
     # 1 -> 3: rank 1; 1 -> 0: rank 2; 0 -> 2: score 0 ties with item 1 (conservative) -> rank 4
     assert metrics["recall"] == pytest.approx({"1": 1 / 3, "2": 2 / 3})
     assert metrics["mrr"] == pytest.approx({"1": 1 / 3, "2": 1.5 / 3})
@@ -170,8 +173,20 @@ def test_baseline_cli(tmp_path, capsys):
     parser = argparse.ArgumentParser()
     register_cli(parser.add_subparsers())
     args = parser.parse_args(
-        ["baseline", "itemknn", "--train", str(tmp_path / "train.npz"), "--eval", str(tmp_path / "eval.npz"),
-         "--vocab", str(tmp_path / "vocab.parquet"), "--cutoffs", "1", "--out-txt", str(tmp_path / "recall.txt")]
+        [
+            "baseline",
+            "itemknn",
+            "--train",
+            str(tmp_path / "train.npz"),
+            "--eval",
+            str(tmp_path / "eval.npz"),
+            "--vocab",
+            str(tmp_path / "vocab.parquet"),
+            "--cutoffs",
+            "1",
+            "--out-txt",
+            str(tmp_path / "recall.txt"),
+        ]
     )
     assert args.func(args) == 0
     assert (tmp_path / "recall.txt").read_text().splitlines()[-1] == "MRR@1: 1.0000"

@@ -7,9 +7,9 @@ from datetime import datetime, timezone
 import pyarrow.parquet as pq
 import pytest
 
-from gru4rec_pipeline import clicks
 from gru4rec_pipeline.cli import main
-from gru4rec_pipeline.clicks import CLICKS_SCHEMA, clicks_to_parquet, read_clicks
+from gru4rec_pipeline.data import clicks
+from gru4rec_pipeline.data.clicks import CLICKS_SCHEMA, clicks_to_parquet, read_clicks
 from gru4rec_pipeline.errors import DataFormatError
 
 RAW_LINES = [

@@ -12,7 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from gru4rec_pipeline.cli import main
-from gru4rec_pipeline.download import DownloadError, download
+from gru4rec_pipeline.data.download import DownloadError, download
 from gru4rec_pipeline.errors import ConfigError
 
 PAYLOAD = bytes(range(256)) * 800  # 204,800 bytes: several read chunks' worth of distinct bytes

@@ -30,7 +30,9 @@ def test_every_conda_pin_equals_requirements():
         pins = read_pins(pip_sections[0])
         for name, version in pins.items():
             assert name in requirements, f"{env_file.name}: {name} is not in requirements.txt"
-            assert version == requirements[name], f"{env_file.name}: {name}=={version}, requirements.txt has {requirements[name]}"
+            assert version == requirements[name], (
+                f"{env_file.name}: {name}=={version}, requirements.txt has {requirements[name]}"
+            )
         assert "python=3.11" in spec["dependencies"], f"{env_file.name}: python is not pinned to 3.11"
 
 
@@ -38,4 +40,6 @@ def test_rules_name_existing_environments():
     for rules in (REPO / "workflow" / "rules").glob("*.smk"):
         for line in rules.read_text().splitlines():
             if line.strip().startswith('"../../envs/'):
-                assert (REPO / "workflow" / "rules" / line.strip().strip('",')).resolve().exists(), f"{rules.name}: {line.strip()}"
+                assert (REPO / "workflow" / "rules" / line.strip().strip('",')).resolve().exists(), (
+                    f"{rules.name}: {line.strip()}"
+                )

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from gru4rec_pipeline.arrays import SessionArrays
+from gru4rec_pipeline.data.arrays import SessionArrays
 from gru4rec_pipeline.errors import DataFormatError
-from gru4rec_pipeline.evaluation import (
+from gru4rec_pipeline.evaluation.evaluate import (
     evaluate_model,
     evaluate_scorer,
     format_recall_text,
@@ -19,14 +19,13 @@ from gru4rec_pipeline.evaluation import (
     write_metrics_json,
     write_recall_txt,
 )
-from gru4rec_pipeline.ranking import (
+from gru4rec_pipeline.evaluation.ranking import (
     CertifiedRanker,
     metrics_from_ranks,
     rank_dense,
     rank_outputs_brute_force,
     rank_outputs_certified,
 )
-
 
 # Tiny tensors: a second torch thread only adds synchronisation (see conftest.one_thread).
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -58,7 +57,9 @@ def session_arrays(sessions: list[list[int]]) -> SessionArrays:
     lengths = [len(s) for s in sessions]
     offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
     items = np.array([i for s in sessions for i in s], dtype=np.int64)
-    return SessionArrays(offsets, items, np.arange(len(items), dtype=np.float64), np.arange(len(sessions), dtype=np.int64))
+    return SessionArrays(
+        offsets, items, np.arange(len(items), dtype=np.float64), np.arange(len(sessions), dtype=np.int64)
+    )
 
 
 # ----------------------------------------------------------------------------- ranks and metrics
@@ -84,7 +85,9 @@ def test_recall_and_mrr_from_ranks():
     metrics = metrics_from_ranks([1.0, 3.0, 2.5, 21.0, math.inf], cutoffs=[1, 3, 20])
     assert metrics["events"] == 5
     assert metrics["recall"] == pytest.approx({"1": 1 / 5, "3": 3 / 5, "20": 3 / 5})
-    assert metrics["mrr"] == pytest.approx({"1": 1 / 5, "3": (1 + 1 / 3 + 1 / 2.5) / 5, "20": (1 + 1 / 3 + 1 / 2.5) / 5})
+    assert metrics["mrr"] == pytest.approx(
+        {"1": 1 / 5, "3": (1 + 1 / 3 + 1 / 2.5) / 5, "20": (1 + 1 / 3 + 1 / 2.5) / 5}
+    )
 
 
 # ----------------------------------------------------------------------------- exact ranking of model outputs
@@ -122,7 +125,9 @@ def test_fast_ranking_equals_brute_force(case, tie_mode):
     scores = (hidden.double() @ weights.double().T + bias.double()).numpy()
     reference = rank_dense(scores, targets.numpy(), tie_mode)
     assert torch.equal(rank_outputs_brute_force(hidden, targets, weights, bias, tie_mode, chunk=128), reference)
-    assert torch.equal(rank_outputs_certified(hidden, targets, weights, bias, tie_mode, tile_events=128, tile_items=64), reference)
+    assert torch.equal(
+        rank_outputs_certified(hidden, targets, weights, bias, tie_mode, tile_events=128, tile_items=64), reference
+    )
     limit = 20.0
     expected = torch.where(reference <= limit, reference, torch.tensor(math.inf, dtype=torch.float64))
     # small tiles: most events stop after the first one or two
@@ -210,7 +215,9 @@ def test_session_parallel_evaluation_matches_naive_loop(method):
     eval_arrays = session_arrays(sessions)
     expected = metrics_from_ranks(naive_ranks(model, eval_arrays, "median"), cutoffs=[1, 3, 10])
     # 2 lanes for 7 sessions: lanes are refilled, and the state of a refilled lane starts at zero
-    metrics = evaluate_model(model, eval_arrays, cutoffs=[1, 3, 10], tie_mode="median", batch_size=2, progress=False, method=method)
+    metrics = evaluate_model(
+        model, eval_arrays, cutoffs=[1, 3, 10], tie_mode="median", batch_size=2, progress=False, method=method
+    )
     assert metrics["events"] == sum(len(s) - 1 for s in sessions) == expected["events"]
     assert metrics["sessions"] == 6
     assert metrics["recall"] == pytest.approx(expected["recall"])
@@ -220,7 +227,7 @@ def test_session_parallel_evaluation_matches_naive_loop(method):
 
 
 def test_the_pipeline_model_is_evaluated_like_the_naive_loop():
-    from gru4rec_pipeline.model import GRU4Rec
+    from gru4rec_pipeline.model.network import GRU4Rec
 
     model = GRU4Rec(n_items=25, layers=[6, 5], embedding="separate", embedding_dim=4, seed=3)
     with torch.no_grad():
@@ -286,15 +293,31 @@ def test_metrics_files(tmp_path):
 def test_evaluate_command(tmp_path, capsys):
     import argparse
 
-    from gru4rec_pipeline.model import GRU4Rec
+    from gru4rec_pipeline.model.network import GRU4Rec
 
     GRU4Rec(n_items=12, layers=[4], seed=1).save(tmp_path / "model.pt")
     session_arrays([[1, 2, 3], [4, 5], [6, 7, 8, 9]]).save(tmp_path / "eval.npz")
     parser = argparse.ArgumentParser()
     register_cli(parser.add_subparsers())
     args = parser.parse_args(
-        ["evaluate", "--model", str(tmp_path / "model.pt"), "--eval", str(tmp_path / "eval.npz"), "--cutoffs", "5", "20",
-         "--tie-mode", "median", "--device", "cpu", "--out-txt", str(tmp_path / "recall.txt"), "--out-json", str(tmp_path / "m.json")]
+        [
+            "evaluate",
+            "--model",
+            str(tmp_path / "model.pt"),
+            "--eval",
+            str(tmp_path / "eval.npz"),
+            "--cutoffs",
+            "5",
+            "20",
+            "--tie-mode",
+            "median",
+            "--device",
+            "cpu",
+            "--out-txt",
+            str(tmp_path / "recall.txt"),
+            "--out-json",
+            str(tmp_path / "m.json"),
+        ]
     )
     assert args.func(args) == 0
     record = json.loads((tmp_path / "m.json").read_text())

@@ -11,8 +11,8 @@ import py7zr
 import pytest
 
 from gru4rec_pipeline.cli import main
+from gru4rec_pipeline.data.extract import extract_members
 from gru4rec_pipeline.errors import DataFormatError
-from gru4rec_pipeline.extract import extract_members
 
 CLICKS = b"".join(b"%d,2014-04-07T10:51:09.277Z,214536502,0\n" % session for session in range(1, 3001))
 BUYS = b"420374,2014-04-06T18:44:58.314Z,214537888,12462,1\n"
@@ -158,7 +158,7 @@ def test_cli_extracts_and_reports_errors_with_exit_code(rsc15_like_archive, tmp_
 def test_extraction_logs_progress(tmp_path, caplog):
     import logging
 
-    from gru4rec_pipeline import extract as extract_module
+    from gru4rec_pipeline.data import extract as extract_module
 
     archive = tmp_path / "data.7z"
     payload = b"1,2014-04-07T10:51:09.277Z,214536502,0\n" * 5000

@@ -8,7 +8,7 @@ import os
 import numpy as np
 import pytest
 
-from gru4rec_pipeline.arrays import SessionArrays
+from gru4rec_pipeline.data.arrays import SessionArrays
 from gru4rec_pipeline.files import (
     atomic_output,
     atomic_outputs,
@@ -92,7 +92,9 @@ def test_atomic_outputs_failure_publishes_none(tmp_path):
 def test_session_arrays_save_without_npz_suffix(tmp_path):
     # numpy appends ".npz" to a file name without it; the arrays must still land at the given path.
     arrays = SessionArrays(
-        offsets=np.array([0, 2, 3]), items=np.array([1, 2, 0]), times=np.array([1.0, 2.0, 3.0]),
+        offsets=np.array([0, 2, 3]),
+        items=np.array([1, 2, 0]),
+        times=np.array([1.0, 2.0, 3.0]),
         session_ids=np.array([7, 8]),
     )
     arrays.save(tmp_path / "train.arrays")

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from gru4rec_pipeline import kernels
-from gru4rec_pipeline.losses import loss_and_grad
-from gru4rec_pipeline.model import gru_gates, gru_gates_backward
+from gru4rec_pipeline.model import kernels
+from gru4rec_pipeline.model.losses import loss_and_grad
+from gru4rec_pipeline.model.network import gru_gates, gru_gates_backward
 from test_losses import naive_loss
 
 
@@ -31,7 +31,9 @@ def test_row_max_covers_every_length():
         assert kernels.row_max(row) == row.max()
 
 
-@pytest.mark.parametrize("loss,bpreg,elu_param", [("ce_sampled", 0, 0), ("ce_full", 0, 0), ("bpr_max", 0.5, 0.5), ("bpr_max", 1.0, 0.0)])
+@pytest.mark.parametrize(
+    "loss,bpreg,elu_param", [("ce_sampled", 0, 0), ("ce_full", 0, 0), ("bpr_max", 0.5, 0.5), ("bpr_max", 1.0, 0.0)]
+)
 @pytest.mark.parametrize("magnitude", [0.5, 3.0])
 def test_loss_kernels_match_the_exact_gradient(loss, bpreg, elu_param, magnitude):
     generator = torch.Generator().manual_seed(5)
@@ -45,13 +47,17 @@ def test_loss_kernels_match_the_exact_gradient(loss, bpreg, elu_param, magnitude
     torch.testing.assert_close(grad.double(), reference.grad, rtol=1e-4, atol=2e-7)
 
 
-@pytest.mark.parametrize("loss,bpreg,elu_param", [("ce_sampled", 0, 0), ("ce_full", 0, 0), ("bpr_max", 0.5, 0.5), ("bpr_max", 0.5, 0.0)])
+@pytest.mark.parametrize(
+    "loss,bpreg,elu_param", [("ce_sampled", 0, 0), ("ce_full", 0, 0), ("bpr_max", 0.5, 0.5), ("bpr_max", 0.5, 0.0)]
+)
 def test_loss_kernels_agree_with_the_tensor_code_at_training_size(loss, bpreg, elu_param):
     generator = torch.Generator().manual_seed(1)
     scores = torch.randn(32, 2080, generator=generator) * 2.0
     targets = torch.randint(0, 2080, (32,), generator=generator)
     value, grad = loss_and_grad(loss, scores.clone(), targets, bpreg=bpreg, elu_param=elu_param)
-    value_ref, grad_ref = loss_and_grad(loss, scores.clone(), targets, bpreg=bpreg, elu_param=elu_param, use_kernels=False)
+    value_ref, grad_ref = loss_and_grad(
+        loss, scores.clone(), targets, bpreg=bpreg, elu_param=elu_param, use_kernels=False
+    )
     torch.testing.assert_close(value, value_ref, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(grad, grad_ref, rtol=1e-4, atol=1e-8)
 

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from gru4rec_pipeline.errors import DataFormatError, PipelineError
-from gru4rec_pipeline.oracle import Oracle
-from gru4rec_pipeline.synthetic import PRESETS, generate
-from gru4rec_pipeline.synthetic_process import SyntheticProcess
+from gru4rec_pipeline.synthetic.archive import PRESETS, generate
+from gru4rec_pipeline.synthetic.oracle import Oracle
+from gru4rec_pipeline.synthetic.process import SyntheticProcess
 
 START = 1_396_310_400.0  # 2014-04-01T00:00:00Z
 
@@ -152,7 +152,12 @@ def mean_next_item_log_likelihood(oracle: Oracle, offsets, item_ids, times, last
         if stop - start < 2:
             continue
         if last_item_only:
-            rows = np.stack([oracle.next_item_probs(item_ids[j : j + 1], times[start : start + 1])[0] for j in range(start, stop - 1)])
+            rows = np.stack(
+                [
+                    oracle.next_item_probs(item_ids[j : j + 1], times[start : start + 1])[0]
+                    for j in range(start, stop - 1)
+                ]
+            )
         else:
             rows = oracle.next_item_probs(item_ids[start:stop], times[start:stop])[:-1]
         total += np.log(rows[np.arange(rows.shape[0]), columns[start + 1 : stop]]).sum()

@@ -6,8 +6,8 @@ import pandas as pd
 import pytest
 
 from gru4rec_pipeline.cli import main
+from gru4rec_pipeline.data.owndata import mapping_path, own_clicks_to_parquet
 from gru4rec_pipeline.errors import ConfigError, DataFormatError
-from gru4rec_pipeline.owndata import mapping_path, own_clicks_to_parquet
 
 APRIL_7 = 1_396_867_869.0  # 2014-04-07T10:51:09Z
 
@@ -35,10 +35,7 @@ def test_integer_ids_and_epoch_seconds_are_kept(tmp_path):
 def test_iso_times_with_and_without_timezone_become_utc(tmp_path):
     source = tmp_path / "log.csv"
     source.write_text(
-        "SessionId,ItemId,Time\n"
-        "1,5,2014-04-07T10:51:09Z\n"
-        "1,6,2014-04-07T12:51:09+02:00\n"
-        "1,7,2014-04-07 10:51:09.250\n"
+        "SessionId,ItemId,Time\n1,5,2014-04-07T10:51:09Z\n1,6,2014-04-07T12:51:09+02:00\n1,7,2014-04-07 10:51:09.250\n"
     )
     own_clicks_to_parquet(source, tmp_path / "clicks.parquet", time_format="iso")
     assert read_clicks(tmp_path / "clicks.parquet")["Time"].tolist() == [APRIL_7, APRIL_7, APRIL_7 + 0.25]

@@ -9,8 +9,9 @@ import pandas as pd
 import pytest
 
 from gru4rec_pipeline.cli import main
+from gru4rec_pipeline.data.protocol import RSC15_PUBLISHED_STATS
 from gru4rec_pipeline.errors import DataFormatError
-from gru4rec_pipeline.plots import (
+from gru4rec_pipeline.report.plots import (
     events_per_day,
     plot_dataset_statistics,
     plot_metrics_by_cutoff,
@@ -20,8 +21,6 @@ from gru4rec_pipeline.plots import (
     session_lengths,
     split_table_rows,
 )
-from gru4rec_pipeline.protocol import RSC15_PUBLISHED_STATS
-
 from test_summary import metrics_record, write_metrics
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

@@ -10,7 +10,8 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from gru4rec_pipeline import cli, events, protocol
+from gru4rec_pipeline import cli
+from gru4rec_pipeline.data import events, protocol
 from gru4rec_pipeline.errors import DataFormatError
 
 DAY = 86400.0
@@ -82,7 +83,9 @@ def random_clicks(seed: int) -> pd.DataFrame:
         length = int(rng.choice([1, 1, 2, 2, 3, 4, 6, 9]))
         start = float(rng.integers(0, int(span)))
         for _ in range(length):
-            rows.append((int(session), int(rng.choice(item_ids, p=popularity)), 1.39e9 + start + float(rng.integers(0, 1800))))
+            rows.append(
+                (int(session), int(rng.choice(item_ids, p=popularity)), 1.39e9 + start + float(rng.integers(0, 1800)))
+            )
     order = rng.permutation(len(rows))
     return frame_of([rows[i] for i in order])
 
@@ -136,9 +139,12 @@ def popular_background(first_session=1000, start=0.0):
 def test_last_event_exactly_at_boundary_goes_to_test():
     tmax = 10 * DAY
     rows = popular_background() + [
-        (1, 1, tmax - DAY - 5.0), (1, 2, tmax - DAY),        # last event exactly at the boundary
-        (2, 1, tmax - DAY - 5.0), (2, 2, tmax - DAY - 0.001),  # just before it
-        (3, 3, tmax - 1.0), (3, 4, tmax),
+        (1, 1, tmax - DAY - 5.0),
+        (1, 2, tmax - DAY),  # last event exactly at the boundary
+        (2, 1, tmax - DAY - 5.0),
+        (2, 2, tmax - DAY - 0.001),  # just before it
+        (3, 3, tmax - 1.0),
+        (3, 4, tmax),
     ]
     splits = protocol.build_splits(frame_of(rows))
     assert set(splits["test"]["SessionId"]) == {1, 3}
@@ -148,8 +154,11 @@ def test_last_event_exactly_at_boundary_goes_to_test():
 def test_session_straddling_boundary_is_assigned_by_last_event():
     tmax = 10 * DAY
     rows = popular_background() + [
-        (5, 1, tmax - 3 * DAY), (5, 2, tmax - 2 * DAY), (5, 3, tmax - 10.0),  # starts long before
-        (6, 3, tmax - 1.0), (6, 4, tmax),
+        (5, 1, tmax - 3 * DAY),
+        (5, 2, tmax - 2 * DAY),
+        (5, 3, tmax - 10.0),  # starts long before
+        (6, 3, tmax - 1.0),
+        (6, 4, tmax),
     ]
     splits = protocol.build_splits(frame_of(rows))
     test = splits["test"]
@@ -247,7 +256,9 @@ def test_statistics_count_splits_and_carry_published_figures():
     stats = protocol.split_statistics(splits, raw=clicks)
     for name, frame in splits.items():
         assert stats["splits"][name] == {
-            "events": len(frame), "sessions": frame.SessionId.nunique(), "items": frame.ItemId.nunique()
+            "events": len(frame),
+            "sessions": frame.SessionId.nunique(),
+            "items": frame.ItemId.nunique(),
         }
     assert stats["splits"]["raw"]["events"] == len(clicks)
     assert stats["published_rsc15"]["raw"] == {"events": 33_003_944, "sessions": 9_249_729, "items": 52_739}
@@ -296,8 +307,19 @@ def test_split_cli_writes_splits_and_stats(tmp_path):
     clicks["Category"] = "0"
     clicks.to_parquet(tmp_path / "clicks.parquet")
     out = tmp_path / "splits"
-    code = cli.main(["split", "--clicks", str(tmp_path / "clicks.parquet"), "--out-dir", str(out),
-                     "--stats", str(tmp_path / "stats.json"), "--min-item-support", "3"])
+    code = cli.main(
+        [
+            "split",
+            "--clicks",
+            str(tmp_path / "clicks.parquet"),
+            "--out-dir",
+            str(out),
+            "--stats",
+            str(tmp_path / "stats.json"),
+            "--min-item-support",
+            "3",
+        ]
+    )
     assert code == 0
     expected = plain_protocol(rows_of(clicks), min_item_support=3)
     for name, rows in expected.items():
@@ -310,8 +332,17 @@ def test_split_cli_writes_splits_and_stats(tmp_path):
 
 def test_split_cli_reports_missing_column(tmp_path, capsys):
     pd.DataFrame({"SessionId": [1], "ItemId": [1]}).to_parquet(tmp_path / "clicks.parquet")
-    code = cli.main(["split", "--clicks", str(tmp_path / "clicks.parquet"), "--out-dir", str(tmp_path / "o"),
-                     "--stats", str(tmp_path / "s.json")])
+    code = cli.main(
+        [
+            "split",
+            "--clicks",
+            str(tmp_path / "clicks.parquet"),
+            "--out-dir",
+            str(tmp_path / "o"),
+            "--stats",
+            str(tmp_path / "s.json"),
+        ]
+    )
     assert code == 2
     assert "clicks.parquet: missing columns ['Time']" in capsys.readouterr().err
     assert not (tmp_path / "s.json").exists()

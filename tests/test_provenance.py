@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from gru4rec_pipeline.provenance import collect_provenance, config_sha256, git_state
+from gru4rec_pipeline.report.provenance import collect_provenance, config_sha256, git_state
 
 
 def test_config_hash_ignores_key_order_but_not_values():

@@ -11,14 +11,14 @@ import torch
 
 from gru4rec_pipeline.cli import main
 from gru4rec_pipeline.errors import DataFormatError
-from gru4rec_pipeline.model import GRU4Rec
-from gru4rec_pipeline.recommend import (
+from gru4rec_pipeline.evaluation.recommend import (
     read_sessions_file,
     read_sessions_text,
     read_vocab,
     recommend,
     sessions_from_ids,
 )
+from gru4rec_pipeline.model.network import GRU4Rec
 
 N_ITEMS = 30
 # Original ItemIds differ from the vocabulary indices, so a mix-up shows.
@@ -71,7 +71,7 @@ def test_sessions_of_different_lengths_in_one_batch_match_single_runs(model, ite
 
 def test_unknown_items_are_reported_and_skipped(model, item_of_index, caplog, tmp_path):
     batch = text_batch(tmp_path, f"{ITEM_IDS[4]} 999999 {ITEM_IDS[9]}\n{ITEM_IDS[1]}\n424242\n")
-    with caplog.at_level(logging.WARNING, logger="gru4rec_pipeline.recommend"):
+    with caplog.at_level(logging.WARNING, logger="gru4rec_pipeline.evaluation.recommend"):
         rows = recommend(model, item_of_index, batch, k=4)
     messages = caplog.text
     assert "line 1: unknown item ids 999999" in messages and "skipped for the hidden state" in messages

@@ -18,7 +18,17 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import LOSSES, REPO, REPORT_RULES, TINY, copy_workflow, planned_jobs, rules_of, run_snakemake, snakemake_command
+from conftest import (
+    LOSSES,
+    REPO,
+    REPORT_RULES,
+    TINY,
+    copy_workflow,
+    planned_jobs,
+    rules_of,
+    run_snakemake,
+    snakemake_command,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -74,7 +84,7 @@ def test_changing_a_preprocessing_setting_reruns_from_that_stage_down(finished_r
 
 
 def test_editing_model_code_reruns_training_and_nothing_upstream(finished_run: Path):
-    model_code = finished_run / "src" / "gru4rec_pipeline" / "model.py"
+    model_code = finished_run / "src" / "gru4rec_pipeline" / "model" / "network.py"
     model_code.write_text(model_code.read_text() + "\n# an edit to the model code\n")
     jobs = rules_of(planned_jobs(finished_run))
     assert jobs["train_model"] == len(LOSSES), jobs
@@ -84,7 +94,7 @@ def test_editing_model_code_reruns_training_and_nothing_upstream(finished_run: P
 
 def test_training_after_a_code_edit_starts_over_instead_of_resuming(finished_run: Path):
     """The finished run left checkpoints behind; a model made by the old code must not be resumed."""
-    model_code = finished_run / "src" / "gru4rec_pipeline" / "model.py"
+    model_code = finished_run / "src" / "gru4rec_pipeline" / "model" / "network.py"
     model_code.write_text(model_code.read_text() + "\n# an edit to the model code\n")
     run_snakemake(finished_run, "results/models/bpr/model.pt", "--cores", "2", *TINY)
     log = (finished_run / "logs" / "train_model" / "bpr.log").read_text()

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from gru4rec_pipeline.sampling import NegativeSampler
+from gru4rec_pipeline.model.sampling import NegativeSampler
 
 SUPPORT = np.array([1, 2, 3, 4, 5, 10, 20, 40, 0, 15])
 
@@ -46,7 +46,7 @@ def test_store_rows_and_shape():
 
 @pytest.mark.parametrize("alpha", [0.0, 0.5, 1.0])
 def test_guided_search_equals_binary_search(alpha):
-    from gru4rec_pipeline.sampling import GuidedSearch, sampling_cdf
+    from gru4rec_pipeline.model.sampling import GuidedSearch, sampling_cdf
 
     rng = np.random.default_rng(2)
     support = np.concatenate([rng.zipf(1.3, size=500), np.zeros(40, dtype=np.int64)])
@@ -56,5 +56,7 @@ def test_guided_search_equals_binary_search(alpha):
     uniform = torch.rand(200_000, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
     # Exact slice edges and the cdf values themselves are the boundary cases of right=True.
     edges = torch.arange(search.slices, dtype=torch.float64) / search.slices
-    uniform = torch.cat([uniform, edges, cdf[cdf < 1], torch.tensor([0.0, np.nextafter(1.0, 0.0)], dtype=torch.float64)])
+    uniform = torch.cat(
+        [uniform, edges, cdf[cdf < 1], torch.tensor([0.0, np.nextafter(1.0, 0.0)], dtype=torch.float64)]
+    )
     torch.testing.assert_close(search(uniform), torch.searchsorted(cdf, uniform, right=True), rtol=0, atol=0)

@@ -6,9 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from gru4rec_pipeline import cli, sessions
-from gru4rec_pipeline import events as event_files
-from gru4rec_pipeline.arrays import SessionArrays
+from gru4rec_pipeline import cli
+from gru4rec_pipeline.data import events as event_files
+from gru4rec_pipeline.data import sessions
+from gru4rec_pipeline.data.arrays import SessionArrays
 from gru4rec_pipeline.errors import DataFormatError
 
 
@@ -25,9 +26,13 @@ def events(rows) -> pd.DataFrame:
 
 TRAIN = events(
     [
-        (1, 30, 10.0), (1, 10, 11.0), (1, 30, 12.0),
-        (2, 20, 5.0), (2, 10, 6.0),
-        (3, 10, 5.0), (3, 20, 7.0),
+        (1, 30, 10.0),
+        (1, 10, 11.0),
+        (1, 30, 12.0),
+        (2, 20, 5.0),
+        (2, 10, 6.0),
+        (3, 10, 5.0),
+        (3, 20, 7.0),
     ]
 )
 
@@ -62,9 +67,12 @@ def test_unknown_items_dropped_then_short_sessions_dropped_and_counted():
     vocab = sessions.build_vocabulary(TRAIN)
     evaluation = events(
         [
-            (7, 10, 1.0), (7, 99, 2.0), (7, 20, 3.0),   # one unknown event, session stays (2 left)
-            (8, 99, 1.0), (8, 30, 2.0),                 # one unknown, then too short
-            (9, 20, 4.0),                               # too short from the start
+            (7, 10, 1.0),
+            (7, 99, 2.0),
+            (7, 20, 3.0),  # one unknown event, session stays (2 left)
+            (8, 99, 1.0),
+            (8, 30, 2.0),  # one unknown, then too short
+            (9, 20, 4.0),  # too short from the start
         ]
     )
     arrays, counts = sessions.to_session_arrays(evaluation, vocab)
@@ -128,8 +136,12 @@ def test_paddle_text_round_trips_to_arrays(tmp_path):
     rng = np.random.default_rng(0)
     lengths = rng.integers(2, 8, 50)
     offsets = np.r_[0, np.cumsum(lengths)]
-    arrays = SessionArrays(offsets, rng.integers(0, 40, offsets[-1]), np.arange(offsets[-1], dtype=float), np.arange(50))
-    vocab = pd.DataFrame({"ItemId": np.arange(40) * 7, "ItemIdx": np.arange(40), "Support": np.ones(40, dtype=np.int64)})
+    arrays = SessionArrays(
+        offsets, rng.integers(0, 40, offsets[-1]), np.arange(offsets[-1], dtype=float), np.arange(50)
+    )
+    vocab = pd.DataFrame(
+        {"ItemId": np.arange(40) * 7, "ItemIdx": np.arange(40), "Support": np.ones(40, dtype=np.int64)}
+    )
     sessions.write_paddle_text(arrays, vocab, tmp_path / "p.txt")
     parsed = [np.array(line.split(), dtype=np.int64) for line in (tmp_path / "p.txt").read_text().splitlines()]
     assert np.array_equal(np.concatenate(parsed), arrays.items)
@@ -141,8 +153,20 @@ def test_sessions_and_export_cli(tmp_path):
     splits = {"train_tr": TRAIN, "valid": events([(5, 10, 100.0), (5, 20, 101.0), (6, 99, 100.0), (6, 10, 102.0)])}
     event_files.write_splits(splits, {n: tmp_path / f"{n}.parquet" for n in splits})
     out = tmp_path / "arrays"
-    assert cli.main(["sessions", "--train", str(tmp_path / "train_tr.parquet"),
-                     "--eval", str(tmp_path / "valid.parquet"), "--out-dir", str(out)]) == 0
+    assert (
+        cli.main(
+            [
+                "sessions",
+                "--train",
+                str(tmp_path / "train_tr.parquet"),
+                "--eval",
+                str(tmp_path / "valid.parquet"),
+                "--out-dir",
+                str(out),
+            ]
+        )
+        == 0
+    )
     vocab = pd.read_parquet(out / "vocab.parquet")
     pd.testing.assert_frame_equal(vocab, sessions.build_vocabulary(clicks))
     train = SessionArrays.load(out / "train.npz")
@@ -150,9 +174,24 @@ def test_sessions_and_export_cli(tmp_path):
     evaluation = SessionArrays.load(out / "eval.npz")
     assert evaluation.session_ids.tolist() == [5] and evaluation.items.tolist() == [0, 1]
 
-    assert cli.main(["export", "--events", str(tmp_path / "valid.parquet"), "--tsv", str(tmp_path / "valid.tsv"),
-                     "--paddle", str(tmp_path / "valid.txt"), "--vocab", str(out / "vocab.parquet"),
-                     "--paddle-vocab", str(tmp_path / "vocab.txt")]) == 0
+    assert (
+        cli.main(
+            [
+                "export",
+                "--events",
+                str(tmp_path / "valid.parquet"),
+                "--tsv",
+                str(tmp_path / "valid.tsv"),
+                "--paddle",
+                str(tmp_path / "valid.txt"),
+                "--vocab",
+                str(out / "vocab.parquet"),
+                "--paddle-vocab",
+                str(tmp_path / "vocab.txt"),
+            ]
+        )
+        == 0
+    )
     assert (tmp_path / "valid.tsv").read_text().splitlines()[1:3] == ["5\t10\t100", "5\t20\t101"]
     assert (tmp_path / "valid.txt").read_text() == "0 1\n"
     assert (tmp_path / "vocab.txt").read_text() == "3\n"
@@ -183,16 +222,24 @@ def test_session_arrays_match_plain_conversion_in_small_blocks(seed, monkeypatch
     monkeypatch.setattr(sessions, "CHUNK_SESSIONS", 3)
     rng = np.random.default_rng(seed)
     n = 400
-    frame = pd.DataFrame({
-        "SessionId": rng.integers(0, 60, n) * (10**9 if seed % 2 else 1),
-        "ItemId": rng.integers(0, 30, n) * 1000,
-        "Time": rng.integers(0, 50, n).astype(np.float64),  # many ties
-    })
+    frame = pd.DataFrame(
+        {
+            "SessionId": rng.integers(0, 60, n) * (10**9 if seed % 2 else 1),
+            "ItemId": rng.integers(0, 30, n) * 1000,
+            "Time": rng.integers(0, 50, n).astype(np.float64),  # many ties
+        }
+    )
     vocab = sessions.build_vocabulary(frame[frame.ItemId < 25_000])
     arrays, counts = sessions.to_session_arrays(frame, vocab, min_session_length=3)
     expected = plain_session_lists(frame, vocab, 3)
-    got = [(int(arrays.session_ids[s]), arrays.session(s).tolist(),
-            arrays.times[arrays.offsets[s]:arrays.offsets[s + 1]].tolist()) for s in range(arrays.n_sessions)]
+    got = [
+        (
+            int(arrays.session_ids[s]),
+            arrays.session(s).tolist(),
+            arrays.times[arrays.offsets[s] : arrays.offsets[s + 1]].tolist(),
+        )
+        for s in range(arrays.n_sessions)
+    ]
     assert got == expected
     assert counts["unknown_item_events"] == int((frame.ItemId >= 25_000).sum())
     assert counts["events_out"] + counts["unknown_item_events"] + counts["short_session_events"] == n

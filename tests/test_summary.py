@@ -10,7 +10,7 @@ import pytest
 
 from gru4rec_pipeline.cli import main
 from gru4rec_pipeline.errors import DataFormatError
-from gru4rec_pipeline.summary import describe_dataset, load_metrics, summary_table, write_summary
+from gru4rec_pipeline.report.summary import describe_dataset, load_metrics, summary_table, write_summary
 
 CUTOFFS = [1, 5, 10, 20]
 

@@ -10,9 +10,10 @@ import pandas as pd
 import py7zr
 import pytest
 
-from gru4rec_pipeline import cli, synthetic
+from gru4rec_pipeline import cli
 from gru4rec_pipeline.errors import ConfigError
-from gru4rec_pipeline.synthetic import MEMBER_NAMES, PRESETS, RSC15_STATS, write_synthetic_archive
+from gru4rec_pipeline.synthetic import archive as synthetic
+from gru4rec_pipeline.synthetic.archive import MEMBER_NAMES, PRESETS, RSC15_STATS, write_synthetic_archive
 
 TIMESTAMP = r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z"
 CATEGORY = r"0|S|[1-9]|1[0-2]|\d{8,10}"
@@ -171,8 +172,19 @@ def test_failed_compression_leaves_no_output(tmp_path, monkeypatch):
 def test_cli_writes_archive_and_process(tmp_path, capsys):
     archive, process = tmp_path / "data.7z", tmp_path / "process.npz"
     code = cli.main(
-        ["synthesize", "--preset", "tiny", "--seed", "1", "--archive", str(archive), "--process", str(process),
-         "--set", "n_sessions=800"]
+        [
+            "synthesize",
+            "--preset",
+            "tiny",
+            "--seed",
+            "1",
+            "--archive",
+            str(archive),
+            "--process",
+            str(process),
+            "--set",
+            "n_sessions=800",
+        ]
     )
     assert code == 0 and archive.exists() and process.exists()
     assert "clicks=" in capsys.readouterr().out

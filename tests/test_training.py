@@ -9,14 +9,14 @@ import pandas as pd
 import pytest
 import torch
 
-from gru4rec_pipeline import training
-from gru4rec_pipeline.arrays import SessionArrays
+from gru4rec_pipeline.data.arrays import SessionArrays
 from gru4rec_pipeline.errors import ConfigError
-from gru4rec_pipeline.losses import LOSSES
-from gru4rec_pipeline.model import GRU4Rec
-from gru4rec_pipeline.optim import AdagradMomentum
-from gru4rec_pipeline.train_step import TrainStep
-from gru4rec_pipeline.training import DEFAULT_HYPERPARAMETERS, TrainConfig, load_model, train_model
+from gru4rec_pipeline.model import training
+from gru4rec_pipeline.model.losses import LOSSES
+from gru4rec_pipeline.model.network import GRU4Rec
+from gru4rec_pipeline.model.optim import AdagradMomentum
+from gru4rec_pipeline.model.train_step import TrainStep
+from gru4rec_pipeline.model.training import DEFAULT_HYPERPARAMETERS, TrainConfig, load_model, train_model
 from test_losses import naive_loss
 
 N_ITEMS = 30
@@ -39,7 +39,15 @@ def tiny_sessions(n_sessions=160, seed=0):
 
 
 def tiny_config(loss="ce_sampled", **overrides):
-    values = {"loss": loss, "batch_size": 4, "n_sample": 8, "sample_store_size": 64, "epochs": 3, "layers": [12], "seed": 7}
+    values = {
+        "loss": loss,
+        "batch_size": 4,
+        "n_sample": 8,
+        "sample_store_size": 64,
+        "epochs": 3,
+        "layers": [12],
+        "seed": 7,
+    }
     values.update(overrides)
     return TrainConfig.from_dict(values)
 
@@ -129,7 +137,18 @@ def test_step_gradients_match_autograd(loss, mode, layers, use_kernels):
     logq_offset = torch.cat([log_support[targets], 0.5 * log_support[samples]]) if loss == "ce_sampled" else 0.0
     drop = {"embed": 0.3, "layers": [0.3 if (mode == "none" and i == 0) else 0.25 for i in range(len(layers))]}
     expected = reference_loss(
-        params, mode, inputs, targets, samples, reference_state, masks, loss, logq_offset, 0.5, 0.5 if loss != "ce_full" and not loss.startswith("ce") else 0.0, drop
+        params,
+        mode,
+        inputs,
+        targets,
+        samples,
+        reference_state,
+        masks,
+        loss,
+        logq_offset,
+        0.5,
+        0.5 if loss != "ce_full" and not loss.startswith("ce") else 0.0,
+        drop,
     )
     expected.backward()
     for name, param in params.items():
@@ -181,7 +200,14 @@ def test_training_lowers_the_loss(tmp_path, loss):
 def test_same_seed_gives_identical_weights(tmp_path):
     train, support = tiny_sessions()
     for name in ("a", "b"):
-        train_model(train, support, tiny_config(dropout_hidden=0.3), tmp_path / f"{name}.pt", tmp_path / f"{name}.csv", progress=False)
+        train_model(
+            train,
+            support,
+            tiny_config(dropout_hidden=0.3),
+            tmp_path / f"{name}.pt",
+            tmp_path / f"{name}.csv",
+            progress=False,
+        )
     a, b = load_model(tmp_path / "a.pt"), load_model(tmp_path / "b.pt")
     for (name, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items()):
         assert torch.equal(x, y), name
@@ -190,7 +216,9 @@ def test_same_seed_gives_identical_weights(tmp_path):
 def test_resumed_run_equals_uninterrupted_run(tmp_path, monkeypatch):
     train, support = tiny_sessions()
     config = tiny_config("bpr_max", dropout_hidden=0.2, sample_store_size=40)
-    train_model(train, support, config, tmp_path / "full.pt", tmp_path / "full.csv", tmp_path / "ck_full", progress=False)
+    train_model(
+        train, support, config, tmp_path / "full.pt", tmp_path / "full.csv", tmp_path / "ck_full", progress=False
+    )
 
     real_save = training.save_checkpoint
 
@@ -200,11 +228,15 @@ def test_resumed_run_equals_uninterrupted_run(tmp_path, monkeypatch):
 
     monkeypatch.setattr(training, "save_checkpoint", crash_after_first_epoch)
     with pytest.raises(KeyboardInterrupt):
-        train_model(train, support, config, tmp_path / "resumed.pt", tmp_path / "resumed.csv", tmp_path / "ck", progress=False)
+        train_model(
+            train, support, config, tmp_path / "resumed.pt", tmp_path / "resumed.csv", tmp_path / "ck", progress=False
+        )
     assert not (tmp_path / "resumed.pt").exists()
     assert len(read_history(tmp_path / "resumed.csv")) == 1
     monkeypatch.setattr(training, "save_checkpoint", real_save)
-    train_model(train, support, config, tmp_path / "resumed.pt", tmp_path / "resumed.csv", tmp_path / "ck", progress=False)
+    train_model(
+        train, support, config, tmp_path / "resumed.pt", tmp_path / "resumed.csv", tmp_path / "ck", progress=False
+    )
 
     full, resumed = load_model(tmp_path / "full.pt"), load_model(tmp_path / "resumed.pt")
     for (name, x), (_, y) in zip(full.state_dict().items(), resumed.state_dict().items()):
@@ -215,14 +247,31 @@ def test_resumed_run_equals_uninterrupted_run(tmp_path, monkeypatch):
 
 def test_checkpoint_of_another_configuration_is_not_resumed(tmp_path):
     train, support = tiny_sessions()
-    train_model(train, support, tiny_config(epochs=1), tmp_path / "a.pt", tmp_path / "a.csv", tmp_path / "ck", progress=False)
-    train_model(train, support, tiny_config(epochs=1, learning_rate=0.05), tmp_path / "b.pt", tmp_path / "b.csv", tmp_path / "ck", progress=False)
+    train_model(
+        train, support, tiny_config(epochs=1), tmp_path / "a.pt", tmp_path / "a.csv", tmp_path / "ck", progress=False
+    )
+    train_model(
+        train,
+        support,
+        tiny_config(epochs=1, learning_rate=0.05),
+        tmp_path / "b.pt",
+        tmp_path / "b.csv",
+        tmp_path / "ck",
+        progress=False,
+    )
     assert len(read_history(tmp_path / "b.csv")) == 1
 
 
 def test_model_file_loads_without_unpickling(tmp_path):
     train, support = tiny_sessions()
-    train_model(train, support, tiny_config(epochs=1, embedding="separate"), tmp_path / "m.pt", tmp_path / "h.csv", progress=False)
+    train_model(
+        train,
+        support,
+        tiny_config(epochs=1, embedding="separate"),
+        tmp_path / "m.pt",
+        tmp_path / "h.csv",
+        progress=False,
+    )
     payload = torch.load(tmp_path / "m.pt", weights_only=True)
     assert payload["hyperparameters"]["embedding"] == "separate"
     model = load_model(tmp_path / "m.pt")
@@ -254,10 +303,34 @@ def test_command_line_trains_from_files(tmp_path):
     pd.DataFrame({"ItemId": np.arange(N_ITEMS) + 100, "ItemIdx": np.arange(N_ITEMS), "Support": support}).to_parquet(
         tmp_path / "vocab.parquet"
     )
-    argv = ["train", "--train", str(tmp_path / "train.npz"), "--vocab", str(tmp_path / "vocab.parquet"), "--loss", "top1_max",
-            "--set", "epochs=1", "--set", "batch_size=4", "--set", "layers=[8]", "--set", "n_sample=5", "--model",
-            str(tmp_path / "m.pt"), "--history", str(tmp_path / "h.csv"), "--checkpoint-dir", str(tmp_path / "ck"),
-            "--threads", "1", "--device", "cpu", "--quiet"]
+    argv = [
+        "train",
+        "--train",
+        str(tmp_path / "train.npz"),
+        "--vocab",
+        str(tmp_path / "vocab.parquet"),
+        "--loss",
+        "top1_max",
+        "--set",
+        "epochs=1",
+        "--set",
+        "batch_size=4",
+        "--set",
+        "layers=[8]",
+        "--set",
+        "n_sample=5",
+        "--model",
+        str(tmp_path / "m.pt"),
+        "--history",
+        str(tmp_path / "h.csv"),
+        "--checkpoint-dir",
+        str(tmp_path / "ck"),
+        "--threads",
+        "1",
+        "--device",
+        "cpu",
+        "--quiet",
+    ]
     assert main(argv) == 0
     assert load_model(tmp_path / "m.pt").n_items == N_ITEMS
     assert (tmp_path / "ck" / "checkpoint.pt").exists()
@@ -284,8 +357,10 @@ def test_row_updates_sum_duplicates_and_leave_other_rows_alone(momentum, use_ker
     optimizer.use_kernels = use_kernels
     optimizer.add_rows("w", param)
     updated = param.clone()
-    steps = [(torch.tensor([4, 1, 4, 4]), torch.randn(4, 3, generator=generator, dtype=torch.float64)),
-             (torch.tensor([1, 2]), torch.randn(2, 3, generator=generator, dtype=torch.float64))]
+    steps = [
+        (torch.tensor([4, 1, 4, 4]), torch.randn(4, 3, generator=generator, dtype=torch.float64)),
+        (torch.tensor([1, 2]), torch.randn(2, 3, generator=generator, dtype=torch.float64)),
+    ]
     for rows, grad in steps:
         optimizer.update_rows("w", updated, rows, grad.clone())
     # Rows 1 and 4 are touched in step 1; rows 1 and 2 in step 2: row 4's momentum must not move it in step 2.
@@ -334,18 +409,26 @@ def test_bias_is_updated_on_its_prefix_of_entries_only(use_kernels):
     weight_grad = torch.ones(4, 2, dtype=torch.float64)
     bias_grad = torch.tensor([1.0, 2.0, 0.5], dtype=torch.float64)
     optimizer.update_rows_with_bias("w", weight, "b", bias, rows, weight_grad, bias_grad.clone())
-    expected = reference_adagrad_momentum(torch.arange(6, dtype=torch.float64), [torch.tensor([0, 1.5, 0, 2, 0, 0], dtype=torch.float64)], 0.1, 0.5)
+    expected = reference_adagrad_momentum(
+        torch.arange(6, dtype=torch.float64), [torch.tensor([0, 1.5, 0, 2, 0, 0], dtype=torch.float64)], 0.1, 0.5
+    )
     expected[[1, 3]] += 0.5  # rows 1 and 3 start with momentum 1: add its decayed value
     torch.testing.assert_close(bias[[1, 3]], expected[[1, 3]])
     assert bias[5] == 5 and bias[0] == 0
     assert torch.equal(optimizer.state["b"][5], torch.tensor([0.0, 1.0], dtype=torch.float64))
     # The weight rows are updated on every entry, row 5 included; row 1's gradient is summed (2).
-    expected_weight = reference_adagrad_momentum(torch.zeros(6, 2, dtype=torch.float64), [torch.tensor([[0, 0], [2, 2], [0, 0], [1, 1], [0, 0], [1, 1]], dtype=torch.float64)], 0.1, 0.5)
+    expected_weight = reference_adagrad_momentum(
+        torch.zeros(6, 2, dtype=torch.float64),
+        [torch.tensor([[0, 0], [2, 2], [0, 0], [1, 1], [0, 0], [1, 1]], dtype=torch.float64)],
+        0.1,
+        0.5,
+    )
     torch.testing.assert_close(weight, expected_weight)
 
 
 def test_kernel_and_tensor_paths_train_alike(tmp_path, monkeypatch):
-    from gru4rec_pipeline import losses, model, optim
+    from gru4rec_pipeline.model import losses, optim
+    from gru4rec_pipeline.model import network as model
 
     train, support = tiny_sessions()
     for loss in ("ce_sampled", "bpr_max"):

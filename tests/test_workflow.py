@@ -93,7 +93,9 @@ def test_download_source_fetches_on_the_submitting_host(workflow_copy: Path):
     jobs = rules_of(planned_jobs(workflow_copy, "results/data/stats.json", config=("--config", "source=download")))
     assert jobs["download_archive"] == 1 and "synthesize_archive" not in jobs, jobs
     data_rules = (REPO / "workflow" / "rules" / "data.smk").read_text()
-    assert re.search(r"^localrules:\n\s+download_archive,", data_rules, re.M), "download must run on the submitting host"
+    assert re.search(r"^localrules:\n\s+download_archive,", data_rules, re.M), (
+        "download must run on the submitting host"
+    )
 
 
 @pytest.mark.slow
@@ -106,9 +108,12 @@ def test_own_click_log_gives_the_same_splits(tiny_run: Path, workflow_copy: Path
     own.to_csv(own_path, index=False)
     overlay = workflow_copy / "own.yaml"
     overlay.write_text(
-        f"own_data: {{path: {own_path}, session_column: visit, item_column: product, time_column: when, time_format: iso}}\n"
+        f"own_data: {{path: {own_path}, session_column: visit, item_column: product, time_column: when, "
+        "time_format: iso}}\n"
     )
-    run_snakemake(workflow_copy, "results/data/stats.json", "--cores", "2", "--configfile", "config/config.yaml", str(overlay))
+    run_snakemake(
+        workflow_copy, "results/data/stats.json", "--cores", "2", "--configfile", "config/config.yaml", str(overlay)
+    )
     ours = json.loads((workflow_copy / "results" / "data" / "stats.json").read_text())
     reference = json.loads((tiny_run / "results" / "data" / "stats.json").read_text())
     assert ours["splits"] == reference["splits"]

@@ -1,5 +1,5 @@
 import sys
 
-from .cli import main
+from gru4rec_pipeline.cli import main
 
 sys.exit(main())

@@ -11,24 +11,24 @@ import importlib
 import logging
 import sys
 
-from .errors import PipelineError
-from .progress import configure_logging
+from gru4rec_pipeline.errors import PipelineError
+from gru4rec_pipeline.progress import configure_logging
 
 # Modules that contribute subcommands, in the order they are listed in --help.
 STAGE_MODULES = [
-    "synthetic",
-    "download",
-    "extract",
-    "clicks",
-    "owndata",
-    "protocol",
-    "sessions",
-    "training",
-    "evaluation",
-    "baselines",
-    "summary",
-    "plots",
-    "recommend",
+    "synthetic.archive",
+    "data.download",
+    "data.extract",
+    "data.clicks",
+    "data.owndata",
+    "data.protocol",
+    "data.sessions",
+    "model.training",
+    "evaluation.evaluate",
+    "evaluation.baselines",
+    "report.summary",
+    "report.plots",
+    "evaluation.recommend",
 ]
 
 

@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
-from .errors import DataFormatError
+from gru4rec_pipeline.errors import DataFormatError
 
 
 def temporary_sibling(path: str | Path) -> Path:

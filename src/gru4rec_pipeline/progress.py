@@ -78,7 +78,17 @@ class Progress:
             done += f"/{self.total:,.0f} ({100.0 * self.count / self.total:.0f}%)"
         tail = f" {self.postfix}" if self.postfix else ""
         state = "done" if final else "progress"
-        log.info("%s %s: %s %s, %.1f s, %s %s/s%s", self.desc, state, done, self.unit, elapsed, f"{rate:,.0f}", self.unit, tail)
+        log.info(
+            "%s %s: %s %s, %.1f s, %s %s/s%s",
+            self.desc,
+            state,
+            done,
+            self.unit,
+            elapsed,
+            f"{rate:,.0f}",
+            self.unit,
+            tail,
+        )
 
     def close(self) -> None:
         if self._bar is not None:

@@ -21,8 +21,11 @@ wildcard_constraints:
 
 def package_sources(*modules):
     """Package files a rule's results depend on: declared as inputs, so editing them reruns the rule."""
-    shared = ["__init__", "errors", "progress", "arrays"]
-    return [f"{PACKAGE}/{name}.py" for name in dict.fromkeys(shared + list(modules))]
+    shared = ["__init__", "errors", "progress", "data.arrays"]
+    return [
+        f"{PACKAGE}/{name.replace('.', '/')}.py"
+        for name in dict.fromkeys(shared + list(modules))
+    ]
 
 
 def using_synthetic_data():

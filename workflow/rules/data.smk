@@ -3,7 +3,7 @@
 
 rule synthesize_archive:
     input:
-        code=package_sources("synthetic", "oracle"),
+        code=package_sources("synthetic.archive", "synthetic.oracle"),
     output:
         archive="results/raw/synthetic/yoochoose-data.7z",
         process="results/raw/synthetic/process.npz",
@@ -46,7 +46,7 @@ rule download_archive:
 rule extract_clicks:
     input:
         archive=get_archive(),
-        code=package_sources("extract"),
+        code=package_sources("data.extract"),
     output:
         clicks="results/raw/yoochoose-clicks.dat",
     log:
@@ -65,7 +65,7 @@ rule extract_clicks:
 rule clicks_to_parquet:
     input:
         clicks=get_click_log(),
-        code=package_sources("clicks", "owndata"),
+        code=package_sources("data.clicks", "data.owndata"),
     output:
         parquet="results/data/clicks.parquet",
     log:
@@ -87,7 +87,7 @@ rule clicks_to_parquet:
 rule split_sessions:
     input:
         clicks="results/data/clicks.parquet",
-        code=package_sources("protocol"),
+        code=package_sources("data.protocol"),
     output:
         **{split: f"results/data/{split}.parquet" for split in SPLITS},
         stats="results/data/stats.json",
@@ -110,7 +110,7 @@ rule build_sessions:
     input:
         train=get_setting_split("train"),
         evaluation=get_setting_split("eval"),
-        code=package_sources("sessions"),
+        code=package_sources("data.sessions"),
     output:
         vocab="results/sessions/{setting}/vocab.parquet",
         train="results/sessions/{setting}/train.npz",
@@ -135,7 +135,7 @@ rule export_split:
     input:
         events="results/data/{split}.parquet",
         vocab=sessions_file("vocab.parquet"),
-        code=package_sources("sessions"),
+        code=package_sources("data.sessions"),
     output:
         tsv="results/export/{split}.tsv",
         paddle="results/export/{split}.paddle.txt",

@@ -6,15 +6,15 @@ rule train_model:
         train=sessions_file("train.npz"),
         vocab=sessions_file("vocab.parquet"),
         code=package_sources(
-            "model",
-            "kernels",
-            "losses",
-            "sampling",
-            "optim",
-            "iterator",
-            "train_config",
-            "train_step",
-            "training",
+            "model.network",
+            "model.kernels",
+            "model.losses",
+            "model.sampling",
+            "model.optim",
+            "model.iterator",
+            "model.hyperparameters",
+            "model.train_step",
+            "model.training",
         ),
     output:
         model="results/models/{loss}/model.pt",
@@ -45,7 +45,7 @@ rule evaluate_model:
         model="results/models/{loss}/model.pt",
         training="results/models/{loss}/training.json",
         evaluation=sessions_file("eval.npz"),
-        code=package_sources("model", "kernels", "evaluation"),
+        code=package_sources("model.network", "model.kernels", "evaluation.evaluate"),
     output:
         recall="results/recall_{loss}.txt",
         metrics="results/metrics/{loss}.json",
@@ -73,7 +73,7 @@ rule evaluate_baseline:
         train=sessions_file("train.npz"),
         evaluation=sessions_file("eval.npz"),
         vocab=sessions_file("vocab.parquet"),
-        code=package_sources("baselines", "evaluation"),
+        code=package_sources("evaluation.baselines", "evaluation.evaluate"),
     output:
         recall="results/recall_{baseline}.txt",
         metrics="results/metrics/{baseline}.json",
@@ -99,7 +99,9 @@ rule evaluate_oracle:
         process=get_synthetic_process,
         evaluation=sessions_file("eval.npz"),
         vocab=sessions_file("vocab.parquet"),
-        code=package_sources("oracle", "baselines", "evaluation"),
+        code=package_sources(
+            "synthetic.oracle", "evaluation.baselines", "evaluation.evaluate"
+        ),
     output:
         recall="results/recall_oracle.txt",
         metrics="results/metrics/oracle.json",

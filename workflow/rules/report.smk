@@ -8,7 +8,7 @@ localrules:
 rule summarize_results:
     input:
         metrics=expand("results/metrics/{name}.json", name=LOSSES + get_baselines()),
-        code=package_sources("summary"),
+        code=package_sources("report.summary"),
     output:
         tsv=report(
             "results/summary.tsv",
@@ -37,7 +37,7 @@ rule summarize_results:
 rule plot_metrics:
     input:
         metrics=expand("results/metrics/{name}.json", name=LOSSES + get_baselines()),
-        code=package_sources("plots", "summary"),
+        code=package_sources("report.plots", "report.summary"),
     output:
         png=report(
             "results/plots/metrics_by_cutoff.png",
@@ -59,7 +59,7 @@ rule plot_metrics:
 rule plot_training_speed:
     input:
         metrics=expand("results/metrics/{name}.json", name=LOSSES + get_baselines()),
-        code=package_sources("plots", "summary"),
+        code=package_sources("report.plots", "report.summary"),
     output:
         png=report(
             "results/plots/training_speed.png",
@@ -81,7 +81,7 @@ rule plot_training_speed:
 rule plot_training_loss:
     input:
         histories=expand("results/models/{loss}/history.csv", loss=LOSSES),
-        code=package_sources("plots", "summary"),
+        code=package_sources("report.plots", "report.summary"),
     output:
         png=report(
             "results/plots/training_loss.png",
@@ -105,7 +105,7 @@ rule plot_dataset:
         stats="results/data/stats.json",
         train="results/data/train_full.parquet",
         test="results/data/test.parquet",
-        code=package_sources("plots", "summary"),
+        code=package_sources("report.plots", "report.summary"),
     output:
         png=report(
             "results/plots/dataset_statistics.png",

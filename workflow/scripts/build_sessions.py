@@ -10,8 +10,8 @@ configure_logging(snakemake.log[0])
 
 import json
 
-from gru4rec_pipeline.events import read_events
-from gru4rec_pipeline.sessions import build_vocabulary, to_session_arrays, write_vocabulary
+from gru4rec_pipeline.data.events import read_events
+from gru4rec_pipeline.data.sessions import build_vocabulary, to_session_arrays, write_vocabulary
 
 min_length = snakemake.params.min_session_length
 train = read_events(snakemake.input.train)

@@ -10,8 +10,8 @@ configure_logging(snakemake.log[0])
 
 import logging
 
-from gru4rec_pipeline.clicks import clicks_to_parquet
-from gru4rec_pipeline.owndata import own_clicks_to_parquet
+from gru4rec_pipeline.data.clicks import clicks_to_parquet
+from gru4rec_pipeline.data.owndata import own_clicks_to_parquet
 
 log = logging.getLogger("clicks_to_parquet")
 if snakemake.params.log_format == "own":

@@ -8,6 +8,6 @@ from gru4rec_pipeline.progress import configure_logging
 
 configure_logging(snakemake.log[0])
 
-from gru4rec_pipeline.download import download
+from gru4rec_pipeline.data.download import download
 
 download(snakemake.params.url, snakemake.output.archive, sha256=snakemake.params.sha256 or None)

@@ -10,10 +10,10 @@ configure_logging(snakemake.log[0])
 
 import time
 
-from gru4rec_pipeline.arrays import SessionArrays
-from gru4rec_pipeline.baselines import build_baseline
-from gru4rec_pipeline.evaluation import evaluate_scorer, write_metrics_json, write_recall_txt
-from gru4rec_pipeline.provenance import collect_provenance
+from gru4rec_pipeline.data.arrays import SessionArrays
+from gru4rec_pipeline.evaluation.baselines import build_baseline
+from gru4rec_pipeline.evaluation.evaluate import evaluate_scorer, write_metrics_json, write_recall_txt
+from gru4rec_pipeline.report.provenance import collect_provenance
 
 settings = snakemake.params.evaluation
 name = snakemake.wildcards.baseline

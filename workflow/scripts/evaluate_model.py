@@ -10,12 +10,12 @@ configure_logging(snakemake.log[0])
 
 import json
 
-from gru4rec_pipeline.arrays import SessionArrays
-from gru4rec_pipeline.evaluation import evaluate_model, write_metrics_json, write_recall_txt
-from gru4rec_pipeline.provenance import collect_provenance
-from gru4rec_pipeline.training import load_model, resolve_device
-
 import torch
+
+from gru4rec_pipeline.data.arrays import SessionArrays
+from gru4rec_pipeline.evaluation.evaluate import evaluate_model, write_metrics_json, write_recall_txt
+from gru4rec_pipeline.model.training import load_model, resolve_device
+from gru4rec_pipeline.report.provenance import collect_provenance
 
 torch.set_num_threads(snakemake.threads)
 settings = snakemake.params.evaluation

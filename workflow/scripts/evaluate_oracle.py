@@ -10,11 +10,11 @@ configure_logging(snakemake.log[0])
 
 import pandas as pd
 
-from gru4rec_pipeline.arrays import SessionArrays
-from gru4rec_pipeline.baselines import OracleScorer
-from gru4rec_pipeline.evaluation import evaluate_scorer, write_metrics_json, write_recall_txt
-from gru4rec_pipeline.oracle import Oracle
-from gru4rec_pipeline.provenance import collect_provenance
+from gru4rec_pipeline.data.arrays import SessionArrays
+from gru4rec_pipeline.evaluation.baselines import OracleScorer
+from gru4rec_pipeline.evaluation.evaluate import evaluate_scorer, write_metrics_json, write_recall_txt
+from gru4rec_pipeline.report.provenance import collect_provenance
+from gru4rec_pipeline.synthetic.oracle import Oracle
 
 settings = snakemake.params.evaluation
 vocab = pd.read_parquet(snakemake.input.vocab)

@@ -8,8 +8,8 @@ from gru4rec_pipeline.progress import configure_logging
 
 configure_logging(snakemake.log[0])
 
-from gru4rec_pipeline.events import read_events
-from gru4rec_pipeline.sessions import read_vocabulary, to_session_arrays, write_gru4rec_tsv, write_paddle_text
+from gru4rec_pipeline.data.events import read_events
+from gru4rec_pipeline.data.sessions import read_vocabulary, to_session_arrays, write_gru4rec_tsv, write_paddle_text
 
 events = read_events(snakemake.input.events)
 vocab = read_vocabulary(snakemake.input.vocab)

@@ -10,7 +10,7 @@ configure_logging(snakemake.log[0])
 
 from pathlib import Path
 
-from gru4rec_pipeline.extract import extract_members
+from gru4rec_pipeline.data.extract import extract_members
 
 target = Path(snakemake.output.clicks)
 extracted = extract_members(snakemake.input.archive, target.parent, [target.name])

@@ -8,6 +8,6 @@ from gru4rec_pipeline.progress import configure_logging
 
 configure_logging(snakemake.log[0])
 
-from gru4rec_pipeline.plots import plot_dataset_statistics
+from gru4rec_pipeline.report.plots import plot_dataset_statistics
 
 plot_dataset_statistics(snakemake.input.stats, snakemake.input.train, snakemake.input.test, snakemake.output.png)

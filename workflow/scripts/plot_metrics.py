@@ -8,6 +8,6 @@ from gru4rec_pipeline.progress import configure_logging
 
 configure_logging(snakemake.log[0])
 
-from gru4rec_pipeline.plots import plot_metrics_by_cutoff
+from gru4rec_pipeline.report.plots import plot_metrics_by_cutoff
 
 plot_metrics_by_cutoff(snakemake.input.metrics, snakemake.output.png)

@@ -8,6 +8,6 @@ from gru4rec_pipeline.progress import configure_logging
 
 configure_logging(snakemake.log[0])
 
-from gru4rec_pipeline.plots import plot_training_loss
+from gru4rec_pipeline.report.plots import plot_training_loss
 
 plot_training_loss(snakemake.input.histories, snakemake.output.png)

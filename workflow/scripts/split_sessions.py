@@ -8,8 +8,8 @@ from gru4rec_pipeline.progress import configure_logging
 
 configure_logging(snakemake.log[0])
 
-from gru4rec_pipeline.events import read_events
-from gru4rec_pipeline.protocol import SPLIT_NAMES, split_clicks
+from gru4rec_pipeline.data.events import read_events
+from gru4rec_pipeline.data.protocol import SPLIT_NAMES, split_clicks
 
 split_clicks(
     read_events(snakemake.input.clicks),

@@ -8,7 +8,7 @@ from gru4rec_pipeline.progress import configure_logging
 
 configure_logging(snakemake.log[0])
 
-from gru4rec_pipeline.summary import describe_dataset, write_summary
+from gru4rec_pipeline.report.summary import describe_dataset, write_summary
 
 write_summary(
     snakemake.input.metrics,

@@ -10,7 +10,7 @@ configure_logging(snakemake.log[0])
 
 import logging
 
-from gru4rec_pipeline.synthetic import write_synthetic_archive
+from gru4rec_pipeline.synthetic.archive import write_synthetic_archive
 
 summary = write_synthetic_archive(
     snakemake.output.archive,

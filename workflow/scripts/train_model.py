@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from gru4rec_pipeline.arrays import SessionArrays
-from gru4rec_pipeline.training import TrainConfig, train_model
+from gru4rec_pipeline.data.arrays import SessionArrays
+from gru4rec_pipeline.model.training import TrainConfig, train_model
 
 log = logging.getLogger("train_model")
 settings = dict(snakemake.params.hyperparameters)

@@ -21,8 +21,8 @@ from pathlib import Path, PurePosixPath
 import py7zr
 from py7zr.callbacks import ExtractCallback
 
-from .errors import DataFormatError, PipelineError
-from .progress import Progress
+from gru4rec_pipeline.errors import DataFormatError, PipelineError
+from gru4rec_pipeline.progress import Progress
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ never occurs in ``train_full`` are dropped, and then test sessions shorter than
 Everything is computed on dense integer codes with ``np.bincount`` and boolean masks over the
 input rows, so the 33M RSC15 clicks are filtered and split without per-row Python and with one
 factorization of the ids. Reading, checking and writing the event files themselves is
-:mod:`gru4rec_pipeline.events`.
+:mod:`gru4rec_pipeline.data.events`.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .events import (
+from gru4rec_pipeline.data.events import (
     event_arrays,
     event_frame,
     read_events,
@@ -35,7 +35,7 @@ from .events import (
     session_time_order,
     write_event_rows,
 )
-from .files import atomic_outputs
+from gru4rec_pipeline.files import atomic_outputs
 
 log = logging.getLogger(__name__)
 
@@ -190,7 +190,9 @@ def split_by_last_time(
     session_codes, n_sessions = dense_codes(session_ids)
     item_codes, n_items = dense_codes(item_ids)
     all_rows = np.ones(len(times), dtype=bool)
-    train, test = _split_masks(session_codes, item_codes, times, all_rows, n_sessions, n_items, seconds, min_session_length)
+    train, test = _split_masks(
+        session_codes, item_codes, times, all_rows, n_sessions, n_items, seconds, min_session_length
+    )
     return (
         event_frame(session_ids[train], item_ids[train], times[train]),
         event_frame(session_ids[test], item_ids[test], times[test]),
@@ -223,8 +225,11 @@ def protocol_masks(
 
     def counts(rows: np.ndarray | None) -> dict[str, int]:
         if rows is None:
-            return {"events": len(times), "sessions": int(np.count_nonzero(count_codes(session_codes, n_sessions))),
-                    "items": int(np.count_nonzero(count_codes(item_codes, n_items)))}
+            return {
+                "events": len(times),
+                "sessions": int(np.count_nonzero(count_codes(session_codes, n_sessions))),
+                "items": int(np.count_nonzero(count_codes(item_codes, n_items))),
+            }
         return {
             "events": int(np.count_nonzero(rows)),
             "sessions": int(np.count_nonzero(codes_present(session_codes, n_sessions, rows))),
@@ -289,7 +294,9 @@ def split_statistics(splits: dict, raw: pd.DataFrame | dict | None = None, thres
 # The stage.
 
 
-def split_clicks(clicks: pd.DataFrame, paths: dict[str, str | Path], stats_path: str | Path | None = None, **thresholds) -> dict:
+def split_clicks(
+    clicks: pd.DataFrame, paths: dict[str, str | Path], stats_path: str | Path | None = None, **thresholds
+) -> dict:
     """The whole stage, memory-lean: protocol masks over the clicks, each split materialized,
     written and freed in turn; returns (and writes to ``stats_path``) the statistics. The split
     files and the statistics appear together or not at all."""
@@ -341,10 +348,22 @@ def register_cli(subparsers) -> None:
     parser.add_argument("--clicks", required=True, help="clicks.parquet (SessionId, ItemId, Time)")
     parser.add_argument("--out-dir", required=True, help="folder for the four split files")
     parser.add_argument("--stats", required=True, help="statistics JSON to write")
-    parser.add_argument("--min-session-length", type=int, default=DEFAULT_THRESHOLDS["min_session_length"],
-                        help="drop sessions with fewer events (default 2)")
-    parser.add_argument("--min-item-support", type=int, default=DEFAULT_THRESHOLDS["min_item_support"],
-                        help="drop items with fewer events (default 5)")
-    parser.add_argument("--split-seconds", type=float, default=DEFAULT_THRESHOLDS["split_seconds"],
-                        help="test/valid sessions end within this many seconds of the last event (default 86400)")
+    parser.add_argument(
+        "--min-session-length",
+        type=int,
+        default=DEFAULT_THRESHOLDS["min_session_length"],
+        help="drop sessions with fewer events (default 2)",
+    )
+    parser.add_argument(
+        "--min-item-support",
+        type=int,
+        default=DEFAULT_THRESHOLDS["min_item_support"],
+        help="drop items with fewer events (default 5)",
+    )
+    parser.add_argument(
+        "--split-seconds",
+        type=float,
+        default=DEFAULT_THRESHOLDS["split_seconds"],
+        help="test/valid sessions end within this many seconds of the last event (default 86400)",
+    )
     parser.set_defaults(func=_run_split)

@@ -1,7 +1,7 @@
 """Item vocabulary, session arrays for training/evaluation, and exports for other implementations.
 
 - ``build_vocabulary``: the items of the training split, dense indices in ItemId order.
-- ``to_session_arrays``: a split as :class:`~gru4rec_pipeline.arrays.SessionArrays`, sessions ordered
+- ``to_session_arrays``: a split as :class:`~gru4rec_pipeline.data.arrays.SessionArrays`, sessions ordered
   by start time (the order GRU4Rec's session-parallel mini-batches consume them).
 - ``write_gru4rec_tsv`` / ``write_paddle_text``: the input formats of the official GRU4Rec code and
   of the PaddlePaddle (PaddleRec) port, so the same splits can be fed to either.
@@ -19,11 +19,11 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from .arrays import SessionArrays
-from .errors import ConfigError, DataFormatError
-from .events import event_arrays, read_events, row_blocks, session_time_order
-from .files import atomic_output, write_text_atomic
-from .protocol import count_codes, dense_codes, lookup_codes
+from gru4rec_pipeline.data.arrays import SessionArrays
+from gru4rec_pipeline.data.events import event_arrays, read_events, row_blocks, session_time_order
+from gru4rec_pipeline.data.protocol import count_codes, dense_codes, lookup_codes
+from gru4rec_pipeline.errors import ConfigError, DataFormatError
+from gru4rec_pipeline.files import atomic_output, write_text_atomic
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +109,9 @@ def to_session_arrays(
         session_ids, items, times = session_ids[order], items[order], times[order]
         del order
     # Sessions are now contiguous runs, each sorted by time: its first event is its start.
-    starts = np.flatnonzero(np.r_[True, session_ids[1:] != session_ids[:-1]]) if len(session_ids) else np.zeros(0, np.int64)
+    starts = (
+        np.flatnonzero(np.r_[True, session_ids[1:] != session_ids[:-1]]) if len(session_ids) else np.zeros(0, np.int64)
+    )
     run_lengths = np.diff(np.r_[starts, len(session_ids)])
     session_order = np.lexsort((session_ids[starts], times[starts]))
     offsets = np.zeros(len(starts) + 1, dtype=np.int64)
@@ -180,7 +182,9 @@ def write_paddle_text(arrays: SessionArrays, vocab: pd.DataFrame, path: str | Pa
         item_of_index[vocab_idx] = vocab_ids
         values = item_of_index[values]
     tokens = pc.cast(pa.array(values, type=pa.int64()), pa.string())
-    sessions = pa.ListArray.from_arrays(pa.array(arrays.offsets.astype(np.int32 if arrays.n_events < 2**31 else np.int64)), tokens)
+    sessions = pa.ListArray.from_arrays(
+        pa.array(arrays.offsets.astype(np.int32 if arrays.n_events < 2**31 else np.int64)), tokens
+    )
     lines = pc.binary_join(sessions, " ")
     options = pacsv.WriteOptions(include_header=False, quoting_style="none")
     with atomic_output(path) as temporary:
@@ -271,8 +275,12 @@ def register_cli(subparsers) -> None:
     parser.add_argument("--train", required=True, help="training split parquet (defines the vocabulary)")
     parser.add_argument("--eval", required=True, help="evaluation split parquet (test or valid)")
     parser.add_argument("--out-dir", required=True)
-    parser.add_argument("--min-session-length", type=int, default=2,
-                        help="drop sessions shorter than this after unknown items are removed (default 2)")
+    parser.add_argument(
+        "--min-session-length",
+        type=int,
+        default=2,
+        help="drop sessions shorter than this after unknown items are removed (default 2)",
+    )
     parser.set_defaults(func=_run_sessions)
 
     parser = subparsers.add_parser(
@@ -283,9 +291,14 @@ def register_cli(subparsers) -> None:
     parser.add_argument("--tsv", help="official GRU4Rec TSV to write")
     parser.add_argument("--paddle", help="PaddleRec text file to write (needs --vocab)")
     parser.add_argument("--vocab", help="vocab.parquet of the training split")
-    parser.add_argument("--paddle-ids", choices=("index", "item"), default="index",
-                        help="vocabulary indices (what the port trains on) or original ItemIds")
+    parser.add_argument(
+        "--paddle-ids",
+        choices=("index", "item"),
+        default="index",
+        help="vocabulary indices (what the port trains on) or original ItemIds",
+    )
     parser.add_argument("--paddle-vocab", help="also write the port's vocab.txt (the number of items)")
-    parser.add_argument("--min-session-length", type=int, default=2,
-                        help="for --paddle: drop sessions shorter than this (default 2)")
+    parser.add_argument(
+        "--min-session-length", type=int, default=2, help="for --paddle: drop sessions shorter than this (default 2)"
+    )
     parser.set_defaults(func=_run_export)

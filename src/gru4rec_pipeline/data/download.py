@@ -20,9 +20,9 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from . import __version__
-from .errors import ConfigError, PipelineError
-from .progress import Progress
+from gru4rec_pipeline import __version__
+from gru4rec_pipeline.errors import ConfigError, PipelineError
+from gru4rec_pipeline.progress import Progress
 
 log = logging.getLogger(__name__)
 

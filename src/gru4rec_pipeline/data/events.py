@@ -16,8 +16,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .errors import DataFormatError
-from .files import atomic_outputs
+from gru4rec_pipeline.errors import DataFormatError
+from gru4rec_pipeline.files import atomic_outputs
 
 EVENT_COLUMNS = ("SessionId", "ItemId", "Time")
 EVENT_SCHEMA = pa.schema([("SessionId", pa.int64()), ("ItemId", pa.int64()), ("Time", pa.float64())])
@@ -57,7 +57,9 @@ def events_from_table(table: pa.Table, source: str | Path = "<events>") -> pd.Da
     return event_frame(*event_arrays(pd.DataFrame(columns, copy=False), source=source))
 
 
-def event_arrays(events: pd.DataFrame | pa.Table, source: str | Path = "<events>") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def event_arrays(
+    events: pd.DataFrame | pa.Table, source: str | Path = "<events>"
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """SessionId, ItemId, Time as int64/int64/float64 numpy arrays (views when possible), checked."""
     if isinstance(events, pa.Table):
         events = events_from_table(events, source=source)
@@ -69,7 +71,9 @@ def event_arrays(events: pd.DataFrame | pa.Table, source: str | Path = "<events>
         column = events[name]
         kind = "if" if dtype is np.float64 else "iu"
         if column.dtype.kind not in kind or column.isna().any():
-            raise DataFormatError(source, f"column {name} has dtype {column.dtype} (or missing values); expected {np.dtype(dtype)}")
+            raise DataFormatError(
+                source, f"column {name} has dtype {column.dtype} (or missing values); expected {np.dtype(dtype)}"
+            )
         arrays.append(np.asarray(column.to_numpy(dtype=dtype)))
     if not np.isfinite(arrays[2]).all():
         raise DataFormatError(source, "column Time has non-finite values; expected UTC epoch seconds")

@@ -18,15 +18,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import kernels
-from .arrays import SessionArrays
-from .errors import ConfigError, DataFormatError, PipelineError
-from .iterator import SessionParallelIterator
-from .model import GRU4Rec
-from .progress import Progress
-from .sampling import NegativeSampler
-from .train_config import DEFAULT_HYPERPARAMETERS, TrainConfig  # noqa: F401  (re-exported)
-from .train_step import TrainStep
+from gru4rec_pipeline.data.arrays import SessionArrays
+from gru4rec_pipeline.errors import ConfigError, DataFormatError, PipelineError
+from gru4rec_pipeline.model import kernels
+from gru4rec_pipeline.model.hyperparameters import DEFAULT_HYPERPARAMETERS, TrainConfig  # noqa: F401  (re-exported)
+from gru4rec_pipeline.model.iterator import SessionParallelIterator
+from gru4rec_pipeline.model.network import GRU4Rec
+from gru4rec_pipeline.model.sampling import NegativeSampler
+from gru4rec_pipeline.model.train_step import TrainStep
+from gru4rec_pipeline.progress import Progress
 
 log = logging.getLogger("gru4rec_pipeline")
 
@@ -287,7 +287,7 @@ def _run_cli(args) -> int:
 
 
 def register_cli(subparsers) -> None:
-    from .losses import LOSSES
+    from gru4rec_pipeline.model.losses import LOSSES
 
     parser = subparsers.add_parser("train", help="train GRU4Rec on session arrays")
     parser.add_argument("--train", required=True, help="training session arrays (.npz)")

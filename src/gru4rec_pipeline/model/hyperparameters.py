@@ -18,9 +18,9 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
-from .errors import ConfigError
-from .losses import LOSSES
-from .model import EMBEDDING_MODES
+from gru4rec_pipeline.errors import ConfigError
+from gru4rec_pipeline.model.losses import LOSSES
+from gru4rec_pipeline.model.network import EMBEDDING_MODES
 
 _COMMON = {
     "layers": [100],

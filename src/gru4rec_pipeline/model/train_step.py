@@ -21,9 +21,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .losses import loss_terms
-from .model import GRU4Rec, gru_gates, gru_gates_backward
-from .optim import AdagradMomentum
+from gru4rec_pipeline.model.losses import loss_terms
+from gru4rec_pipeline.model.network import GRU4Rec, gru_gates, gru_gates_backward
+from gru4rec_pipeline.model.optim import AdagradMomentum
 
 
 class TrainStep:
@@ -70,8 +70,16 @@ class TrainStep:
             if not (layer == 0 and self.mode == "none"):
                 self.dense_names.append(f"gru_input_weights.{layer}")
                 dense_params.append(model.gru_input_weights[layer])
-            self.dense_names += [f"gru_input_biases.{layer}", f"gru_hidden_weights.{layer}", f"gru_hidden_biases.{layer}"]
-            dense_params += [model.gru_input_biases[layer], model.gru_hidden_weights[layer], model.gru_hidden_biases[layer]]
+            self.dense_names += [
+                f"gru_input_biases.{layer}",
+                f"gru_hidden_weights.{layer}",
+                f"gru_hidden_biases.{layer}",
+            ]
+            dense_params += [
+                model.gru_input_biases[layer],
+                model.gru_hidden_weights[layer],
+                model.gru_hidden_biases[layer],
+            ]
         if self.full:
             self.dense_names += ["item_weight", "item_bias"]
             dense_params += [model.item_weight, model.item_bias]
@@ -99,7 +107,9 @@ class TrainStep:
         if loss == "ce_sampled" and logq > 0:
             log_support = np.log(np.maximum(np.asarray(item_support, dtype=np.float64), 1.0))
             self.logq_target_table = torch.as_tensor((logq * log_support).astype(np.float32), device=device)
-            self.logq_sample_table = torch.as_tensor((logq * sample_alpha * log_support).astype(np.float32), device=device)
+            self.logq_sample_table = torch.as_tensor(
+                (logq * sample_alpha * log_support).astype(np.float32), device=device
+            )
         self.n_items = model.n_items
         self.use_kernels: bool | None = None
 
@@ -131,8 +141,8 @@ class TrainStep:
 
         # Item rows: all of them (ce_full), or those the step touches, gathered once. The candidates
         # (targets, then the shared samples) come first and the inputs (shared embedding) last, so the
-        # bias is updated on the candidate entries (a prefix) only. Duplicates are kept here (one score column per candidate, as the loss
-        # defines) and merged by the optimizer.
+        # bias is updated on the candidate entries (a prefix) only. Duplicates are kept here (one score
+        # column per candidate, as the loss defines) and merged by the optimizer.
         if self.full:
             out_weight, out_bias = item_weight, item_bias
         else:
@@ -167,7 +177,9 @@ class TrainStep:
                 gi = model.gru_input_weights[0].index_select(0, inputs).add_(bias)
             else:
                 gi = torch.addmm(bias, layer_input, model.gru_input_weights[layer])
-            h_new, rz, n, gh = gru_gates(gi, h, model.gru_hidden_weights[layer], model.gru_hidden_biases[layer], kernels)
+            h_new, rz, n, gh = gru_gates(
+                gi, h, model.gru_hidden_weights[layer], model.gru_hidden_biases[layer], kernels
+            )
             mask = None
             if self.layer_dropout[layer] > 0:
                 mask = self._dropout_mask(h_new.shape, self.layer_dropout[layer])
@@ -224,7 +236,14 @@ class TrainStep:
         optimizer.update_dense("dense", self.dense_flat, self.dense_grad)
         if not self.full:
             optimizer.update_rows_with_bias(
-                "item_weight", item_weight, "item_bias", item_bias, touched, row_grads, bias_grads, param_rows=touched_rows
+                "item_weight",
+                item_weight,
+                "item_bias",
+                item_bias,
+                touched,
+                row_grads,
+                bias_grads,
+                param_rows=touched_rows,
             )
         if mode == "separate":
             optimizer.update_rows("input_embedding", model.input_embedding, inputs, d_input)

@@ -16,9 +16,9 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
-from .errors import DataFormatError
-from .files import atomic_output, read_json
-from .summary import LOSS_ORDER, load_metrics, summary_table
+from gru4rec_pipeline.errors import DataFormatError
+from gru4rec_pipeline.files import atomic_output, read_json
+from gru4rec_pipeline.report.summary import LOSS_ORDER, load_metrics, summary_table
 
 log = logging.getLogger(__name__)
 
@@ -364,7 +364,7 @@ def plot_dataset_statistics(
         table.auto_set_font_size(False)
         table.set_fontsize(8.5)
         table.scale(1.0, 1.35)
-        for (row, column), cell in table.get_celld().items():
+        for (_row, column), cell in table.get_celld().items():
             if column >= 4:
                 cell.set_facecolor("#f3f4f6")
     fig.tight_layout()

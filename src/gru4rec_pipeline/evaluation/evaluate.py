@@ -2,7 +2,7 @@
 
 In a session ``i0 .. iL-1`` the model predicts ``i1`` from ``[i0]``, ``i2`` from ``[i0, i1]``, and so on:
 ``L - 1`` events per session, each ranked against all ``n_items`` training items (see
-:mod:`gru4rec_pipeline.ranking` for the tie modes and the exact ranking methods).
+:mod:`gru4rec_pipeline.evaluation.ranking` for the tie modes and the exact ranking methods).
 
 - :func:`evaluate_model` runs a GRU4Rec model session-parallel: ``batch_size`` sessions side by side,
   each starting from a zero hidden state; a finished session's lane takes the next session.
@@ -20,20 +20,20 @@ from typing import Protocol
 import numpy as np
 import torch
 
-from .arrays import SessionArrays
-from .errors import DataFormatError
-from .files import write_json_atomic, write_text_atomic
-from .progress import Progress
-from .ranking import (
+from gru4rec_pipeline.data.arrays import SessionArrays
+from gru4rec_pipeline.errors import DataFormatError
+from gru4rec_pipeline.evaluation.ranking import (
     DEFAULT_CUTOFFS,
+    CertifiedRanker,
     MetricAccumulator,
     check_cutoffs,
     check_tie_mode,
-    CertifiedRanker,
     rank_dense,
     rank_limit,
     rank_outputs_brute_force,
 )
+from gru4rec_pipeline.files import write_json_atomic, write_text_atomic
+from gru4rec_pipeline.progress import Progress
 
 log = logging.getLogger(__name__)
 
@@ -245,7 +245,7 @@ def write_metrics_json(metrics: dict, path: str | Path, extra: dict | None = Non
 
 
 def _run_evaluate(args) -> int:
-    from .training import load_model, resolve_device
+    from gru4rec_pipeline.model.training import load_model, resolve_device
 
     device = resolve_device(args.device)
     model = load_model(args.model, device=device)

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from . import kernels
+from gru4rec_pipeline.model import kernels
 
 
 def sampling_cdf(item_support: np.ndarray, alpha: float) -> np.ndarray:
@@ -79,7 +79,9 @@ class NegativeSampler:
 
     def _fill(self) -> None:
         self.fill_state = self.generator.get_state()
-        uniform = torch.rand(self.rows * self.n_sample, generator=self.generator, dtype=torch.float64, device=self.device)
+        uniform = torch.rand(
+            self.rows * self.n_sample, generator=self.generator, dtype=torch.float64, device=self.device
+        )
         if self.search is not None:
             samples = self.search(uniform)
         else:

@@ -21,9 +21,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .errors import DataFormatError
-from .files import atomic_output
-from .progress import Progress
+from gru4rec_pipeline.errors import DataFormatError
+from gru4rec_pipeline.files import atomic_output
+from gru4rec_pipeline.progress import Progress
 
 log = logging.getLogger(__name__)
 
@@ -345,7 +345,7 @@ def _run_cli(args: argparse.Namespace) -> int:
     else:
         batch = read_sessions_file(args.sessions_file, integer_ids)
     item_map = None if integer_ids else read_item_map(args.item_map)
-    from .training import load_model
+    from gru4rec_pipeline.model.training import load_model
 
     model = load_model(args.model, device=args.device)
     item_of_index = read_vocab(args.vocab)

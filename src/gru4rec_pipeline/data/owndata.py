@@ -29,8 +29,8 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from .errors import ConfigError, DataFormatError
-from .files import atomic_outputs
+from gru4rec_pipeline.errors import ConfigError, DataFormatError
+from gru4rec_pipeline.files import atomic_outputs
 
 log = logging.getLogger(__name__)
 

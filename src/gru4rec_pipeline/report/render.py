@@ -1,6 +1,6 @@
 """The results summary for people and machines: TSV, markdown and HTML from the summary tables.
 
-:mod:`gru4rec_pipeline.summary` decides what the summary says (which models, which figures,
+:mod:`gru4rec_pipeline.report.summary` decides what the summary says (which models, which figures,
 which notes); this module decides how it looks. The human-readable summary is a list of blocks,
 rendered once as markdown and once as HTML: ``("h1" | "h2" | "p", text)``, ``("list", [text, ...])``,
 ``("table", Table)``.
@@ -119,7 +119,8 @@ def provenance_lines(context: dict) -> list[str]:
         return ["No provenance recorded in the metrics files."]
     versions = provenance.get("versions") or {}
     lines = [
-        f"Commit: {provenance.get('git_commit', 'unknown')} (uncommitted changes: {provenance.get('git_dirty', 'unknown')})",
+        f"Commit: {provenance.get('git_commit', 'unknown')} "
+        f"(uncommitted changes: {provenance.get('git_dirty', 'unknown')})",
         f"Configuration SHA-256: {provenance.get('config_sha256', 'unknown')}",
         "Versions: " + ", ".join(f"{name} {version}" for name, version in versions.items()),
         f"Host: {provenance.get('hostname', 'unknown')}, recorded {provenance.get('created_utc', 'unknown')}",
@@ -201,4 +202,6 @@ def render_html(blocks: list[tuple]) -> str:
 
 def render_tsv(table: pd.DataFrame, published: pd.DataFrame) -> str:
     """The model rows, then the published rows: plain numbers, empty cells where a value is missing."""
-    return pd.concat([table, published], ignore_index=True).to_csv(sep="\t", index=False, float_format="%.6g", na_rep="")
+    return pd.concat([table, published], ignore_index=True).to_csv(
+        sep="\t", index=False, float_format="%.6g", na_rep=""
+    )

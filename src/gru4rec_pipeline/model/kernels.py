@@ -131,8 +131,14 @@ _F = np.float32
 _EXP_MAX, _EXP_MIN = _F(88.0), _F(-87.33654475)
 _LOG2E = _F(1.44269504088896341)
 _LN2_HIGH, _LN2_LOW = _F(0.693359375), _F(-2.12194440e-4)
-_EXP_POLY = (_F(1.9875691500e-4), _F(1.3981999507e-3), _F(8.3334519073e-3), _F(4.1665795894e-2),
-             _F(1.6666665459e-1), _F(5.0000001201e-1))
+_EXP_POLY = (
+    _F(1.9875691500e-4),
+    _F(1.3981999507e-3),
+    _F(8.3334519073e-3),
+    _F(4.1665795894e-2),
+    _F(1.6666665459e-1),
+    _F(5.0000001201e-1),
+)
 _HALF, _ONE = _F(0.5), _F(1.0)
 # The exponential must keep its evaluation order (no reassociation); the loss kernels may reorder sums.
 EXP_OPTIONS = {**COMPILE_OPTIONS, "fastmath": {"contract"}}
@@ -319,7 +325,6 @@ def gru_cell_backward(d_h_new, h, rz, n, gh, d_gi, d_gh):
             d_gh[b, 2 * size + k] = d_pre_n * r
 
 
-
 # -- sampling -------------------------------------------------------------------------------------
 @njit(**COMPILE_OPTIONS)
 def guided_search(cdf, guide, uniform, out):
@@ -336,6 +341,7 @@ def guided_search(cdf, guide, uniform, out):
             answer += 1
         out[k] = answer
 
+
 def warm_up() -> None:
     """Compile (or load from the cache) every kernel for float32, so that the first training step is not
     timed with the compilation in it (a few seconds on a new machine, well under one once cached)."""
@@ -346,7 +352,9 @@ def warm_up() -> None:
     bias, bias_state = np.zeros((2, 1), dtype=f32), np.zeros((2, 2), dtype=f32)
     first_entry = np.full(2, -1, dtype=np.int64)
     scalars = (f32(0.1), f32(0.1), f32(1e-6))
-    adagrad_momentum_rows(table, state, rows, np.ones((3, 3), f32), bias, bias_state, np.ones((2, 1), f32), first_entry, *scalars)
+    adagrad_momentum_rows(
+        table, state, rows, np.ones((3, 3), f32), bias, bias_state, np.ones((2, 1), f32), first_entry, *scalars
+    )
     adagrad_momentum_dense(table.reshape(-1), state.reshape(2, -1), np.ones(6, f32), *scalars)
     cross_entropy_rows(np.zeros((2, 3), f32), np.arange(2))
     bpr_max_rows(np.zeros((2, 3), f32), f32(0.5), f32(0.5), f32(1e-24))
@@ -354,4 +362,6 @@ def warm_up() -> None:
     gates, rz = np.zeros((2, 9), dtype=f32), np.zeros((2, 6), dtype=f32)
     gru_cell_forward(gates, gates, h, h.copy(), rz, h.copy())
     gru_cell_backward(h, h, rz, h, gates, gates.copy(), gates.copy())
-    guided_search(np.array([0.5, 1.0]), np.array([0, 1, 2], dtype=np.int64), np.array([0.25, 0.75]), np.empty(2, np.int64))
+    guided_search(
+        np.array([0.5, 1.0]), np.array([0, 1, 2], dtype=np.int64), np.array([0.25, 0.75]), np.empty(2, np.int64)
+    )

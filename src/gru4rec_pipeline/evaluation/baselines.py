@@ -1,7 +1,7 @@
 """Non-neural next-item predictors, evaluated with the same ranking code as GRU4Rec.
 
-Each implements :class:`~gru4rec_pipeline.evaluation.SessionScorer` (``session_scores``) and is
-fitted on the training :class:`~gru4rec_pipeline.arrays.SessionArrays` (items as vocabulary indices):
+Each implements :class:`~gru4rec_pipeline.evaluation.evaluate.SessionScorer` (``session_scores``) and is
+fitted on the training :class:`~gru4rec_pipeline.data.arrays.SessionArrays` (items as vocabulary indices):
 
 - ``pop``:     most popular: every item scored by its number of training events;
 - ``spop``:    session popularity: items already in the session by how often they occurred in it,
@@ -20,8 +20,8 @@ import logging
 import numpy as np
 import pandas as pd
 
-from .arrays import SessionArrays
-from .errors import ConfigError, DataFormatError
+from gru4rec_pipeline.data.arrays import SessionArrays
+from gru4rec_pipeline.errors import ConfigError, DataFormatError
 
 log = logging.getLogger(__name__)
 
@@ -169,7 +169,7 @@ class OracleScorer:
 def read_vocab(vocab) -> pd.DataFrame:
     if isinstance(vocab, pd.DataFrame):
         return vocab
-    from .sessions import read_vocabulary
+    from gru4rec_pipeline.data.sessions import read_vocabulary
 
     return read_vocabulary(vocab)
 
@@ -192,12 +192,19 @@ def build_baseline(name: str, train: SessionArrays, vocab, **options):
         unknown = set(options) - {"neighbors", "lambda"}
         if unknown:
             raise ConfigError("baselines.itemknn", f"unknown settings {sorted(unknown)} (expected neighbors, lambda)")
-        return ItemKNN.fit(train, n_items, int(options.get("neighbors", 100)), float(options.get("lambda", 20.0))), n_items
+        return ItemKNN.fit(
+            train, n_items, int(options.get("neighbors", 100)), float(options.get("lambda", 20.0))
+        ), n_items
     raise ConfigError("baselines.run", f"unknown baseline {name!r} (expected one of {', '.join(BASELINES)})")
 
 
 def _run_baseline(args) -> int:
-    from .evaluation import format_recall_text, evaluate_scorer, write_metrics_json, write_recall_txt
+    from gru4rec_pipeline.evaluation.evaluate import (
+        evaluate_scorer,
+        format_recall_text,
+        write_metrics_json,
+        write_recall_txt,
+    )
 
     train = SessionArrays.load(args.train)
     eval_arrays = SessionArrays.load(args.eval)
@@ -209,7 +216,9 @@ def _run_baseline(args) -> int:
     if args.out_txt:
         write_recall_txt(metrics, args.out_txt, title)
     if args.out_json:
-        write_metrics_json(metrics, args.out_json, extra={"model": args.name, "kind": "baseline", "hyperparameters": options})
+        write_metrics_json(
+            metrics, args.out_json, extra={"model": args.name, "kind": "baseline", "hyperparameters": options}
+        )
     return 0
 
 

@@ -26,9 +26,9 @@ import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
-from .errors import DataFormatError
-from .files import atomic_output
-from .progress import Progress
+from gru4rec_pipeline.errors import DataFormatError
+from gru4rec_pipeline.files import atomic_output
+from gru4rec_pipeline.progress import Progress
 
 log = logging.getLogger(__name__)
 

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from . import kernels
+from gru4rec_pipeline.model import kernels
 
 ADAGRAD_EPS = 1e-6
 
@@ -67,7 +67,9 @@ class AdagradMomentum:
         state = self.state[name]
         if self.kernels_for(param):
             kernels.adagrad_momentum_dense(
-                param.detach().view(-1).numpy(), state.view(2, -1).numpy(), grad.detach().reshape(-1).numpy(),
+                param.detach().view(-1).numpy(),
+                state.view(2, -1).numpy(),
+                grad.detach().reshape(-1).numpy(),
                 *self._scalars(param),
             )
             return
@@ -76,7 +78,9 @@ class AdagradMomentum:
         inv_root = acc.add(self.eps).rsqrt_()
         param.add_(mom.mul_(self.momentum).addcmul_(grad, inv_root, value=-self.learning_rate))
 
-    def update_rows(self, name: str, param: Tensor, rows: Tensor, grad: Tensor, param_rows: Tensor | None = None) -> None:
+    def update_rows(
+        self, name: str, param: Tensor, rows: Tensor, grad: Tensor, param_rows: Tensor | None = None
+    ) -> None:
         """Update ``param[rows]`` given one gradient row per entry of ``rows`` (duplicates allowed;
         ``grad`` is consumed). ``param_rows``: ``param[rows]`` if the caller has it (saves a gather)."""
         if self.kernels_for(param):
@@ -86,7 +90,14 @@ class AdagradMomentum:
         self._tensor_update(name, param, rows, grad, param_rows)
 
     def update_rows_with_bias(
-        self, name: str, param: Tensor, bias_name: str, bias: Tensor, rows: Tensor, grad: Tensor, bias_grad: Tensor,
+        self,
+        name: str,
+        param: Tensor,
+        bias_name: str,
+        bias: Tensor,
+        rows: Tensor,
+        grad: Tensor,
+        bias_grad: Tensor,
         param_rows: Tensor | None = None,
     ) -> None:
         """``update_rows`` of ``param`` and of its per-row ``bias`` [n], whose gradient ``bias_grad`` covers
@@ -104,11 +115,20 @@ class AdagradMomentum:
         grad = grad.detach().reshape(count, -1).contiguous()
         bias_state = self.state[bias_name].numpy() if bias_name is not None else np.empty((0, 2), dtype=bias_np.dtype)
         kernels.adagrad_momentum_rows(
-            param.detach().view(param.shape[0], -1).numpy(), self.state[name].numpy(), rows.numpy(), grad.numpy(),
-            bias_np, bias_state, bias_grad_np, self._first_entry_scratch(param.shape[0]), *self._scalars(param),
+            param.detach().view(param.shape[0], -1).numpy(),
+            self.state[name].numpy(),
+            rows.numpy(),
+            grad.numpy(),
+            bias_np,
+            bias_state,
+            bias_grad_np,
+            self._first_entry_scratch(param.shape[0]),
+            *self._scalars(param),
         )
 
-    def _tensor_update(self, name: str, param: Tensor, rows: Tensor, grad: Tensor, param_rows: Tensor | None = None) -> None:
+    def _tensor_update(
+        self, name: str, param: Tensor, rows: Tensor, grad: Tensor, param_rows: Tensor | None = None
+    ) -> None:
         state = self.state[name]
         count = rows.shape[0]
         first = self.first_entries(param, rows)

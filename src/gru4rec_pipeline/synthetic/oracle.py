@@ -29,8 +29,8 @@ from typing import Iterator
 
 import numpy as np
 
-from .errors import PipelineError
-from .synthetic_process import SyntheticProcess
+from gru4rec_pipeline.errors import PipelineError
+from gru4rec_pipeline.synthetic.process import SyntheticProcess
 
 
 class Oracle:

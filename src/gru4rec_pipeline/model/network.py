@@ -25,11 +25,11 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from . import kernels
-from .errors import DataFormatError
+from gru4rec_pipeline.errors import DataFormatError
+from gru4rec_pipeline.model import kernels
 
 EMBEDDING_MODES = ("shared", "separate", "none")
-MODEL_FORMAT = "gru4rec_pipeline.model/1"
+MODEL_FORMAT = "gru4rec_pipeline.model.network/1"
 
 
 def glorot_uniform(rows: int, cols: int, gates: int, generator: torch.Generator) -> Tensor:
@@ -57,8 +57,12 @@ def gru_gates(
     if gru_kernels_apply(h, use_kernels):
         h_new, rz, n = torch.empty_like(h), h.new_empty(h.shape[0], 2 * size), torch.empty_like(h)
         kernels.gru_cell_forward(
-            gi.detach().contiguous().numpy(), gh.numpy(), h.detach().contiguous().numpy(),
-            h_new.numpy(), rz.numpy(), n.numpy(),
+            gi.detach().contiguous().numpy(),
+            gh.numpy(),
+            h.detach().contiguous().numpy(),
+            h_new.numpy(),
+            rz.numpy(),
+            n.numpy(),
         )
         return h_new, rz, n, gh
     rz = torch.sigmoid(gi[:, : 2 * size] + gh[:, : 2 * size])
@@ -80,8 +84,13 @@ def gru_gates_backward(
     if gru_kernels_apply(h, use_kernels):
         d_gi, d_gh = torch.empty_like(gh), torch.empty_like(gh)
         kernels.gru_cell_backward(
-            d_h_new.detach().contiguous().numpy(), h.detach().contiguous().numpy(), rz.numpy(), n.numpy(),
-            gh.numpy(), d_gi.numpy(), d_gh.numpy(),
+            d_h_new.detach().contiguous().numpy(),
+            h.detach().contiguous().numpy(),
+            rz.numpy(),
+            n.numpy(),
+            gh.numpy(),
+            d_gi.numpy(),
+            d_gh.numpy(),
         )
         return d_gi, d_gh
     gh_n = gh[:, 2 * size :]

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import DataFormatError
+from gru4rec_pipeline.errors import DataFormatError
 
 SECONDS_PER_DAY = 86400.0
 PROCESS_FORMAT_VERSION = 1
@@ -163,7 +163,8 @@ class SyntheticProcess:
         n_intents, n_items = process.intent_prior.shape[0], process.item_ids.shape[0]
         if process.intent_item_weight.shape != (n_intents, n_items):
             raise DataFormatError(
-                path, f"intent_item_weight has shape {process.intent_item_weight.shape}, expected {(n_intents, n_items)}"
+                path,
+                f"intent_item_weight has shape {process.intent_item_weight.shape}, expected {(n_intents, n_items)}",
             )
         return process
 
@@ -243,7 +244,9 @@ def draw_session_lengths(spec: SyntheticSpec, n_sessions: int, rng: np.random.Ge
     return np.minimum(lengths, spec.max_session_length).astype(np.int64)
 
 
-def draw_session_starts(spec: SyntheticSpec, n_sessions: int, start_epoch: float, rng: np.random.Generator) -> np.ndarray:
+def draw_session_starts(
+    spec: SyntheticSpec, n_sessions: int, start_epoch: float, rng: np.random.Generator
+) -> np.ndarray:
     """Start times in epoch ms, sorted: weekly rhythm, day-to-day noise, busier evenings."""
     day_index = np.arange(spec.n_days)
     weekly = 1.0 + 0.15 * np.cos(2 * np.pi * (day_index - 5) / 7.0)
@@ -257,7 +260,9 @@ def draw_session_starts(spec: SyntheticSpec, n_sessions: int, start_epoch: float
     return np.sort(start_ms.astype(np.int64))
 
 
-def sample_sessions(process: SyntheticProcess, spec: SyntheticSpec, n_sessions: int, rng: np.random.Generator) -> SampledSessions:
+def sample_sessions(
+    process: SyntheticProcess, spec: SyntheticSpec, n_sessions: int, rng: np.random.Generator
+) -> SampledSessions:
     lengths = draw_session_lengths(spec, n_sessions, rng)
     offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
     n_events = int(offsets[-1])

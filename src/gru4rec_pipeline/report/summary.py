@@ -6,7 +6,7 @@ Reads the ``results/metrics/{name}.json`` files the evaluate stages write and pr
 - ``summary.html`` (optional): the markdown content as a page, shown in the Snakemake report.
 
 What the summary says lives here; how it is laid out (tables, markdown, HTML, TSV) lives in
-:mod:`gru4rec_pipeline.summary_render`.
+:mod:`gru4rec_pipeline.report.render`.
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ from typing import Any
 
 import pandas as pd
 
-from .errors import DataFormatError
-from .files import atomic_outputs, read_json
-from .summary_render import render_html, render_markdown, render_tsv, summary_blocks
+from gru4rec_pipeline.errors import DataFormatError
+from gru4rec_pipeline.files import atomic_outputs, read_json
+from gru4rec_pipeline.report.render import render_html, render_markdown, render_tsv, summary_blocks
 
 log = logging.getLogger(__name__)
 
@@ -195,7 +195,8 @@ def describe_dataset(config: dict) -> str:
     elif config.get("source") == "download":
         data = "RSC15 (yoochoose-data.7z, downloaded)"
     else:
-        data = f"synthetic yoochoose-format data (preset {synthetic.get('preset', '?')}, seed {synthetic.get('seed', '?')})"
+        preset, seed = synthetic.get("preset", "?"), synthetic.get("seed", "?")
+        data = f"synthetic yoochoose-format data (preset {preset}, seed {seed})"
     split = {"final": "trained on train_full, evaluated on test", "tuning": "trained on train_tr, evaluated on valid"}
     setting = config.get("setting")
     return f"{data}; {split[setting]}" if setting in split else data

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import DataFormatError
-from .files import atomic_output
+from gru4rec_pipeline.errors import DataFormatError
+from gru4rec_pipeline.files import atomic_output
 
 
 @dataclass(frozen=True)

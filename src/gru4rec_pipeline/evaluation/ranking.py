@@ -128,7 +128,9 @@ def rank_limit(cutoffs, tie_mode: str) -> float:
 # ----------------------------------------------------------------------------- model outputs
 
 
-def target_scores(hidden: torch.Tensor, targets: torch.Tensor, weights64: torch.Tensor, bias64: torch.Tensor) -> torch.Tensor:
+def target_scores(
+    hidden: torch.Tensor, targets: torch.Tensor, weights64: torch.Tensor, bias64: torch.Tensor
+) -> torch.Tensor:
     """float64 score of each event's own target: the reference every candidate is compared with."""
     return (hidden.to(torch.float64) * weights64[targets]).sum(1) + bias64[targets]
 
@@ -174,7 +176,9 @@ class CertifiedRanker:
     - On the CPU, tiles of 1024 events x 1024 items keep the scores in cache for the comparisons.
     """
 
-    def __init__(self, weights: torch.Tensor, bias: torch.Tensor, tile_items: int | None = None, tile_events: int = 1024):
+    def __init__(
+        self, weights: torch.Tensor, bias: torch.Tensor, tile_items: int | None = None, tile_events: int = 1024
+    ):
         weights32 = weights.detach().to(torch.float32)
         bias32 = bias.detach().to(torch.float32)
         self.device = weights32.device
@@ -274,7 +278,9 @@ class CertifiedRanker:
             if len(others) == len(rows):
                 surely_higher[rows] += count_above(scores, row_upper, strict=True).to(self.device)
             elif len(others):
-                surely_higher[rows[others]] += count_above(scores[others], row_upper[others], strict=True).to(self.device)
+                surely_higher[rows[others]] += count_above(scores[others], row_upper[others], strict=True).to(
+                    self.device
+                )
             if limit < math.inf:
                 undecided = surely_higher[rows] + 1 <= limit  # rank >= 1 + surely_higher in every tie mode
                 if not bool(undecided.all()):
@@ -293,6 +299,8 @@ class CertifiedRanker:
         return ranks
 
 
-def rank_outputs_certified(hidden, targets, weights, bias, tie_mode: str = "standard", limit: float = math.inf, **tiles):
+def rank_outputs_certified(
+    hidden, targets, weights, bias, tie_mode: str = "standard", limit: float = math.inf, **tiles
+):
     """Ranks from a one-off :class:`CertifiedRanker` (``tiles``: its ``tile_items`` / ``tile_events``)."""
     return CertifiedRanker(weights, bias, **tiles).rank(hidden, targets, tie_mode, limit)

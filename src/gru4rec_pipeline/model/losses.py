@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from . import kernels
+from gru4rec_pipeline.model import kernels
 
 LOSSES = ("ce_full", "ce_sampled", "bpr", "bpr_max", "top1", "top1_max")
 SAMPLED_LOSSES = ("ce_sampled", "bpr", "bpr_max", "top1", "top1_max")

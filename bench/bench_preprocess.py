@@ -30,8 +30,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from gru4rec_pipeline.names import SPLITS
+
 BENCH_DIR = Path(__file__).resolve().parent
-SPLIT_NAMES = ("train_full", "test", "train_tr", "valid")
 TARGET_SPEEDUP = 25.0
 TARGET_MEMORY_FRACTION = 0.25
 
@@ -80,7 +81,7 @@ def project_worker(clicks_path: str, out_dir: str) -> None:
     read_done = time.perf_counter()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    stats = split_clicks(clicks, {name: out / f"{name}.parquet" for name in SPLIT_NAMES}, stats_path=out / "stats.json")
+    stats = split_clicks(clicks, {name: out / f"{name}.parquet" for name in SPLITS}, stats_path=out / "stats.json")
     done = time.perf_counter()
     phases = {"read_s": read_done - started, "protocol_and_write_s": done - read_done}
     (out / "phases.json").write_text(json.dumps({"phases": phases, "stats": stats["splits"]}))
@@ -143,7 +144,7 @@ def compare_splits(project_dir: Path, reference_dir: Path) -> dict[str, dict]:
     import pyarrow.csv as pacsv
 
     result = {}
-    for name in SPLIT_NAMES:
+    for name in SPLITS:
         ours = pd.read_parquet(project_dir / f"{name}.parquet")
         theirs = pacsv.read_csv(
             reference_dir / f"{name}.tsv", parse_options=pacsv.ParseOptions(delimiter="\t")
@@ -207,15 +208,15 @@ def main(argv: list[str] | None = None) -> int:
         rows.insert(0, ("reference", reference))
 
     counts = phases["stats"]
-    events = {"project": [counts[n]["events"] for n in SPLIT_NAMES]}
+    events = {"project": [counts[n]["events"] for n in SPLITS]}
     comparison = None
     if not args.skip_reference:
         comparison = compare_splits(project_dir, reference_dir)
-        events["reference"] = [comparison[n]["reference_rows"] for n in SPLIT_NAMES]
+        events["reference"] = [comparison[n]["reference_rows"] for n in SPLITS]
 
     print()
     print(
-        f"{'side':<10} {'wall s':>9} {'cpu s':>9} {'peak RSS MiB':>13}   " + "  ".join(f"{n:>10}" for n in SPLIT_NAMES)
+        f"{'side':<10} {'wall s':>9} {'cpu s':>9} {'peak RSS MiB':>13}   " + "  ".join(f"{n:>10}" for n in SPLITS)
     )
     for side, figures in rows:
         print(

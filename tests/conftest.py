@@ -12,11 +12,13 @@ from pathlib import Path
 
 import pytest
 
+from gru4rec_pipeline import names
+
 REPO = Path(__file__).resolve().parents[1]
 # What a copy of the workflow needs to run on its own.
 WORKFLOW_FILES = ["Snakefile", "workflow", "config", "profiles", "envs", "src"]
 TINY = ("--configfile", "config/tiny.yaml")
-LOSSES = ["ce_full", "ce_sampled", "bpr", "bpr_max", "top1", "top1_max"]
+LOSSES = list(names.LOSSES)
 # Rules that summarise every result; they legitimately rerun whenever any result changes.
 REPORT_RULES = set(re.findall(r"^rule (\w+):", (REPO / "workflow" / "rules" / "report.smk").read_text(), re.M))
 JOB_HEADER = re.compile(r"^(?:local)?rule (\w+):$")

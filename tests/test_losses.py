@@ -4,7 +4,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from gru4rec_pipeline.model.losses import LOSSES, loss_and_grad
+from gru4rec_pipeline.model.losses import loss_and_grad
+from gru4rec_pipeline.names import LOSSES
 
 
 def naive_loss(loss, scores, targets, bpreg=0.0, elu_param=0.0):

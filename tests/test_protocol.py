@@ -13,6 +13,7 @@ import pytest
 from gru4rec_pipeline import cli
 from gru4rec_pipeline.data import events, protocol
 from gru4rec_pipeline.errors import DataFormatError
+from gru4rec_pipeline.names import SPLITS
 
 DAY = 86400.0
 
@@ -393,7 +394,7 @@ def test_split_clicks_failing_midway_leaves_no_files(monkeypatch, tmp_path):
         return original(self, *args, **kwargs)
 
     monkeypatch.setattr(pq.ParquetWriter, "write_table", fail_on_fifth_write)
-    paths = {name: tmp_path / f"{name}.parquet" for name in protocol.SPLIT_NAMES}
+    paths = {name: tmp_path / f"{name}.parquet" for name in SPLITS}
     with pytest.raises(OSError, match="disk full"):
         protocol.split_clicks(clicks, paths, stats_path=tmp_path / "stats.json")
     assert list(tmp_path.iterdir()) == []

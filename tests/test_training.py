@@ -12,7 +12,7 @@ import torch
 from gru4rec_pipeline.data.arrays import SessionArrays
 from gru4rec_pipeline.errors import ConfigError
 from gru4rec_pipeline.model import training
-from gru4rec_pipeline.model.losses import LOSSES
+from gru4rec_pipeline.names import LOSSES
 from gru4rec_pipeline.model.network import GRU4Rec
 from gru4rec_pipeline.model.optim import AdagradMomentum
 from gru4rec_pipeline.model.train_step import TrainStep

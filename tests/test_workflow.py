@@ -13,9 +13,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from gru4rec_pipeline import names
+
 from conftest import LOSSES, REPO, REPORT_RULES, planned_jobs, rules_of, run_snakemake
 
-BASELINES = ["pop", "spop", "itemknn", "oracle"]
+BASELINES = [*names.BASELINES, names.ORACLE]
 
 
 def test_lint_is_clean():

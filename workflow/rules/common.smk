@@ -1,13 +1,19 @@
 # Shared helpers: config validation, wildcard constraints, input functions and targets.
 
+import sys
+from pathlib import Path
+
 from snakemake.utils import validate
 
 validate(config, schema="../../config/schema.yaml")
 
+# The workflow's own package (also in a copy of the workflow): its names of losses, splits and settings.
+sys.path.insert(0, str(Path(workflow.basedir) / "src"))
+from gru4rec_pipeline import names
 
 LOSSES = list(config["training"]["losses"])
-BASELINES = ["pop", "spop", "itemknn"]
-SPLITS = ["train_full", "test", "train_tr", "valid"]
+BASELINES = list(names.BASELINES)
+SPLITS = list(names.SPLITS)
 SETTING = config["setting"]
 PACKAGE = "src/gru4rec_pipeline"
 
@@ -15,7 +21,7 @@ PACKAGE = "src/gru4rec_pipeline"
 wildcard_constraints:
     loss="|".join(LOSSES),
     baseline="|".join(BASELINES),
-    setting="final|tuning",
+    setting="|".join(names.SETTINGS),
     split="|".join(SPLITS),
 
 
@@ -113,12 +119,8 @@ def get_final_output():
 
 def get_setting_split(role):
     """The split a setting trains on (role train) or evaluates on (role eval)."""
-    splits = {
-        "final": {"train": "train_full", "eval": "test"},
-        "tuning": {"train": "train_tr", "eval": "valid"},
-    }
 
     def input_function(wildcards):
-        return f"results/data/{splits[wildcards.setting][role]}.parquet"
+        return f"results/data/{names.SETTING_SPLITS[wildcards.setting][role]}.parquet"
 
     return input_function

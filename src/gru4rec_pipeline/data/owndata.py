@@ -31,13 +31,13 @@ import pyarrow.parquet as pq
 
 from gru4rec_pipeline.errors import ConfigError, DataFormatError
 from gru4rec_pipeline.files import atomic_outputs
+from gru4rec_pipeline.names import TIME_FORMATS
 
 log = logging.getLogger(__name__)
 
 CLICKS_SCHEMA = pa.schema(
     [("SessionId", pa.int64()), ("ItemId", pa.int64()), ("Time", pa.float64()), ("Category", pa.string())]
 )
-TIME_FORMATS = ("auto", "epoch", "iso")
 PARQUET_SUFFIXES = (".parquet", ".pq")
 # Epoch seconds beyond this (year 5138) are almost surely milliseconds or microseconds.
 MAX_EPOCH_SECONDS = 1e11

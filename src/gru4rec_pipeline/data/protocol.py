@@ -36,10 +36,10 @@ from gru4rec_pipeline.data.events import (
     write_event_rows,
 )
 from gru4rec_pipeline.files import atomic_outputs
+from gru4rec_pipeline.names import SPLITS
 
 log = logging.getLogger(__name__)
 
-SPLIT_NAMES = ("train_full", "test", "train_tr", "valid")
 
 DEFAULT_THRESHOLDS = {"min_session_length": 2, "min_item_support": 5, "split_seconds": 86400.0}
 
@@ -308,10 +308,10 @@ def split_clicks(
         del order
     masks, counts = protocol_masks(session_ids, item_ids, times, **thresholds)
     with atomic_outputs() as staged:
-        for name in SPLIT_NAMES:
+        for name in SPLITS:
             if name in paths:
                 write_event_rows(staged.temporary(paths[name]), session_ids, item_ids, times, masks[name])
-        stats = split_statistics({n: counts[n] for n in SPLIT_NAMES}, raw=counts["raw"], thresholds=thresholds)
+        stats = split_statistics({n: counts[n] for n in SPLITS}, raw=counts["raw"], thresholds=thresholds)
         if stats_path is not None:
             staged.temporary(stats_path).write_text(json.dumps(stats, indent=2) + "\n")
     for name, c in counts.items():
@@ -327,7 +327,7 @@ def _run_split(args) -> int:
     out_dir = Path(args.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     clicks = read_events(args.clicks)
-    paths = {name: out_dir / f"{name}.parquet" for name in SPLIT_NAMES}
+    paths = {name: out_dir / f"{name}.parquet" for name in SPLITS}
     split_clicks(
         clicks,
         paths,

@@ -22,10 +22,12 @@ import pandas as pd
 
 from gru4rec_pipeline.data.arrays import SessionArrays
 from gru4rec_pipeline.errors import ConfigError, DataFormatError
+from gru4rec_pipeline.names import BASELINES
 
 log = logging.getLogger(__name__)
 
-BASELINES = ("pop", "spop", "itemknn")
+# Settings of item-kNN (config key baselines.itemknn): neighbours kept per item, shrinkage lambda.
+ITEMKNN_DEFAULTS = {"neighbors": 100, "lambda": 20.0}
 PAIR_CHUNK = 20_000_000  # event pairs generated at once while counting co-occurrences
 
 
@@ -66,7 +68,13 @@ class ItemKNN:
         self.n_items = len(indptr) - 1
 
     @classmethod
-    def fit(cls, train: SessionArrays, n_items: int, neighbors: int = 100, shrink: float = 20.0) -> "ItemKNN":
+    def fit(
+        cls,
+        train: SessionArrays,
+        n_items: int,
+        neighbors: int = ITEMKNN_DEFAULTS["neighbors"],
+        shrink: float = ITEMKNN_DEFAULTS["lambda"],
+    ) -> "ItemKNN":
         if neighbors < 1:
             raise ConfigError("baselines.itemknn.neighbors", f"must be at least 1, got {neighbors}")
         if shrink < 0:
@@ -189,11 +197,14 @@ def build_baseline(name: str, train: SessionArrays, vocab, **options):
     if name == "spop":
         return SessionPopular(support), n_items
     if name == "itemknn":
-        unknown = set(options) - {"neighbors", "lambda"}
+        unknown = set(options) - set(ITEMKNN_DEFAULTS)
         if unknown:
             raise ConfigError("baselines.itemknn", f"unknown settings {sorted(unknown)} (expected neighbors, lambda)")
         return ItemKNN.fit(
-            train, n_items, int(options.get("neighbors", 100)), float(options.get("lambda", 20.0))
+            train,
+            n_items,
+            int(options.get("neighbors", ITEMKNN_DEFAULTS["neighbors"])),
+            float(options.get("lambda", ITEMKNN_DEFAULTS["lambda"])),
         ), n_items
     raise ConfigError("baselines.run", f"unknown baseline {name!r} (expected one of {', '.join(BASELINES)})")
 

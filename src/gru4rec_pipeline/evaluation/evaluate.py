@@ -32,12 +32,11 @@ from gru4rec_pipeline.evaluation.ranking import (
     rank_limit,
     rank_outputs_brute_force,
 )
+from gru4rec_pipeline.names import DEFAULT_CUTOFFS, RANKING_METHODS
 from gru4rec_pipeline.files import write_json_atomic, write_text_atomic
 from gru4rec_pipeline.progress import Progress
 
 log = logging.getLogger(__name__)
-
-RANKING_METHODS = ("auto", "certified", "brute-force")
 
 
 class SessionScorer(Protocol):

@@ -28,8 +28,7 @@ import math
 import numpy as np
 import torch
 
-TIE_MODES = ("standard", "conservative", "median")
-DEFAULT_CUTOFFS = (1, 5, 10, 20)
+from gru4rec_pipeline.names import DEFAULT_CUTOFFS, TIE_MODES
 
 
 def check_tie_mode(tie_mode: str) -> None:

@@ -1,16 +1,21 @@
-"""Training hyperparameters: the ``TrainConfig`` dataclass and the published defaults per loss.
+"""Training hyperparameters: the ``TrainConfig`` dataclass and the default setting of each loss.
 
-Sources of ``DEFAULT_HYPERPARAMETERS`` (official GRU4Rec repositories, RSC15 / yoochoose):
-- ``ce_sampled``: GRU4Rec_PyTorch_Official ``paramfiles/rsc15_xe_shared_100_best.py`` (cross-entropy,
-  constrained embedding, 100 units: batch 32, lr 0.2, momentum 0.2, dropout 0 / 0.4, 2048 samples,
-  sample_alpha 0.5, logq 1.0).
-- ``bpr_max``: GRU4Rec ``param_samples/rsc15_bpr-max_constrained.py`` and ``examples/rsc15/run_rsc15.py``
-  (BPR-max, constrained embedding, R@20 0.7261 there: batch 32, lr 0.2, momentum 0.1, no dropout,
-  2048 samples, sample_alpha 0, bpreg 0.5, final activation ELU 0.5).
-- ``ce_full``: the ``ce_sampled`` setting scoring all items (no samples, hence no logQ correction).
-- ``bpr``, ``top1``, ``top1_max``: no tuned RSC15 setting is published for these with 2048 samples;
-  they take the ``bpr_max`` setting (without score regularisation), as the "Top-k gains" paper
-  compares the losses under the same sampling setup.
+``DEFAULT_HYPERPARAMETERS`` is the one place these defaults are defined; ``config/config.yaml`` repeats
+them (every setting visible where it is changed) and ``tests/test_names.py`` checks that it does, except
+for ``epochs``, which the config sets for its synthetic default dataset. Where the values come from
+(RSC15 / yoochoose, 100 units, constrained ("shared") embedding, batch 32, 10 epochs):
+
+- published by the GRU4Rec authors:
+  - ``ce_sampled``: GRU4Rec_PyTorch_Official ``paramfiles/rsc15_xe_shared_100_best.py`` (lr 0.2,
+    momentum 0.2, dropout 0 / 0.4, 2048 samples, sample_alpha 0.5, logq 1.0);
+  - ``bpr_max``: GRU4Rec ``param_samples/rsc15_bpr-max_constrained.py`` and ``examples/rsc15/run_rsc15.py``
+    (lr 0.2, momentum 0.1, no dropout, 2048 samples, sample_alpha 0, bpreg 0.5, ELU 0.5 on the scores);
+- derived, no published setting exists for them with shared samples:
+  - ``ce_full``: the ``ce_sampled`` setting scoring all items (no samples, so no logQ correction);
+  - ``top1_max``: the ``bpr_max`` setting without its score regularisation (bpreg belongs to BPR-max);
+  - ``bpr``, ``top1``: dropout 0.2, lr 0.05, momentum 0.2, the RSC15 BPR setting of the original paper
+    (Hidasi et al. 2016, which trained with minibatch 50 and no extra samples), with 2048 samples drawn
+    with sample_alpha 0.5 and no ELU.
 """
 
 from __future__ import annotations
@@ -19,8 +24,7 @@ import dataclasses
 from dataclasses import dataclass, field
 
 from gru4rec_pipeline.errors import ConfigError
-from gru4rec_pipeline.model.losses import LOSSES
-from gru4rec_pipeline.model.network import EMBEDDING_MODES
+from gru4rec_pipeline.names import DEVICES, EMBEDDING_MODES, LOSSES
 
 _COMMON = {
     "layers": [100],
@@ -53,7 +57,7 @@ DEFAULT_HYPERPARAMETERS: dict[str, dict] = {
         "dropout_embed": 0.0,
         "dropout_hidden": 0.4,
         "n_sample": 0,
-        "sample_alpha": 0.5,
+        "sample_alpha": 0.0,
         "logq": 0.0,
         "bpreg": 0.0,
         "elu_param": 0.0,
@@ -72,10 +76,21 @@ DEFAULT_HYPERPARAMETERS: dict[str, dict] = {
         "elu_param": 0.5,
     },
 }
-for _loss in ("bpr", "top1", "top1_max"):
-    DEFAULT_HYPERPARAMETERS[_loss] = {**DEFAULT_HYPERPARAMETERS["bpr_max"], "loss": _loss, "bpreg": 0.0}
-
-DEVICES = ("auto", "cpu", "cuda")
+DEFAULT_HYPERPARAMETERS["top1_max"] = {**DEFAULT_HYPERPARAMETERS["bpr_max"], "loss": "top1_max", "bpreg": 0.0}
+for _loss in ("bpr", "top1"):
+    DEFAULT_HYPERPARAMETERS[_loss] = {
+        **_COMMON,
+        "loss": _loss,
+        "learning_rate": 0.05,
+        "momentum": 0.2,
+        "dropout_embed": 0.0,
+        "dropout_hidden": 0.2,
+        "n_sample": 2048,
+        "sample_alpha": 0.5,
+        "logq": 0.0,
+        "bpreg": 0.0,
+        "elu_param": 0.0,
+    }
 
 
 @dataclass

@@ -31,10 +31,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from gru4rec_pipeline.model import kernels
+from gru4rec_pipeline.names import LOSSES, RANKING_LOSSES
 
-LOSSES = ("ce_full", "ce_sampled", "bpr", "bpr_max", "top1", "top1_max")
-SAMPLED_LOSSES = ("ce_sampled", "bpr", "bpr_max", "top1", "top1_max")
-RANKING_LOSSES = ("bpr", "bpr_max", "top1", "top1_max")
 LOG_EPSILON = 1e-24
 KERNEL_LOSSES = ("ce_full", "ce_sampled", "bpr_max")
 

@@ -27,8 +27,8 @@ from torch import Tensor, nn
 
 from gru4rec_pipeline.errors import DataFormatError
 from gru4rec_pipeline.model import kernels
+from gru4rec_pipeline.names import EMBEDDING_MODES
 
-EMBEDDING_MODES = ("shared", "separate", "none")
 MODEL_FORMAT = "gru4rec_pipeline.model.network/1"
 
 

@@ -26,13 +26,13 @@ from gru4rec_pipeline.model.iterator import SessionParallelIterator
 from gru4rec_pipeline.model.network import GRU4Rec
 from gru4rec_pipeline.model.sampling import NegativeSampler
 from gru4rec_pipeline.model.train_step import TrainStep
+from gru4rec_pipeline.names import HISTORY_COLUMNS, LOSSES
 from gru4rec_pipeline.progress import Progress
 
 log = logging.getLogger("gru4rec_pipeline")
 
 CHECKPOINT_FORMAT = "gru4rec_pipeline.checkpoint/1"
 CHECKPOINT_NAME = "checkpoint.pt"
-HISTORY_COLUMNS = ["epoch", "loss", "events", "events_per_s", "wall_s"]
 BLOCK_STEPS = 1024  # steps whose indices are prepared (and moved to the device) at once
 
 
@@ -287,8 +287,6 @@ def _run_cli(args) -> int:
 
 
 def register_cli(subparsers) -> None:
-    from gru4rec_pipeline.model.losses import LOSSES
-
     parser = subparsers.add_parser("train", help="train GRU4Rec on session arrays")
     parser.add_argument("--train", required=True, help="training session arrays (.npz)")
     parser.add_argument("--vocab", required=True, help="vocabulary (vocab.parquet with ItemIdx, Support)")

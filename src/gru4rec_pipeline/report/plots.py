@@ -18,11 +18,11 @@ import pyarrow.parquet as pq
 
 from gru4rec_pipeline.errors import DataFormatError
 from gru4rec_pipeline.files import atomic_output, read_json
-from gru4rec_pipeline.report.summary import LOSS_ORDER, load_metrics, summary_table
+from gru4rec_pipeline.names import HISTORY_COLUMNS, LOSSES
+from gru4rec_pipeline.report.summary import load_metrics, summary_table
 
 log = logging.getLogger(__name__)
 
-HISTORY_COLUMNS = ("epoch", "loss", "events", "events_per_s", "wall_s")
 SPLIT_ORDER = ("raw", "train_full", "test", "train_tr", "valid")
 SECONDS_PER_DAY = 86400.0
 
@@ -89,7 +89,7 @@ def history_name(path: str | Path) -> str:
 
 def _loss_position(named: tuple[str, pd.DataFrame]) -> tuple[int, str]:
     name = named[0]
-    return (LOSS_ORDER.index(name) if name in LOSS_ORDER else len(LOSS_ORDER), name)
+    return (LOSSES.index(name) if name in LOSSES else len(LOSSES), name)
 
 
 def plot_training_loss(history_paths: list[str | Path], out_png: str | Path) -> None:

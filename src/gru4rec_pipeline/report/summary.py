@@ -20,14 +20,13 @@ from typing import Any
 import pandas as pd
 
 from gru4rec_pipeline.errors import DataFormatError
+from gru4rec_pipeline.names import BASELINES, LOSSES
 from gru4rec_pipeline.files import atomic_outputs, read_json
 from gru4rec_pipeline.report.render import render_html, render_markdown, render_tsv, summary_blocks
 
 log = logging.getLogger(__name__)
 
 # Row order: the losses in the order the papers introduce them, then the baselines, then the oracle.
-LOSS_ORDER = ["ce_full", "ce_sampled", "bpr", "bpr_max", "top1", "top1_max"]
-BASELINE_ORDER = ["pop", "spop", "itemknn"]
 KIND_ORDER = {"gru4rec": 0, "baseline": 1, "oracle": 2}
 
 MODEL_DESCRIPTIONS = {
@@ -123,7 +122,7 @@ def load_metrics(paths: list[str | Path]) -> list[dict]:
 def _sort_key(record: dict) -> tuple:
     name = record["model"]
     kind = record.get("kind", "gru4rec")
-    order = LOSS_ORDER if kind == "gru4rec" else BASELINE_ORDER
+    order = LOSSES if kind == "gru4rec" else BASELINES
     position = order.index(name) if name in order else len(order)
     return (KIND_ORDER.get(kind, len(KIND_ORDER)), position, name)
 

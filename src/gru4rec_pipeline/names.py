@@ -1,0 +1,39 @@
+"""Names the workflow, the command line and the library share, each defined once.
+
+Plain Python with no imports, so that the Snakefile and ``gru4rec-pipeline --help`` can read them
+without loading numpy or torch. ``tests/test_names.py`` checks that ``config/schema.yaml`` and
+``config/config.yaml`` agree with them.
+"""
+
+# GRU4Rec losses (Hidasi et al. 2016; Hidasi & Karatzoglou 2018), in the order tables list them.
+LOSSES = ("ce_full", "ce_sampled", "bpr", "bpr_max", "top1", "top1_max")
+# Losses that score the minibatch targets plus shared extra samples instead of all items.
+SAMPLED_LOSSES = ("ce_sampled", "bpr", "bpr_max", "top1", "top1_max")
+# Pairwise ranking losses, which may put an ELU on the scores first.
+RANKING_LOSSES = ("bpr", "bpr_max", "top1", "top1_max")
+
+# Non-neural baselines, and the synthetic data's Bayes-optimal predictor (a ceiling, not a baseline to beat).
+BASELINES = ("pop", "spop", "itemknn")
+ORACLE = "oracle"
+
+# The RSC15 protocol's splits, and which of them a setting trains on and evaluates on.
+SPLITS = ("train_full", "test", "train_tr", "valid")
+SETTING_SPLITS = {
+    "final": {"train": "train_full", "eval": "test"},
+    "tuning": {"train": "train_tr", "eval": "valid"},
+}
+SETTINGS = tuple(SETTING_SPLITS)
+
+DEVICES = ("auto", "cpu", "cuda")
+EMBEDDING_MODES = ("shared", "separate", "none")
+
+# How items scoring exactly like the target are ranked (as the official GRU4Rec evaluation defines them).
+TIE_MODES = ("standard", "conservative", "median")
+DEFAULT_CUTOFFS = (1, 5, 10, 20)
+RANKING_METHODS = ("auto", "certified", "brute-force")
+
+# Columns of results/models/{loss}/history.csv, one row per epoch.
+HISTORY_COLUMNS = ("epoch", "loss", "events", "events_per_s", "wall_s")
+
+# How the time column of a click log of one's own is read.
+TIME_FORMATS = ("auto", "epoch", "iso")

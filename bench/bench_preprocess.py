@@ -215,9 +215,7 @@ def main(argv: list[str] | None = None) -> int:
         events["reference"] = [comparison[n]["reference_rows"] for n in SPLITS]
 
     print()
-    print(
-        f"{'side':<10} {'wall s':>9} {'cpu s':>9} {'peak RSS MiB':>13}   " + "  ".join(f"{n:>10}" for n in SPLITS)
-    )
+    print(f"{'side':<10} {'wall s':>9} {'cpu s':>9} {'peak RSS MiB':>13}   " + "  ".join(f"{n:>10}" for n in SPLITS))
     for side, figures in rows:
         print(
             f"{side:<10} {figures['wall_s']:>9.2f} {figures['cpu_s']:>9.2f} {figures['peak_rss_mib']:>13,.0f}   "

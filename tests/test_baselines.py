@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
-import pandas as pd
 import pytest
 
+from gru4rec_pipeline.cli import main
 from gru4rec_pipeline.data.arrays import SessionArrays
+from gru4rec_pipeline.data.vocabulary import Vocabulary
 from gru4rec_pipeline.errors import ConfigError
 from gru4rec_pipeline.evaluation.baselines import (
     ItemKNN,
@@ -16,9 +18,8 @@ from gru4rec_pipeline.evaluation.baselines import (
     SessionPopular,
     build_baseline,
     cooccurrence_counts,
-    register_cli,
 )
-from gru4rec_pipeline.evaluation.evaluate import evaluate_scorer
+from gru4rec_pipeline.evaluation.scorer_evaluation import evaluate_scorer
 
 # Tiny tensors: a second torch thread only adds synchronisation (see conftest.one_thread).
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -35,11 +36,11 @@ def session_arrays(sessions: list[list[int]]) -> SessionArrays:
 
 # item 0: 4 events, item 1: 3, item 2: 2, item 3: 1
 TRAIN = session_arrays([[0, 1, 0], [1, 2], [0, 0, 1], [2, 3]])
-VOCAB = pd.DataFrame({"ItemId": [100, 101, 102, 103], "ItemIdx": [0, 1, 2, 3], "Support": [4, 3, 2, 1]})
+VOCAB = Vocabulary(np.array([100, 101, 102, 103]), np.array([4, 3, 2, 1]))
 
 
 def test_most_popular_ranks_by_training_events():
-    scorer, n_items = build_baseline("pop", TRAIN, VOCAB)
+    scorer, n_items = build_baseline("pop", TRAIN, VOCAB.n_items)
     assert n_items == 4
     rows = scorer.session_scores(np.array([3, 2, 1]), np.zeros(3))
     assert rows.shape == (2, 4)
@@ -111,20 +112,14 @@ def test_item_knn_keeps_only_the_strongest_neighbours():
 
 
 def test_build_baseline_reads_options_and_rejects_unknown_names():
-    scorer, _ = build_baseline("itemknn", TRAIN, VOCAB, neighbors=1, **{"lambda": 1.0})
+    scorer, _ = build_baseline("itemknn", TRAIN, VOCAB.n_items, neighbors=1, **{"lambda": 1.0})
     assert np.all(np.diff(scorer.indptr) <= 1)
     with pytest.raises(ConfigError, match="unknown baseline"):
-        build_baseline("bpr", TRAIN, VOCAB)
+        build_baseline("bpr", TRAIN, VOCAB.n_items)
     with pytest.raises(ConfigError, match="neighbors"):
-        build_baseline("itemknn", TRAIN, VOCAB, neighbors=0)
+        build_baseline("itemknn", TRAIN, VOCAB.n_items, neighbors=0)
     with pytest.raises(ConfigError, match="unknown settings"):
-        build_baseline("itemknn", TRAIN, VOCAB, neighbours=3)
-
-
-def test_build_baseline_reads_the_vocabulary_file(tmp_path):
-    VOCAB.to_parquet(tmp_path / "vocab.parquet")
-    scorer, n_items = build_baseline("spop", TRAIN, tmp_path / "vocab.parquet")
-    assert n_items == 4 and isinstance(scorer, SessionPopular)
+        build_baseline("itemknn", TRAIN, VOCAB.n_items, neighbours=3)
 
 
 class StandInOracle:
@@ -164,30 +159,16 @@ def test_oracle_is_evaluated_like_any_scorer():
     assert metrics["mrr"] == pytest.approx({"1": 1 / 3, "2": 1.5 / 3})
 
 
-def test_baseline_cli(tmp_path, capsys):
-    import argparse
-
+def test_baseline_command_writes_what_the_workflow_writes(tmp_path, capsys):
     TRAIN.save(tmp_path / "train.npz")
     session_arrays([[0, 1], [2, 3]]).save(tmp_path / "eval.npz")
-    VOCAB.to_parquet(tmp_path / "vocab.parquet")
-    parser = argparse.ArgumentParser()
-    register_cli(parser.add_subparsers())
-    args = parser.parse_args(
-        [
-            "baseline",
-            "itemknn",
-            "--train",
-            str(tmp_path / "train.npz"),
-            "--eval",
-            str(tmp_path / "eval.npz"),
-            "--vocab",
-            str(tmp_path / "vocab.parquet"),
-            "--cutoffs",
-            "1",
-            "--out-txt",
-            str(tmp_path / "recall.txt"),
-        ]
-    )
-    assert args.func(args) == 0
+    VOCAB.save(tmp_path / "vocab.parquet")
+    files = ["--train", "train.npz", "--eval", "eval.npz", "--vocab", "vocab.parquet"]
+    outputs = ["--recall", "recall.txt", "--metrics", "metrics.json"]
+    argv = ["baseline", "itemknn", *files, *outputs, "--cutoffs", "1"]
+    assert main([arg if arg.startswith("-") or "." not in arg else str(tmp_path / arg) for arg in argv]) == 0
     assert (tmp_path / "recall.txt").read_text().splitlines()[-1] == "MRR@1: 1.0000"
     assert "Recall@1: 1.0000" in capsys.readouterr().out
+    record = json.loads((tmp_path / "metrics.json").read_text())
+    assert record["kind"] == "baseline" and record["hyperparameters"] == {"neighbors": 100, "lambda": 20.0}
+    assert {"provenance", "timings"} <= set(record) and record["provenance"]["config_sha256"]

@@ -9,16 +9,12 @@ import numpy as np
 import pytest
 import torch
 
+from gru4rec_pipeline.cli import main
 from gru4rec_pipeline.data.arrays import SessionArrays
-from gru4rec_pipeline.errors import DataFormatError
-from gru4rec_pipeline.evaluation.evaluate import (
-    evaluate_model,
-    evaluate_scorer,
-    format_recall_text,
-    register_cli,
-    write_metrics_json,
-    write_recall_txt,
-)
+from gru4rec_pipeline.data.vocabulary import Vocabulary
+from gru4rec_pipeline.errors import ConfigError, DataFormatError
+from gru4rec_pipeline.evaluation.metrics import format_recall_text, write_metrics_json, write_recall_txt
+from gru4rec_pipeline.evaluation.model_evaluation import evaluate_model
 from gru4rec_pipeline.evaluation.ranking import (
     CertifiedRanker,
     metrics_from_ranks,
@@ -26,6 +22,7 @@ from gru4rec_pipeline.evaluation.ranking import (
     rank_outputs_brute_force,
     rank_outputs_certified,
 )
+from gru4rec_pipeline.evaluation.scorer_evaluation import evaluate_scorer
 
 # Tiny tensors: a second torch thread only adds synchronisation (see conftest.one_thread).
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -77,7 +74,7 @@ def test_tie_modes_on_hand_computed_ranks():
     assert rank_dense(scores, targets, "standard").tolist() == [2.0, 1.0, 1.0]
     assert rank_dense(scores, targets, "conservative").tolist() == [4.0, 1.0, 5.0]
     assert rank_dense(scores, targets, "median").tolist() == [3.0, 1.0, 3.0]
-    with pytest.raises(ValueError, match="tie mode"):
+    with pytest.raises(ConfigError, match="tie_mode"):
         rank_dense(scores, targets, "optimistic")
 
 
@@ -243,7 +240,7 @@ def test_evaluation_refuses_a_diverged_model():
     model = TinyGRU(n_items=5)
     with torch.no_grad():
         model.cell.weight_hh[0, 0] = math.nan
-    with pytest.raises(ValueError, match="not finite"):
+    with pytest.raises(DataFormatError, match="not finite"):
         evaluate_model(model, session_arrays([[1, 2, 3]]), progress=False)
 
 
@@ -290,37 +287,46 @@ def test_metrics_files(tmp_path):
     assert format_recall_text(metrics).count("\n") == 1 + 2 * 2
 
 
-def test_evaluate_command(tmp_path, capsys):
-    import argparse
-
+def evaluation_files(tmp_path, sessions, n_items=12, trained_with=None):
+    """A model, its vocabulary and evaluation sessions on disk; the model records ``trained_with``'s identity."""
     from gru4rec_pipeline.model.network import GRU4Rec
 
-    GRU4Rec(n_items=12, layers=[4], seed=1).save(tmp_path / "model.pt")
-    session_arrays([[1, 2, 3], [4, 5], [6, 7, 8, 9]]).save(tmp_path / "eval.npz")
-    parser = argparse.ArgumentParser()
-    register_cli(parser.add_subparsers())
-    args = parser.parse_args(
-        [
-            "evaluate",
-            "--model",
-            str(tmp_path / "model.pt"),
-            "--eval",
-            str(tmp_path / "eval.npz"),
-            "--cutoffs",
-            "5",
-            "20",
-            "--tie-mode",
-            "median",
-            "--device",
-            "cpu",
-            "--out-txt",
-            str(tmp_path / "recall.txt"),
-            "--out-json",
-            str(tmp_path / "m.json"),
-        ]
-    )
-    assert args.func(args) == 0
+    vocabulary = Vocabulary(1000 + np.arange(n_items), np.ones(n_items, dtype=np.int64))
+    model = GRU4Rec(n_items=n_items, layers=[4], seed=1)
+    model.vocabulary = (trained_with or vocabulary).identity()
+    model.save(tmp_path / "model.pt")
+    vocabulary.save(tmp_path / "vocab.parquet")
+    session_arrays(sessions).save(tmp_path / "eval.npz")
+    return [
+        "--model", str(tmp_path / "model.pt"), "--eval", str(tmp_path / "eval.npz"),
+        "--vocab", str(tmp_path / "vocab.parquet"),
+        "--recall", str(tmp_path / "recall.txt"), "--metrics", str(tmp_path / "m.json"),
+    ]  # fmt: skip
+
+
+def test_evaluate_command_writes_what_the_workflow_writes(tmp_path, capsys):
+    files = evaluation_files(tmp_path, [[1, 2, 3], [4, 5], [6, 7, 8, 9]])
+    assert main(["evaluate", *files, "--cutoffs", "5", "20", "--tie-mode", "median", "--device", "cpu"]) == 0
     record = json.loads((tmp_path / "m.json").read_text())
     assert record["events"] == 6 and record["cutoffs"] == [5, 20] and record["tie_mode"] == "median"
     assert record["recall"]["20"] == 1.0  # 12 items: every target ranks within 20
+    assert record["kind"] == "gru4rec" and record["device"] == "cpu"
+    assert {"provenance", "timings"} <= set(record) and record["provenance"]["config_sha256"]
     assert "Recall@20: 1.0000" in (tmp_path / "recall.txt").read_text() and "MRR@5:" in capsys.readouterr().out
+
+
+def test_a_model_of_another_vocabulary_is_refused_naming_both_files(tmp_path, capsys):
+    other = Vocabulary(2000 + np.arange(12), np.ones(12, dtype=np.int64))
+    files = evaluation_files(tmp_path, [[1, 2, 3]], trained_with=other)
+    assert main(["evaluate", *files, "--device", "cpu"]) == 2
+    error = capsys.readouterr().err
+    assert "vocab.parquet" in error and "model.pt" in error and "not the one" in error
+    assert not (tmp_path / "recall.txt").exists() and not (tmp_path / "m.json").exists()
+
+
+def test_no_predictions_is_an_error_not_a_zero(tmp_path, capsys):
+    files = evaluation_files(tmp_path, [[1], [2]])  # sessions of one event predict nothing
+    assert main(["evaluate", *files, "--device", "cpu"]) == 2
+    error = capsys.readouterr().err
+    assert "eval.npz" in error and "no next-item predictions" in error and "min_session_length" in error
+    assert not (tmp_path / "recall.txt").exists()

@@ -9,8 +9,6 @@ import yaml
 
 from conftest import REPO
 from gru4rec_pipeline import names
-from gru4rec_pipeline.data.protocol import DEFAULT_THRESHOLDS
-from gru4rec_pipeline.evaluation.baselines import ITEMKNN_DEFAULTS
 from gru4rec_pipeline.model.hyperparameters import DEFAULT_HYPERPARAMETERS, TrainConfig
 from gru4rec_pipeline.synthetic.archive import PRESETS
 
@@ -35,7 +33,7 @@ def schema_at(*path: str) -> dict:
         (("device",), names.DEVICES),
         (("evaluation", "tie_mode"), names.TIE_MODES),
         (("own_data", "time_format"), names.TIME_FORMATS),
-        (("synthetic", "preset"), tuple(PRESETS)),
+        (("synthetic", "preset"), names.SYNTHETIC_PRESETS),
     ],
 )
 def test_schema_enums_are_the_packages_names(path, expected):
@@ -50,12 +48,20 @@ def test_schema_lists_the_losses_and_baselines():
 
 def test_schema_defaults_are_the_packages_defaults():
     assert tuple(schema_at("evaluation", "cutoffs")["default"]) == names.DEFAULT_CUTOFFS
-    assert {key: schema_at("protocol", key)["default"] for key in DEFAULT_THRESHOLDS} == DEFAULT_THRESHOLDS
-    assert {key: schema_at("baselines", "itemknn", key)["default"] for key in ITEMKNN_DEFAULTS} == ITEMKNN_DEFAULTS
+    for section, defaults in (
+        (("protocol",), names.PROTOCOL_DEFAULTS),
+        (("baselines", "itemknn"), names.ITEMKNN_DEFAULTS),
+    ):
+        assert {key: schema_at(*section, key)["default"] for key in defaults} == defaults
+    assert schema_at("url")["default"] == names.RSC15_URL
     defaults = {field.name: field.default for field in dataclasses.fields(TrainConfig)}
     defaults["layers"] = TrainConfig().layers
     for key, spec in HYPERPARAMETERS["properties"].items():
         assert spec["default"] == defaults[key], f"schema default of {key}: {spec['default']} vs {defaults[key]}"
+
+
+def test_synthetic_presets_are_named_once():
+    assert tuple(PRESETS) == names.SYNTHETIC_PRESETS
 
 
 def test_dataclass_defaults_are_the_ce_sampled_setting():

@@ -12,7 +12,7 @@ import pytest
 
 from gru4rec_pipeline import cli
 from gru4rec_pipeline.data import events, protocol
-from gru4rec_pipeline.errors import DataFormatError
+from gru4rec_pipeline.errors import ConfigError, DataFormatError
 from gru4rec_pipeline.names import SPLITS
 
 DAY = 86400.0
@@ -112,7 +112,7 @@ def test_thresholds_are_parameters(thresholds):
 
 
 def test_unknown_threshold_is_rejected():
-    with pytest.raises(TypeError, match="min_item_supprt"):
+    with pytest.raises(ConfigError, match="min_item_supprt"):
         protocol.build_splits(random_clicks(0), min_item_supprt=3)
 
 
@@ -268,7 +268,7 @@ def test_statistics_count_splits_and_carry_published_figures():
     sessions_kept = 100 * stats["splits"]["train_full"]["sessions"] / stats["splits"]["raw"]["sessions"]
     assert stats["ratios"]["sessions_kept_pct"] == pytest.approx(sessions_kept, abs=1e-3)
     assert stats["published_rsc15_ratios"]["sessions_kept_pct"] == pytest.approx(86.124, abs=1e-3)
-    assert stats["thresholds"] == protocol.DEFAULT_THRESHOLDS
+    assert stats["thresholds"] == protocol.PROTOCOL_DEFAULTS
 
 
 def test_protocol_masks_counts_match_frames():

@@ -10,11 +10,11 @@ import pytest
 import torch
 
 from gru4rec_pipeline.cli import main
+from gru4rec_pipeline.data.vocabulary import Vocabulary
 from gru4rec_pipeline.errors import DataFormatError
 from gru4rec_pipeline.evaluation.recommend import (
     read_sessions_file,
     read_sessions_text,
-    read_vocab,
     recommend,
     sessions_from_ids,
 )
@@ -116,18 +116,18 @@ def test_parquet_sessions_are_ordered_by_time(tmp_path):
 def test_vocabulary_must_be_dense(tmp_path):
     path = tmp_path / "vocab.parquet"
     pd.DataFrame({"ItemId": [10, 20], "ItemIdx": [1, 0], "Support": [5, 5]}).to_parquet(path)
-    assert read_vocab(path).tolist() == [20, 10]
+    assert Vocabulary.load(path).item_ids.tolist() == [20, 10]
     pd.DataFrame({"ItemId": [10, 20], "ItemIdx": [0, 2], "Support": [5, 5]}).to_parquet(path)
-    with pytest.raises(DataFormatError, match="dense range"):
-        read_vocab(path)
+    with pytest.raises(DataFormatError, match="not a permutation"):
+        Vocabulary.load(path)
 
 
 @pytest.fixture
 def saved_model(tmp_path, model):
+    vocabulary = Vocabulary(ITEM_IDS, np.ones(N_ITEMS, dtype=np.int64))
+    model.vocabulary = vocabulary.identity()
     model.save(tmp_path / "model.pt")
-    pd.DataFrame({"ItemId": ITEM_IDS, "ItemIdx": np.arange(N_ITEMS), "Support": 1}).to_parquet(
-        tmp_path / "vocab.parquet"
-    )
+    vocabulary.save(tmp_path / "vocab.parquet")
     return tmp_path / "model.pt", tmp_path / "vocab.parquet"
 
 

@@ -7,9 +7,10 @@ import pandas as pd
 import pytest
 
 from gru4rec_pipeline import cli
+from gru4rec_pipeline.data import codes, export, sessions
 from gru4rec_pipeline.data import events as event_files
-from gru4rec_pipeline.data import sessions
 from gru4rec_pipeline.data.arrays import SessionArrays
+from gru4rec_pipeline.data.vocabulary import Vocabulary
 from gru4rec_pipeline.errors import DataFormatError
 
 
@@ -37,16 +38,23 @@ TRAIN = events(
 )
 
 
-def test_vocabulary_is_dense_in_item_order_with_support():
-    vocab = sessions.build_vocabulary(TRAIN)
-    assert vocab["ItemId"].tolist() == [10, 20, 30]
-    assert vocab["ItemIdx"].tolist() == [0, 1, 2]
-    assert vocab["Support"].tolist() == [3, 2, 2]
-    assert [str(t) for t in vocab.dtypes] == ["int64", "int64", "int64"]
+def vocabulary_of(frame: pd.DataFrame) -> Vocabulary:
+    return Vocabulary.from_item_ids(frame["ItemId"].to_numpy())
+
+
+def test_vocabulary_is_dense_in_item_order_with_support(tmp_path):
+    vocab = vocabulary_of(TRAIN)
+    assert vocab.item_ids.tolist() == [10, 20, 30] and vocab.support.tolist() == [3, 2, 2]
+    vocab.save(tmp_path / "vocab.parquet")
+    frame = pd.read_parquet(tmp_path / "vocab.parquet")
+    assert frame["ItemIdx"].tolist() == [0, 1, 2]
+    assert [str(t) for t in frame.dtypes] == ["int64", "int64", "int64"]
+    loaded = Vocabulary.load(tmp_path / "vocab.parquet")
+    assert loaded.fingerprint() == vocab.fingerprint() and loaded.index_of([30, 99]).tolist() == [2, -1]
 
 
 def test_sessions_ordered_by_start_time_ties_by_session_id():
-    vocab = sessions.build_vocabulary(TRAIN)
+    vocab = vocabulary_of(TRAIN)
     arrays, counts = sessions.to_session_arrays(TRAIN.iloc[::-1], vocab)
     assert arrays.session_ids.tolist() == [2, 3, 1]  # 2 and 3 both start at 5.0
     assert arrays.offsets.tolist() == [0, 2, 4, 7]
@@ -57,14 +65,14 @@ def test_sessions_ordered_by_start_time_ties_by_session_id():
 
 
 def test_events_with_equal_times_keep_input_order():
-    vocab = sessions.build_vocabulary(TRAIN)
+    vocab = vocabulary_of(TRAIN)
     tied = events([(9, 30, 1.0), (9, 10, 1.0), (9, 20, 1.0), (9, 20, 0.5)])
     arrays, _ = sessions.to_session_arrays(tied, vocab)
     assert arrays.items.tolist() == [1, 2, 0, 1]
 
 
 def test_unknown_items_dropped_then_short_sessions_dropped_and_counted():
-    vocab = sessions.build_vocabulary(TRAIN)
+    vocab = vocabulary_of(TRAIN)
     evaluation = events(
         [
             (7, 10, 1.0),
@@ -92,24 +100,30 @@ def test_unknown_items_dropped_then_short_sessions_dropped_and_counted():
 
 
 def test_empty_result_is_valid():
-    vocab = sessions.build_vocabulary(TRAIN)
+    vocab = vocabulary_of(TRAIN)
     arrays, counts = sessions.to_session_arrays(events([(1, 99, 1.0)]), vocab)
     assert arrays.n_sessions == 0 and arrays.offsets.tolist() == [0]
     assert counts["unknown_item_events"] == 1
     arrays.validate()
 
 
-def test_bad_vocabulary_is_reported():
-    with pytest.raises(DataFormatError, match="ItemId values repeat"):
-        sessions.to_session_arrays(TRAIN, pd.DataFrame({"ItemId": [1, 1], "ItemIdx": [0, 1]}))
+def test_bad_vocabulary_is_reported(tmp_path):
+    path = tmp_path / "vocab.parquet"
+    pd.DataFrame({"ItemId": [1, 1], "ItemIdx": [0, 1], "Support": [1, 1]}).to_parquet(path)
+    with pytest.raises(DataFormatError, match="more than one row"):
+        Vocabulary.load(path)
+    pd.DataFrame({"ItemId": [1, 2], "ItemIdx": [0, 5], "Support": [1, 1]}).to_parquet(path)
     with pytest.raises(DataFormatError, match="permutation"):
-        sessions.to_session_arrays(TRAIN, pd.DataFrame({"ItemId": [1, 2], "ItemIdx": [0, 5]}))
+        Vocabulary.load(path)
+    pd.DataFrame({"ItemId": [1, 2], "ItemIdx": [0, 1]}).to_parquet(path)
+    with pytest.raises(DataFormatError, match="missing columns"):
+        Vocabulary.load(path)
 
 
 def test_gru4rec_tsv_round_trip(tmp_path):
     frame = events([(1, 214536502, 1396867869.277), (1, 214536500, 1396867869.3), (22, 5, 1.5e9 + 1e-3)])
     path = tmp_path / "train.tsv"
-    sessions.write_gru4rec_tsv(frame, path)
+    export.write_gru4rec_tsv(frame, path)
     text = path.read_text()
     assert text.splitlines()[0] == "SessionId\tItemId\tTime"
     assert text.splitlines()[1] == "1\t214536502\t1396867869.277"
@@ -118,17 +132,17 @@ def test_gru4rec_tsv_round_trip(tmp_path):
 
 
 def test_paddle_text_lines_per_session(tmp_path):
-    vocab = sessions.build_vocabulary(TRAIN)
+    vocab = vocabulary_of(TRAIN)
     arrays, _ = sessions.to_session_arrays(TRAIN, vocab)
     path = tmp_path / "train_paddle.txt"
-    sessions.write_paddle_text(arrays, vocab, path)
+    export.write_paddle_text(arrays, vocab, path)
     assert path.read_text() == "1 0\n0 1\n2 0 2\n"
-    sessions.write_paddle_text(arrays, vocab, path, ids="item")
+    export.write_paddle_text(arrays, vocab, path, ids="item")
     assert path.read_text() == "20 10\n10 20\n30 10 30\n"
     # What the port's reader does with a line: split on whitespace, input line[:-1], target line[1:].
     lines = [[int(t) for t in line.split()] for line in (tmp_path / "train_paddle.txt").read_text().splitlines()]
     assert [len(line) for line in lines] == arrays.lengths().tolist()
-    sessions.write_paddle_vocab_size(vocab, tmp_path / "vocab.txt")
+    export.write_paddle_vocab_size(vocab, tmp_path / "vocab.txt")
     assert (tmp_path / "vocab.txt").read_text() == "3\n"
 
 
@@ -139,10 +153,8 @@ def test_paddle_text_round_trips_to_arrays(tmp_path):
     arrays = SessionArrays(
         offsets, rng.integers(0, 40, offsets[-1]), np.arange(offsets[-1], dtype=float), np.arange(50)
     )
-    vocab = pd.DataFrame(
-        {"ItemId": np.arange(40) * 7, "ItemIdx": np.arange(40), "Support": np.ones(40, dtype=np.int64)}
-    )
-    sessions.write_paddle_text(arrays, vocab, tmp_path / "p.txt")
+    vocab = Vocabulary(np.arange(40) * 7, np.ones(40, dtype=np.int64))
+    export.write_paddle_text(arrays, vocab, tmp_path / "p.txt")
     parsed = [np.array(line.split(), dtype=np.int64) for line in (tmp_path / "p.txt").read_text().splitlines()]
     assert np.array_equal(np.concatenate(parsed), arrays.items)
     assert [len(p) for p in parsed] == lengths.tolist()
@@ -167,10 +179,11 @@ def test_sessions_and_export_cli(tmp_path):
         )
         == 0
     )
-    vocab = pd.read_parquet(out / "vocab.parquet")
-    pd.testing.assert_frame_equal(vocab, sessions.build_vocabulary(clicks))
+    vocab = Vocabulary.load(out / "vocab.parquet")
+    assert vocab.fingerprint() == vocabulary_of(clicks).fingerprint()
+    assert vocab.support.tolist() == [3, 2, 2] and (out / "counts.json").exists()
     train = SessionArrays.load(out / "train.npz")
-    assert train.session_ids.tolist() == [2, 3, 1]
+    assert train.session_ids.tolist() == [2, 3, 1] and train.vocabulary == vocab.fingerprint()
     evaluation = SessionArrays.load(out / "eval.npz")
     assert evaluation.session_ids.tolist() == [5] and evaluation.items.tolist() == [0, 1]
 
@@ -204,9 +217,9 @@ def test_export_cli_paddle_needs_vocab(tmp_path, capsys):
     assert not (tmp_path / "p.txt").exists()
 
 
-def plain_session_lists(frame: pd.DataFrame, vocab: pd.DataFrame, min_length: int):
+def plain_session_lists(frame: pd.DataFrame, vocab: Vocabulary, min_length: int):
     """The conversion stated plainly: dicts and sorted()."""
-    index = dict(zip(vocab.ItemId.tolist(), vocab.ItemIdx.tolist()))
+    index = {item: position for position, item in enumerate(vocab.item_ids.tolist())}
     by_session: dict[int, list] = {}
     for session, item, time in zip(frame.SessionId.tolist(), frame.ItemId.tolist(), frame.Time.tolist()):
         if item in index:
@@ -218,6 +231,7 @@ def plain_session_lists(frame: pd.DataFrame, vocab: pd.DataFrame, min_length: in
 
 @pytest.mark.parametrize("seed", range(4))
 def test_session_arrays_match_plain_conversion_in_small_blocks(seed, monkeypatch):
+    monkeypatch.setattr(codes, "CHUNK_ROWS", 5)
     monkeypatch.setattr(event_files, "CHUNK_ROWS", 5)
     monkeypatch.setattr(sessions, "CHUNK_SESSIONS", 3)
     rng = np.random.default_rng(seed)
@@ -229,7 +243,7 @@ def test_session_arrays_match_plain_conversion_in_small_blocks(seed, monkeypatch
             "Time": rng.integers(0, 50, n).astype(np.float64),  # many ties
         }
     )
-    vocab = sessions.build_vocabulary(frame[frame.ItemId < 25_000])
+    vocab = vocabulary_of(frame[frame.ItemId < 25_000])
     arrays, counts = sessions.to_session_arrays(frame, vocab, min_session_length=3)
     expected = plain_session_lists(frame, vocab, 3)
     got = [

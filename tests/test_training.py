@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 
 import numpy as np
 import pandas as pd
@@ -10,13 +11,16 @@ import pytest
 import torch
 
 from gru4rec_pipeline.data.arrays import SessionArrays
+from gru4rec_pipeline.data.vocabulary import Vocabulary
 from gru4rec_pipeline.errors import ConfigError
 from gru4rec_pipeline.model import training
-from gru4rec_pipeline.names import LOSSES
+from gru4rec_pipeline.model.hyperparameters import DEFAULT_HYPERPARAMETERS, TrainConfig
+from gru4rec_pipeline.model.loading import load_model
 from gru4rec_pipeline.model.network import GRU4Rec
 from gru4rec_pipeline.model.optim import AdagradMomentum
 from gru4rec_pipeline.model.train_step import TrainStep
-from gru4rec_pipeline.model.training import DEFAULT_HYPERPARAMETERS, TrainConfig, load_model, train_model
+from gru4rec_pipeline.model.training import train_model
+from gru4rec_pipeline.names import LOSSES
 from test_losses import naive_loss
 
 N_ITEMS = 30
@@ -332,8 +336,11 @@ def test_command_line_trains_from_files(tmp_path):
         "--quiet",
     ]
     assert main(argv) == 0
-    assert load_model(tmp_path / "m.pt").n_items == N_ITEMS
-    assert (tmp_path / "ck" / "checkpoint.pt").exists()
+    model = load_model(tmp_path / "m.pt")
+    assert model.n_items == N_ITEMS and model.vocabulary == Vocabulary.load(tmp_path / "vocab.parquet").identity()
+    # The same files as the workflow's training: the summary beside the model; checkpoints gone once it is written.
+    assert json.loads((tmp_path / "training.json").read_text())["epochs"] == 1
+    assert not (tmp_path / "ck").exists()
     assert main(argv[:-1] + ["--set", "colour=red", "--quiet"]) == 2
 
 

@@ -13,9 +13,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from gru4rec_pipeline import names
-
 from conftest import LOSSES, REPO, REPORT_RULES, planned_jobs, rules_of, run_snakemake
+from gru4rec_pipeline import names
 
 BASELINES = [*names.BASELINES, names.ORACLE]
 
@@ -111,7 +110,7 @@ def test_own_click_log_gives_the_same_splits(tiny_run: Path, workflow_copy: Path
     overlay = workflow_copy / "own.yaml"
     overlay.write_text(
         f"own_data: {{path: {own_path}, session_column: visit, item_column: product, time_column: when, "
-        "time_format: iso}}\n"
+        "time_format: iso}\n"
     )
     run_snakemake(
         workflow_copy, "results/data/stats.json", "--cores", "2", "--configfile", "config/config.yaml", str(overlay)

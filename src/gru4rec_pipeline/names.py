@@ -37,3 +37,16 @@ HISTORY_COLUMNS = ("epoch", "loss", "events", "events_per_s", "wall_s")
 
 # How the time column of a click log of one's own is read.
 TIME_FORMATS = ("auto", "epoch", "iso")
+
+# Presets of the synthetic yoochoose-format dataset (``synthetic.archive.PRESETS`` defines their sizes).
+SYNTHETIC_PRESETS = ("tiny", "default", "full")
+
+# Defaults of the settings the config, the command line and the library share.
+# The RSC15 protocol (config key protocol): sessions shorter than 2 events and items with fewer than 5
+# events are dropped, and sessions ending in the last day (86,400 s) form the test split.
+PROTOCOL_DEFAULTS = {"min_session_length": 2, "min_item_support": 5, "split_seconds": 86400.0}
+# Item-kNN (config key baselines.itemknn): neighbours kept per item, shrinkage lambda.
+ITEMKNN_DEFAULTS = {"neighbors": 100, "lambda": 20.0}
+
+# Where the RecSys Challenge 2015 archive is published (config key url).
+RSC15_URL = "https://s3-eu-west-1.amazonaws.com/yc-rdata/yoochoose-data.7z"

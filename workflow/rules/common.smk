@@ -1,5 +1,8 @@
 # Shared helpers: config validation, wildcard constraints, input functions and targets.
 
+import ast
+import functools
+import os
 import sys
 from pathlib import Path
 
@@ -8,14 +11,14 @@ from snakemake.utils import validate
 validate(config, schema="../../config/schema.yaml")
 
 # The workflow's own package (also in a copy of the workflow): its names of losses, splits and settings.
-sys.path.insert(0, str(Path(workflow.basedir) / "src"))
+SOURCE_ROOT = Path(workflow.basedir) / "src"
+sys.path.insert(0, str(SOURCE_ROOT))
 from gru4rec_pipeline import names
 
 LOSSES = list(config["training"]["losses"])
 BASELINES = list(names.BASELINES)
 SPLITS = list(names.SPLITS)
 SETTING = config["setting"]
-PACKAGE = "src/gru4rec_pipeline"
 
 
 wildcard_constraints:
@@ -25,13 +28,48 @@ wildcard_constraints:
     split="|".join(SPLITS),
 
 
-def package_sources(*modules):
-    """Package files a rule's results depend on: declared as inputs, so editing them reruns the rule."""
-    shared = ["__init__", "errors", "progress", "data.arrays"]
-    return [
-        f"{PACKAGE}/{name.replace('.', '/')}.py"
-        for name in dict.fromkeys(shared + list(modules))
+def module_files(module):
+    """The files Python runs to import ``module`` (dotted): each package's __init__.py on the way, then the module."""
+    parts = module.split(".")
+    files = [
+        Path("src", *parts[:depth], "__init__.py") for depth in range(1, len(parts))
     ]
+    leaf = Path("src", *parts)
+    files.append(leaf / "__init__.py" if leaf.is_dir() else leaf.with_suffix(".py"))
+    return [path for path in files if path.exists()]
+
+
+def imported_package_modules(source):
+    """Package modules named by the import statements anywhere in the file ``source`` (also inside functions)."""
+    modules = set()
+    for node in ast.walk(ast.parse(Path(source).read_text(), filename=str(source))):
+        if isinstance(node, ast.Import):
+            modules.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            modules.add(node.module)
+            # `from package import module` imports a module, `from module import name` does not.
+            modules.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return {
+        name
+        for name in modules
+        if name.split(".")[0] == names.__name__.split(".")[0] and module_files(name)
+    }
+
+
+@functools.cache
+def code_inputs(script):
+    """Package files the stage script ``workflow/scripts/{script}.py`` runs: the import closure of its imports
+    inside the package, derived from the code when the workflow loads. Declared as inputs, so editing any of
+    them reruns the rule and what depends on it."""
+    pending = [Path(workflow.basedir, "workflow", "scripts", f"{script}.py")]
+    files = set()
+    while pending:
+        for module in imported_package_modules(pending.pop()):
+            for path in module_files(module):
+                if path not in files:
+                    files.add(path)
+                    pending.append(path)
+    return sorted(os.path.relpath(path) for path in files)
 
 
 def using_synthetic_data():

@@ -1,26 +1,5 @@
 # Data stages: archive -> raw clicks -> clicks.parquet -> protocol splits -> session arrays (+ exports).
-
-
-rule synthesize_archive:
-    input:
-        code=package_sources("synthetic.archive", "synthetic.oracle"),
-    output:
-        archive="results/raw/synthetic/yoochoose-data.7z",
-        process="results/raw/synthetic/process.npz",
-    log:
-        "logs/synthesize_archive/synthesize_archive.log",
-    # Cached between workflow copies (--cache), so no benchmark: a cache hit could not fill it.
-    cache: "omit-software"
-    conda:
-        "../../envs/data.yaml"
-    resources:
-        mem_mb=8000,
-        runtime=30,
-    params:
-        preset=config["synthetic"]["preset"],
-        seed=config["synthetic"]["seed"],
-    script:
-        "../scripts/synthesize_archive.py"
+# Code: src/gru4rec_pipeline/data/.
 
 
 localrules:
@@ -28,6 +7,10 @@ localrules:
 
 
 rule download_archive:
+    input:
+        # Declared but never a reason to run again: the archive is the same whichever code fetched it
+        # (its checksum says so), and a download is costly.
+        code=ancient(code_inputs("download_archive")),
     output:
         archive="results/raw/download/yoochoose-data.7z",
     log:
@@ -46,7 +29,7 @@ rule download_archive:
 rule extract_clicks:
     input:
         archive=get_archive(),
-        code=package_sources("data.extract"),
+        code=code_inputs("extract_clicks"),
     output:
         clicks="results/raw/yoochoose-clicks.dat",
     log:
@@ -65,7 +48,7 @@ rule extract_clicks:
 rule clicks_to_parquet:
     input:
         clicks=get_click_log(),
-        code=package_sources("data.clicks", "data.owndata"),
+        code=code_inputs("clicks_to_parquet"),
     output:
         parquet="results/data/clicks.parquet",
     log:
@@ -87,7 +70,7 @@ rule clicks_to_parquet:
 rule split_sessions:
     input:
         clicks="results/data/clicks.parquet",
-        code=package_sources("data.protocol"),
+        code=code_inputs("split_sessions"),
     output:
         **{split: f"results/data/{split}.parquet" for split in SPLITS},
         stats="results/data/stats.json",
@@ -110,7 +93,7 @@ rule build_sessions:
     input:
         train=get_setting_split("train"),
         evaluation=get_setting_split("eval"),
-        code=package_sources("data.sessions"),
+        code=code_inputs("build_sessions"),
     output:
         vocab="results/sessions/{setting}/vocab.parquet",
         train="results/sessions/{setting}/train.npz",
@@ -135,7 +118,7 @@ rule export_split:
     input:
         events="results/data/{split}.parquet",
         vocab=sessions_file("vocab.parquet"),
-        code=package_sources("data.sessions"),
+        code=code_inputs("export_split"),
     output:
         tsv="results/export/{split}.tsv",
         paddle="results/export/{split}.paddle.txt",

@@ -1,21 +1,11 @@
-# Model stages: GRU4Rec training per loss, next-item evaluation of models, baselines and the oracle.
+# Model stage: GRU4Rec training, one job per loss. Code: src/gru4rec_pipeline/model/.
 
 
 rule train_model:
     input:
         train=sessions_file("train.npz"),
         vocab=sessions_file("vocab.parquet"),
-        code=package_sources(
-            "model.network",
-            "model.kernels",
-            "model.losses",
-            "model.sampling",
-            "model.optim",
-            "model.iterator",
-            "model.hyperparameters",
-            "model.train_step",
-            "model.training",
-        ),
+        code=code_inputs("train_model"),
     output:
         model="results/models/{loss}/model.pt",
         history="results/models/{loss}/history.csv",
@@ -38,84 +28,3 @@ rule train_model:
         checkpoint_root="results/models/{loss}/checkpoints",
     script:
         "../scripts/train_model.py"
-
-
-rule evaluate_model:
-    input:
-        model="results/models/{loss}/model.pt",
-        training="results/models/{loss}/training.json",
-        evaluation=sessions_file("eval.npz"),
-        code=package_sources("model.network", "model.kernels", "evaluation.evaluate"),
-    output:
-        recall="results/recall_{loss}.txt",
-        metrics="results/metrics/{loss}.json",
-    log:
-        "logs/evaluate_model/{loss}.log",
-    benchmark:
-        "benchmarks/evaluate_model/{loss}.tsv"
-    conda:
-        "../../envs/model.yaml"
-    threads: config["training"]["threads"]
-    resources:
-        mem_mb=8000,
-        runtime=60,
-    params:
-        evaluation=config["evaluation"],
-        hyperparameters=get_hyperparameters,
-        seed=config["seed"],
-        device=config["device"],
-    script:
-        "../scripts/evaluate_model.py"
-
-
-rule evaluate_baseline:
-    input:
-        train=sessions_file("train.npz"),
-        evaluation=sessions_file("eval.npz"),
-        vocab=sessions_file("vocab.parquet"),
-        code=package_sources("evaluation.baselines", "evaluation.evaluate"),
-    output:
-        recall="results/recall_{baseline}.txt",
-        metrics="results/metrics/{baseline}.json",
-    log:
-        "logs/evaluate_baseline/{baseline}.log",
-    benchmark:
-        "benchmarks/evaluate_baseline/{baseline}.tsv"
-    conda:
-        "../../envs/model.yaml"
-    threads: 2
-    resources:
-        mem_mb=8000,
-        runtime=60,
-    params:
-        evaluation=config["evaluation"],
-        itemknn=config["baselines"]["itemknn"],
-    script:
-        "../scripts/evaluate_baseline.py"
-
-
-rule evaluate_oracle:
-    input:
-        process=get_synthetic_process,
-        evaluation=sessions_file("eval.npz"),
-        vocab=sessions_file("vocab.parquet"),
-        code=package_sources(
-            "synthetic.oracle", "evaluation.baselines", "evaluation.evaluate"
-        ),
-    output:
-        recall="results/recall_oracle.txt",
-        metrics="results/metrics/oracle.json",
-    log:
-        "logs/evaluate_oracle/oracle.log",
-    benchmark:
-        "benchmarks/evaluate_oracle/oracle.tsv"
-    conda:
-        "../../envs/model.yaml"
-    threads: 2
-    resources:
-        mem_mb=8000,
-        runtime=60,
-    params:
-        evaluation=config["evaluation"],
-    script:
-        "../scripts/evaluate_oracle.py"

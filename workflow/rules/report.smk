@@ -1,4 +1,5 @@
 # Report stages: the results table and the figures, each marked for `snakemake --report report.html`.
+# Code: src/gru4rec_pipeline/report/
 
 
 localrules:
@@ -8,7 +9,7 @@ localrules:
 rule summarize_results:
     input:
         metrics=expand("results/metrics/{name}.json", name=LOSSES + get_baselines()),
-        code=package_sources("report.summary"),
+        code=code_inputs("summarize_results"),
     output:
         tsv=report(
             "results/summary.tsv",
@@ -37,7 +38,7 @@ rule summarize_results:
 rule plot_metrics:
     input:
         metrics=expand("results/metrics/{name}.json", name=LOSSES + get_baselines()),
-        code=package_sources("report.plots", "report.summary"),
+        code=code_inputs("plot_metrics"),
     output:
         png=report(
             "results/plots/metrics_by_cutoff.png",
@@ -59,7 +60,7 @@ rule plot_metrics:
 rule plot_training_speed:
     input:
         metrics=expand("results/metrics/{name}.json", name=LOSSES + get_baselines()),
-        code=package_sources("report.plots", "report.summary"),
+        code=code_inputs("plot_training_speed"),
     output:
         png=report(
             "results/plots/training_speed.png",
@@ -81,7 +82,7 @@ rule plot_training_speed:
 rule plot_training_loss:
     input:
         histories=expand("results/models/{loss}/history.csv", loss=LOSSES),
-        code=package_sources("report.plots", "report.summary"),
+        code=code_inputs("plot_training_loss"),
     output:
         png=report(
             "results/plots/training_loss.png",
@@ -105,7 +106,7 @@ rule plot_dataset:
         stats="results/data/stats.json",
         train="results/data/train_full.parquet",
         test="results/data/test.parquet",
-        code=package_sources("report.plots", "report.summary"),
+        code=code_inputs("plot_dataset"),
     output:
         png=report(
             "results/plots/dataset_statistics.png",

@@ -2,21 +2,17 @@
 
 import sys
 
-sys.path.insert(0, f"{snakemake.scriptdir}/../../src")  # the workflow's own package, also in copies of it
+sys.path.insert(0, snakemake.scriptdir)
+from _prologue import start
 
-from gru4rec_pipeline.progress import configure_logging
-
-configure_logging(snakemake.log[0])
-
-import logging
+start(snakemake)
 
 from gru4rec_pipeline.data.clicks import clicks_to_parquet
 from gru4rec_pipeline.data.owndata import own_clicks_to_parquet
 
-log = logging.getLogger("clicks_to_parquet")
+own = snakemake.params.own_data
 if snakemake.params.log_format == "own":
-    own = snakemake.params.own_data
-    rows = own_clicks_to_parquet(
+    own_clicks_to_parquet(
         snakemake.input.clicks,
         snakemake.output.parquet,
         session_col=own["session_column"],
@@ -26,5 +22,4 @@ if snakemake.params.log_format == "own":
         sep=own["separator"],
     )
 else:
-    rows = clicks_to_parquet(snakemake.input.clicks, snakemake.output.parquet)
-log.info("wrote %s clicks to %s", f"{rows:,}", snakemake.output.parquet)
+    clicks_to_parquet(snakemake.input.clicks, snakemake.output.parquet)

@@ -2,17 +2,16 @@
 
 import sys
 
-sys.path.insert(0, f"{snakemake.scriptdir}/../../src")  # the workflow's own package, also in copies of it
+sys.path.insert(0, snakemake.scriptdir)
+from _prologue import start
 
-from gru4rec_pipeline.progress import configure_logging
+start(snakemake)
 
-configure_logging(snakemake.log[0])
+from gru4rec_pipeline.data.export import export_split
 
-from gru4rec_pipeline.data.events import read_events
-from gru4rec_pipeline.data.sessions import read_vocabulary, to_session_arrays, write_gru4rec_tsv, write_paddle_text
-
-events = read_events(snakemake.input.events)
-vocab = read_vocabulary(snakemake.input.vocab)
-write_gru4rec_tsv(events, snakemake.output.tsv)
-arrays, _ = to_session_arrays(events, vocab)
-write_paddle_text(arrays, vocab, snakemake.output.paddle)
+export_split(
+    snakemake.input.events,
+    tsv_path=snakemake.output.tsv,
+    paddle_path=snakemake.output.paddle,
+    vocab_path=snakemake.input.vocab,
+)

@@ -2,19 +2,17 @@
 
 import sys
 
-sys.path.insert(0, f"{snakemake.scriptdir}/../../src")  # the workflow's own package, also in copies of it
+sys.path.insert(0, snakemake.scriptdir)
+from _prologue import start
 
-from gru4rec_pipeline.progress import configure_logging
+start(snakemake)
 
-configure_logging(snakemake.log[0])
-
-from gru4rec_pipeline.data.events import read_events
-from gru4rec_pipeline.data.protocol import split_clicks
+from gru4rec_pipeline.data.protocol import run_split
 from gru4rec_pipeline.names import SPLITS
 
-split_clicks(
-    read_events(snakemake.input.clicks),
+run_split(
+    snakemake.input.clicks,
     {name: snakemake.output[name] for name in SPLITS},
-    stats_path=snakemake.output.stats,
+    snakemake.output.stats,
     **snakemake.params.protocol,
 )

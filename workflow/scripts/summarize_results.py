@@ -2,11 +2,10 @@
 
 import sys
 
-sys.path.insert(0, f"{snakemake.scriptdir}/../../src")  # the workflow's own package, also in copies of it
+sys.path.insert(0, snakemake.scriptdir)
+from _prologue import start
 
-from gru4rec_pipeline.progress import configure_logging
-
-configure_logging(snakemake.log[0])
+start(snakemake)
 
 from gru4rec_pipeline.report.summary import describe_dataset, write_summary
 

@@ -2,20 +2,16 @@
 
 import sys
 
-sys.path.insert(0, f"{snakemake.scriptdir}/../../src")  # the workflow's own package, also in copies of it
+sys.path.insert(0, snakemake.scriptdir)
+from _prologue import start
 
-from gru4rec_pipeline.progress import configure_logging
-
-configure_logging(snakemake.log[0])
-
-import logging
+start(snakemake)
 
 from gru4rec_pipeline.synthetic.archive import write_synthetic_archive
 
-summary = write_synthetic_archive(
+write_synthetic_archive(
     snakemake.output.archive,
     snakemake.output.process,
     preset=snakemake.params.preset,
     seed=snakemake.params.seed,
 )
-logging.getLogger("synthesize_archive").info("wrote %s: %s", snakemake.output.archive, summary)

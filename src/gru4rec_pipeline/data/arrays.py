@@ -4,12 +4,15 @@ A split with ``n`` sessions and ``m`` events is held as
 - ``offsets``   int64[n + 1]: session ``s`` owns events ``offsets[s]:offsets[s + 1]``;
 - ``items``     int64[m]:     dense item index into the training vocabulary (0 .. n_items - 1);
 - ``times``     float64[m]:   UTC epoch seconds of each event;
-- ``session_ids`` int64[n]:   the original SessionId of each session.
+- ``session_ids`` int64[n]:   the original SessionId of each session;
+- ``vocabulary``:             the fingerprint of the vocabulary the item indices refer to
+                              (``Vocabulary.fingerprint``; empty when not known).
 Sessions are ordered by start time (ties by SessionId), events within a session by time.
 """
 
 from __future__ import annotations
 
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +21,12 @@ import numpy as np
 from gru4rec_pipeline.errors import DataFormatError
 from gru4rec_pipeline.files import atomic_output
 
+# The sessions stage writes these files; what to do about one that is missing or damaged.
+REBUILD = (
+    "the sessions stage writes it: delete it and run the workflow again (rule build_sessions), "
+    "or run `gru4rec-pipeline sessions`"
+)
+
 
 @dataclass(frozen=True)
 class SessionArrays:
@@ -25,6 +34,7 @@ class SessionArrays:
     items: np.ndarray
     times: np.ndarray
     session_ids: np.ndarray
+    vocabulary: str = ""
 
     @property
     def n_sessions(self) -> int:
@@ -54,19 +64,32 @@ class SessionArrays:
         """Write to ``path`` (.npz) atomically: a temporary file renamed into place."""
         # Through an open file: given a name, numpy would append ".npz" to one without it.
         with atomic_output(path) as temporary, open(temporary, "wb") as stream:
-            np.savez(stream, offsets=self.offsets, items=self.items, times=self.times, session_ids=self.session_ids)
+            np.savez(
+                stream,
+                offsets=self.offsets,
+                items=self.items,
+                times=self.times,
+                session_ids=self.session_ids,
+                vocabulary=np.array(self.vocabulary),
+            )
 
     @classmethod
     def load(cls, path: str | Path) -> "SessionArrays":
-        with np.load(path, allow_pickle=False) as data:
-            missing = {"offsets", "items", "times", "session_ids"} - set(data.files)
-            if missing:
-                raise DataFormatError(path, f"missing arrays {sorted(missing)}")
-            arrays = cls(
-                offsets=data["offsets"].astype(np.int64, copy=False),
-                items=data["items"].astype(np.int64, copy=False),
-                times=data["times"].astype(np.float64, copy=False),
-                session_ids=data["session_ids"].astype(np.int64, copy=False),
-            )
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                missing = {"offsets", "items", "times", "session_ids"} - set(data.files)
+                if missing:
+                    raise DataFormatError(path, f"missing arrays {sorted(missing)}; {REBUILD}")
+                arrays = cls(
+                    offsets=data["offsets"].astype(np.int64, copy=False),
+                    items=data["items"].astype(np.int64, copy=False),
+                    times=data["times"].astype(np.float64, copy=False),
+                    session_ids=data["session_ids"].astype(np.int64, copy=False),
+                    vocabulary=str(data["vocabulary"]) if "vocabulary" in data.files else "",
+                )
+        except FileNotFoundError:
+            raise DataFormatError(path, f"session arrays file not found; {REBUILD}") from None
+        except (zipfile.BadZipFile, EOFError, OSError, ValueError) as exc:
+            raise DataFormatError(path, f"damaged session arrays file ({exc}); {REBUILD}") from None
         arrays.validate(path)
         return arrays

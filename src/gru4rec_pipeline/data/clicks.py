@@ -14,7 +14,6 @@ line and reports it by number.
 
 from __future__ import annotations
 
-import argparse
 import logging
 import time
 from pathlib import Path
@@ -245,15 +244,3 @@ def _describe_problem(line: bytes, fields: list[str]) -> str:
         if not _parses(line, [name]):
             return FIELD_PROBLEMS[name].format(value=values[RAW_FIELDS.index(name)])
     return f"cannot parse as {RAW_LAYOUT}: {shown!r}"
-
-
-def register_cli(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("clicks", help="convert yoochoose-clicks.dat to a typed clicks.parquet")
-    parser.add_argument("--input", required=True, type=Path, help="raw clicks file, e.g. yoochoose-clicks.dat")
-    parser.add_argument("--out", required=True, type=Path, help="Parquet file to write, e.g. clicks.parquet")
-    parser.set_defaults(func=_run_cli)
-
-
-def _run_cli(args: argparse.Namespace) -> int:
-    clicks_to_parquet(args.input, args.out)
-    return 0

@@ -9,7 +9,6 @@ request. The destination appears only once the whole body is there (and matches
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import http.client
 import logging
@@ -25,8 +24,6 @@ from gru4rec_pipeline.errors import ConfigError, PipelineError
 from gru4rec_pipeline.progress import Progress
 
 log = logging.getLogger(__name__)
-
-RSC15_URL = "https://s3-eu-west-1.amazonaws.com/yc-rdata/yoochoose-data.7z"
 
 CHUNK_BYTES = 1 << 20
 MAX_BACKOFF_S = 60.0
@@ -188,20 +185,3 @@ def _body_layout(url: str, response, part: Path, have: int) -> tuple[int | None,
 def _content_length(response) -> int | None:
     value = response.headers.get("Content-Length")
     return int(value) if value is not None and value.isdigit() else None
-
-
-def register_cli(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "download", help="download a file (by default the RSC15 archive), resumable and verified"
-    )
-    parser.add_argument("--url", default=RSC15_URL, help=f"what to download (default: {RSC15_URL})")
-    parser.add_argument("--sha256", default=None, help="expected SHA-256 of the file; a mismatch is an error")
-    parser.add_argument("--out", required=True, type=Path, help="destination path")
-    parser.add_argument("--retries", type=int, default=5, help="retries after connection errors and 5xx answers")
-    parser.add_argument("--timeout", type=float, default=60.0, help="seconds without data before an attempt fails")
-    parser.set_defaults(func=_run_cli)
-
-
-def _run_cli(args: argparse.Namespace) -> int:
-    download(args.url, args.out, sha256=args.sha256, retries=args.retries, timeout=args.timeout)
-    return 0

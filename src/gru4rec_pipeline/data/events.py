@@ -16,22 +16,13 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from gru4rec_pipeline.data.codes import CHUNK_ROWS
 from gru4rec_pipeline.errors import DataFormatError
 from gru4rec_pipeline.files import atomic_outputs
 
 EVENT_COLUMNS = ("SessionId", "ItemId", "Time")
 EVENT_SCHEMA = pa.schema([("SessionId", pa.int64()), ("ItemId", pa.int64()), ("Time", pa.float64())])
 EXPECTED_COLUMNS = "expected SessionId int64, ItemId int64, Time float64"
-
-# Row-level work goes through these helpers in blocks of CHUNK_ROWS rows: numpy turns index
-# arrays into intp (int64) before bincount or fancy indexing, so whole-array calls on the 33M
-# RSC15 rows would each allocate a 264 MB temporary; in blocks the codes stay int32.
-CHUNK_ROWS = 1 << 22
-
-
-def row_blocks(n: int):
-    return (slice(start, min(start + CHUNK_ROWS, n)) for start in range(0, n, CHUNK_ROWS))
-
 
 # ----------------------------------------------------------------------------------------------
 # Checked columns.

@@ -8,7 +8,6 @@ decompressed with valid checksums: a damaged archive leaves no output.
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 import re
@@ -146,22 +145,3 @@ def find_member(archive: Path, member: str, entries: list) -> str:
         raise DataFormatError(archive, f"member {member!r} is ambiguous: it matches {matches}")
     listing = ", ".join(repr(name) for name in files[:20]) + (" ..." if len(files) > 20 else "")
     raise DataFormatError(archive, f"no regular file named {member!r}; the archive holds {listing or 'no files'}")
-
-
-def register_cli(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("extract", help="extract named members of a 7z archive")
-    parser.add_argument("--archive", required=True, type=Path, help="the 7z archive, e.g. yoochoose-data.7z")
-    parser.add_argument(
-        "--member",
-        required=True,
-        action="append",
-        dest="members",
-        help="member to extract, by full or base name (repeatable), e.g. yoochoose-clicks.dat",
-    )
-    parser.add_argument("--out-dir", required=True, type=Path, help="folder that receives the members")
-    parser.set_defaults(func=_run_cli)
-
-
-def _run_cli(args: argparse.Namespace) -> int:
-    extract_members(args.archive, args.out_dir, args.members)
-    return 0

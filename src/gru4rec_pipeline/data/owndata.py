@@ -19,7 +19,6 @@ value is a number, else as ISO-8601).
 
 from __future__ import annotations
 
-import argparse
 import logging
 from pathlib import Path
 
@@ -244,36 +243,3 @@ def own_clicks_to_parquet(
         pq.write_table(table, staged.temporary(out_parquet))
     log.info("%s: %d clicks written to %s", path, len(table), out_parquet)
     return len(table)
-
-
-def register_cli(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "own-data",
-        help="convert your own click log (CSV/Parquet) to clicks.parquet",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("--input", required=True, help="CSV or Parquet click log")
-    parser.add_argument("--out", required=True, help="clicks.parquet to write")
-    parser.add_argument("--session-column", default="SessionId", help="column of the session id (default SessionId)")
-    parser.add_argument("--item-column", default="ItemId", help="column of the item id (default ItemId)")
-    parser.add_argument("--time-column", default="Time", help="column of the event time (default Time)")
-    parser.add_argument("--time-format", choices=TIME_FORMATS, default="auto", help="epoch seconds, iso, or auto")
-    parser.add_argument("--category-column", help="optional column copied to Category")
-    parser.add_argument("--sep", default=",", help="CSV field separator (default ,)")
-    parser.set_defaults(func=_run_cli)
-
-
-def _run_cli(args: argparse.Namespace) -> int:
-    rows = own_clicks_to_parquet(
-        args.input,
-        args.out,
-        args.session_column,
-        args.item_column,
-        args.time_column,
-        args.time_format,
-        args.sep,
-        args.category_column,
-    )
-    print(f"{rows:,} clicks written to {args.out}")
-    return 0

@@ -27,21 +27,20 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from gru4rec_pipeline.data.codes import codes_present, count_codes, dense_codes, lookup_codes
 from gru4rec_pipeline.data.events import (
     event_arrays,
     event_frame,
     read_events,
-    row_blocks,
     session_time_order,
     write_event_rows,
 )
+from gru4rec_pipeline.errors import ConfigError
 from gru4rec_pipeline.files import atomic_outputs
-from gru4rec_pipeline.names import SPLITS
+from gru4rec_pipeline.names import PROTOCOL_DEFAULTS, SPLITS
 
 log = logging.getLogger(__name__)
 
-
-DEFAULT_THRESHOLDS = {"min_session_length": 2, "min_item_support": 5, "split_seconds": 86400.0}
 
 # What the original GRU4Rec preprocessing script reports on the real yoochoose-clicks.dat
 # (raw counts: the RecSys Challenge 2015 data description). Kept here, beside the protocol they
@@ -53,71 +52,6 @@ RSC15_PUBLISHED_STATS = {
     "train_tr": {"events": 31_579_006, "sessions": 7_953_885, "items": 37_483},
     "valid": {"events": 58_233, "sessions": 12_372, "items": 6_359},
 }
-
-
-# ----------------------------------------------------------------------------------------------
-# Dense codes and masks: the vectorized core (row-level work in blocks, see events.row_blocks).
-
-
-def _code_dtype(n_bins: int):
-    return np.int32 if n_bins < 2**31 else np.int64
-
-
-def dense_codes(values: np.ndarray) -> tuple[np.ndarray, int]:
-    """Map integer ids to dense codes (int32 when they fit): returns (codes, number of codes).
-
-    Sorted ids (session ids of a sorted split) are numbered by run, compact id ranges shifted
-    by their minimum (codes of absent ids stay unused), other ids looked up in a hash index of
-    their distinct values (RSC15 item ids span ~4e8).
-    """
-    n = len(values)
-    if n == 0:
-        return np.zeros(0, dtype=np.int32), 0
-    new_run = np.empty(n, dtype=bool)
-    new_run[0] = True
-    np.not_equal(values[1:], values[:-1], out=new_run[1:])
-    if not (values[1:] < values[:-1]).any():
-        codes = np.cumsum(new_run, dtype=_code_dtype(n))
-        codes -= 1
-        return codes, int(codes[-1]) + 1
-    del new_run
-    low, high = int(values.min()), int(values.max())
-    span = high - low + 1
-    if span <= 2 * n + 1024:
-        codes = np.empty(n, dtype=_code_dtype(span))
-        for block in row_blocks(n):
-            np.subtract(values[block], low, out=codes[block], casting="unsafe")
-        return codes, span
-    index = pd.Index(pd.unique(values))
-    codes = np.empty(n, dtype=_code_dtype(len(index)))
-    for block in row_blocks(n):
-        codes[block] = index.get_indexer(values[block])
-    return codes, len(index)
-
-
-def count_codes(codes: np.ndarray, n_bins: int, rows: np.ndarray | None = None) -> np.ndarray:
-    """Occurrences of each code (among ``rows`` when given)."""
-    counts = np.zeros(n_bins, dtype=np.int64)
-    for block in row_blocks(len(codes)):
-        selected = codes[block] if rows is None else codes[block][rows[block]]
-        counts += np.bincount(selected, minlength=n_bins)
-    return counts
-
-
-def codes_present(codes: np.ndarray, n_bins: int, rows: np.ndarray) -> np.ndarray:
-    """Which codes occur among ``rows``."""
-    seen = np.zeros(n_bins, dtype=bool)
-    for block in row_blocks(len(codes)):
-        seen[codes[block][rows[block]]] = True
-    return seen
-
-
-def lookup_codes(flags: np.ndarray, codes: np.ndarray) -> np.ndarray:
-    """``flags[codes]`` for a per-code boolean table."""
-    out = np.empty(len(codes), dtype=bool)
-    for block in row_blocks(len(codes)):
-        out[block] = flags[codes[block]]
-    return out
 
 
 def _filter_mask(
@@ -200,10 +134,10 @@ def split_by_last_time(
 
 
 def _thresholds(thresholds: dict) -> dict:
-    unknown = set(thresholds) - set(DEFAULT_THRESHOLDS)
+    unknown = set(thresholds) - set(PROTOCOL_DEFAULTS)
     if unknown:
-        raise TypeError(f"unknown protocol thresholds {sorted(unknown)}; expected {sorted(DEFAULT_THRESHOLDS)}")
-    return {**DEFAULT_THRESHOLDS, **thresholds}
+        raise ConfigError("protocol", f"unknown settings {sorted(unknown)}; expected {sorted(PROTOCOL_DEFAULTS)}")
+    return {**PROTOCOL_DEFAULTS, **thresholds}
 
 
 def protocol_masks(
@@ -319,51 +253,10 @@ def split_clicks(
     return stats
 
 
-# ----------------------------------------------------------------------------------------------
-# Command line.
-
-
-def _run_split(args) -> int:
-    out_dir = Path(args.out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    clicks = read_events(args.clicks)
-    paths = {name: out_dir / f"{name}.parquet" for name in SPLITS}
-    split_clicks(
-        clicks,
-        paths,
-        stats_path=args.stats,
-        min_session_length=args.min_session_length,
-        min_item_support=args.min_item_support,
-        split_seconds=args.split_seconds,
-    )
-    return 0
-
-
-def register_cli(subparsers) -> None:
-    parser = subparsers.add_parser(
-        "split",
-        help="filter clicks and split them by time (the GRU4Rec RSC15 protocol)",
-        description="Write train_full/test/train_tr/valid.parquet into --out-dir and the statistics to --stats.",
-    )
-    parser.add_argument("--clicks", required=True, help="clicks.parquet (SessionId, ItemId, Time)")
-    parser.add_argument("--out-dir", required=True, help="folder for the four split files")
-    parser.add_argument("--stats", required=True, help="statistics JSON to write")
-    parser.add_argument(
-        "--min-session-length",
-        type=int,
-        default=DEFAULT_THRESHOLDS["min_session_length"],
-        help="drop sessions with fewer events (default 2)",
-    )
-    parser.add_argument(
-        "--min-item-support",
-        type=int,
-        default=DEFAULT_THRESHOLDS["min_item_support"],
-        help="drop items with fewer events (default 5)",
-    )
-    parser.add_argument(
-        "--split-seconds",
-        type=float,
-        default=DEFAULT_THRESHOLDS["split_seconds"],
-        help="test/valid sessions end within this many seconds of the last event (default 86400)",
-    )
-    parser.set_defaults(func=_run_split)
+def run_split(
+    clicks_path: str | Path, split_paths: dict[str, str | Path], stats_path: str | Path, **thresholds
+) -> dict:
+    """The split stage: ``clicks.parquet`` to the four split files and ``stats.json``; returns the statistics."""
+    for path in [*split_paths.values(), stats_path]:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    return split_clicks(read_events(clicks_path), split_paths, stats_path=stats_path, **thresholds)

@@ -18,16 +18,14 @@ from __future__ import annotations
 import logging
 
 import numpy as np
-import pandas as pd
 
 from gru4rec_pipeline.data.arrays import SessionArrays
+from gru4rec_pipeline.data.vocabulary import Vocabulary
 from gru4rec_pipeline.errors import ConfigError, DataFormatError
-from gru4rec_pipeline.names import BASELINES
+from gru4rec_pipeline.names import BASELINES, ITEMKNN_DEFAULTS
 
 log = logging.getLogger(__name__)
 
-# Settings of item-kNN (config key baselines.itemknn): neighbours kept per item, shrinkage lambda.
-ITEMKNN_DEFAULTS = {"neighbors": 100, "lambda": 20.0}
 PAIR_CHUNK = 20_000_000  # event pairs generated at once while counting co-occurrences
 
 
@@ -152,17 +150,13 @@ class OracleScorer:
     the process never emits score 0.
     """
 
-    def __init__(self, oracle, vocab: pd.DataFrame):
+    def __init__(self, oracle, vocab: Vocabulary):
         self.oracle = oracle
-        vocab_ids = np.asarray(vocab["ItemId"], dtype=np.int64)
-        vocab_index = np.asarray(vocab["ItemIdx"], dtype=np.int64)
-        self.n_items = len(vocab_ids)
-        self.item_ids_by_index = np.empty(self.n_items, dtype=np.int64)
-        self.item_ids_by_index[vocab_index] = vocab_ids
+        self.n_items = vocab.n_items
+        self.item_ids_by_index = vocab.item_ids
         process_ids = np.asarray(oracle.item_ids, dtype=np.int64)
-        by_id = pd.Series(vocab_index, index=vocab_ids)
-        column_index = by_id.reindex(process_ids).to_numpy()
-        known = ~np.isnan(column_index.astype(np.float64))
+        column_index = vocab.index_of(process_ids)
+        known = column_index >= 0
         self.columns = np.flatnonzero(known)  # process columns that are vocabulary items
         self.column_targets = column_index[known].astype(np.int64)  # their vocabulary indices
         log.info("oracle: %d of %d process items are in the vocabulary", len(self.columns), len(process_ids))
@@ -174,21 +168,11 @@ class OracleScorer:
         return scores
 
 
-def read_vocab(vocab) -> pd.DataFrame:
-    if isinstance(vocab, pd.DataFrame):
-        return vocab
-    from gru4rec_pipeline.data.sessions import read_vocabulary
+def build_baseline(name: str, train: SessionArrays, n_items: int, **options):
+    """Fit baseline ``name`` (pop, spop, itemknn) on ``train`` over ``n_items`` items; returns ``(scorer, n_items)``.
 
-    return read_vocabulary(vocab)
-
-
-def build_baseline(name: str, train: SessionArrays, vocab, **options):
-    """Fit baseline ``name`` (pop, spop, itemknn) on ``train``; returns ``(scorer, n_items)``.
-
-    ``vocab`` is the vocabulary (a DataFrame or the path of vocab.parquet); ``options`` are the
-    baseline's settings (itemknn: ``neighbors``, ``lambda``).
+    ``options`` are the baseline's settings (itemknn: ``neighbors``, ``lambda``).
     """
-    n_items = len(read_vocab(vocab))
     if train.n_events and (train.items.min() < 0 or train.items.max() >= n_items):
         raise DataFormatError("<training sessions>", f"item indices must lie in 0..{n_items - 1}")
     support = item_support(train, n_items)
@@ -207,42 +191,3 @@ def build_baseline(name: str, train: SessionArrays, vocab, **options):
             float(options.get("lambda", ITEMKNN_DEFAULTS["lambda"])),
         ), n_items
     raise ConfigError("baselines.run", f"unknown baseline {name!r} (expected one of {', '.join(BASELINES)})")
-
-
-def _run_baseline(args) -> int:
-    from gru4rec_pipeline.evaluation.evaluate import (
-        evaluate_scorer,
-        format_recall_text,
-        write_metrics_json,
-        write_recall_txt,
-    )
-
-    train = SessionArrays.load(args.train)
-    eval_arrays = SessionArrays.load(args.eval)
-    options = {"neighbors": args.neighbors, "lambda": args.shrink} if args.name == "itemknn" else {}
-    scorer, n_items = build_baseline(args.name, train, args.vocab, **options)
-    metrics = evaluate_scorer(scorer, eval_arrays, n_items, cutoffs=args.cutoffs, tie_mode=args.tie_mode)
-    title = f"baseline {args.name}"
-    print(format_recall_text(metrics, title), end="")
-    if args.out_txt:
-        write_recall_txt(metrics, args.out_txt, title)
-    if args.out_json:
-        write_metrics_json(
-            metrics, args.out_json, extra={"model": args.name, "kind": "baseline", "hyperparameters": options}
-        )
-    return 0
-
-
-def register_cli(subparsers) -> None:
-    parser = subparsers.add_parser("baseline", help="fit and evaluate a non-neural baseline (pop, spop, itemknn)")
-    parser.add_argument("name", choices=BASELINES)
-    parser.add_argument("--train", required=True, help="training sessions (.npz session arrays)")
-    parser.add_argument("--eval", required=True, help="evaluation sessions (.npz session arrays)")
-    parser.add_argument("--vocab", required=True, help="vocab.parquet")
-    parser.add_argument("--cutoffs", type=int, nargs="+", default=[1, 5, 10, 20])
-    parser.add_argument("--tie-mode", default="standard", choices=["standard", "conservative", "median"])
-    parser.add_argument("--neighbors", type=int, default=100, help="itemknn: neighbours kept per item")
-    parser.add_argument("--shrink", type=float, default=20.0, help="itemknn: lambda added to the supports")
-    parser.add_argument("--out-txt")
-    parser.add_argument("--out-json")
-    parser.set_defaults(func=_run_baseline)

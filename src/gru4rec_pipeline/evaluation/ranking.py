@@ -28,18 +28,19 @@ import math
 import numpy as np
 import torch
 
+from gru4rec_pipeline.errors import ConfigError
 from gru4rec_pipeline.names import DEFAULT_CUTOFFS, TIE_MODES
 
 
 def check_tie_mode(tie_mode: str) -> None:
     if tie_mode not in TIE_MODES:
-        raise ValueError(f"tie mode must be one of {', '.join(TIE_MODES)}, got {tie_mode!r}")
+        raise ConfigError("evaluation.tie_mode", f"got {tie_mode!r}, expected one of {', '.join(TIE_MODES)}")
 
 
 def check_cutoffs(cutoffs) -> list[int]:
     values = [int(c) for c in cutoffs]
     if not values or any(c < 1 for c in values) or any(c != float(raw) for c, raw in zip(values, cutoffs)):
-        raise ValueError(f"cut-offs must be positive integers, got {list(cutoffs)}")
+        raise ConfigError("evaluation.cutoffs", f"got {list(cutoffs)}, expected positive integers")
     return sorted(set(values))
 
 

@@ -11,16 +11,15 @@ and the recurrent state never needs masking.
 
 from __future__ import annotations
 
-import argparse
 import logging
 import re
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from gru4rec_pipeline.data.vocabulary import Vocabulary
 from gru4rec_pipeline.errors import DataFormatError
 from gru4rec_pipeline.files import atomic_output
 from gru4rec_pipeline.progress import Progress
@@ -68,9 +67,12 @@ def read_sessions_text(path: str | Path, integer_ids: bool = True) -> SessionBat
     path = Path(path)
     session_ids, lengths, items = [], [], []
     try:
-        lines = path.read_text().splitlines()
+        # utf-8-sig: a byte order mark at the start (as some editors write) is not part of the first id.
+        lines = path.read_text(encoding="utf-8-sig").splitlines()
     except FileNotFoundError:
         raise DataFormatError(path, "sessions file does not exist") from None
+    except UnicodeDecodeError as exc:
+        raise DataFormatError(path, f"not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     for number, line in enumerate(lines, start=1):
         text = line.strip()
         if not text or text.startswith("#"):
@@ -115,23 +117,6 @@ def read_sessions_parquet(path: str | Path, integer_ids: bool = True) -> Session
 def read_sessions_file(path: str | Path, integer_ids: bool = True) -> SessionBatch:
     reader = read_sessions_parquet if str(path).endswith(".parquet") else read_sessions_text
     return reader(path, integer_ids)
-
-
-def read_vocab(path: str | Path) -> np.ndarray:
-    """ItemId of each vocabulary index (position ``i`` holds the ItemId of ItemIdx ``i``)."""
-    path = Path(path)
-    try:
-        vocab = pd.read_parquet(path, columns=["ItemId", "ItemIdx"])
-    except FileNotFoundError:
-        raise DataFormatError(path, "vocabulary does not exist") from None
-    except (KeyError, ValueError) as exc:
-        raise DataFormatError(path, f"expected columns ItemId, ItemIdx: {exc}") from None
-    index = vocab["ItemIdx"].to_numpy(np.int64)
-    if len(index) and not np.array_equal(np.sort(index), np.arange(len(index))):
-        raise DataFormatError(path, "ItemIdx must be the dense range 0 .. n_items - 1")
-    item_of_index = np.empty(len(index), dtype=np.int64)
-    item_of_index[index] = vocab["ItemId"].to_numpy(np.int64)
-    return item_of_index
 
 
 def read_item_map(path: str | Path) -> pd.DataFrame:
@@ -214,7 +199,9 @@ def score_sessions(
     n_sessions = len(offsets) - 1
     weights, bias = model.output_weights()
     n_items = weights.shape[0]
-    k = min(k, n_items)
+    if k > n_items:
+        log.warning("-k %d is more than the model's %d items: recommending all %d", k, n_items, n_items)
+        k = n_items
     top_index = np.full((n_sessions, k), -1, dtype=np.int64)
     top_score = np.full((n_sessions, k), np.nan, dtype=np.float64)
     lengths = np.diff(offsets)
@@ -293,67 +280,33 @@ def write_recommendations(rows: pd.DataFrame, out_path: str | Path) -> None:
         rows.to_csv(stream, sep="\t", index=False, float_format="%.6g")
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
+def recommend_from_files(
+    model_path: str | Path,
+    vocab_path: str | Path,
+    batch: SessionBatch,
+    k: int = 20,
+    exclude_seen: bool = False,
+    batch_size: int = 256,
+    item_map_path: str | Path | None = None,
+    device: str = "cpu",
+    source: str = "--session",
+) -> pd.DataFrame:
+    """The recommend command's driver: load and check the model and its vocabulary, score ``batch``.
 
+    ``source`` names where the sessions came from in errors. Nothing to recommend (no session, or no
+    session with a known item) is an error, not an empty result.
+    """
+    from gru4rec_pipeline.model.loading import check_vocabulary, load_model
 
-def register_cli(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "recommend",
-        help="top-k next items for sessions with a trained model",
-        description="Top-k next items after each session. Items not in the training vocabulary are reported "
-        "and skipped for the hidden state.",
-    )
-    parser.add_argument("--model", required=True, help="trained model (results/models/{loss}/model.pt)")
-    parser.add_argument("--vocab", required=True, help="vocabulary the model was trained with (vocab.parquet)")
-    source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--session", nargs="+", metavar="ITEM", help="one session: its ItemIds in order")
-    source.add_argument(
-        "--sessions-file",
-        help="one session per line (ItemIds separated by spaces or commas; the line number is the SessionId), "
-        "or a .parquet file with SessionId, ItemId, Time",
-    )
-    parser.add_argument(
-        "-k", "--top-k", type=_positive_int, default=20, help="number of items to recommend (default 20)"
-    )
-    parser.add_argument("--exclude-seen", action="store_true", help="never recommend an item already in the session")
-    parser.add_argument("--out", help="write a TSV (SessionId, rank, ItemId, score); required with --sessions-file")
-    parser.add_argument(
-        "--item-map",
-        help="item map written by own-data (<clicks>.item_map.parquet): sessions hold the original item ids "
-        "and the output adds them as OriginalItemId",
-    )
-    parser.add_argument("--device", default="cpu", help="torch device (default cpu)")
-    parser.add_argument("--batch-size", type=_positive_int, default=256, help="sessions scored together")
-    parser.set_defaults(func=_run_cli)
-
-
-def _run_cli(args: argparse.Namespace) -> int:
-    if args.sessions_file and not args.out:
-        raise DataFormatError(args.sessions_file, "batch mode writes its recommendations to --out; give --out")
-    integer_ids = args.item_map is None
-    if args.session:
-        bad = [token for token in args.session if not re.fullmatch(INTEGER_PATTERN, token)]
-        if integer_ids and bad:
-            raise DataFormatError("--session", f"ItemIds must be integers, found {', '.join(bad)}")
-        batch = sessions_from_ids(
-            [int(t) for t in args.session] if integer_ids else list(args.session), label="--session"
-        )
-    else:
-        batch = read_sessions_file(args.sessions_file, integer_ids)
-    item_map = None if integer_ids else read_item_map(args.item_map)
-    from gru4rec_pipeline.model.training import load_model
-
-    model = load_model(args.model, device=args.device)
-    item_of_index = read_vocab(args.vocab)
-    rows = recommend(model, item_of_index, batch, args.top_k, args.exclude_seen, args.batch_size, item_map)
-    if args.out:
-        write_recommendations(rows, args.out)
-        log.info("%d recommendations for %d sessions written to %s", len(rows), rows["SessionId"].nunique(), args.out)
-    if args.session:
-        shown = [c for c in rows.columns if c != "SessionId"]
-        sys.stdout.write(rows[shown].to_csv(sep="\t", index=False, float_format="%.4f"))
-    return 0 if len(rows) else 1
+    if len(batch.session_ids) == 0:
+        raise DataFormatError(source, "no sessions: expected one session per line (ItemIds separated by spaces)")
+    item_map = read_item_map(item_map_path) if item_map_path is not None else None
+    vocabulary = Vocabulary.load(vocab_path)
+    model = load_model(model_path, device=device)
+    check_vocabulary(model, vocabulary, model_path, vocab_path)
+    rows = recommend(model, vocabulary.item_ids, batch, k, exclude_seen, batch_size, item_map)
+    if rows.empty:
+        where = "the item map" if item_map is not None else f"the training vocabulary {vocab_path}"
+        raise DataFormatError(source, f"no recommendations: none of its {len(batch.session_ids)} sessions has an "
+                              f"item of {where}")  # fmt: skip
+    return rows

@@ -30,6 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from gru4rec_pipeline.errors import ConfigError
 from gru4rec_pipeline.model import kernels
 from gru4rec_pipeline.names import LOSSES, RANKING_LOSSES
 
@@ -169,7 +170,7 @@ def loss_terms(
     if loss == "ce_sampled":
         return cross_entropy(scores, None)
     if loss not in RANKING_LOSSES:
-        raise ValueError(f"unknown loss {loss!r}; expected one of {LOSSES}")
+        raise ConfigError("loss", f"got {loss!r}, expected one of {', '.join(LOSSES)}")
     activated = scores
     if elu_param > 0:
         # ELU as final activation; its derivative is 1 above zero, elu(x) + alpha below. Written with

@@ -20,12 +20,12 @@ biases zero, output weights uniform in +-sqrt(6 / (n_items + d_out)), output bia
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import torch
 from torch import Tensor, nn
 
-from gru4rec_pipeline.errors import DataFormatError
+from gru4rec_pipeline.errors import ConfigError, DataFormatError
+from gru4rec_pipeline.files import atomic_output
 from gru4rec_pipeline.model import kernels
 from gru4rec_pipeline.names import EMBEDDING_MODES
 
@@ -122,10 +122,12 @@ class GRU4Rec(nn.Module):
     ):
         super().__init__()
         if embedding not in EMBEDDING_MODES:
-            raise ValueError(f"embedding must be one of {EMBEDDING_MODES}, got {embedding!r}")
+            raise ConfigError("embedding", f"got {embedding!r}, expected one of {', '.join(EMBEDDING_MODES)}")
         if not layers or any(int(size) <= 0 for size in layers):
-            raise ValueError(f"layers must be a non-empty list of positive sizes, got {layers!r}")
+            raise ConfigError("layers", f"got {layers!r}, expected a non-empty list of positive sizes")
         self.n_items = int(n_items)
+        # Identity of the vocabulary the model is trained with ({"n_items", "fingerprint"}); None if unknown.
+        self.vocabulary: dict | None = None
         self.layers = [int(size) for size in layers]
         self.embedding = embedding
         self.embedding_dim = int(embedding_dim) if embedding == "separate" else 0
@@ -216,16 +218,16 @@ class GRU4Rec(nn.Module):
         return self.item_weight, self.item_bias
 
     def save(self, path) -> None:
-        """Write hyperparameters and weights (tensors and plain values only) atomically."""
-        path = Path(path)
-        tmp = path.with_name(path.name + ".tmp")
+        """Write hyperparameters, the vocabulary's identity and the weights (tensors and plain values only)
+        atomically."""
         payload = {
             "format": MODEL_FORMAT,
             "hyperparameters": self.hyperparameters(),
+            "vocabulary": self.vocabulary,
             "state_dict": {name: tensor.detach().cpu().clone() for name, tensor in self.state_dict().items()},
         }
-        torch.save(payload, tmp)
-        tmp.replace(path)
+        with atomic_output(path) as temporary:
+            torch.save(payload, temporary)
 
     @classmethod
     def from_payload(cls, payload: dict, source: str = "<memory>") -> "GRU4Rec":
@@ -233,6 +235,7 @@ class GRU4Rec(nn.Module):
             raise DataFormatError(source, f"not a model file of format {MODEL_FORMAT}")
         hyper = payload["hyperparameters"]
         model = cls(hyper["n_items"], hyper["layers"], hyper["embedding"], hyper["embedding_dim"])
+        model.vocabulary = payload.get("vocabulary")
         try:
             model.load_state_dict(payload["state_dict"])
         except RuntimeError as exc:

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from gru4rec_pipeline.errors import PipelineError
 from gru4rec_pipeline.model import kernels
 
 ADAGRAD_EPS = 1e-6
@@ -176,5 +177,5 @@ class AdagradMomentum:
     def load_state_dict(self, state: dict) -> None:
         for name, tensor in state.items():
             if name not in self.state or self.state[name].shape != tensor.shape:
-                raise ValueError(f"optimizer state {name!r} does not match the model")
+                raise PipelineError(f"optimizer state {name!r} of the checkpoint does not match the model")
             self.state[name].copy_(tensor)

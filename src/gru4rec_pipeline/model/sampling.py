@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from gru4rec_pipeline.errors import PipelineError
 from gru4rec_pipeline.model import kernels
 
 
@@ -27,7 +28,7 @@ def sampling_cdf(item_support: np.ndarray, alpha: float) -> np.ndarray:
     weights = np.power(support, alpha) if alpha != 0 else np.ones_like(support)
     total = weights.sum()
     if not np.isfinite(total) or total <= 0:
-        raise ValueError("item support gives no item a positive sampling weight")
+        raise PipelineError("the vocabulary's item support gives no item a positive sampling weight")
     cdf = np.cumsum(weights) / total
     cdf[-1] = 1.0
     return cdf

@@ -1,17 +1,18 @@
 """Training stage: session-parallel GRU4Rec training with per-epoch checkpoints.
 
-Reads the training ``SessionArrays`` (.npz) and the vocabulary (item support), writes the model
-(.pt, tensors and plain values only), a per-epoch history CSV (epoch, loss, events, events_per_s,
-wall_s) and, when a checkpoint folder is given, a checkpoint after every epoch from which an
-interrupted run resumes. With the same seed a CPU run is repeatable bit for bit, and a resumed run
-ends with the same weights as an uninterrupted one.
+- :func:`run_training` is the stage's driver (the workflow's ``train_model`` script and the command
+  line's ``train`` call it): it reads the training session arrays and the vocabulary, holds the lock on
+  the output folder, keeps checkpoints per training (``checkpoints.training_fingerprint``), writes the
+  model, ``history.csv`` and ``training.json``, and removes the checkpoints once the model is written.
+- :func:`train_model` is the loop itself. With the same seed a CPU run is repeatable bit for bit, and a
+  resumed run ends with the same weights as an uninterrupted one.
 """
 
 from __future__ import annotations
 
-import csv
 import logging
 import math
+import shutil
 import time
 from pathlib import Path
 
@@ -19,91 +20,85 @@ import numpy as np
 import torch
 
 from gru4rec_pipeline.data.arrays import SessionArrays
+from gru4rec_pipeline.data.vocabulary import Vocabulary
 from gru4rec_pipeline.errors import ConfigError, DataFormatError, PipelineError
+from gru4rec_pipeline.files import write_json_atomic
 from gru4rec_pipeline.model import kernels
-from gru4rec_pipeline.model.hyperparameters import DEFAULT_HYPERPARAMETERS, TrainConfig  # noqa: F401  (re-exported)
+from gru4rec_pipeline.model.checkpoints import (
+    CHECKPOINT_FORMAT,
+    CHECKPOINT_NAME,
+    TrainingLock,
+    load_checkpoint,
+    save_checkpoint,
+    training_fingerprint,
+    write_history,
+)
+from gru4rec_pipeline.model.hyperparameters import TrainConfig
 from gru4rec_pipeline.model.iterator import SessionParallelIterator
+from gru4rec_pipeline.model.loading import configure_threads, resolve_device
 from gru4rec_pipeline.model.network import GRU4Rec
 from gru4rec_pipeline.model.sampling import NegativeSampler
 from gru4rec_pipeline.model.train_step import TrainStep
-from gru4rec_pipeline.names import HISTORY_COLUMNS, LOSSES
 from gru4rec_pipeline.progress import Progress
 
 log = logging.getLogger("gru4rec_pipeline")
 
-CHECKPOINT_FORMAT = "gru4rec_pipeline.checkpoint/1"
-CHECKPOINT_NAME = "checkpoint.pt"
 BLOCK_STEPS = 1024  # steps whose indices are prepared (and moved to the device) at once
-
-
-def resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("device", "cuda was requested but no CUDA device is available")
-    return torch.device(device)
-
-
-def configure_threads(threads: int) -> None:
-    torch.set_num_threads(threads)
-    try:
-        torch.set_num_interop_threads(threads)
-    except RuntimeError:
-        pass  # can only be set once per process, before any parallel work
-
-
-def load_item_support(vocab_path: str | Path) -> np.ndarray:
-    """Support per item index from vocab.parquet (columns ItemIdx, Support)."""
-    import pandas as pd
-
-    try:
-        vocab = pd.read_parquet(vocab_path, columns=["ItemIdx", "Support"])
-    except (KeyError, ValueError) as exc:
-        raise DataFormatError(vocab_path, f"expected columns ItemIdx and Support: {exc}") from None
-    index = vocab["ItemIdx"].to_numpy(dtype=np.int64)
-    n_items = len(index)
-    if n_items == 0 or not np.array_equal(np.sort(index), np.arange(n_items)):
-        raise DataFormatError(vocab_path, "ItemIdx must be a permutation of 0..n_items-1")
-    support = np.zeros(n_items, dtype=np.int64)
-    support[index] = vocab["Support"].to_numpy(dtype=np.int64)
-    if np.any(support < 0):
-        raise DataFormatError(vocab_path, "Support must be non-negative")
-    return support
+# Settings that do not change what a training computes: a checkpoint is resumed across them.
+RUN_ONLY_SETTINGS = ("epochs", "device", "threads")
 
 
 def _fingerprint(train: SessionArrays, n_items: int, config: TrainConfig) -> dict:
     """What a checkpoint must match to be resumed (everything but run length and hardware)."""
-    settings = {k: v for k, v in config.to_dict().items() if k not in ("epochs", "device", "threads")}
+    settings = {k: v for k, v in config.to_dict().items() if k not in RUN_ONLY_SETTINGS}
     return {"config": settings, "n_events": train.n_events, "n_sessions": train.n_sessions, "n_items": n_items}
 
 
-def save_checkpoint(path: Path, payload: dict) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(payload, tmp)
-    tmp.replace(path)
+def run_training(
+    train_path: str | Path,
+    vocab_path: str | Path,
+    loss: str,
+    hyperparameters: dict,
+    model_path: str | Path,
+    history_path: str | Path,
+    summary_path: str | Path,
+    checkpoint_root: str | Path | None = None,
+    seed: int = 42,
+    device: str = "auto",
+    threads: int = 1,
+    progress: bool = True,
+) -> dict:
+    """The training stage: train ``loss`` with ``hyperparameters`` on the session arrays ``train_path``.
 
-
-def load_checkpoint(path: Path) -> dict | None:
-    if not path.exists():
-        return None
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # a torn or foreign file: start over rather than fail
-        log.warning("ignoring unreadable checkpoint %s: %s", path, exc)
-        return None
-    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
-        log.warning("ignoring %s: not a checkpoint of format %s", path, CHECKPOINT_FORMAT)
-        return None
-    return payload
-
-
-def write_history(path: Path, history: list[dict]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=HISTORY_COLUMNS)
-        writer.writeheader()
-        writer.writerows(history)
-    tmp.replace(path)
+    Writes the model, its history and ``summary_path`` (JSON: epochs, seconds, events/s, final loss, device,
+    threads); returns the summary. With ``checkpoint_root`` an interrupted training resumes from its last
+    epoch, and the checkpoints are removed once the model is written (a forced rerun then trains anew).
+    """
+    settings = {**hyperparameters, "loss": loss, "seed": seed, "device": device, "threads": threads}
+    config = TrainConfig.from_dict(settings)
+    vocabulary = Vocabulary.load(vocab_path)
+    train = SessionArrays.load(train_path)
+    with TrainingLock(Path(model_path).parent):
+        checkpoint_dir = None
+        if checkpoint_root is not None:
+            identity = {k: v for k, v in config.to_dict().items() if k not in RUN_ONLY_SETTINGS}
+            checkpoint_dir = Path(checkpoint_root) / training_fingerprint(identity, train_path)
+            log.info("checkpoints in %s", checkpoint_dir)
+        summary = train_model(
+            train,
+            vocabulary.support,
+            config,
+            model_path,
+            history_path,
+            checkpoint_dir=checkpoint_dir,
+            progress=progress,
+            vocabulary_identity=vocabulary.identity(),
+        )
+        write_json_atomic(summary_path, summary)
+        if checkpoint_root is not None:
+            shutil.rmtree(checkpoint_root, ignore_errors=True)
+    log.info("training summary: %s", summary)
+    return summary
 
 
 def train_model(
@@ -114,10 +109,13 @@ def train_model(
     history_path,
     checkpoint_dir=None,
     progress: bool = True,
+    vocabulary_identity: dict | None = None,
 ) -> dict:
     """Train GRU4Rec; write the model and the history; return a summary.
 
-    Summary keys: epochs, train_seconds, events, events_per_s, final_loss, device, threads.
+    ``item_support``: training events per vocabulary index; ``vocabulary_identity``: what the model
+    records of its vocabulary (``Vocabulary.identity()``). Summary keys: epochs, train_seconds, events,
+    events_per_s, final_loss, device, threads.
     """
     config.validate()
     model_path, history_path = Path(model_path), Path(history_path)
@@ -131,9 +129,13 @@ def train_model(
     try:
         iterator = SessionParallelIterator(train.offsets, config.batch_size)
     except ValueError as exc:
-        raise ConfigError("batch_size", str(exc)) from None
+        raise ConfigError(
+            f"training.losses.{config.loss}.batch_size",
+            f"{exc}: the training split is too small for this loss's minibatch; lower batch_size or use more data",
+        ) from None
 
     model = GRU4Rec(n_items, config.layers, config.embedding, config.embedding_dim, seed=config.seed).to(device)
+    model.vocabulary = vocabulary_identity
     step = TrainStep(
         model,
         config.loss,
@@ -240,62 +242,3 @@ def train_model(
         "device": str(device),
         "threads": torch.get_num_threads(),
     }
-
-
-def load_model(model_path, device: str = "cpu") -> GRU4Rec:
-    """Load a model written by ``train_model`` (weights only: nothing is unpickled)."""
-    try:
-        payload = torch.load(model_path, map_location=device, weights_only=True)
-    except FileNotFoundError:
-        raise DataFormatError(model_path, "model file not found") from None
-    except Exception as exc:
-        raise DataFormatError(model_path, f"cannot read the model: {exc}") from None
-    model = GRU4Rec.from_payload(payload, str(model_path)).to(device)
-    return model.eval()
-
-
-# -- command line -------------------------------------------------------------------------------
-def _parse_setting(text: str) -> tuple[str, object]:
-    import json
-
-    key, sep, value = text.partition("=")
-    if not sep or not key:
-        raise ConfigError(text, "expected --set key=value")
-    try:
-        return key.strip(), json.loads(value)
-    except ValueError:
-        return key.strip(), value
-
-
-def _run_cli(args) -> int:
-    settings = {"loss": args.loss}
-    for text in args.set or []:
-        key, value = _parse_setting(text)
-        settings[key] = value
-    if args.threads is not None:
-        settings["threads"] = args.threads
-    if args.device is not None:
-        settings["device"] = args.device
-    config = TrainConfig.from_dict(settings)
-    train = SessionArrays.load(args.train)
-    support = load_item_support(args.vocab)
-    summary = train_model(
-        train, support, config, args.model, args.history, checkpoint_dir=args.checkpoint_dir, progress=not args.quiet
-    )
-    log.info("trained %s: %s", config.loss, summary)
-    return 0
-
-
-def register_cli(subparsers) -> None:
-    parser = subparsers.add_parser("train", help="train GRU4Rec on session arrays")
-    parser.add_argument("--train", required=True, help="training session arrays (.npz)")
-    parser.add_argument("--vocab", required=True, help="vocabulary (vocab.parquet with ItemIdx, Support)")
-    parser.add_argument("--loss", required=True, choices=LOSSES)
-    parser.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a hyperparameter (repeatable)")
-    parser.add_argument("--model", required=True, help="output model file (.pt)")
-    parser.add_argument("--history", required=True, help="output per-epoch history (.csv)")
-    parser.add_argument("--checkpoint-dir", help="folder for the per-epoch checkpoint (resume after a crash)")
-    parser.add_argument("--threads", type=int, help="CPU threads for PyTorch")
-    parser.add_argument("--device", choices=["auto", "cpu", "cuda"])
-    parser.add_argument("--quiet", action="store_true", help="no progress output")
-    parser.set_defaults(func=_run_cli)

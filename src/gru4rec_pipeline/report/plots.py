@@ -7,7 +7,6 @@ atomically. Inputs are the stage outputs: ``results/models/{loss}/history.csv``,
 
 from __future__ import annotations
 
-import argparse
 import logging
 import math
 from pathlib import Path
@@ -369,33 +368,3 @@ def plot_dataset_statistics(
                 cell.set_facecolor("#f3f4f6")
     fig.tight_layout()
     _save(fig, out_png)
-
-
-# ---------------------------------------------------------------- command line
-
-
-def register_cli(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("plots", help="figures of training, accuracy, speed and the dataset")
-    figures = parser.add_subparsers(dest="figure", required=True)
-
-    loss = figures.add_parser("training-loss", help="mean training loss per epoch, one panel per loss")
-    loss.add_argument("--history", nargs="+", required=True, help="results/models/{loss}/history.csv files")
-    loss.add_argument("--out", required=True, help="PNG to write")
-    loss.set_defaults(func=lambda a: plot_training_loss(a.history, a.out) or 0)
-
-    metrics = figures.add_parser("metrics", help="recall@k and MRR@k by cut-off for every model")
-    metrics.add_argument("--metrics", nargs="+", required=True, help="results/metrics/*.json files")
-    metrics.add_argument("--out", required=True, help="PNG to write")
-    metrics.set_defaults(func=lambda a: plot_metrics_by_cutoff(a.metrics, a.out) or 0)
-
-    speed = figures.add_parser("speed", help="training and evaluation events per second")
-    speed.add_argument("--metrics", nargs="+", required=True, help="results/metrics/*.json files")
-    speed.add_argument("--out", required=True, help="PNG to write")
-    speed.set_defaults(func=lambda a: plot_training_speed(a.metrics, a.out) or 0)
-
-    dataset = figures.add_parser("dataset", help="session lengths, item popularity, events per day, split sizes")
-    dataset.add_argument("--stats", required=True, help="results/data/stats.json")
-    dataset.add_argument("--train", required=True, help="results/data/train_full.parquet")
-    dataset.add_argument("--test", required=True, help="results/data/test.parquet")
-    dataset.add_argument("--out", required=True, help="PNG to write")
-    dataset.set_defaults(func=lambda a: plot_dataset_statistics(a.stats, a.train, a.test, a.out) or 0)

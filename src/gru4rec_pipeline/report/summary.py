@@ -11,7 +11,6 @@ What the summary says lives here; how it is laid out (tables, markdown, HTML, TS
 
 from __future__ import annotations
 
-import argparse
 import logging
 import math
 from pathlib import Path
@@ -20,8 +19,8 @@ from typing import Any
 import pandas as pd
 
 from gru4rec_pipeline.errors import DataFormatError
-from gru4rec_pipeline.names import BASELINES, LOSSES
 from gru4rec_pipeline.files import atomic_outputs, read_json
+from gru4rec_pipeline.names import BASELINES, LOSSES
 from gru4rec_pipeline.report.render import render_html, render_markdown, render_tsv, summary_blocks
 
 log = logging.getLogger(__name__)
@@ -259,19 +258,3 @@ def write_summary(
             staged.temporary(path).write_text(text, encoding="utf-8")
     log.info("summary of %d models written to %s and %s", len(table), tsv_path, md_path)
     return table
-
-
-def register_cli(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("summary", help="table of recall/MRR for every model, with published RSC15 figures")
-    parser.add_argument("--metrics", nargs="+", required=True, help="metrics JSON files (results/metrics/*.json)")
-    parser.add_argument("--tsv", required=True, help="output TSV (one row per model)")
-    parser.add_argument("--md", required=True, help="output markdown")
-    parser.add_argument("--html", help="also write the summary as an HTML page")
-    parser.add_argument("--dataset", help="name of the dataset the models were evaluated on, shown in the heading")
-    parser.set_defaults(func=_run_cli)
-
-
-def _run_cli(args: argparse.Namespace) -> int:
-    table = write_summary(args.metrics, args.tsv, args.md, args.html, args.dataset)
-    print(Path(args.md).read_text())
-    return 0 if len(table) else 1

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
 import tempfile
 import time
 from pathlib import Path
@@ -28,6 +27,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 
 from gru4rec_pipeline.errors import ConfigError
+from gru4rec_pipeline.files import atomic_outputs
 from gru4rec_pipeline.synthetic.process import (
     SampledSessions,
     SyntheticProcess,
@@ -348,45 +348,10 @@ def write_synthetic_archive(archive_path, process_path, preset: str = "default",
         write_buy_file(members["yoochoose-buys.dat"], data.buys)
         members["dataset-README.txt"].write_text(readme_text(spec, preset, seed, summary))
         log.info("compressing %s (LZMA2 preset %d)", archive_path.name, spec.compression_preset)
-        archive_tmp = work / "archive.7z"
-        write_archive(archive_tmp, members, member_time, spec.compression_preset)
-        process_tmp = process_path.with_name(f".{process_path.name}.tmp")
-        try:
-            data.process.save(process_tmp)
-            os.replace(process_tmp, process_path)
-        finally:
-            process_tmp.unlink(missing_ok=True)
-        os.replace(archive_tmp, archive_path)
+        # The archive and the process appear together, whole, or not at all.
+        with atomic_outputs() as staged:
+            write_archive(staged.temporary(archive_path), members, member_time, spec.compression_preset)
+            data.process.save(staged.temporary(process_path))
     summary["seconds"] = round(time.perf_counter() - started, 2)
     log.info("wrote %s and %s: %s", archive_path, process_path, summary)
     return summary
-
-
-def parse_override(text: str) -> tuple[str, str]:
-    key, sep, value = text.partition("=")
-    if not sep or not key:
-        raise ConfigError("--set", f"expected KEY=VALUE, got {text!r}")
-    return key.strip(), value.strip()
-
-
-def run_cli(args) -> int:
-    overrides = dict(parse_override(text) for text in args.set or [])
-    summary = write_synthetic_archive(args.archive, args.process, preset=args.preset, seed=args.seed, **overrides)
-    print(" ".join(f"{key}={value}" for key, value in summary.items()))
-    return 0
-
-
-def register_cli(subparsers) -> None:
-    parser = subparsers.add_parser(
-        "synthesize",
-        help="generate a synthetic yoochoose-data.7z and its process parameters",
-        description=__doc__.split("\n\n")[0],
-    )
-    parser.add_argument("--preset", default="default", help=f"one of {', '.join(PRESETS)} (default: default)")
-    parser.add_argument("--seed", type=int, default=42, help="random seed (default: 42)")
-    parser.add_argument("--archive", required=True, help="output archive, e.g. data/yoochoose-data.7z")
-    parser.add_argument("--process", required=True, help="output process parameters (.npz)")
-    parser.add_argument(
-        "--set", action="append", metavar="KEY=VALUE", help="override a preset setting, e.g. --set n_sessions=100000"
-    )
-    parser.set_defaults(func=run_cli)

@@ -112,7 +112,7 @@ class SyntheticProcess:
         return np.floor((np.asarray(times, dtype=np.float64) - self.start_epoch) / SECONDS_PER_DAY).astype(np.int64)
 
     def save(self, path: str | Path) -> None:
-        """Write a pickle-free .npz (to ``path`` as given; callers handle atomic renames)."""
+        """Write a pickle-free .npz to ``path`` as given (the caller stages it: ``files.atomic_outputs``)."""
         # np.savez gives members a fixed timestamp, so the bytes depend only on the arrays.
         with open(path, "wb") as handle:
             np.savez(

@@ -1,0 +1,189 @@
+"""Commands of the evaluation stage (evaluate, baseline, oracle) and of recommending with a trained model."""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+
+from gru4rec_pipeline.cli.common import positive_int, provenance_config
+from gru4rec_pipeline.errors import DataFormatError
+from gru4rec_pipeline.names import BASELINES, DEFAULT_CUTOFFS, DEVICES, ITEMKNN_DEFAULTS, RANKING_METHODS, TIE_MODES
+
+INTEGER = re.compile(r"[+-]?\d+")
+
+
+def add_evaluation_arguments(parser: argparse.ArgumentParser, needs_train: bool = False) -> None:
+    """What every evaluation command reads and writes (the files of the workflow's evaluate_* rules)."""
+    if needs_train:
+        parser.add_argument("--train", required=True, help="training sessions (train.npz)")
+    parser.add_argument("--eval", required=True, help="evaluation sessions (eval.npz)")
+    parser.add_argument("--vocab", required=True, help="their vocabulary (vocab.parquet)")
+    parser.add_argument("--recall", required=True, help="recall@k / MRR@k text file to write")
+    parser.add_argument("--metrics", required=True, help="metrics JSON to write (with provenance and timings)")
+    parser.add_argument("--cutoffs", type=positive_int, nargs="+", default=list(DEFAULT_CUTOFFS), help="cut-offs k")
+    parser.add_argument("--tie-mode", default="standard", choices=TIE_MODES, help="ranking of ties (default standard)")
+
+
+def add_commands(subparsers) -> None:
+    parser = subparsers.add_parser("evaluate", help="recall@k and MRR@k of a trained model on evaluation sessions")
+    parser.add_argument("--model", required=True, help="trained model (model.pt)")
+    parser.add_argument("--loss", help="name of the model in the outputs (default: its folder's name)")
+    parser.add_argument("--training", help="its training summary (training.json), for the timings")
+    add_evaluation_arguments(parser)
+    parser.add_argument("--batch-size", type=positive_int, default=512, help="sessions evaluated side by side")
+    parser.add_argument("--device", default="auto", choices=DEVICES, help="default auto: CUDA when available")
+    parser.add_argument("--threads", type=positive_int, default=1, help="CPU threads for PyTorch (default 1)")
+    parser.add_argument("--method", default="auto", choices=RANKING_METHODS, help="exact ranking method")
+    parser.set_defaults(run=run_evaluate)
+
+    parser = subparsers.add_parser("baseline", help="fit and evaluate a non-neural baseline (pop, spop, itemknn)")
+    parser.add_argument("name", choices=BASELINES)
+    add_evaluation_arguments(parser, needs_train=True)
+    parser.add_argument(
+        "--neighbors", type=positive_int, default=ITEMKNN_DEFAULTS["neighbors"], help="itemknn: neighbours per item"
+    )
+    parser.add_argument(
+        "--shrink", type=float, default=ITEMKNN_DEFAULTS["lambda"], help="itemknn: lambda added to the supports"
+    )
+    parser.set_defaults(run=run_baseline)
+
+    parser = subparsers.add_parser("oracle", help="evaluate the synthetic data's Bayes-optimal predictor")
+    parser.add_argument("--process", required=True, help="the synthetic process (process.npz)")
+    add_evaluation_arguments(parser)
+    parser.set_defaults(run=run_oracle)
+
+    parser = subparsers.add_parser(
+        "recommend",
+        help="top-k next items for sessions with a trained model",
+        description="Top-k next items after each session. Items not in the training vocabulary are reported "
+        "and skipped for the hidden state.",
+    )
+    parser.add_argument("--model", required=True, help="trained model (results/models/{loss}/model.pt)")
+    parser.add_argument("--vocab", required=True, help="vocabulary the model was trained with (vocab.parquet)")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--session", nargs="+", metavar="ITEM", help="one session: its ItemIds in order")
+    source.add_argument(
+        "--sessions-file",
+        help="one session per line (ItemIds separated by spaces or commas; the line number is the SessionId), "
+        "or a .parquet file with SessionId, ItemId, Time",
+    )
+    parser.add_argument("-k", "--top-k", type=positive_int, default=20, help="number of items to recommend (20)")
+    parser.add_argument("--exclude-seen", action="store_true", help="never recommend an item already in the session")
+    parser.add_argument("--out", help="write a TSV (SessionId, rank, ItemId, score); required with --sessions-file")
+    parser.add_argument(
+        "--item-map",
+        help="item map written by own-data (<clicks>.item_map.parquet): sessions hold the original item ids "
+        "and the output adds them as OriginalItemId",
+    )
+    parser.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    parser.add_argument("--batch-size", type=positive_int, default=256, help="sessions scored together")
+    parser.set_defaults(run=run_recommend)
+
+
+def settings_of(args: argparse.Namespace):
+    from gru4rec_pipeline.evaluation.stage import EvaluationSettings
+
+    return EvaluationSettings(tuple(args.cutoffs), args.tie_mode, getattr(args, "batch_size", 512))
+
+
+def print_recall(path) -> None:
+    with open(path, encoding="utf-8") as handle:
+        sys.stdout.write(handle.read())
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from gru4rec_pipeline.evaluation.model_evaluation import run_model_evaluation
+
+    run_model_evaluation(
+        args.loss or Path(args.model).parent.name,
+        args.model,
+        args.eval,
+        args.vocab,
+        args.recall,
+        args.metrics,
+        settings=settings_of(args),
+        device=args.device,
+        threads=args.threads,
+        training_summary_path=args.training,
+        method=args.method,
+        config=provenance_config(args),
+    )
+    print_recall(args.recall)
+    return 0
+
+
+def run_baseline(args: argparse.Namespace) -> int:
+    from gru4rec_pipeline.evaluation.scorer_evaluation import run_baseline_evaluation
+
+    options = {"neighbors": args.neighbors, "lambda": args.shrink} if args.name == "itemknn" else {}
+    run_baseline_evaluation(
+        args.name,
+        args.train,
+        args.eval,
+        args.vocab,
+        args.recall,
+        args.metrics,
+        settings=settings_of(args),
+        options=options,
+        config=provenance_config(args),
+    )
+    print_recall(args.recall)
+    return 0
+
+
+def run_oracle(args: argparse.Namespace) -> int:
+    from gru4rec_pipeline.evaluation.scorer_evaluation import run_oracle_evaluation
+
+    run_oracle_evaluation(
+        args.process,
+        args.eval,
+        args.vocab,
+        args.recall,
+        args.metrics,
+        settings=settings_of(args),
+        config=provenance_config(args),
+    )
+    print_recall(args.recall)
+    return 0
+
+
+def run_recommend(args: argparse.Namespace) -> int:
+    from gru4rec_pipeline.evaluation.recommend import (
+        read_sessions_file,
+        recommend_from_files,
+        sessions_from_ids,
+        write_recommendations,
+    )
+
+    if args.sessions_file and not args.out:
+        raise DataFormatError(args.sessions_file, "batch mode writes its recommendations to --out; give --out")
+    integer_ids = args.item_map is None
+    if args.session:
+        bad = [token for token in args.session if not INTEGER.fullmatch(token)]
+        if integer_ids and bad:
+            raise DataFormatError("--session", f"ItemIds must be integers, found {', '.join(bad)}")
+        ids = [int(token) for token in args.session] if integer_ids else list(args.session)
+        batch = sessions_from_ids(ids, label="--session")
+    else:
+        batch = read_sessions_file(args.sessions_file, integer_ids)
+    rows = recommend_from_files(
+        args.model,
+        args.vocab,
+        batch,
+        args.top_k,
+        args.exclude_seen,
+        args.batch_size,
+        item_map_path=args.item_map,
+        device=args.device,
+        source=args.sessions_file or "--session",
+    )
+    if args.out:
+        write_recommendations(rows, args.out)
+        print(f"{len(rows)} recommendations for {rows['SessionId'].nunique()} sessions written to {args.out}")
+    if args.session:
+        shown = [column for column in rows.columns if column != "SessionId"]
+        sys.stdout.write(rows[shown].to_csv(sep="\t", index=False, float_format="%.4f"))
+    return 0

@@ -1,0 +1,134 @@
+"""Next-item evaluation of predictors that are not networks: the baselines and the synthetic data's oracle.
+
+Anything implementing :class:`SessionScorer` is ranked exactly like a model's scores (the same ranks and
+metrics), one session at a time.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from gru4rec_pipeline.data.arrays import SessionArrays
+from gru4rec_pipeline.evaluation.baselines import OracleScorer, build_baseline
+from gru4rec_pipeline.evaluation.ranking import MetricAccumulator, check_cutoffs, check_tie_mode, rank_dense
+from gru4rec_pipeline.evaluation.stage import (
+    EvaluationSettings,
+    check_eval_items,
+    finish_metrics,
+    load_evaluation_data,
+    write_results,
+)
+from gru4rec_pipeline.names import DEFAULT_CUTOFFS
+from gru4rec_pipeline.progress import Progress
+from gru4rec_pipeline.report.provenance import collect_provenance
+from gru4rec_pipeline.synthetic.oracle import Oracle
+
+log = logging.getLogger(__name__)
+
+
+class SessionScorer(Protocol):
+    """A next-item predictor that is not a neural network (baselines, oracle)."""
+
+    def session_scores(self, items: np.ndarray, times: np.ndarray) -> np.ndarray:
+        """float64 [len(items) - 1, n_items]: row ``j`` scores every item as the successor of
+        ``items[j]`` given ``items[: j + 1]`` (vocabulary indices); higher is better."""
+
+
+def evaluate_scorer(
+    scorer: SessionScorer,
+    eval_arrays: SessionArrays,
+    n_items: int,
+    cutoffs=DEFAULT_CUTOFFS,
+    tie_mode: str = "standard",
+    progress: bool = True,
+    rank_chunk: int = 256,
+) -> dict:
+    """Recall@k and MRR@k of a :class:`SessionScorer`, ranked exactly like a model's scores."""
+    cutoffs = check_cutoffs(cutoffs)
+    check_tie_mode(tie_mode)
+    check_eval_items(eval_arrays, n_items)
+    started = time.perf_counter()
+    accumulator = MetricAccumulator(cutoffs)
+    pending_scores, pending_targets, pending = [], [], 0
+    lengths = eval_arrays.lengths()
+    sessions = np.flatnonzero(lengths >= 2)
+    with Progress("evaluate", total=int((lengths[sessions] - 1).sum()), unit="event", enabled=progress) as bar:
+        for s in sessions:
+            a, b = eval_arrays.offsets[s], eval_arrays.offsets[s + 1]
+            scores = np.asarray(scorer.session_scores(eval_arrays.items[a:b], eval_arrays.times[a:b]), dtype=np.float64)
+            if scores.shape != (b - a - 1, n_items):
+                raise ValueError(f"scorer returned scores of shape {scores.shape}, expected {(b - a - 1, n_items)}")
+            pending_scores.append(scores)
+            pending_targets.append(eval_arrays.items[a + 1 : b])
+            pending += b - a - 1
+            if pending >= rank_chunk or s == sessions[-1]:
+                ranks = rank_dense(np.concatenate(pending_scores), np.concatenate(pending_targets), tie_mode)
+                accumulator.add(ranks)
+                bar.update(pending)
+                pending_scores, pending_targets, pending = [], [], 0
+    return finish_metrics(accumulator, len(sessions), time.perf_counter() - started, tie_mode)
+
+
+def run_baseline_evaluation(
+    name: str,
+    train_path,
+    eval_path,
+    vocab_path,
+    recall_path,
+    metrics_path,
+    settings: EvaluationSettings | None = None,
+    options: dict | None = None,
+    config: dict | None = None,
+) -> dict:
+    """Fit the baseline ``name`` (pop, spop, itemknn; ``options``: its settings) and evaluate it."""
+    settings = settings or EvaluationSettings()
+    arrays, vocabulary = load_evaluation_data(eval_path, vocab_path)
+    train = SessionArrays.load(train_path)
+    vocabulary.check_indices(train, train_path, vocab_path)
+    options = dict(options or {})
+    started = time.perf_counter()
+    scorer, n_items = build_baseline(name, train, vocabulary.n_items, **options)
+    fit_seconds = time.perf_counter() - started
+    metrics = evaluate_scorer(scorer, arrays, n_items, cutoffs=settings.cutoffs, tie_mode=settings.tie_mode)
+    record = {
+        "model": name,
+        "kind": "baseline",
+        "hyperparameters": options,
+        "device": "cpu",
+        "timings": {
+            "train_seconds": fit_seconds,
+            "eval_seconds": metrics.get("seconds"),
+            "eval_events_per_s": metrics.get("events_per_s"),
+        },
+        "provenance": collect_provenance(config or {}),
+    }
+    return write_results(metrics, recall_path, metrics_path, f"baseline {name}", record)
+
+
+def run_oracle_evaluation(
+    process_path,
+    eval_path,
+    vocab_path,
+    recall_path,
+    metrics_path,
+    settings: EvaluationSettings | None = None,
+    config: dict | None = None,
+) -> dict:
+    """Evaluate the synthetic process's Bayes-optimal next-item distribution: the ceiling of every model."""
+    settings = settings or EvaluationSettings()
+    arrays, vocabulary = load_evaluation_data(eval_path, vocab_path)
+    scorer = OracleScorer(Oracle.load(Path(process_path)), vocabulary)
+    metrics = evaluate_scorer(scorer, arrays, vocabulary.n_items, cutoffs=settings.cutoffs, tie_mode=settings.tie_mode)
+    record = {
+        "model": "oracle",
+        "kind": "oracle",
+        "device": "cpu",
+        "timings": {"eval_seconds": metrics.get("seconds"), "eval_events_per_s": metrics.get("events_per_s")},
+        "provenance": collect_provenance(config or {}),
+    }
+    return write_results(metrics, recall_path, metrics_path, "oracle (Bayes-optimal on the synthetic process)", record)

@@ -1,0 +1,107 @@
+"""What a training leaves behind while it runs: per-epoch checkpoints, the history, the lock on its folder.
+
+- A checkpoint after every epoch holds the weights, the optimizer, the dropout and sampler generators
+  and the history, so an interrupted training resumes after its last finished epoch and ends with the
+  same weights as an uninterrupted one. It is only resumed by the very same training: same settings,
+  data and training code (:func:`training_fingerprint` names its folder).
+- ``history.csv``: one row per epoch (``names.HISTORY_COLUMNS``).
+- :class:`TrainingLock`: one training per output folder. A second one (say, started after a hard-killed
+  Snakemake left the first running) refuses to start instead of deleting files under the first.
+"""
+
+from __future__ import annotations
+
+import csv
+import fcntl
+import hashlib
+import json
+import logging
+import os
+from pathlib import Path
+
+import torch
+
+from gru4rec_pipeline.errors import PipelineError
+from gru4rec_pipeline.files import atomic_output
+from gru4rec_pipeline.names import HISTORY_COLUMNS
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_FORMAT = "gru4rec_pipeline.checkpoint/1"
+CHECKPOINT_NAME = "checkpoint.pt"
+LOCK_NAME = ".training.lock"
+MODEL_CODE = Path(__file__).parent  # the training code a checkpoint belongs to
+
+
+def training_fingerprint(settings: dict, train_path: str | Path) -> str:
+    """A short hash of the settings, the training data and the training code (the model package's sources)."""
+    digest = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode())
+    for path in [Path(train_path), *sorted(MODEL_CODE.glob("*.py"))]:
+        digest.update(path.name.encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def save_checkpoint(path: Path, payload: dict) -> None:
+    with atomic_output(path) as temporary:
+        torch.save(payload, temporary)
+
+
+def load_checkpoint(path: Path) -> dict | None:
+    """The checkpoint at ``path``; None when there is none or it cannot be used (the training starts over)."""
+    if not path.exists():
+        return None
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # a torn or foreign file: start over rather than fail
+        log.warning("ignoring unreadable checkpoint %s: %s", path, exc)
+        return None
+    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
+        log.warning("ignoring %s: not a checkpoint of format %s", path, CHECKPOINT_FORMAT)
+        return None
+    return payload
+
+
+def write_history(path: str | Path, history: list[dict]) -> None:
+    with atomic_output(path) as temporary, open(temporary, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=HISTORY_COLUMNS)
+        writer.writeheader()
+        writer.writerows(history)
+
+
+class TrainingLock:
+    """An exclusive lock on a training's output folder, held while the training runs.
+
+    The operating system releases it when the process ends, however it ends, so a lock left by a
+    killed training never blocks the next one; a training that is still running does.
+    """
+
+    def __init__(self, folder: str | Path):
+        self.path = Path(folder) / LOCK_NAME
+        self._handle = None
+
+    def __enter__(self) -> "TrainingLock":
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(self.path, "a+")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "unknown"
+            handle.close()
+            raise PipelineError(
+                f"{self.path.parent}: another training of this output is running (process {holder}, lock "
+                f"{self.path}); wait for it to finish or stop that process, then run again"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"{os.getpid()}\n")
+        handle.flush()
+        self._handle = handle
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._handle is not None:
+            fcntl.flock(self._handle, fcntl.LOCK_UN)
+            self._handle.close()
+            self._handle = None

@@ -20,7 +20,9 @@ import numpy as np
 import torch
 
 from gru4rec_pipeline.data.arrays import SessionArrays
-from gru4rec_pipeline.model.training import TrainConfig, load_model, train_model
+from gru4rec_pipeline.model.hyperparameters import TrainConfig
+from gru4rec_pipeline.model.loading import load_model
+from gru4rec_pipeline.model.training import train_model
 
 OFFICIAL_EVENTS_PER_S = 4_200  # the official PyTorch GRU4Rec at these settings on a 2-core CPU
 

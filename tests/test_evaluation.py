@@ -330,3 +330,27 @@ def test_no_predictions_is_an_error_not_a_zero(tmp_path, capsys):
     error = capsys.readouterr().err
     assert "eval.npz" in error and "no next-item predictions" in error and "min_session_length" in error
     assert not (tmp_path / "recall.txt").exists()
+
+
+def test_a_damaged_session_arrays_file_names_itself_and_its_stage(tmp_path, capsys):
+    files = evaluation_files(tmp_path, [[1, 2, 3], [4, 5]])
+    data = (tmp_path / "eval.npz").read_bytes()
+    (tmp_path / "eval.npz").write_bytes(data[: len(data) // 2])  # a truncated write
+    assert main(["evaluate", *files, "--device", "cpu"]) == 2
+    error = capsys.readouterr().err
+    assert "eval.npz: damaged session arrays file" in error and "build_sessions" in error
+
+
+def test_baseline_refuses_sessions_built_with_another_vocabulary(tmp_path, capsys):
+    other = Vocabulary(2000 + np.arange(12), np.ones(12, dtype=np.int64))
+    files = evaluation_files(tmp_path, [[1, 2, 3], [4, 5]])
+    arrays = SessionArrays.load(tmp_path / "eval.npz")
+    # Written by the sessions stage with another vocabulary: its indices mean other items.
+    SessionArrays(arrays.offsets, arrays.items, arrays.times, arrays.session_ids, other.fingerprint()).save(
+        tmp_path / "train.npz"
+    )
+    outputs = files[files.index("--vocab") : files.index("--vocab") + 2] + files[files.index("--recall") :]
+    argv = ["baseline", "pop", "--train", str(tmp_path / "train.npz"), "--eval", str(tmp_path / "eval.npz")]
+    assert main([*argv, *outputs]) == 2
+    error = capsys.readouterr().err
+    assert "train.npz" in error and "another vocabulary than" in error and "vocab.parquet" in error

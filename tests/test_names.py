@@ -54,6 +54,8 @@ def test_schema_defaults_are_the_packages_defaults():
     ):
         assert {key: schema_at(*section, key)["default"] for key in defaults} == defaults
     assert schema_at("url")["default"] == names.RSC15_URL
+    for stage, threads in names.THREAD_DEFAULTS.items():
+        assert schema_at(stage, "threads")["default"] == threads
     defaults = {field.name: field.default for field in dataclasses.fields(TrainConfig)}
     defaults["layers"] = TrainConfig().layers
     for key, spec in HYPERPARAMETERS["properties"].items():

@@ -216,3 +216,52 @@ def test_original_ids_of_an_own_click_log_go_through_the_item_map(saved_model, m
     assert lines[0] == "rank\tItemId\tOriginalItemId\tscore"
     expected = np.argsort(-reference_scores(model, [2, 6]))[:3]
     assert [line.split("\t")[2] for line in lines[1:]] == [f"sku-{i}" for i in expected]
+
+
+def recommend_argv(model_path, vocab_path, *rest) -> list[str]:
+    return ["recommend", "--model", str(model_path), "--vocab", str(vocab_path), *rest]
+
+
+def test_a_vocabulary_the_model_was_not_trained_with_is_refused(saved_model, tmp_path, capsys):
+    model_path, _ = saved_model
+    # The same number of items in another order: the scores would come back under other ItemIds.
+    Vocabulary(ITEM_IDS[::-1].copy(), np.ones(N_ITEMS, dtype=np.int64)).save(tmp_path / "other.parquet")
+    assert main(recommend_argv(model_path, tmp_path / "other.parquet", "--session", str(ITEM_IDS[0]))) == 2
+    error = capsys.readouterr().err
+    assert "other.parquet" in error and "model.pt" in error and "not the one" in error
+
+
+def test_sessions_file_with_a_byte_order_mark_is_read(saved_model, tmp_path):
+    model_path, vocab_path = saved_model
+    sessions = tmp_path / "sessions.txt"
+    sessions.write_bytes(f"\ufeff{ITEM_IDS[1]} {ITEM_IDS[2]}\n".encode())
+    out = tmp_path / "recs.tsv"
+    assert main(recommend_argv(model_path, vocab_path, "--sessions-file", str(sessions), "--out", str(out))) == 0
+    assert pd.read_csv(out, sep="\t")["SessionId"].unique().tolist() == [1]
+
+
+def test_an_empty_sessions_file_is_an_error_and_writes_nothing(saved_model, tmp_path, capsys):
+    model_path, vocab_path = saved_model
+    sessions = tmp_path / "sessions.txt"
+    sessions.write_text("# nothing here\n\n")
+    out = tmp_path / "recs.tsv"
+    assert main(recommend_argv(model_path, vocab_path, "--sessions-file", str(sessions), "--out", str(out))) == 2
+    assert "sessions.txt: no sessions" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_sessions_without_known_items_are_an_error_and_write_nothing(saved_model, tmp_path, capsys):
+    model_path, vocab_path = saved_model
+    sessions = tmp_path / "sessions.txt"
+    sessions.write_text("424242\n")
+    out = tmp_path / "recs.tsv"
+    assert main(recommend_argv(model_path, vocab_path, "--sessions-file", str(sessions), "--out", str(out))) == 2
+    assert "no recommendations" in capsys.readouterr().err and not out.exists()
+
+
+def test_k_beyond_the_number_of_items_is_said(saved_model, capsys):
+    model_path, vocab_path = saved_model
+    assert main(recommend_argv(model_path, vocab_path, "--session", str(ITEM_IDS[3]), "-k", "500")) == 0
+    printed = capsys.readouterr()
+    assert f"-k 500 is more than the model's {N_ITEMS} items" in printed.err
+    assert len(printed.out.splitlines()) == 1 + N_ITEMS

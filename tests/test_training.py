@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 
 import numpy as np
 import pandas as pd
@@ -450,3 +451,34 @@ def test_kernel_and_tensor_paths_train_alike(tmp_path, monkeypatch):
         for (name, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items()):
             # Rounding differs (fused exponentials, summation order); a wrong update would differ by ~lr.
             torch.testing.assert_close(x, y, rtol=1e-3, atol=3e-4, msg=f"{loss}: {name}")
+
+
+def test_a_second_training_of_the_same_output_refuses_to_start(tmp_path):
+    """As when a hard-killed Snakemake left its training running and the job is started again."""
+    from gru4rec_pipeline.errors import PipelineError
+    from gru4rec_pipeline.model.checkpoints import TrainingLock
+    from gru4rec_pipeline.model.training import run_training
+
+    train, support = tiny_sessions()
+    train.save(tmp_path / "train.npz")
+    Vocabulary(np.arange(N_ITEMS) + 100, support).save(tmp_path / "vocab.parquet")
+    out = tmp_path / "models" / "bpr"
+    out.mkdir(parents=True)
+    (out / "checkpoints").mkdir()
+    (out / "checkpoints" / "of-the-running-one").write_text("")
+    settings = {"epochs": 1, "batch_size": 4, "layers": [8], "n_sample": 5}
+    paths = {"model_path": out / "model.pt", "history_path": out / "h.csv", "summary_path": out / "t.json"}
+    with TrainingLock(out):  # the training still running
+        with pytest.raises(PipelineError, match=rf"another training of this output is running \(process {os.getpid()}"):
+            run_training(
+                tmp_path / "train.npz", tmp_path / "vocab.parquet", "bpr", settings, **paths,
+                checkpoint_root=out / "checkpoints", device="cpu",
+            )  # fmt: skip
+    # It touched nothing of the running training's.
+    assert (out / "checkpoints" / "of-the-running-one").exists() and not (out / "model.pt").exists()
+    # Once that one has ended, the same call trains.
+    run_training(
+        tmp_path / "train.npz", tmp_path / "vocab.parquet", "bpr", settings, **paths,
+        checkpoint_root=out / "checkpoints", device="cpu", progress=False,
+    )  # fmt: skip
+    assert (out / "model.pt").exists() and not (out / "checkpoints").exists()

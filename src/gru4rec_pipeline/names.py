@@ -45,6 +45,9 @@ SYNTHETIC_PRESETS = ("tiny", "default", "full")
 # The RSC15 protocol (config key protocol): sessions shorter than 2 events and items with fewer than 5
 # events are dropped, and sessions ending in the last day (86,400 s) form the test split.
 PROTOCOL_DEFAULTS = {"min_session_length": 2, "min_item_support": 5, "split_seconds": 86400.0}
+# Threads per job of each stage (config keys training.threads, evaluation.threads), measured with
+# bench/bench_threads.py: a training at batch 32 runs fastest on one thread; ranking gains from a second.
+THREAD_DEFAULTS = {"training": 1, "evaluation": 2}
 # Item-kNN (config key baselines.itemknn): neighbours kept per item, shrinkage lambda.
 ITEMKNN_DEFAULTS = {"neighbors": 100, "lambda": 20.0}
 

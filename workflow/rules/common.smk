@@ -121,6 +121,11 @@ def get_hyperparameters(wildcards):
     return config["training"]["losses"][wildcards.loss]
 
 
+def get_evaluation_settings():
+    """What decides an evaluation's numbers (not its threads): a change reruns the evaluations."""
+    return {key: config["evaluation"][key] for key in ("cutoffs", "tie_mode", "batch_size")}
+
+
 def get_training_resources(wildcards):
     """Resources of a training job: a GPU when the config asks for CUDA."""
     return 1 if config["device"] == "cuda" else 0

@@ -18,12 +18,12 @@ rule evaluate_model:
         "benchmarks/evaluate_model/{loss}.tsv"
     conda:
         "../../envs/model.yaml"
-    threads: config["training"]["threads"]
+    threads: config["evaluation"]["threads"]
     resources:
         mem_mb=8000,
         runtime=60,
     params:
-        evaluation=config["evaluation"],
+        evaluation=get_evaluation_settings(),
         hyperparameters=get_hyperparameters,
         seed=config["seed"],
         device=config["device"],
@@ -46,12 +46,12 @@ rule evaluate_baseline:
         "benchmarks/evaluate_baseline/{baseline}.tsv"
     conda:
         "../../envs/model.yaml"
-    threads: 2
+    threads: config["evaluation"]["threads"]
     resources:
         mem_mb=8000,
         runtime=60,
     params:
-        evaluation=config["evaluation"],
+        evaluation=get_evaluation_settings(),
         itemknn=config["baselines"]["itemknn"],
     script:
         "../scripts/evaluate_baseline.py"
@@ -72,11 +72,11 @@ rule evaluate_oracle:
         "benchmarks/evaluate_oracle/oracle.tsv"
     conda:
         "../../envs/model.yaml"
-    threads: 2
+    threads: config["evaluation"]["threads"]
     resources:
         mem_mb=8000,
         runtime=60,
     params:
-        evaluation=config["evaluation"],
+        evaluation=get_evaluation_settings(),
     script:
         "../scripts/evaluate_oracle.py"

@@ -20,5 +20,6 @@ run_baseline_evaluation(
     snakemake.output.metrics,
     settings=EvaluationSettings.from_dict(snakemake.params.evaluation),
     options=snakemake.params.itemknn if name == "itemknn" else {},
+    threads=snakemake.threads,
     config=snakemake.config,
 )

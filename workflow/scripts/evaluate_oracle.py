@@ -17,5 +17,6 @@ run_oracle_evaluation(
     snakemake.output.recall,
     snakemake.output.metrics,
     settings=EvaluationSettings.from_dict(snakemake.params.evaluation),
+    threads=snakemake.threads,
     config=snakemake.config,
 )

@@ -8,7 +8,15 @@ import sys
 
 from gru4rec_pipeline.cli.common import positive_int, provenance_config
 from gru4rec_pipeline.errors import DataFormatError
-from gru4rec_pipeline.names import BASELINES, DEFAULT_CUTOFFS, DEVICES, ITEMKNN_DEFAULTS, RANKING_METHODS, TIE_MODES
+from gru4rec_pipeline.names import (
+    BASELINES,
+    DEFAULT_CUTOFFS,
+    DEVICES,
+    ITEMKNN_DEFAULTS,
+    RANKING_METHODS,
+    THREAD_DEFAULTS,
+    TIE_MODES,
+)
 
 INTEGER = re.compile(r"[+-]?\d+")
 
@@ -23,6 +31,8 @@ def add_evaluation_arguments(parser: argparse.ArgumentParser, needs_train: bool 
     parser.add_argument("--metrics", required=True, help="metrics JSON to write (with provenance and timings)")
     parser.add_argument("--cutoffs", type=positive_int, nargs="+", default=list(DEFAULT_CUTOFFS), help="cut-offs k")
     parser.add_argument("--tie-mode", default="standard", choices=TIE_MODES, help="ranking of ties (default standard)")
+    threads = THREAD_DEFAULTS["evaluation"]
+    parser.add_argument("--threads", type=positive_int, default=threads, help=f"CPU threads (default {threads})")
 
 
 def add_commands(subparsers) -> None:
@@ -33,7 +43,6 @@ def add_commands(subparsers) -> None:
     add_evaluation_arguments(parser)
     parser.add_argument("--batch-size", type=positive_int, default=512, help="sessions evaluated side by side")
     parser.add_argument("--device", default="auto", choices=DEVICES, help="default auto: CUDA when available")
-    parser.add_argument("--threads", type=positive_int, default=1, help="CPU threads for PyTorch (default 1)")
     parser.add_argument("--method", default="auto", choices=RANKING_METHODS, help="exact ranking method")
     parser.set_defaults(run=run_evaluate)
 
@@ -128,6 +137,7 @@ def run_baseline(args: argparse.Namespace) -> int:
         args.metrics,
         settings=settings_of(args),
         options=options,
+        threads=args.threads,
         config=provenance_config(args),
     )
     print_recall(args.recall)
@@ -144,6 +154,7 @@ def run_oracle(args: argparse.Namespace) -> int:
         args.recall,
         args.metrics,
         settings=settings_of(args),
+        threads=args.threads,
         config=provenance_config(args),
     )
     print_recall(args.recall)

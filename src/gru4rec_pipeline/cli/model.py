@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from gru4rec_pipeline.cli.common import key_value
-from gru4rec_pipeline.names import DEVICES, LOSSES
+from gru4rec_pipeline.names import DEVICES, LOSSES, THREAD_DEFAULTS
 
 
 def add_commands(subparsers) -> None:
@@ -27,7 +27,8 @@ def add_commands(subparsers) -> None:
         "--checkpoint-dir", help="folder for per-epoch checkpoints (a rerun resumes; removed once the model is written)"
     )
     parser.add_argument("--seed", type=int, default=42, help="seed of weights, dropout and sampling (default 42)")
-    parser.add_argument("--threads", type=int, default=1, help="CPU threads for PyTorch (default 1)")
+    threads = THREAD_DEFAULTS["training"]
+    parser.add_argument("--threads", type=int, default=threads, help=f"CPU threads for PyTorch (default {threads})")
     parser.add_argument("--device", choices=DEVICES, default="auto", help="default auto: CUDA when available")
     parser.add_argument("--quiet", action="store_true", help="no progress output")
     parser.set_defaults(run=run_train)

@@ -15,6 +15,7 @@ import time
 import numpy as np
 import torch
 
+from gru4rec_pipeline.compute import configure_threads, resolve_device
 from gru4rec_pipeline.data.arrays import SessionArrays
 from gru4rec_pipeline.errors import ConfigError, DataFormatError
 from gru4rec_pipeline.evaluation.ranking import (
@@ -33,7 +34,7 @@ from gru4rec_pipeline.evaluation.stage import (
     write_results,
 )
 from gru4rec_pipeline.files import read_json
-from gru4rec_pipeline.model.loading import check_vocabulary, configure_threads, load_model, resolve_device
+from gru4rec_pipeline.model.loading import check_vocabulary, load_model
 from gru4rec_pipeline.names import DEFAULT_CUTOFFS, RANKING_METHODS
 from gru4rec_pipeline.progress import Progress
 from gru4rec_pipeline.report.provenance import collect_provenance

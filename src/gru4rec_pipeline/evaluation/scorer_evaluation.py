@@ -13,6 +13,7 @@ from typing import Protocol
 
 import numpy as np
 
+from gru4rec_pipeline.compute import configure_threads
 from gru4rec_pipeline.data.arrays import SessionArrays
 from gru4rec_pipeline.evaluation.baselines import OracleScorer, build_baseline
 from gru4rec_pipeline.evaluation.ranking import MetricAccumulator, check_cutoffs, check_tie_mode, rank_dense
@@ -83,10 +84,12 @@ def run_baseline_evaluation(
     metrics_path,
     settings: EvaluationSettings | None = None,
     options: dict | None = None,
+    threads: int = 1,
     config: dict | None = None,
 ) -> dict:
     """Fit the baseline ``name`` (pop, spop, itemknn; ``options``: its settings) and evaluate it."""
     settings = settings or EvaluationSettings()
+    configure_threads(threads)
     arrays, vocabulary = load_evaluation_data(eval_path, vocab_path)
     train = SessionArrays.load(train_path)
     vocabulary.check_indices(train, train_path, vocab_path)
@@ -117,10 +120,12 @@ def run_oracle_evaluation(
     recall_path,
     metrics_path,
     settings: EvaluationSettings | None = None,
+    threads: int = 1,
     config: dict | None = None,
 ) -> dict:
     """Evaluate the synthetic process's Bayes-optimal next-item distribution: the ceiling of every model."""
     settings = settings or EvaluationSettings()
+    configure_threads(threads)
     arrays, vocabulary = load_evaluation_data(eval_path, vocab_path)
     scorer = OracleScorer(Oracle.load(Path(process_path)), vocabulary)
     metrics = evaluate_scorer(scorer, arrays, vocabulary.n_items, cutoffs=settings.cutoffs, tie_mode=settings.tie_mode)

@@ -1,4 +1,4 @@
-"""Using a trained model: choosing the device, loading ``model.pt``, checking it belongs to a vocabulary.
+"""Using a trained model: loading ``model.pt`` and checking it belongs to a vocabulary.
 
 Evaluation and recommendation import this module, not the training machinery.
 """
@@ -10,26 +10,8 @@ from pathlib import Path
 import torch
 
 from gru4rec_pipeline.data.vocabulary import Vocabulary
-from gru4rec_pipeline.errors import ConfigError, DataFormatError
+from gru4rec_pipeline.errors import DataFormatError
 from gru4rec_pipeline.model.network import GRU4Rec
-
-
-def resolve_device(device: str) -> torch.device:
-    """``auto``: CUDA when available, else the CPU; ``cuda`` without a GPU is an error."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("device", "cuda was requested but no CUDA device is available")
-    return torch.device(device)
-
-
-def configure_threads(threads: int) -> None:
-    """Torch uses exactly ``threads`` CPU threads (a job's share of the machine, not all of it)."""
-    torch.set_num_threads(threads)
-    try:
-        torch.set_num_interop_threads(threads)
-    except RuntimeError:
-        pass  # can only be set once per process, before any parallel work
 
 
 def load_model(model_path: str | Path, device: str | torch.device = "cpu") -> GRU4Rec:

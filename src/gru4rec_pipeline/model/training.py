@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from gru4rec_pipeline.compute import configure_threads, resolve_device
 from gru4rec_pipeline.data.arrays import SessionArrays
 from gru4rec_pipeline.data.vocabulary import Vocabulary
 from gru4rec_pipeline.errors import ConfigError, DataFormatError, PipelineError
@@ -35,7 +36,6 @@ from gru4rec_pipeline.model.checkpoints import (
 )
 from gru4rec_pipeline.model.hyperparameters import TrainConfig
 from gru4rec_pipeline.model.iterator import SessionParallelIterator
-from gru4rec_pipeline.model.loading import configure_threads, resolve_device
 from gru4rec_pipeline.model.network import GRU4Rec
 from gru4rec_pipeline.model.sampling import NegativeSampler
 from gru4rec_pipeline.model.train_step import TrainStep

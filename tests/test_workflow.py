@@ -99,6 +99,17 @@ def test_download_source_fetches_on_the_submitting_host(workflow_copy: Path):
     )
 
 
+@pytest.mark.parametrize("device, units", [("cuda", 1), ("cpu", 0), ("auto", 0)])
+def test_a_cuda_training_asks_for_a_gpu_and_one_share_of_it(workflow_copy: Path, device: str, units: int):
+    """gpu: what a cluster job requests (sbatch --gpus); gpu_share: `--resources gpu_share=N` lets N trainings
+    use one GPU side by side on one machine."""
+    result = run_snakemake(
+        workflow_copy, "results/models/bpr/model.pt", "--dry-run", "--cores", "2", "--config", f"device={device}"
+    )
+    resources = re.search(r"rule train_model:.*?resources: ([^\n]*)", result.stdout, re.S).group(1)
+    assert f"gpu={units}" in resources and f"gpu_share={units}" in resources, resources
+
+
 @pytest.mark.slow
 def test_own_click_log_gives_the_same_splits(tiny_run: Path, workflow_copy: Path):
     """The tiny clicks, renamed and with ISO-8601 times, through own_data: the same protocol splits."""

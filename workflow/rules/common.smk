@@ -126,8 +126,13 @@ def get_evaluation_settings():
     return {key: config["evaluation"][key] for key in ("cutoffs", "tie_mode", "batch_size")}
 
 
-def get_training_resources(wildcards):
-    """Resources of a training job: a GPU when the config asks for CUDA."""
+def get_training_gpus(wildcards):
+    """GPUs a training job asks the cluster for: one when the config asks for CUDA (sbatch --gpus=1)."""
+    return 1 if config["device"] == "cuda" else 0
+
+
+def get_training_gpu_share(wildcards):
+    """A training's share of a GPU: one unit. `--resources gpu_share=N` lets N trainings use one GPU at once."""
     return 1 if config["device"] == "cuda" else 0
 
 

@@ -20,7 +20,8 @@ rule train_model:
     resources:
         mem_mb=8000,
         runtime=240,
-        gpu=get_training_resources,
+        gpu=get_training_gpus,
+        gpu_share=get_training_gpu_share,
     params:
         hyperparameters=get_hyperparameters,
         seed=config["seed"],

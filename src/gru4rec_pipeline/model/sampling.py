@@ -71,7 +71,7 @@ class NegativeSampler:
         self.device = torch.device(device)
         self.rows = max(1, int(store_size) // self.n_sample) if self.n_sample > 0 else 0
         self.cdf = torch.as_tensor(sampling_cdf(item_support, alpha), device=self.device)
-        self.search = GuidedSearch(self.cdf) if self.device.type == "cpu" else None
+        self.search = GuidedSearch(self.cdf) if self.device.type == "cpu" and kernels.AVAILABLE else None
         self.generator = torch.Generator(device=self.device).manual_seed(int(seed))
         self.store: Tensor | None = None
         self.pointer = 0

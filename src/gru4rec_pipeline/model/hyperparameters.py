@@ -76,6 +76,9 @@ for _loss in ("bpr", "top1", "top1_max"):
     DEFAULT_HYPERPARAMETERS[_loss] = {**DEFAULT_HYPERPARAMETERS["bpr_max"], "loss": _loss, "bpreg": 0.0}
 
 DEVICES = ("auto", "cpu", "cuda")
+# auto: the static-shape step replayed from CUDA graphs on a GPU, the per-step loop with the compiled kernels on
+# a CPU; on: the static-shape step everywhere (eagerly on a CPU); off: the per-step loop everywhere.
+FAST_PATHS = ("auto", "on", "off")
 
 
 @dataclass
@@ -101,6 +104,7 @@ class TrainConfig:
     device: str = "auto"
     threads: int = 1
     sample_store_size: int = 10_000_000
+    fast_path: str = "auto"  # auto | on | off (see FAST_PATHS)
 
     @classmethod
     def from_dict(cls, values: dict) -> "TrainConfig":
@@ -147,6 +151,7 @@ class TrainConfig:
         require("device", self.device in DEVICES, f"one of {list(DEVICES)}")
         require("threads", self.threads >= 1, "a positive integer")
         require("sample_store_size", self.sample_store_size >= max(1, self.n_sample), "at least n_sample")
+        require("fast_path", self.fast_path in FAST_PATHS, f"one of {list(FAST_PATHS)}")
 
 
 _FIELD_TYPES = {f.name: f.type for f in dataclasses.fields(TrainConfig)}

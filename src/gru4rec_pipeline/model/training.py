@@ -21,10 +21,11 @@ import torch
 from gru4rec_pipeline.data.arrays import SessionArrays
 from gru4rec_pipeline.errors import ConfigError, DataFormatError, PipelineError
 from gru4rec_pipeline.model import kernels
+from gru4rec_pipeline.model.graph_training import fast_epoch_runner
 from gru4rec_pipeline.model.hyperparameters import DEFAULT_HYPERPARAMETERS, TrainConfig  # noqa: F401  (re-exported)
 from gru4rec_pipeline.model.iterator import SessionParallelIterator
 from gru4rec_pipeline.model.network import GRU4Rec
-from gru4rec_pipeline.model.sampling import NegativeSampler
+from gru4rec_pipeline.model.sampling import NegativeSampler, set_generator_state
 from gru4rec_pipeline.model.train_step import TrainStep
 from gru4rec_pipeline.progress import Progress
 
@@ -73,7 +74,7 @@ def load_item_support(vocab_path: str | Path) -> np.ndarray:
 
 def _fingerprint(train: SessionArrays, n_items: int, config: TrainConfig) -> dict:
     """What a checkpoint must match to be resumed (everything but run length and hardware)."""
-    settings = {k: v for k, v in config.to_dict().items() if k not in ("epochs", "device", "threads")}
+    settings = {k: v for k, v in config.to_dict().items() if k not in ("epochs", "device", "threads", "fast_path")}
     return {"config": settings, "n_events": train.n_events, "n_sessions": train.n_sessions, "n_items": n_items}
 
 
@@ -167,7 +168,7 @@ def train_model(
         if payload is not None and payload["fingerprint"] == fingerprint and payload["epoch"] <= config.epochs:
             model.load_state_dict(payload["model"])
             step.optimizer.load_state_dict(payload["optimizer"])
-            step.dropout_generator.set_state(payload["dropout_generator"])
+            set_generator_state(step.dropout_generator, payload["dropout_generator"], "dropout")
             if sampler is not None:
                 sampler.load_state_dict(payload["sampler"])
             history = list(payload["history"])
@@ -180,13 +181,19 @@ def train_model(
         kernels.warm_up()
     items = torch.as_tensor(train.items, dtype=torch.int64, device=device)
     batch = config.batch_size
+    # The static-shape step (CUDA graphs on a GPU), or None for the per-step loop below: graph_training.py.
+    fast_epochs = fast_epoch_runner(config, device, step, sampler, train.items, iterator)
     for epoch in range(start_epoch + 1, config.epochs + 1):
         started = time.perf_counter()
         state = model.init_state(batch)
         loss_sum = torch.zeros((), device=device)
         steps = 0
         bar = Progress(f"epoch {epoch}", total=iterator.upper_bound_events(), unit="events", enabled=progress)
-        for block in iterator.blocks(BLOCK_STEPS):
+        blocks = iterator.blocks(BLOCK_STEPS)
+        if fast_epochs is not None:
+            loss_sum, steps = fast_epochs.run_epoch(bar)
+            blocks = ()
+        for block in blocks:
             positions = torch.as_tensor(block.positions, device=device)
             inputs, targets = items[positions], items[positions + 1]
             keep = torch.as_tensor(~block.new_session, device=device).to(torch.float32).unsqueeze(2)

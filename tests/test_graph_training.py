@@ -270,7 +270,7 @@ def test_graph_orchestration_with_a_stand_in_for_cuda_graphs(monkeypatch, one_th
             StaticStep.run_chunk(steps[-1], self.size)
 
     class StandInCapture:
-        def __init__(self, graph):
+        def __init__(self, graph, stream=None):
             self.graph = graph
 
         def __enter__(self):

@@ -97,8 +97,9 @@ class FastEpochs:
 
     # -- capture --------------------------------------------------------------------------------
     def _capture(self) -> None:
-        """Run each chunk size once (CUDA initialises libraries and workspaces lazily, which must not happen
-        during capture), undo those trial steps, then capture one graph per chunk size."""
+        """Run each chunk size once (CUDA initialises libraries and per-stream workspaces lazily, which must
+        not happen during capture: the trial runs on the stream the capture then uses), undo those trial
+        steps, then capture one graph per chunk size."""
         static, generator = self.static, self.step.dropout_generator
         saved = [tensor.clone() for tensor in static.mutable_tensors()]
         saved_generator = generator.get_state()
@@ -113,7 +114,7 @@ class FastEpochs:
             for size in self.chunk_sizes:
                 graph = torch.cuda.CUDAGraph()
                 graph.register_generator_state(generator)
-                with torch.cuda.graph(graph):
+                with torch.cuda.graph(graph, stream=side):
                     static.run_chunk(size)
                 self.graphs[size] = graph
         except (RuntimeError, AttributeError, TypeError) as exc:

@@ -1,6 +1,12 @@
 """Training speed of GRU4Rec on RSC15-like synthetic data: events/s per loss, and the recall@20 reached.
 
 Usage: python bench/bench_training.py [--events 1000000] [--threads 2] [--losses ce_sampled bpr_max]
+       [--device cpu|cuda|auto] [--batch-size 32] [--profile]
+
+On a GPU (``--device cuda``) training takes the fast path (the static-shape step replayed from CUDA graphs)
+and each loss also prints the peak GPU memory; ``--profile`` adds kernels and host launches per step from
+``torch.profiler``, for the fast path and for the per-step loop. Needs only torch, numpy, pandas and pyarrow
+with ``PYTHONPATH=src`` (numba, when present, speeds up the CPU parts).
 
 The data: ~37k items with heavy-tailed (Zipf) popularity, session lengths like RSC15 (mean ~3.5, at least 2),
 and a learnable next-item structure (each item has a few preferred successors). The last 5% of sessions
@@ -19,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from gru4rec_pipeline.compute import resolve_device
 from gru4rec_pipeline.data.arrays import SessionArrays
 from gru4rec_pipeline.model.hyperparameters import TrainConfig
 from gru4rec_pipeline.model.loading import load_model
@@ -65,7 +72,9 @@ def split_tail(arrays: SessionArrays, fraction: float) -> tuple[SessionArrays, S
 
 
 def recall_at_20(model, test: SessionArrays, batch: int = 512, max_sessions: int = 4000) -> float:
-    """Exact full-ranking recall@20 over every next item of (the first ``max_sessions``) held-out sessions."""
+    """Exact full-ranking recall@20 over every next item of (the first ``max_sessions``) held-out sessions,
+    on the model's device."""
+    device = model.device
     if test.n_sessions > max_sessions:
         end = test.offsets[max_sessions]
         test = SessionArrays(
@@ -80,11 +89,12 @@ def recall_at_20(model, test: SessionArrays, batch: int = 512, max_sessions: int
         for k in range(int(lengths[lo:hi].max()) - 1):
             alive = lengths[lo:hi] > k + 1
             pos = test.offsets[lo:hi] + np.minimum(k, lengths[lo:hi] - 1)
-            out, state = model.step(torch.as_tensor(test.items[pos]), state)
+            out, state = model.step(torch.as_tensor(test.items[pos], device=device), state)
             scores = out @ weight.T + bias
-            target = torch.as_tensor(test.items[np.minimum(pos + 1, test.offsets[lo + 1 : hi + 1] - 1)])
+            target = test.items[np.minimum(pos + 1, test.offsets[lo + 1 : hi + 1] - 1)]
+            target = torch.as_tensor(target, device=device)
             rank = (scores > scores.gather(1, target[:, None])).sum(1)
-            mask = torch.as_tensor(alive)
+            mask = torch.as_tensor(alive, device=device)
             hits += int(((rank < 20) & mask).sum())
             total += int(mask.sum())
     return hits / max(total, 1)
@@ -177,14 +187,107 @@ def run_baseline(train: SessionArrays, support: np.ndarray, test: SessionArrays,
     return events / seconds
 
 
+def head(arrays: SessionArrays, n_events: int) -> SessionArrays:
+    """The first sessions of ``arrays`` holding about ``n_events`` events."""
+    count = max(1, int(np.searchsorted(arrays.offsets, n_events)))
+    end = arrays.offsets[count]
+    return SessionArrays(
+        arrays.offsets[: count + 1], arrays.items[:end], arrays.times[:end], arrays.session_ids[:count]
+    )
+
+
+def profile_steps(config: TrainConfig, train: SessionArrays, support: np.ndarray, steps: int = 512) -> str:
+    """Kernels and host launches per step, counted by ``torch.profiler`` over one epoch of about ``steps`` steps
+    of the beginning of ``train``: the fast path with graphs and eagerly (the kernels a graph holds), and the
+    per-step loop of ``TrainStep``."""
+    from torch.profiler import ProfilerActivity, profile
+
+    from gru4rec_pipeline.model.graph_training import FastEpochs
+    from gru4rec_pipeline.model.iterator import SessionParallelIterator
+    from gru4rec_pipeline.model.network import GRU4Rec
+    from gru4rec_pipeline.model.sampling import NegativeSampler
+    from gru4rec_pipeline.model.train_step import TrainStep
+
+    device = torch.device(config.device)
+    part = head(train, int(steps * config.batch_size * 1.2))
+
+    def build():
+        model = GRU4Rec(len(support), config.layers, config.embedding, config.embedding_dim, seed=config.seed)
+        model = model.to(device)
+        step = TrainStep(
+            model,
+            config.loss,
+            config.batch_size,
+            config.learning_rate,
+            config.momentum,
+            config.dropout_embed,
+            config.dropout_hidden,
+            support,
+            logq=config.logq,
+            sample_alpha=config.sample_alpha,
+            bpreg=config.bpreg,
+            elu_param=config.elu_param,
+        )
+        sampler = None
+        if config.loss != "ce_full" and config.n_sample > 0:
+            sampler = NegativeSampler(support, config.n_sample, config.sample_alpha, config.sample_store_size, device)
+        return step, sampler, SessionParallelIterator(part.offsets, config.batch_size)
+
+    def count(run) -> tuple[float, float]:
+        run()  # once unprofiled: the sample store drawn, lazy initialisation done
+        torch.cuda.synchronize()
+        with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+            n_steps = run()
+            torch.cuda.synchronize()
+        kernels = launches = 0
+        for event in prof.events():
+            if event.device_type == torch.autograd.DeviceType.CUDA:
+                kernels += not event.name.startswith(("Memcpy", "Memset"))
+            elif "LaunchKernel" in event.name or "GraphLaunch" in event.name:
+                launches += 1
+        return kernels / n_steps, launches / n_steps
+
+    figures = {}
+    for name, graphs in (("graphs", True), ("eager", False)):
+        step, sampler, iterator = build()
+        runner = FastEpochs(step, sampler, part.items, iterator, graphs=graphs)
+        figures[name] = count(lambda runner=runner: runner.run_epoch()[1])
+    step, sampler, iterator = build()
+    items = torch.as_tensor(part.items, device=device)
+
+    def loop() -> int:
+        state, n_steps = step.model.init_state(config.batch_size), 0
+        for block in iterator.blocks(1024):
+            positions = torch.as_tensor(block.positions, device=device)
+            keep = torch.as_tensor(~block.new_session, device=device).float().unsqueeze(2)
+            for t in range(block.n_steps):
+                for h in state:
+                    h.mul_(keep[t])
+                samples = sampler.next() if sampler is not None else None
+                step(items[positions[t]], items[positions[t] + 1], samples, state)
+            n_steps += block.n_steps
+        return n_steps
+
+    figures["loop"] = count(loop)
+    return (
+        f"fast path: {figures['graphs'][0]:.1f} kernels and {figures['graphs'][1]:.2f} host launches a step "
+        f"(eagerly: {figures['eager'][0]:.1f} kernels, {figures['eager'][1]:.1f} launches); "
+        f"per-step loop: {figures['loop'][0]:.1f} kernels, {figures['loop'][1]:.1f} launches a step"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--losses", nargs="+", default=["ce_sampled", "bpr_max"])
     parser.add_argument("--epochs", type=int, default=1)
-    parser.add_argument("--baseline", action="store_true", help="also time a plain autograd implementation")
+    parser.add_argument("--baseline", action="store_true", help="also time a plain autograd implementation (CPU)")
+    parser.add_argument("--device", choices=["cpu", "cuda", "auto"], default="cpu")
+    parser.add_argument("--batch-size", type=int, default=None, help="default: the published 32")
+    parser.add_argument("--profile", action="store_true", help="kernels and launches per step (CUDA)")
     args = parser.parse_args()
+    device = resolve_device(args.device)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     arrays, _ = synthetic_sessions(args.events)
     train, test = split_tail(arrays, 0.05)
@@ -196,19 +299,36 @@ def main() -> None:
     speeds = {}
     with tempfile.TemporaryDirectory() as folder:
         for loss in args.losses:
-            config = TrainConfig.from_dict(
-                {"loss": loss, "epochs": args.epochs, "threads": args.threads, "device": "cpu"}
-            )
+            settings = {"loss": loss, "epochs": args.epochs, "threads": args.threads, "device": device.type}
+            if args.batch_size is not None:
+                settings["batch_size"] = args.batch_size
+            config = TrainConfig.from_dict(settings)
             model_path = Path(folder) / f"{loss}.pt"
+            if device.type == "cuda":
+                torch.cuda.reset_peak_memory_stats()
             summary = train_model(train, support, config, model_path, Path(folder) / f"{loss}.csv", progress=False)
             started = time.perf_counter()
-            recall = recall_at_20(load_model(model_path), test)
+            recall = recall_at_20(load_model(model_path, device=device.type), test)
+            evaluation = time.perf_counter() - started
             speeds[loss] = summary["events_per_s"]
+            if device.type == "cpu":
+                print(
+                    f"{loss:>10}: {summary['events_per_s']:,.0f} events/s ({summary['events']:,} events, "
+                    f"{summary['train_seconds']:.1f} s, threads {summary['threads']}), "
+                    f"loss {summary['final_loss']:.4f}, recall@20 {recall:.4f} (eval {evaluation:.1f} s)"
+                )
+                continue
+            peak = torch.cuda.max_memory_allocated() / 2**30
             print(
                 f"{loss:>10}: {summary['events_per_s']:,.0f} events/s ({summary['events']:,} events, "
-                f"{summary['train_seconds']:.1f} s, threads {summary['threads']}), loss {summary['final_loss']:.4f}, "
-                f"recall@20 {recall:.4f} (eval {time.perf_counter() - started:.1f} s)"
+                f"{summary['train_seconds']:.1f} s, {torch.cuda.get_device_name(device)}, batch {config.batch_size}), "
+                f"loss {summary['final_loss']:.4f}, recall@20 {recall:.4f}, peak GPU memory {peak:.2f} GiB "
+                f"(eval {evaluation:.1f} s)"
             )
+            if args.profile:
+                print(f"{'':>12}{profile_steps(config, train, support)}")
+    if device.type != "cpu":
+        return
     for loss, speed in speeds.items():
         print(
             f"{loss}: {speed / OFFICIAL_EVENTS_PER_S:.1f}x the official implementation's ~{OFFICIAL_EVENTS_PER_S:,} "

@@ -25,6 +25,10 @@ SETTING_SPLITS = {
 SETTINGS = tuple(SETTING_SPLITS)
 
 DEVICES = ("auto", "cpu", "cuda")
+# How a training steps: auto is the static-shape step replayed from CUDA graphs on a GPU and the per-step loop
+# with the compiled kernels on a CPU; on: the static-shape step everywhere (eagerly on a CPU); off: the
+# per-step loop everywhere.
+FAST_PATHS = ("auto", "on", "off")
 EMBEDDING_MODES = ("shared", "separate", "none")
 
 # How items scoring exactly like the target are ranked (as the official GRU4Rec evaluation defines them).

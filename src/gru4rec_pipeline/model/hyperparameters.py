@@ -24,7 +24,7 @@ import dataclasses
 from dataclasses import dataclass, field
 
 from gru4rec_pipeline.errors import ConfigError
-from gru4rec_pipeline.names import DEVICES, EMBEDDING_MODES, LOSSES
+from gru4rec_pipeline.names import DEVICES, EMBEDDING_MODES, FAST_PATHS, LOSSES
 
 _COMMON = {
     "layers": [100],
@@ -116,6 +116,7 @@ class TrainConfig:
     device: str = "auto"
     threads: int = 1
     sample_store_size: int = 10_000_000
+    fast_path: str = "auto"  # auto | on | off (see FAST_PATHS)
 
     @classmethod
     def from_dict(cls, values: dict) -> "TrainConfig":
@@ -162,6 +163,7 @@ class TrainConfig:
         require("device", self.device in DEVICES, f"one of {list(DEVICES)}")
         require("threads", self.threads >= 1, "a positive integer")
         require("sample_store_size", self.sample_store_size >= max(1, self.n_sample), "at least n_sample")
+        require("fast_path", self.fast_path in FAST_PATHS, f"one of {list(FAST_PATHS)}")
 
 
 _FIELD_TYPES = {f.name: f.type for f in dataclasses.fields(TrainConfig)}

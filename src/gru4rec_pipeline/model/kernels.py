@@ -14,9 +14,22 @@ one of ``optim.AdagradMomentum``; tests/test_training.py checks both against the
 from __future__ import annotations
 
 import numpy as np
-from llvmlite import ir
-from numba import njit, types
-from numba.extending import intrinsic
+
+try:
+    from llvmlite import ir
+    from numba import njit, types
+    from numba.extending import intrinsic
+
+    AVAILABLE = True
+except ImportError:  # an install for GPU training only: every caller takes its tensor path instead
+    AVAILABLE = False
+
+    def njit(*args, **options):
+        return args[0] if args and callable(args[0]) else (lambda function: function)
+
+    def intrinsic(function):
+        return function
+
 
 # ``cache=True``: compiled once per machine and reused by later processes (a Snakemake job each).
 # ``error_model="numpy"``: no division-by-zero check per element, which would keep loops from being
@@ -345,6 +358,8 @@ def guided_search(cdf, guide, uniform, out):
 def warm_up() -> None:
     """Compile (or load from the cache) every kernel for float32, so that the first training step is not
     timed with the compilation in it (a few seconds on a new machine, well under one once cached)."""
+    if not AVAILABLE:
+        return
     f32 = np.float32
     rows = np.array([1, 0, 1], dtype=np.int64)
     table = np.zeros((2, 3), dtype=f32)

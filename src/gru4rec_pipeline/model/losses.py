@@ -40,7 +40,7 @@ KERNEL_LOSSES = ("ce_full", "ce_sampled", "bpr_max")
 
 def kernels_apply(loss: str, scores: Tensor, use_kernels: bool | None = None) -> bool:
     """Whether ``loss`` on ``scores`` runs in a compiled kernel (CPU, float32, contiguous)."""
-    if use_kernels is False or loss not in KERNEL_LOSSES:
+    if use_kernels is False or not kernels.AVAILABLE or loss not in KERNEL_LOSSES:
         return False
     return scores.device.type == "cpu" and scores.dtype == torch.float32 and scores.is_contiguous()
 

@@ -41,7 +41,7 @@ def glorot_uniform(rows: int, cols: int, gates: int, generator: torch.Generator)
 
 def gru_kernels_apply(h: Tensor, use_kernels: bool | None = None) -> bool:
     """Whether the gate arithmetic runs in the compiled CPU kernels (float32 CPU tensors)."""
-    return use_kernels is not False and h.device.type == "cpu" and h.dtype == torch.float32
+    return use_kernels is not False and kernels.AVAILABLE and h.device.type == "cpu" and h.dtype == torch.float32
 
 
 def gru_gates(

@@ -59,7 +59,7 @@ class AdagradMomentum:
         self.state[name] = torch.zeros((param.shape[0], 2 * width), dtype=param.dtype, device=param.device)
 
     def kernels_for(self, param: Tensor) -> bool:
-        if self.use_kernels is False:
+        if self.use_kernels is False or not kernels.AVAILABLE:
             return False
         return param.device.type == "cpu" and param.is_contiguous()
 

@@ -14,12 +14,33 @@ exactly ``searchsorted(cdf, u, right=True)``, so the stream does not depend on t
 
 from __future__ import annotations
 
+import hashlib
+import logging
+
 import numpy as np
 import torch
 from torch import Tensor
 
 from gru4rec_pipeline.errors import PipelineError
 from gru4rec_pipeline.model import kernels
+
+log = logging.getLogger("gru4rec_pipeline")
+
+
+def set_generator_state(generator: torch.Generator, state: Tensor, what: str = "random stream") -> bool:
+    """Restore ``state`` into ``generator``; True if the stream continues exactly.
+
+    A CPU and a CUDA generator have different algorithms and states, so a checkpoint written on one device
+    type cannot continue its stream on the other: the generator is then seeded from the saved state, which
+    keeps a resumed run repeatable (the same checkpoint always gives the same continuation).
+    """
+    if state.numel() == generator.get_state().numel():
+        generator.set_state(state)
+        return True
+    digest = hashlib.blake2b(state.cpu().numpy().tobytes(), digest_size=8).digest()
+    generator.manual_seed(int.from_bytes(digest, "little") >> 1)
+    log.warning("%s: saved on another device type; continuing with a stream seeded from the saved state", what)
+    return False
 
 
 def sampling_cdf(item_support: np.ndarray, alpha: float) -> np.ndarray:
@@ -72,7 +93,7 @@ class NegativeSampler:
         self.device = torch.device(device)
         self.rows = max(1, int(store_size) // self.n_sample) if self.n_sample > 0 else 0
         self.cdf = torch.as_tensor(sampling_cdf(item_support, alpha), device=self.device)
-        self.search = GuidedSearch(self.cdf) if self.device.type == "cpu" else None
+        self.search = GuidedSearch(self.cdf) if self.device.type == "cpu" and kernels.AVAILABLE else None
         self.generator = torch.Generator(device=self.device).manual_seed(int(seed))
         self.store: Tensor | None = None
         self.pointer = 0
@@ -98,6 +119,14 @@ class NegativeSampler:
         self.pointer += 1
         return row
 
+    def refill_if_used_up(self) -> bool:
+        """Draw a new store when every row has been used, as ``next`` would before taking a row (callers
+        that read the store themselves advance ``pointer``); True if it did."""
+        if self.store is None or self.pointer >= self.rows:
+            self._fill()
+            return True
+        return False
+
     def state_dict(self) -> dict:
         return {
             "generator": self.generator.get_state(),
@@ -108,10 +137,11 @@ class NegativeSampler:
     def load_state_dict(self, state: dict) -> None:
         """Restore the exact stream: redraw the current store from its saved generator state."""
         if state["fill_state"] is None:
-            self.generator.set_state(state["generator"])
+            set_generator_state(self.generator, state["generator"], "negative samples")
             self.store, self.fill_state, self.pointer = None, None, 0
             return
-        self.generator.set_state(state["fill_state"])
+        exact = set_generator_state(self.generator, state["fill_state"], "negative samples")
         self._fill()
         self.pointer = int(state["pointer"])
-        self.generator.set_state(state["generator"])
+        if exact:
+            self.generator.set_state(state["generator"])

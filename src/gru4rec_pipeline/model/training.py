@@ -34,10 +34,11 @@ from gru4rec_pipeline.model.checkpoints import (
     training_fingerprint,
     write_history,
 )
+from gru4rec_pipeline.model.graph_training import fast_epoch_runner
 from gru4rec_pipeline.model.hyperparameters import TrainConfig
 from gru4rec_pipeline.model.iterator import SessionParallelIterator
 from gru4rec_pipeline.model.network import GRU4Rec
-from gru4rec_pipeline.model.sampling import NegativeSampler
+from gru4rec_pipeline.model.sampling import NegativeSampler, set_generator_state
 from gru4rec_pipeline.model.train_step import TrainStep
 from gru4rec_pipeline.progress import Progress
 
@@ -45,7 +46,7 @@ log = logging.getLogger("gru4rec_pipeline")
 
 BLOCK_STEPS = 1024  # steps whose indices are prepared (and moved to the device) at once
 # Settings that do not change what a training computes: a checkpoint is resumed across them.
-RUN_ONLY_SETTINGS = ("epochs", "device", "threads")
+RUN_ONLY_SETTINGS = ("epochs", "device", "threads", "fast_path")
 
 
 def _fingerprint(train: SessionArrays, n_items: int, config: TrainConfig) -> dict:
@@ -169,7 +170,7 @@ def train_model(
         if payload is not None and payload["fingerprint"] == fingerprint and payload["epoch"] <= config.epochs:
             model.load_state_dict(payload["model"])
             step.optimizer.load_state_dict(payload["optimizer"])
-            step.dropout_generator.set_state(payload["dropout_generator"])
+            set_generator_state(step.dropout_generator, payload["dropout_generator"], "dropout")
             if sampler is not None:
                 sampler.load_state_dict(payload["sampler"])
             history = list(payload["history"])
@@ -182,13 +183,19 @@ def train_model(
         kernels.warm_up()
     items = torch.as_tensor(train.items, dtype=torch.int64, device=device)
     batch = config.batch_size
+    # The static-shape step (CUDA graphs on a GPU), or None for the per-step loop below: graph_training.py.
+    fast_epochs = fast_epoch_runner(config, device, step, sampler, train.items, iterator)
     for epoch in range(start_epoch + 1, config.epochs + 1):
         started = time.perf_counter()
         state = model.init_state(batch)
         loss_sum = torch.zeros((), device=device)
         steps = 0
         bar = Progress(f"epoch {epoch}", total=iterator.upper_bound_events(), unit="events", enabled=progress)
-        for block in iterator.blocks(BLOCK_STEPS):
+        blocks = iterator.blocks(BLOCK_STEPS)
+        if fast_epochs is not None:
+            loss_sum, steps = fast_epochs.run_epoch(bar)
+            blocks = ()
+        for block in blocks:
             positions = torch.as_tensor(block.positions, device=device)
             inputs, targets = items[positions], items[positions + 1]
             keep = torch.as_tensor(~block.new_session, device=device).to(torch.float32).unsqueeze(2)
@@ -241,4 +248,6 @@ def train_model(
         "final_loss": history[-1]["loss"] if history else float("nan"),
         "device": str(device),
         "threads": torch.get_num_threads(),
+        # How the epochs ran: CUDA graphs of the static-shape step, that step eagerly, or the per-step loop.
+        "step": "loop" if fast_epochs is None else ("cuda_graphs" if fast_epochs.graphs else "static"),
     }

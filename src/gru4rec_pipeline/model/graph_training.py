@@ -1,0 +1,217 @@
+"""Epochs through the static-shape step (``static_step``): on a GPU, replayed from CUDA graphs.
+
+At GRU4Rec's published sizes (batch 32, 100 units, 2048 shared negatives) a step is 50 to 100 small kernels
+(about 60 for cross-entropy); launched one by one from Python, the GPU waits for the host most of the time,
+and Python's time per step exceeds the GPU's several times over. Here a chunk of
+``GRAPH_STEPS`` steps is captured once in a CUDA graph (and one single step in a second graph, for the ends
+of pieces and the steps before a sampler refill) and replayed over the epoch. Per replay the host does
+nothing but decide which graph comes next, from counts it knows in advance:
+
+- session-parallel blocks are uploaded in pieces (targets, inputs, keep flags) through pinned buffers, one
+  asynchronous copy per piece; a pinned buffer is reused only after its previous copy finished (an event);
+- a step uses exactly one row of the negative-sample store, so the steps at which the store runs out are
+  known: the store is refilled and copied to the graph's buffer between replays, at those steps;
+- dropout masks are drawn inside the graph from the training's dropout generator, registered with each
+  graph: a replay draws what the same steps run eagerly would draw, and advances the generator as they do.
+
+The captured region is one chunk (all of its steps: gathers, forward, backward, updates, the loss sum); the
+host-side decisions, uploads and refills stay outside. Nothing inside an epoch reads device values on the
+host: the loss sum stays on the device until the caller reads it after the epoch.
+
+On a CPU the same step runs eagerly (``fast_path: on``; the default CPU path stays ``TrainStep`` with its
+compiled kernels). Where capture is not possible the caller falls back to the per-step loop, with a log line.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import torch
+
+from gru4rec_pipeline.model.iterator import SessionParallelIterator
+from gru4rec_pipeline.model.sampling import NegativeSampler
+from gru4rec_pipeline.model.static_step import StaticStep
+from gru4rec_pipeline.model.train_step import TrainStep
+
+log = logging.getLogger("gru4rec_pipeline")
+
+GRAPH_STEPS = 16  # steps per replay of the main graph
+PIECE_STEPS = 1024  # steps asked of the iterator at once; a block longer than twice this is split
+PINNED_BUFFERS = 2
+
+
+class GraphCaptureError(RuntimeError):
+    """The step could not be captured in a CUDA graph (the per-step loop is used instead)."""
+
+
+def use_graph_path(device: torch.device, config) -> bool:
+    """Whether epochs run through the static-shape step: ``fast_path`` on, or auto on a CUDA device."""
+    mode = getattr(config, "fast_path", "auto")
+    return mode == "on" or (mode == "auto" and device.type == "cuda")
+
+
+class FastEpochs:
+    """Runs epochs of ``step`` over ``iterator``'s blocks of ``items`` (the training events' item indices),
+    with negatives from ``sampler`` (None: no extra samples). ``graphs``: capture CUDA graphs (default: on
+    a CUDA device)."""
+
+    def __init__(
+        self,
+        step: TrainStep,
+        sampler: NegativeSampler | None,
+        items: np.ndarray,
+        iterator: SessionParallelIterator,
+        graph_steps: int = GRAPH_STEPS,
+        piece_steps: int = PIECE_STEPS,
+        graphs: bool | None = None,
+    ):
+        self.step, self.iterator = step, iterator
+        self.sampler = sampler if sampler is not None and not step.full and sampler.n_sample > 0 else None
+        self.items = np.asarray(items, dtype=np.int64)
+        self.batch = step.batch_size
+        self.device = step.device
+        self.graph_steps = max(1, int(graph_steps))
+        self.piece_steps = max(1, int(piece_steps))
+        n_sample = self.sampler.n_sample if self.sampler is not None else 0
+        store_rows = self.sampler.rows if self.sampler is not None else 0
+        # Blocks come in runs until they reach piece_steps: with room for twice that, most fit whole.
+        self.capacity = 2 * self.piece_steps
+        self.static = StaticStep(step, n_sample, store_rows, self.graph_steps, self.capacity)
+        self.graphs: dict[int, torch.cuda.CUDAGraph] = {}
+        self._pinned: list[torch.Tensor] = []
+        self._copied: list[torch.cuda.Event] = []
+        self._next_pinned = 0
+        if self.device.type == "cuda":
+            self._pinned = [
+                torch.empty(self.capacity, 3 * self.batch, dtype=torch.int64, pin_memory=True)
+                for _ in range(PINNED_BUFFERS)
+            ]
+            self._copied = [torch.cuda.Event() for _ in range(PINNED_BUFFERS)]
+        if self.device.type == "cuda" if graphs is None else graphs:
+            self._capture()
+
+    @property
+    def chunk_sizes(self) -> list[int]:
+        return sorted({self.graph_steps, 1}, reverse=True)
+
+    # -- capture --------------------------------------------------------------------------------
+    def _capture(self) -> None:
+        """Run each chunk size once (CUDA initialises libraries and per-stream workspaces lazily, which must
+        not happen during capture: the trial runs on the stream the capture then uses), undo those trial
+        steps, then capture one graph per chunk size."""
+        static, generator = self.static, self.step.dropout_generator
+        saved = [tensor.clone() for tensor in static.mutable_tensors()]
+        saved_generator = generator.get_state()
+        try:
+            side = torch.cuda.Stream(device=self.device)
+            side.wait_stream(torch.cuda.current_stream(self.device))
+            with torch.cuda.stream(side):
+                for size in self.chunk_sizes:
+                    static.run_chunk(size)
+            torch.cuda.current_stream(self.device).wait_stream(side)
+            self._restore(saved, saved_generator)
+            for size in self.chunk_sizes:
+                graph = torch.cuda.CUDAGraph()
+                graph.register_generator_state(generator)
+                with torch.cuda.graph(graph, stream=side):
+                    static.run_chunk(size)
+                self.graphs[size] = graph
+        except (RuntimeError, AttributeError, TypeError) as exc:
+            self.graphs.clear()
+            self._restore(saved, saved_generator)
+            raise GraphCaptureError(f"{type(exc).__name__}: {exc}") from exc
+
+    def _restore(self, saved: list[torch.Tensor], generator_state: torch.Tensor) -> None:
+        for tensor, value in zip(self.static.mutable_tensors(), saved):
+            tensor.copy_(value)
+        self.step.dropout_generator.set_state(generator_state)
+
+    # -- an epoch -------------------------------------------------------------------------------
+    def run_epoch(self, progress=None) -> tuple[torch.Tensor, int]:
+        """One epoch from zero hidden states; returns (sum of the steps' mean losses, a 0-dim tensor on the
+        device, and the number of steps). ``progress``: a ``Progress`` updated after every piece (from
+        counts known on the host: it shows steps queued, which run ahead of the device by a few pieces)."""
+        static = self.static
+        static.begin()
+        for h in static.state:
+            h.zero_()
+        static.loss_sum.zero_()
+        if self.sampler is not None and self.sampler.store is not None:
+            static.store.copy_(self.sampler.store)
+            static.cursor[1].fill_(self.sampler.pointer)
+        steps = 0
+        for block in self.iterator.blocks(self.piece_steps):
+            for start in range(0, block.n_steps, self.capacity):
+                stop = min(start + self.capacity, block.n_steps)
+                self._upload(block.positions[start:stop], block.new_session[start:stop])
+                done = start
+                while done < stop:
+                    size = self._next_chunk(stop - done)
+                    graph = self.graphs.get(size)
+                    if graph is not None:
+                        graph.replay()
+                    else:
+                        static.run_chunk(size)
+                    done += size
+                if progress is not None:
+                    progress.update((stop - start) * self.batch)
+            steps += block.n_steps
+        static.finish()
+        return static.loss_sum, steps
+
+    def _next_chunk(self, remaining: int) -> int:
+        """The length of the next chunk; refills the sample store first where the reference loop would."""
+        sampler = self.sampler
+        size = self.graph_steps if remaining >= self.graph_steps else 1
+        if sampler is not None:
+            if sampler.refill_if_used_up():
+                self.static.store.copy_(sampler.store)
+                self.static.cursor[1].fill_(0)
+            if sampler.rows - sampler.pointer < size:
+                size = 1
+            sampler.pointer += size
+        return size
+
+    def _upload(self, positions: np.ndarray, new_session: np.ndarray) -> None:
+        """Targets, inputs and keep flags of a piece into the step's block buffer; the cursor to its start."""
+        count, batch = positions.shape[0], self.batch
+        if self._pinned:
+            slot = self._next_pinned
+            self._next_pinned = (slot + 1) % len(self._pinned)
+            # Wait until the copy that last read this buffer has run: the host, far ahead of the device, is
+            # held back here at most once a piece. No device value is read.
+            self._copied[slot].synchronize()
+            host = self._pinned[slot][:count]
+        else:
+            host = torch.empty(count, 3 * batch, dtype=torch.int64)
+        rows = host.numpy()
+        rows[:, :batch] = self.items[positions + 1]
+        rows[:, batch : 2 * batch] = self.items[positions]
+        rows[:, 2 * batch :] = ~new_session
+        self.static.block[:count].copy_(host, non_blocking=bool(self._pinned))
+        if self._pinned:
+            self._copied[slot].record()
+        self.static.cursor[0].fill_(0)
+
+
+def fast_epoch_runner(
+    config, device: torch.device, step: TrainStep, sampler: NegativeSampler | None, items, iterator
+) -> FastEpochs | None:
+    """The runner for ``train_model``'s epochs, or None for its per-step loop (with a log line saying why,
+    where the fast path was wanted or would have been chosen)."""
+    if not use_graph_path(device, config):
+        if device.type == "cuda":
+            log.info("fast path off (fast_path=%s): training with the per-step loop", config.fast_path)
+        return None
+    graphs = device.type == "cuda"
+    try:
+        runner = FastEpochs(step, sampler, items, iterator, graphs=graphs)
+    except GraphCaptureError as exc:
+        log.warning("the training step could not be captured in a CUDA graph (%s): per-step loop instead", exc)
+        return None
+    if graphs:
+        log.info("fast path: static-shape step replayed from CUDA graphs, %d steps a replay", runner.graph_steps)
+    else:
+        log.info("fast path: static-shape step run eagerly on %s", device)
+    return runner

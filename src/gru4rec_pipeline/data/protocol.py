@@ -12,6 +12,11 @@ Then the split: a session belongs to the test set when its LAST event is at or a
 never occurs in ``train_full`` are dropped, and then test sessions shorter than
 ``min_session_length``. The same split applied to ``train_full`` gives ``train_tr`` / ``valid``.
 
+The stage (:func:`split_clicks`) records what each of these steps removed in ``stats.json`` and
+refuses to write anything when one of the four splits would be empty: the error names the input,
+the settings and the step that emptied it, where an empty split would otherwise surface later as a
+training or evaluation failure pointing elsewhere.
+
 Everything is computed on dense integer codes with ``np.bincount`` and boolean masks over the
 input rows, so the 33M RSC15 clicks are filtered and split without per-row Python and with one
 factorization of the ids. Reading, checking and writing the event files themselves is
@@ -35,7 +40,7 @@ from gru4rec_pipeline.data.events import (
     session_time_order,
     write_event_rows,
 )
-from gru4rec_pipeline.errors import ConfigError
+from gru4rec_pipeline.errors import ConfigError, DataFormatError
 from gru4rec_pipeline.files import atomic_outputs
 from gru4rec_pipeline.names import PROTOCOL_DEFAULTS, SPLITS
 
@@ -54,6 +59,32 @@ RSC15_PUBLISHED_STATS = {
 }
 
 
+class _Steps:
+    """What each step of the protocol kept and removed, for stats.json and for the error on an empty split.
+
+    Each entry: ``step`` (what was done, with its setting), ``events`` and ``sessions`` left, and for
+    a step that removes rows ``removed_events`` and ``removed_sessions`` (sessions left with no event)
+    relative to the entry before it.
+    """
+
+    def __init__(self, session_codes: np.ndarray, n_sessions: int):
+        self.session_codes = session_codes
+        self.n_sessions = n_sessions
+        self.entries: list[dict] = []
+
+    def record(self, step: str, rows: np.ndarray, removal: bool = True, **extra: int) -> None:
+        entry = {
+            "step": step,
+            "events": int(np.count_nonzero(rows)),
+            "sessions": int(np.count_nonzero(codes_present(self.session_codes, self.n_sessions, rows))),
+        }
+        if removal and self.entries:
+            before = self.entries[-1]
+            entry["removed_events"] = before["events"] - entry["events"]
+            entry["removed_sessions"] = before["sessions"] - entry["sessions"]
+        self.entries.append({**entry, **extra})
+
+
 def _filter_mask(
     session_codes: np.ndarray,
     item_codes: np.ndarray,
@@ -61,10 +92,23 @@ def _filter_mask(
     n_items: int,
     min_session_length: int,
     min_item_support: int,
+    rows: np.ndarray | None = None,
+    steps: _Steps | None = None,
 ) -> np.ndarray:
-    keep = lookup_codes(count_codes(session_codes, n_sessions) >= min_session_length, session_codes)
-    keep &= lookup_codes(count_codes(item_codes, n_items, keep) >= min_item_support, item_codes)
+    """Steps 1-3 over ``rows`` (all when None)."""
+    keep = lookup_codes(count_codes(session_codes, n_sessions, rows) >= min_session_length, session_codes)
+    if rows is not None:
+        keep &= rows
+    if steps is not None:
+        steps.record(f"sessions shorter than min_session_length={min_session_length}", keep)
+    support = count_codes(item_codes, n_items, keep)
+    keep &= lookup_codes(support >= min_item_support, item_codes)
+    if steps is not None:
+        rare = int(np.count_nonzero((support > 0) & (support < min_item_support)))
+        steps.record(f"items with fewer than min_item_support={min_item_support} events", keep, removed_items=rare)
     keep &= lookup_codes(count_codes(session_codes, n_sessions, keep) >= min_session_length, session_codes)
+    if steps is not None:
+        steps.record(f"sessions shorter than min_session_length={min_session_length} after the item filter", keep)
     return keep
 
 
@@ -77,10 +121,13 @@ def _split_masks(
     n_items: int,
     split_seconds: float,
     min_session_length: int,
+    steps: _Steps | None = None,
+    names: tuple[str, str] = ("train", "test"),
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(train, test) masks over all input rows, splitting the rows selected by ``rows``."""
-    if not rows.any():
-        return rows.copy(), rows.copy()
+    """(train, test) masks over all input rows, splitting the rows selected by ``rows``.
+
+    ``names``: what the two parts are called in ``steps``.
+    """
     boundary = np.max(times, where=rows, initial=-np.inf) - split_seconds
     # A session's last event is at/after the boundary exactly when any of its events is.
     late = times >= boundary
@@ -90,8 +137,17 @@ def _split_masks(
     test = rows & in_test_session
     train = np.logical_not(in_test_session, out=in_test_session)
     train &= rows
+    train_name, test_name = names
+    if steps is not None:
+        split = f"time split (split_seconds={split_seconds:g})"
+        steps.record(f"{split}: sessions ending earlier -> {train_name}", train, removal=False)
+        steps.record(f"{split}: sessions ending in the last {split_seconds:g} s -> {test_name}", test, removal=False)
     test &= lookup_codes(codes_present(item_codes, n_items, train), item_codes)
+    if steps is not None:
+        steps.record(f"{test_name} events whose item is not in {train_name}", test)
     test &= lookup_codes(count_codes(session_codes, n_sessions, test) >= min_session_length, session_codes)
+    if steps is not None:
+        steps.record(f"{test_name} sessions shorter than min_session_length={min_session_length}", test)
     return train, test
 
 
@@ -142,19 +198,28 @@ def _thresholds(thresholds: dict) -> dict:
 
 def protocol_masks(
     session_ids: np.ndarray, item_ids: np.ndarray, times: np.ndarray, **thresholds
-) -> tuple[dict[str, np.ndarray], dict[str, dict[str, int]]]:
-    """Boolean masks over the input rows for the four splits, and event/session/item counts.
+) -> tuple[dict[str, np.ndarray], dict[str, dict[str, int]], list[dict]]:
+    """Boolean masks over the input rows for the four splits, event/session/item counts, and the steps.
 
-    The counts include ``raw`` (the input). One factorization of the ids serves every step.
+    The counts include ``raw`` (the input); the steps say what each filter and split kept and
+    removed (see :class:`_Steps`). One factorization of the ids serves every step.
     """
     t = _thresholds(thresholds)
     session_codes, n_sessions = dense_codes(session_ids)
     item_codes, n_items = dense_codes(item_ids)
-    kept = _filter_mask(session_codes, item_codes, n_sessions, n_items, t["min_session_length"], t["min_item_support"])
+    steps = _Steps(session_codes, n_sessions)
+    steps.record("input clicks", np.ones(len(times), dtype=bool))
+    kept = _filter_mask(
+        session_codes, item_codes, n_sessions, n_items, t["min_session_length"], t["min_item_support"], steps=steps
+    )
     split = (n_sessions, n_items, float(t["split_seconds"]), int(t["min_session_length"]))
-    train_full, test = _split_masks(session_codes, item_codes, times, kept, *split)
+    train_full, test = _split_masks(
+        session_codes, item_codes, times, kept, *split, steps=steps, names=("train_full", "test")
+    )
     del kept
-    train_tr, valid = _split_masks(session_codes, item_codes, times, train_full, *split)
+    train_tr, valid = _split_masks(
+        session_codes, item_codes, times, train_full, *split, steps=steps, names=("train_tr", "valid")
+    )
     masks = {"train_full": train_full, "test": test, "train_tr": train_tr, "valid": valid}
 
     def counts(rows: np.ndarray | None) -> dict[str, int]:
@@ -171,7 +236,7 @@ def protocol_masks(
         }
 
     stats = {"raw": counts(None), **{name: counts(mask) for name, mask in masks.items()}}
-    return masks, stats
+    return masks, stats, steps.entries
 
 
 def build_splits(clicks: pd.DataFrame, **thresholds) -> dict[str, pd.DataFrame]:
@@ -181,7 +246,7 @@ def build_splits(clicks: pd.DataFrame, **thresholds) -> dict[str, pd.DataFrame]:
     """
     sorted_clicks = _sorted_frame(clicks)
     session_ids, item_ids, times = event_arrays(sorted_clicks)
-    masks, _ = protocol_masks(session_ids, item_ids, times, **thresholds)
+    masks, _, _ = protocol_masks(session_ids, item_ids, times, **thresholds)
     return {name: event_frame(session_ids[m], item_ids[m], times[m]) for name, m in masks.items()}
 
 
@@ -204,9 +269,12 @@ def _with_ratios(counts: dict[str, dict[str, int]]) -> dict[str, float]:
     return ratios
 
 
-def split_statistics(splits: dict, raw: pd.DataFrame | dict | None = None, thresholds: dict | None = None) -> dict:
+def split_statistics(
+    splits: dict, raw: pd.DataFrame | dict | None = None, thresholds: dict | None = None, steps: list | None = None
+) -> dict:
     """Events, sessions and items per split (and of the raw clicks when given), beside the
-    published RSC15 figures, with the kept ratios (of train_full against raw) and events per session.
+    published RSC15 figures, with the kept ratios (of train_full against raw) and events per session,
+    and (when given) what each step of the protocol kept and removed.
 
     ``splits`` maps split names to DataFrames or to already computed counts; so may ``raw``.
     """
@@ -215,13 +283,46 @@ def split_statistics(splits: dict, raw: pd.DataFrame | dict | None = None, thres
         counts["raw"] = dict(raw) if isinstance(raw, dict) else event_counts(raw)
     for name, value in splits.items():
         counts[name] = dict(value) if isinstance(value, dict) else event_counts(value)
-    return {
+    stats = {
         "thresholds": _thresholds(thresholds or {}),
         "splits": counts,
         "ratios": _with_ratios(counts),
         "published_rsc15": RSC15_PUBLISHED_STATS,
         "published_rsc15_ratios": _with_ratios(RSC15_PUBLISHED_STATS),
     }
+    if steps is not None:
+        stats["steps"] = steps
+    return stats
+
+
+def describe_step(step: dict) -> str:
+    """One line of a step: ``<what>: removed E events and S sessions; E events in S sessions left``."""
+    left = f"{step['events']:,} events in {step['sessions']:,} sessions"
+    if "removed_events" not in step:
+        return f"{step['step']}: {left}"
+    removed = f"{step['removed_events']:,} events and {step['removed_sessions']:,} sessions"
+    if "removed_items" in step:
+        removed = f"{step['removed_items']:,} items: {removed}"
+    return f"{step['step']}: removed {removed}; {left} left"
+
+
+def check_splits_not_empty(counts: dict, steps: list[dict], thresholds: dict, source: str | Path) -> None:
+    """Refuse splits left empty by the protocol, with what each step removed and the settings to change.
+
+    An empty split is never what the run was meant to produce, and downstream it only shows up
+    as a training or evaluation failure that points elsewhere.
+    """
+    empty = [name for name in SPLITS if counts[name]["events"] == 0]
+    if not empty:
+        return
+    settings = ", ".join(f"protocol.{key}={value:g}" for key, value in _thresholds(thresholds).items())
+    lines = [f"the protocol leaves {', '.join(empty)} empty with {settings}. What each step removed:"]
+    lines += [f"  {describe_step(step)}" for step in steps]
+    lines.append(
+        "Lower protocol.min_session_length or protocol.min_item_support, change protocol.split_seconds "
+        "(the test and validation periods), or give more clicks."
+    )
+    raise DataFormatError(source, "\n".join(lines))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -229,23 +330,31 @@ def split_statistics(splits: dict, raw: pd.DataFrame | dict | None = None, thres
 
 
 def split_clicks(
-    clicks: pd.DataFrame, paths: dict[str, str | Path], stats_path: str | Path | None = None, **thresholds
+    clicks: pd.DataFrame,
+    paths: dict[str, str | Path],
+    stats_path: str | Path | None = None,
+    source: str | Path = "<clicks>",
+    **thresholds,
 ) -> dict:
     """The whole stage, memory-lean: protocol masks over the clicks, each split materialized,
     written and freed in turn; returns (and writes to ``stats_path``) the statistics. The split
-    files and the statistics appear together or not at all."""
-    session_ids, item_ids, times = event_arrays(clicks, source="clicks")
+    files and the statistics appear together or not at all, and not at all when a split would be
+    empty (DataFormatError naming ``source``, the settings and what each step removed)."""
+    session_ids, item_ids, times = event_arrays(clicks, source=source)
     order = session_time_order(session_ids, times)
     if order is not None:
         log.info("clicks are not sorted by SessionId, Time: sorting %d rows", len(order))
         session_ids, item_ids, times = session_ids[order], item_ids[order], times[order]
         del order
-    masks, counts = protocol_masks(session_ids, item_ids, times, **thresholds)
+    masks, counts, steps = protocol_masks(session_ids, item_ids, times, **thresholds)
+    for step in steps:
+        log.info("%s", describe_step(step))
+    check_splits_not_empty(counts, steps, thresholds, source)
     with atomic_outputs() as staged:
         for name in SPLITS:
             if name in paths:
                 write_event_rows(staged.temporary(paths[name]), session_ids, item_ids, times, masks[name])
-        stats = split_statistics({n: counts[n] for n in SPLITS}, raw=counts["raw"], thresholds=thresholds)
+        stats = split_statistics({n: counts[n] for n in SPLITS}, raw=counts["raw"], thresholds=thresholds, steps=steps)
         if stats_path is not None:
             staged.temporary(stats_path).write_text(json.dumps(stats, indent=2) + "\n")
     for name, c in counts.items():
@@ -259,4 +368,4 @@ def run_split(
     """The split stage: ``clicks.parquet`` to the four split files and ``stats.json``; returns the statistics."""
     for path in [*split_paths.values(), stats_path]:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-    return split_clicks(read_events(clicks_path), split_paths, stats_path=stats_path, **thresholds)
+    return split_clicks(read_events(clicks_path), split_paths, stats_path=stats_path, source=clicks_path, **thresholds)

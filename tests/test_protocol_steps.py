@@ -1,13 +1,16 @@
-"""The split stage refuses to write empty splits, and says what each protocol step removed."""
+"""The split stage refuses to write empty splits, says what each protocol step removed, and handles
+exact duplicate clicks."""
 
 from __future__ import annotations
 
 import json
+import logging
 
+import pandas as pd
 import pytest
 
 from gru4rec_pipeline import cli
-from gru4rec_pipeline.data import protocol
+from gru4rec_pipeline.data import events, protocol
 from gru4rec_pipeline.errors import DataFormatError
 from gru4rec_pipeline.names import SPLITS
 from test_protocol import DAY, frame_of, plain_protocol, random_clicks, rows_of
@@ -95,3 +98,72 @@ def test_split_command_reports_the_empty_split(tmp_path, capsys):
     error = capsys.readouterr().err
     assert "protocol.min_item_support=100000" in error and "items with fewer than" in error
     assert not (tmp_path / "s.json").exists()
+
+
+# ----------------------------------------------------------------------------------------------
+# Exact duplicate clicks (same SessionId, ItemId and Time).
+
+
+def test_duplicate_rows_marks_every_repeat_but_the_first_in_any_order():
+    rows = [(1, 5, 10.0), (1, 6, 10.0), (1, 5, 10.0), (2, 5, 10.0), (1, 5, 11.0), (1, 5, 10.0), (3, 7, 1.0)]
+    for given in (rows, rows[::-1]):
+        frame = frame_of(given)
+        marked = events.duplicate_rows(*events.event_arrays(frame))
+        seen, expected = set(), []
+        for row in given:
+            expected.append(row in seen)
+            seen.add(row)
+        assert marked.tolist() == expected
+
+
+def unique_rows(rows):
+    return list(dict.fromkeys(rows))
+
+
+def with_duplicates(clicks, every=7):
+    """``clicks`` with every ``every``-th row repeated at the end, and how many rows repeat an earlier one."""
+    repeats = clicks.iloc[::every]
+    doubled = pd.concat([clicks, repeats.iloc[::-1]], ignore_index=True)
+    rows = rows_of(doubled)
+    return doubled, len(rows) - len(unique_rows(rows))
+
+
+def test_duplicates_are_counted_and_warned_about_and_kept_by_default(tmp_path, caplog):
+    clicks, n_repeats = with_duplicates(random_clicks(5))
+    with caplog.at_level(logging.WARNING, logger="gru4rec_pipeline"):
+        stats = protocol.split_clicks(clicks, split_paths(tmp_path), source="log.csv")
+    assert stats["splits"]["raw"]["duplicate_events"] == n_repeats
+    assert stats["splits"]["raw"]["events"] == len(clicks)
+    assert f"log.csv: {n_repeats} exact duplicate clicks" in caplog.text
+    assert "protocol.drop_duplicates" in caplog.text
+    expected = plain_protocol(rows_of(clicks))  # the published protocol keeps repeats
+    assert rows_of(pd.read_parquet(tmp_path / "test.parquet")) == expected["test"]
+
+
+def test_drop_duplicates_drops_them_before_the_filters(tmp_path):
+    clicks, n_repeats = with_duplicates(random_clicks(6))
+    stats = protocol.split_clicks(clicks, split_paths(tmp_path), drop_duplicates=True)
+    expected = plain_protocol(unique_rows(rows_of(clicks)))
+    for name in SPLITS:
+        assert rows_of(pd.read_parquet(tmp_path / f"{name}.parquet")) == expected[name], name
+    step = stats["steps"][1]
+    assert step["step"].startswith("exact duplicate clicks") and step["removed_events"] == n_repeats
+    assert stats["thresholds"]["drop_duplicates"] is True
+    assert protocol.build_splits(clicks, drop_duplicates=True)["test"].pipe(rows_of) == expected["test"]
+
+
+def test_no_duplicates_no_warning(tmp_path, caplog):
+    with caplog.at_level(logging.WARNING, logger="gru4rec_pipeline"):
+        stats = protocol.split_clicks(frame_of(unique_rows(rows_of(random_clicks(5)))), split_paths(tmp_path))
+    assert stats["splits"]["raw"]["duplicate_events"] == 0
+    assert "duplicate" not in caplog.text
+
+
+def test_split_command_drops_duplicates_on_request(tmp_path):
+    clicks, n_repeats = with_duplicates(random_clicks(2))
+    clicks.to_parquet(tmp_path / "clicks.parquet")
+    argv = ["split", "--clicks", str(tmp_path / "clicks.parquet"), "--out-dir", str(tmp_path / "o")]
+    assert cli.main([*argv, "--stats", str(tmp_path / "s.json"), "--drop-duplicates"]) == 0
+    stats = json.loads((tmp_path / "s.json").read_text())
+    assert stats["thresholds"]["drop_duplicates"] is True
+    assert stats["steps"][1]["removed_events"] == n_repeats

@@ -43,8 +43,9 @@ SYNTHETIC_PRESETS = ("tiny", "default", "full")
 
 # Defaults of the settings the config, the command line and the library share.
 # The RSC15 protocol (config key protocol): sessions shorter than 2 events and items with fewer than 5
-# events are dropped, and sessions ending in the last day (86,400 s) form the test split.
-PROTOCOL_DEFAULTS = {"min_session_length": 2, "min_item_support": 5, "split_seconds": 86400.0}
+# events are dropped, and sessions ending in the last day (86,400 s) form the test split. Exact duplicate
+# clicks are kept, as the published preprocessing keeps them (drop_duplicates drops them first).
+PROTOCOL_DEFAULTS = {"min_session_length": 2, "min_item_support": 5, "split_seconds": 86400.0, "drop_duplicates": False}
 # Item-kNN (config key baselines.itemknn): neighbours kept per item, shrinkage lambda.
 ITEMKNN_DEFAULTS = {"neighbors": 100, "lambda": 20.0}
 

@@ -78,6 +78,13 @@ def add_commands(subparsers) -> None:
         default = PROTOCOL_DEFAULTS[key]
         option = "--" + key.replace("_", "-")
         parser.add_argument(option, type=kind, default=default, help=f"{help_text} (default {default:g})")
+    parser.add_argument(
+        "--drop-duplicates",
+        action="store_true",
+        default=PROTOCOL_DEFAULTS["drop_duplicates"],
+        help="drop exact duplicate clicks (same session, item and time) before the filters; by default they are "
+        "kept, as in the published protocol, and counted",
+    )
     parser.set_defaults(run=run_split)
 
     parser = subparsers.add_parser(

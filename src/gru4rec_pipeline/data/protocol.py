@@ -2,6 +2,9 @@
 
 The protocol, one pass per step and in this order (it does not iterate to a fixed point):
 
+0. only with ``drop_duplicates`` (off by default: the published protocol keeps them): drop exact
+   duplicate clicks, rows repeating an earlier row's SessionId, ItemId and Time; either way they are
+   counted (``duplicate_events`` of ``raw`` in stats.json);
 1. drop sessions with fewer than ``min_session_length`` (2) events;
 2. drop items with fewer than ``min_item_support`` (5) events among what is left;
 3. drop sessions that became shorter than ``min_session_length``.
@@ -34,13 +37,15 @@ import pandas as pd
 
 from gru4rec_pipeline.data.codes import codes_present, count_codes, dense_codes, lookup_codes
 from gru4rec_pipeline.data.events import (
+    duplicate_rows,
     event_arrays,
     event_frame,
     read_events,
     session_time_order,
     write_event_rows,
 )
-from gru4rec_pipeline.errors import ConfigError, DataFormatError
+from gru4rec_pipeline.data.protocol_steps import StepLog, check_splits_not_empty, describe_step, report_duplicates
+from gru4rec_pipeline.errors import ConfigError
 from gru4rec_pipeline.files import atomic_outputs
 from gru4rec_pipeline.names import PROTOCOL_DEFAULTS, SPLITS
 
@@ -59,32 +64,6 @@ RSC15_PUBLISHED_STATS = {
 }
 
 
-class _Steps:
-    """What each step of the protocol kept and removed, for stats.json and for the error on an empty split.
-
-    Each entry: ``step`` (what was done, with its setting), ``events`` and ``sessions`` left, and for
-    a step that removes rows ``removed_events`` and ``removed_sessions`` (sessions left with no event)
-    relative to the entry before it.
-    """
-
-    def __init__(self, session_codes: np.ndarray, n_sessions: int):
-        self.session_codes = session_codes
-        self.n_sessions = n_sessions
-        self.entries: list[dict] = []
-
-    def record(self, step: str, rows: np.ndarray, removal: bool = True, **extra: int) -> None:
-        entry = {
-            "step": step,
-            "events": int(np.count_nonzero(rows)),
-            "sessions": int(np.count_nonzero(codes_present(self.session_codes, self.n_sessions, rows))),
-        }
-        if removal and self.entries:
-            before = self.entries[-1]
-            entry["removed_events"] = before["events"] - entry["events"]
-            entry["removed_sessions"] = before["sessions"] - entry["sessions"]
-        self.entries.append({**entry, **extra})
-
-
 def _filter_mask(
     session_codes: np.ndarray,
     item_codes: np.ndarray,
@@ -93,7 +72,7 @@ def _filter_mask(
     min_session_length: int,
     min_item_support: int,
     rows: np.ndarray | None = None,
-    steps: _Steps | None = None,
+    steps: StepLog | None = None,
 ) -> np.ndarray:
     """Steps 1-3 over ``rows`` (all when None)."""
     keep = lookup_codes(count_codes(session_codes, n_sessions, rows) >= min_session_length, session_codes)
@@ -121,7 +100,7 @@ def _split_masks(
     n_items: int,
     split_seconds: float,
     min_session_length: int,
-    steps: _Steps | None = None,
+    steps: StepLog | None = None,
     names: tuple[str, str] = ("train", "test"),
 ) -> tuple[np.ndarray, np.ndarray]:
     """(train, test) masks over all input rows, splitting the rows selected by ``rows``.
@@ -201,17 +180,34 @@ def protocol_masks(
 ) -> tuple[dict[str, np.ndarray], dict[str, dict[str, int]], list[dict]]:
     """Boolean masks over the input rows for the four splits, event/session/item counts, and the steps.
 
-    The counts include ``raw`` (the input); the steps say what each filter and split kept and
-    removed (see :class:`_Steps`). One factorization of the ids serves every step.
+    The counts include ``raw`` (the input, with ``duplicate_events``: rows repeating an earlier row's
+    SessionId, ItemId and Time); the steps say what each filter and split kept and removed (see
+    :class:`StepLog`). With ``drop_duplicates`` those repeats are dropped before the filters. One
+    factorization of the ids serves every step.
     """
     t = _thresholds(thresholds)
     session_codes, n_sessions = dense_codes(session_ids)
     item_codes, n_items = dense_codes(item_ids)
-    steps = _Steps(session_codes, n_sessions)
+    steps = StepLog(session_codes, n_sessions)
     steps.record("input clicks", np.ones(len(times), dtype=bool))
+    duplicates = duplicate_rows(session_ids, item_ids, times)
+    n_duplicates = int(np.count_nonzero(duplicates))
+    rows = None
+    if t["drop_duplicates"]:
+        rows = np.logical_not(duplicates, out=duplicates)
+        steps.record("exact duplicate clicks (same SessionId, ItemId, Time) dropped", rows)
+    del duplicates
     kept = _filter_mask(
-        session_codes, item_codes, n_sessions, n_items, t["min_session_length"], t["min_item_support"], steps=steps
+        session_codes,
+        item_codes,
+        n_sessions,
+        n_items,
+        t["min_session_length"],
+        t["min_item_support"],
+        rows=rows,
+        steps=steps,
     )
+    del rows
     split = (n_sessions, n_items, float(t["split_seconds"]), int(t["min_session_length"]))
     train_full, test = _split_masks(
         session_codes, item_codes, times, kept, *split, steps=steps, names=("train_full", "test")
@@ -235,7 +231,7 @@ def protocol_masks(
             "items": int(np.count_nonzero(codes_present(item_codes, n_items, rows))),
         }
 
-    stats = {"raw": counts(None), **{name: counts(mask) for name, mask in masks.items()}}
+    stats = {"raw": {**counts(None), "duplicate_events": n_duplicates}, **{n: counts(m) for n, m in masks.items()}}
     return masks, stats, steps.entries
 
 
@@ -295,36 +291,6 @@ def split_statistics(
     return stats
 
 
-def describe_step(step: dict) -> str:
-    """One line of a step: ``<what>: removed E events and S sessions; E events in S sessions left``."""
-    left = f"{step['events']:,} events in {step['sessions']:,} sessions"
-    if "removed_events" not in step:
-        return f"{step['step']}: {left}"
-    removed = f"{step['removed_events']:,} events and {step['removed_sessions']:,} sessions"
-    if "removed_items" in step:
-        removed = f"{step['removed_items']:,} items: {removed}"
-    return f"{step['step']}: removed {removed}; {left} left"
-
-
-def check_splits_not_empty(counts: dict, steps: list[dict], thresholds: dict, source: str | Path) -> None:
-    """Refuse splits left empty by the protocol, with what each step removed and the settings to change.
-
-    An empty split is never what the run was meant to produce, and downstream it only shows up
-    as a training or evaluation failure that points elsewhere.
-    """
-    empty = [name for name in SPLITS if counts[name]["events"] == 0]
-    if not empty:
-        return
-    settings = ", ".join(f"protocol.{key}={value:g}" for key, value in _thresholds(thresholds).items())
-    lines = [f"the protocol leaves {', '.join(empty)} empty with {settings}. What each step removed:"]
-    lines += [f"  {describe_step(step)}" for step in steps]
-    lines.append(
-        "Lower protocol.min_session_length or protocol.min_item_support, change protocol.split_seconds "
-        "(the test and validation periods), or give more clicks."
-    )
-    raise DataFormatError(source, "\n".join(lines))
-
-
 # ----------------------------------------------------------------------------------------------
 # The stage.
 
@@ -349,7 +315,9 @@ def split_clicks(
     masks, counts, steps = protocol_masks(session_ids, item_ids, times, **thresholds)
     for step in steps:
         log.info("%s", describe_step(step))
-    check_splits_not_empty(counts, steps, thresholds, source)
+    settings = _thresholds(thresholds)
+    report_duplicates(counts["raw"]["duplicate_events"], settings, source)
+    check_splits_not_empty(counts, steps, settings, source)
     with atomic_outputs() as staged:
         for name in SPLITS:
             if name in paths:

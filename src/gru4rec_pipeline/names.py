@@ -37,6 +37,8 @@ HISTORY_COLUMNS = ("epoch", "loss", "events", "events_per_s", "wall_s")
 
 # How the time column of a click log of one's own is read.
 TIME_FORMATS = ("auto", "epoch", "iso")
+# How its session and item ids are read: integers as they are, or any strings mapped to dense integers.
+ID_MODES = ("integer", "map")
 
 # Presets of the synthetic yoochoose-format dataset (``synthetic.archive.PRESETS`` defines their sizes).
 SYNTHETIC_PRESETS = ("tiny", "default", "full")

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from gru4rec_pipeline.cli.common import key_value
-from gru4rec_pipeline.names import PROTOCOL_DEFAULTS, RSC15_URL, SPLITS, SYNTHETIC_PRESETS, TIME_FORMATS
+from gru4rec_pipeline.names import ID_MODES, PROTOCOL_DEFAULTS, RSC15_URL, SPLITS, SYNTHETIC_PRESETS, TIME_FORMATS
 
 
 def add_commands(subparsers) -> None:
@@ -60,6 +60,13 @@ def add_commands(subparsers) -> None:
     parser.add_argument("--time-format", choices=TIME_FORMATS, default="auto", help="epoch seconds, iso, or auto")
     parser.add_argument("--category-column", help="optional column copied to Category")
     parser.add_argument("--sep", default=",", help="CSV field separator (default ,)")
+    parser.add_argument(
+        "--ids",
+        choices=ID_MODES,
+        default="integer",
+        help="integer: session and item ids must be integers as written (default); map: map any string ids to "
+        "0..n-1 and write the maps next to --out (<out>.session_map.parquet, <out>.item_map.parquet)",
+    )
     parser.set_defaults(run=run_own_data)
 
     parser = subparsers.add_parser(
@@ -169,6 +176,7 @@ def run_own_data(args: argparse.Namespace) -> int:
         args.time_format,
         args.sep,
         args.category_column,
+        ids=args.ids,
     )
     print(f"{rows:,} clicks written to {args.out}")
     return 0

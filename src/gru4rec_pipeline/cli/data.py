@@ -22,11 +22,24 @@ def add_commands(subparsers) -> None:
     )
     parser.set_defaults(run=run_synthesize)
 
-    parser = subparsers.add_parser("download", help="download a file (by default the RSC15 archive), resumable")
+    parser = subparsers.add_parser(
+        "download",
+        help="download a file (by default the RSC15 archive), resumable",
+        description="Download to --out through the partial file .<name>.part beside it, which a later run resumes "
+        "(a lock, .<name>.lock, makes a second run of the same download fail at once).",
+    )
     parser.add_argument("--url", default=RSC15_URL, help=f"what to download (default: {RSC15_URL})")
     parser.add_argument("--sha256", default=None, help="expected SHA-256 of the file; a mismatch is an error")
     parser.add_argument("--out", required=True, type=Path, help="destination path")
-    parser.add_argument("--retries", type=int, default=5, help="retries after connection errors and 5xx answers")
+    parser.add_argument(
+        "--retries", type=int, default=5, help="retries after broken transfers, timeouts and 5xx answers (default 5)"
+    )
+    parser.add_argument(
+        "--connect-retries", type=int, default=2, help="of those, retries when no connection is made (default 2)"
+    )
+    parser.add_argument(
+        "--max-wait", type=float, default=300.0, help="seconds waited between attempts, in all (default 300)"
+    )
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds without data before an attempt fails")
     parser.set_defaults(run=run_download)
 
@@ -146,7 +159,15 @@ def run_synthesize(args: argparse.Namespace) -> int:
 def run_download(args: argparse.Namespace) -> int:
     from gru4rec_pipeline.data.download import download
 
-    download(args.url, args.out, sha256=args.sha256, retries=args.retries, timeout=args.timeout)
+    download(
+        args.url,
+        args.out,
+        sha256=args.sha256,
+        retries=args.retries,
+        timeout=args.timeout,
+        connect_retries=args.connect_retries,
+        max_wait=args.max_wait,
+    )
     return 0
 
 

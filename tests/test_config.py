@@ -70,3 +70,33 @@ def test_unknown_loss_fails_naming_it(workflow_copy: Path):
     result = run_snakemake(workflow_copy, "--dry-run", "--configfile", "config/config.yaml", str(overlay), check=False)
     assert result.returncode != 0
     assert "hinge" in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    "overlay, expected",
+    [
+        ("setting: later\n", ["config key 'setting'", "'later'", "one of: final, tuning"]),
+        ("bogus_key: 1\n", ["config key 'bogus_key'", "unknown key", "source, archive"]),
+        (
+            "training:\n  losses:\n    bpr:\n      learning_rate: -1\n",
+            ["config key 'training.losses.bpr.learning_rate'", "-1", "a number > 0", "Adagrad learning rate"],
+        ),
+        ("own_data: {ids: strings}\n", ["config key 'own_data.ids'", "'strings'", "one of: integer, map"]),
+        ("training:\n  losses:\n    hinge: {}\n", ["config key 'training.losses.hinge'", "unknown key", "ce_full"]),
+        ("protocol: {min_item_support: 2.5}\n", ["config key 'protocol.min_item_support'", "2.5", "an integer"]),
+    ],
+)
+def test_a_validation_error_is_short_and_names_key_value_and_expectation(workflow_copy: Path, overlay, expected):
+    (workflow_copy / "bad.yaml").write_text(overlay)
+    result = run_snakemake(workflow_copy, "--dry-run", "--configfile", "config/config.yaml", "bad.yaml", check=False)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    for text in expected:
+        assert text in output, output
+    assert len(output.splitlines()) < 15, output
+
+
+def test_the_shipped_config_passes_the_check():
+    from gru4rec_pipeline.config_check import config_problem
+
+    assert config_problem(yaml.safe_load((REPO / "config" / "config.yaml").read_text()), SCHEMA) is None

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
+import json
 import logging
 import re
+import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from conftest import run_snakemake
 from gru4rec_pipeline.cli import main
 from gru4rec_pipeline.data.download import DownloadError, download
 from gru4rec_pipeline.errors import ConfigError
@@ -27,10 +31,18 @@ class FileServer:
     ``drop_requests``: indices of requests that get half the body, then a closed connection.
     ``stall_requests``: indices of requests that get half the body, then silence for ``stall_s``.
     ``honour_range``: answer Range requests with 206 (else ignore them and send 200 and everything).
+    ``etag``: send this ETag, and honour ``If-Range`` (a Range with another validator gets the whole body).
     """
 
     def __init__(
-        self, payload=PAYLOAD, fail_statuses=(), drop_requests=(), stall_requests=(), stall_s=1.0, honour_range=True
+        self,
+        payload=PAYLOAD,
+        fail_statuses=(),
+        drop_requests=(),
+        stall_requests=(),
+        stall_s=1.0,
+        honour_range=True,
+        etag=None,
     ):
         self.payload = payload
         self.fail_statuses = list(fail_statuses)
@@ -38,6 +50,7 @@ class FileServer:
         self.stall_requests = set(stall_requests)
         self.stall_s = stall_s
         self.honour_range = honour_range
+        self.etag = etag
         self.requests: list[dict[str, str]] = []
         self._lock = threading.Lock()
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
@@ -76,10 +89,19 @@ class FileServer:
                     return
                 start, status = 0, 200
                 range_header = self.headers.get("Range")
-                if range_header and server.honour_range:
+                if_range = self.headers.get("If-Range")
+                if range_header and server.honour_range and (if_range is None or if_range == server.etag):
                     start, status = int(re.fullmatch(r"bytes=(\d+)-", range_header).group(1)), 206
+                if start > len(server.payload) or (start == len(server.payload) and start):
+                    self.send_response(416)
+                    self.send_header("Content-Range", f"bytes */{len(server.payload)}")
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
                 body = server.payload[start:]
                 self.send_response(status)
+                if server.etag:
+                    self.send_header("ETag", server.etag)
                 self.send_header("Content-Length", str(len(body)))
                 self.send_header("Accept-Ranges", "bytes")
                 if status == 206:
@@ -198,3 +220,153 @@ def test_cli_downloads_and_reports_errors_with_exit_code(tmp_path):
         missing = server.url.replace("data.bin", "missing.bin")
         assert main(["download", "--url", missing, "--out", str(tmp_path / "other.bin")]) == 2
     assert leftovers(tmp_path) == ["data.bin"]
+
+
+# ----------------------------------------------------------------------------------------------
+# Across processes: one partial file per destination, resumed by the next run, guarded by a lock.
+
+
+def partial_of(dest):
+    return dest.with_name(f".{dest.name}.part"), dest.with_name(f".{dest.name}.part.json")
+
+
+def leave_partial(dest, url, data, **extra):
+    """What a run killed mid-transfer leaves: the bytes it had, and the sidecar naming their URL."""
+    part, sidecar = partial_of(dest)
+    part.write_bytes(data)
+    sidecar.write_text(json.dumps({"url": url, **extra}))
+
+
+def test_a_killed_runs_partial_is_resumed_with_range(tmp_path):
+    dest = tmp_path / "data.bin"
+    half = len(PAYLOAD) // 3
+    with FileServer() as server:
+        leave_partial(dest, server.url, PAYLOAD[:half])
+        download(server.url, dest, sha256=PAYLOAD_SHA256, **FAST)
+    assert [request.get("range") for request in server.requests] == [f"bytes={half}-"]
+    assert dest.read_bytes() == PAYLOAD
+    assert leftovers(tmp_path) == ["data.bin"]
+
+
+def test_a_complete_partial_is_verified_without_downloading_again(tmp_path):
+    dest = tmp_path / "data.bin"
+    with FileServer() as server:
+        leave_partial(dest, server.url, PAYLOAD)
+        download(server.url, dest, sha256=PAYLOAD_SHA256, **FAST)
+    assert len(server.requests) == 1 and server.requests[0]["range"] == f"bytes={len(PAYLOAD)}-"
+    assert dest.read_bytes() == PAYLOAD
+    assert leftovers(tmp_path) == ["data.bin"]
+
+
+@pytest.mark.parametrize("sidecar", ["other url", "missing"])
+def test_a_partial_of_another_url_or_of_unknown_origin_is_discarded(tmp_path, sidecar):
+    dest = tmp_path / "data.bin"
+    with FileServer() as server:
+        leave_partial(dest, server.url.replace("data.bin", "other.bin"), b"x" * 1000)
+        if sidecar == "missing":
+            partial_of(dest)[1].unlink()
+        download(server.url, dest, sha256=PAYLOAD_SHA256, **FAST)
+    assert len(server.requests) == 1 and "range" not in server.requests[0]
+    assert dest.read_bytes() == PAYLOAD
+    assert leftovers(tmp_path) == ["data.bin"]
+
+
+def test_a_partial_of_a_file_that_changed_since_is_restarted(tmp_path):
+    dest = tmp_path / "data.bin"
+    with FileServer(etag='"v2"') as server:
+        leave_partial(dest, server.url, b"old bytes" * 100, validator='"v1"')
+        download(server.url, dest, sha256=PAYLOAD_SHA256, **FAST)
+    assert server.requests[0]["if-range"] == '"v1"'
+    assert dest.read_bytes() == PAYLOAD
+
+
+def test_a_failed_transfer_keeps_its_partial_for_the_next_run(tmp_path):
+    dest = tmp_path / "data.bin"
+    with FileServer(drop_requests={0, 1}) as server:
+        with pytest.raises(DownloadError, match=r"kept .* bytes in .*\.data\.bin\.part"):
+            download(server.url, dest, retries=1, **FAST)
+        part, sidecar = partial_of(dest)
+        kept = part.stat().st_size
+        assert 0 < kept < len(PAYLOAD) and json.loads(sidecar.read_text())["url"] == server.url
+        assert not dest.exists()
+        download(server.url, dest, sha256=PAYLOAD_SHA256, **FAST)
+    assert server.requests[-1]["range"] == f"bytes={kept}-"
+    assert dest.read_bytes() == PAYLOAD
+    assert leftovers(tmp_path) == ["data.bin"]
+
+
+def test_a_second_download_of_the_same_file_fails_at_once_naming_the_lock_and_its_holder(tmp_path):
+    dest = tmp_path / "data.bin"
+    lock = tmp_path / ".data.bin.lock"
+    with open(lock, "w") as held, FileServer() as server:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        held.write("4242\n")
+        held.flush()
+        with pytest.raises(DownloadError) as error:
+            download(server.url, dest, **FAST)
+    assert str(lock) in str(error.value) and "PID 4242" in str(error.value)
+    assert server.requests == []
+    assert leftovers(tmp_path) == [".data.bin.lock"]
+
+
+# ----------------------------------------------------------------------------------------------
+# What cannot change on retry fails at once; what can is retried within bounds.
+
+
+def test_checksum_mismatch_downloads_once_and_discards_the_partial(tmp_path):
+    dest = tmp_path / "data.bin"
+    with FileServer() as server:
+        with pytest.raises(DownloadError, match=f"expected {'1' * 64}, got {PAYLOAD_SHA256}"):
+            download(server.url, dest, sha256="1" * 64, **FAST)
+    assert len(server.requests) == 1
+    assert leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize("status", [403, 404, 410])
+def test_client_errors_fail_after_one_request(tmp_path, status):
+    dest = tmp_path / "data.bin"
+    with FileServer(fail_statuses=[status] * 5) as server:
+        with pytest.raises(DownloadError, match=f"HTTP {status}"):
+            download(server.url, dest, **FAST)
+    assert len(server.requests) == 1
+
+
+def closed_port_url() -> str:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    return f"http://127.0.0.1:{port}/data.bin"
+
+
+def test_connection_refused_fails_quickly_with_the_default_retries(tmp_path, caplog):
+    started = time.monotonic()
+    with caplog.at_level(logging.WARNING, logger="gru4rec_pipeline"), pytest.raises(DownloadError) as error:
+        download(closed_port_url(), tmp_path / "data.bin", progress=False)
+    elapsed = time.monotonic() - started
+    assert elapsed < 6.0, elapsed
+    assert "cannot connect" in str(error.value) and "Connection refused" in str(error.value)
+    assert "after 3 attempts" in str(error.value)
+    assert leftovers(tmp_path) == []
+
+
+def test_the_total_wait_between_retries_is_bounded(tmp_path):
+    dest = tmp_path / "data.bin"
+    started = time.monotonic()
+    with FileServer(fail_statuses=[503] * 100) as server:
+        with pytest.raises(DownloadError, match=r"waited .* of at most 0\.3 s between them.*503"):
+            download(server.url, dest, retries=100, backoff=0.1, max_wait=0.3, timeout=5.0, progress=False)
+    assert time.monotonic() - started < 2.0
+    assert 2 <= len(server.requests) <= 4
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("problem", ["not found", "checksum"])
+def test_the_download_rule_does_not_multiply_attempts(workflow_copy, problem):
+    with FileServer() as server:
+        url = server.url.replace("data.bin", "missing.bin") if problem == "not found" else server.url
+        config = [f"url={url}", "source=download"] + (["sha256=" + "ab" * 32] if problem == "checksum" else [])
+        result = run_snakemake(
+            workflow_copy, "results/raw/download/yoochoose-data.7z", "--cores", "1", "--config", *config, check=False
+        )
+    assert result.returncode != 0
+    assert len(server.requests) == 1, result.stdout + result.stderr

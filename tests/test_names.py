@@ -33,6 +33,7 @@ def schema_at(*path: str) -> dict:
         (("device",), names.DEVICES),
         (("evaluation", "tie_mode"), names.TIE_MODES),
         (("own_data", "time_format"), names.TIME_FORMATS),
+        (("own_data", "ids"), names.ID_MODES),
         (("synthetic", "preset"), names.SYNTHETIC_PRESETS),
     ],
 )

@@ -274,7 +274,7 @@ def test_statistics_count_splits_and_carry_published_figures():
 def test_protocol_masks_counts_match_frames():
     clicks = protocol.build_splits(random_clicks(4))["train_full"]  # sorted input
     arrays = events.event_arrays(clicks)
-    masks, counts = protocol.protocol_masks(*arrays, min_item_support=2)
+    masks, counts, _ = protocol.protocol_masks(*arrays, min_item_support=2)
     splits = protocol.build_splits(clicks, min_item_support=2)
     for name, frame in splits.items():
         assert counts[name] == protocol.event_counts(frame)

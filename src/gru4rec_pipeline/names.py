@@ -41,14 +41,17 @@ HISTORY_COLUMNS = ("epoch", "loss", "events", "events_per_s", "wall_s")
 
 # How the time column of a click log of one's own is read.
 TIME_FORMATS = ("auto", "epoch", "iso")
+# How its session and item ids are read: integers as they are, or any strings mapped to dense integers.
+ID_MODES = ("integer", "map")
 
 # Presets of the synthetic yoochoose-format dataset (``synthetic.archive.PRESETS`` defines their sizes).
 SYNTHETIC_PRESETS = ("tiny", "default", "full")
 
 # Defaults of the settings the config, the command line and the library share.
 # The RSC15 protocol (config key protocol): sessions shorter than 2 events and items with fewer than 5
-# events are dropped, and sessions ending in the last day (86,400 s) form the test split.
-PROTOCOL_DEFAULTS = {"min_session_length": 2, "min_item_support": 5, "split_seconds": 86400.0}
+# events are dropped, and sessions ending in the last day (86,400 s) form the test split. Exact duplicate
+# clicks are kept, as the published preprocessing keeps them (drop_duplicates drops them first).
+PROTOCOL_DEFAULTS = {"min_session_length": 2, "min_item_support": 5, "split_seconds": 86400.0, "drop_duplicates": False}
 # Threads per job of each stage (config keys training.threads, evaluation.threads), measured with
 # bench/bench_threads.py: a training at batch 32 runs fastest on one thread; ranking gains from a second.
 THREAD_DEFAULTS = {"training": 1, "evaluation": 2}

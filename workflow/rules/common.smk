@@ -6,14 +6,23 @@ import os
 import sys
 from pathlib import Path
 
+import yaml
 from snakemake.utils import validate
-
-validate(config, schema="../../config/schema.yaml")
 
 # The workflow's own package (also in a copy of the workflow): its names of losses, splits and settings.
 SOURCE_ROOT = Path(workflow.basedir) / "src"
 sys.path.insert(0, str(SOURCE_ROOT))
 from gru4rec_pipeline import names
+from gru4rec_pipeline.config_check import config_problem
+
+# Checked here first so that a bad value stops the run with one line naming key, value and expectation
+# (Snakemake's own message prints the schema and the instance: for an unknown top-level key, the whole
+# config); validate() then fills in the schema's defaults.
+SCHEMA_PATH = Path(workflow.basedir) / "config" / "schema.yaml"
+problem = config_problem(config, yaml.safe_load(SCHEMA_PATH.read_text()))
+if problem:
+    raise WorkflowError(problem)
+validate(config, schema="../../config/schema.yaml")
 
 LOSSES = list(config["training"]["losses"])
 BASELINES = list(names.BASELINES)
@@ -123,7 +132,9 @@ def get_hyperparameters(wildcards):
 
 def get_evaluation_settings():
     """What decides an evaluation's numbers (not its threads): a change reruns the evaluations."""
-    return {key: config["evaluation"][key] for key in ("cutoffs", "tie_mode", "batch_size")}
+    return {
+        key: config["evaluation"][key] for key in ("cutoffs", "tie_mode", "batch_size")
+    }
 
 
 def get_training_gpus(wildcards):

@@ -16,7 +16,10 @@ rule download_archive:
     log:
         "logs/download_archive/download_archive.log",
     cache: "omit-software"
-    retries: 2
+    # No Snakemake retries, whatever --retries or a profile says: download() retries what a retry can fix
+    # (within its own bounds) and resumes from the partial file; a checksum mismatch or a 404 cannot change
+    # on retry, and a rerun of the workflow resumes where this one stopped.
+    retries: 0
     conda:
         "../../envs/data.yaml"
     params:

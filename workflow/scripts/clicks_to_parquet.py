@@ -20,6 +20,7 @@ if snakemake.params.log_format == "own":
         time_col=own["time_column"],
         time_format=own["time_format"],
         sep=own["separator"],
+        ids=own["ids"],
     )
 else:
     clicks_to_parquet(snakemake.input.clicks, snakemake.output.parquet)

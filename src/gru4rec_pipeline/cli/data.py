@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from gru4rec_pipeline.cli.common import key_value
-from gru4rec_pipeline.names import PROTOCOL_DEFAULTS, RSC15_URL, SPLITS, SYNTHETIC_PRESETS, TIME_FORMATS
+from gru4rec_pipeline.names import ID_MODES, PROTOCOL_DEFAULTS, RSC15_URL, SPLITS, SYNTHETIC_PRESETS, TIME_FORMATS
 
 
 def add_commands(subparsers) -> None:
@@ -22,11 +22,24 @@ def add_commands(subparsers) -> None:
     )
     parser.set_defaults(run=run_synthesize)
 
-    parser = subparsers.add_parser("download", help="download a file (by default the RSC15 archive), resumable")
+    parser = subparsers.add_parser(
+        "download",
+        help="download a file (by default the RSC15 archive), resumable",
+        description="Download to --out through the partial file .<name>.part beside it, which a later run resumes "
+        "(a lock, .<name>.lock, makes a second run of the same download fail at once).",
+    )
     parser.add_argument("--url", default=RSC15_URL, help=f"what to download (default: {RSC15_URL})")
     parser.add_argument("--sha256", default=None, help="expected SHA-256 of the file; a mismatch is an error")
     parser.add_argument("--out", required=True, type=Path, help="destination path")
-    parser.add_argument("--retries", type=int, default=5, help="retries after connection errors and 5xx answers")
+    parser.add_argument(
+        "--retries", type=int, default=5, help="retries after broken transfers, timeouts and 5xx answers (default 5)"
+    )
+    parser.add_argument(
+        "--connect-retries", type=int, default=2, help="of those, retries when no connection is made (default 2)"
+    )
+    parser.add_argument(
+        "--max-wait", type=float, default=300.0, help="seconds waited between attempts, in all (default 300)"
+    )
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds without data before an attempt fails")
     parser.set_defaults(run=run_download)
 
@@ -60,6 +73,13 @@ def add_commands(subparsers) -> None:
     parser.add_argument("--time-format", choices=TIME_FORMATS, default="auto", help="epoch seconds, iso, or auto")
     parser.add_argument("--category-column", help="optional column copied to Category")
     parser.add_argument("--sep", default=",", help="CSV field separator (default ,)")
+    parser.add_argument(
+        "--ids",
+        choices=ID_MODES,
+        default="integer",
+        help="integer: session and item ids must be integers as written (default); map: map any string ids to "
+        "0..n-1 and write the maps next to --out (<out>.session_map.parquet, <out>.item_map.parquet)",
+    )
     parser.set_defaults(run=run_own_data)
 
     parser = subparsers.add_parser(
@@ -78,6 +98,13 @@ def add_commands(subparsers) -> None:
         default = PROTOCOL_DEFAULTS[key]
         option = "--" + key.replace("_", "-")
         parser.add_argument(option, type=kind, default=default, help=f"{help_text} (default {default:g})")
+    parser.add_argument(
+        "--drop-duplicates",
+        action="store_true",
+        default=PROTOCOL_DEFAULTS["drop_duplicates"],
+        help="drop exact duplicate clicks (same session, item and time) before the filters; by default they are "
+        "kept, as in the published protocol, and counted",
+    )
     parser.set_defaults(run=run_split)
 
     parser = subparsers.add_parser(
@@ -132,7 +159,15 @@ def run_synthesize(args: argparse.Namespace) -> int:
 def run_download(args: argparse.Namespace) -> int:
     from gru4rec_pipeline.data.download import download
 
-    download(args.url, args.out, sha256=args.sha256, retries=args.retries, timeout=args.timeout)
+    download(
+        args.url,
+        args.out,
+        sha256=args.sha256,
+        retries=args.retries,
+        timeout=args.timeout,
+        connect_retries=args.connect_retries,
+        max_wait=args.max_wait,
+    )
     return 0
 
 
@@ -162,6 +197,7 @@ def run_own_data(args: argparse.Namespace) -> int:
         args.time_format,
         args.sep,
         args.category_column,
+        ids=args.ids,
     )
     print(f"{rows:,} clicks written to {args.out}")
     return 0

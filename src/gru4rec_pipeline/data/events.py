@@ -99,6 +99,36 @@ def session_time_order(session_ids: np.ndarray, times: np.ndarray) -> np.ndarray
     return np.lexsort((times, session_ids))
 
 
+def duplicate_rows(session_ids: np.ndarray, item_ids: np.ndarray, times: np.ndarray) -> np.ndarray:
+    """Rows that repeat an earlier row's SessionId, ItemId and Time exactly (the first one is not marked).
+
+    Only rows sharing their session and time with a neighbour in (SessionId, Time) order can repeat
+    one another, so only those few are sorted by item: cheap on sorted input, one lexsort otherwise.
+    """
+    n = len(times)
+    duplicate = np.zeros(n, dtype=bool)
+    if n < 2:
+        return duplicate
+    order = session_time_order(session_ids, times)
+    sessions, stamps = (session_ids, times) if order is None else (session_ids[order], times[order])
+    tie = sessions[1:] == sessions[:-1]
+    tie &= stamps[1:] == stamps[:-1]
+    candidate = np.zeros(n, dtype=bool)
+    candidate[1:] |= tie
+    candidate[:-1] |= tie
+    del tie
+    rows = np.flatnonzero(candidate)
+    if order is not None:
+        rows = np.sort(order[rows])
+    # Stable on rows in input order: the first of equal rows stays unmarked.
+    rows = rows[np.lexsort((item_ids[rows], times[rows], session_ids[rows]))]
+    same = session_ids[rows[1:]] == session_ids[rows[:-1]]
+    same &= item_ids[rows[1:]] == item_ids[rows[:-1]]
+    same &= times[rows[1:]] == times[rows[:-1]]
+    duplicate[rows[1:][same]] = True
+    return duplicate
+
+
 # ----------------------------------------------------------------------------------------------
 # Parquet files.
 

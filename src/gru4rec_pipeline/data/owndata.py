@@ -3,13 +3,20 @@
 Output schema: SessionId int64, ItemId int64, Time float64 (UTC epoch seconds), Category
 string ("" unless a category column is given). Rows keep the order of the input file.
 
-Ids: integer ids (an integer column, or strings that are canonical integers such as
-``"42"``) are used as they are. Any other id column (``"a7f3"``, ``"007"``, UUIDs) gets a
-dense integer id, 0 .. n-1 in sorted order of the original strings, so the same set of ids
-always maps the same way whatever the row order. The mapping is written next to the output
-as ``<out>.session_map.parquet`` / ``<out>.item_map.parquet`` (columns SessionId or ItemId,
-and Original), to translate recommendations back; a mapping left from an earlier run that
-no longer applies is removed.
+Ids (``ids``, config key ``own_data.ids``):
+
+- ``integer`` (default): session and item ids must be integers as written (an integer column,
+  integral floats, or strings such as ``"42"``; not ``"abc"``, nor ``"007"``, which would come
+  back as 7). They are used as they are, so recommendations come back in the user's ids; the
+  first other value stops the conversion with its line. Id maps left from an earlier run are removed.
+- ``map``: every session and item id, as a string, gets a dense integer id 0 .. n-1 in sorted
+  order of the originals, so the same set of ids always maps the same way whatever the row order.
+  The maps are written next to the output as ``<out>.session_map.parquet`` /
+  ``<out>.item_map.parquet`` (columns SessionId or ItemId, and Original); ``recommend --item-map``
+  translates through the item map.
+
+A column is never renumbered because of the values found in it: one stray value in a column of
+integers would otherwise turn every id into a different one.
 
 Times: ``epoch`` (seconds since 1970-01-01 UTC, fractions allowed), ``iso`` (ISO-8601
 strings, with or without a timezone; without one they are taken as UTC), or ``auto``
@@ -20,6 +27,7 @@ value is a number, else as ISO-8601).
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +38,7 @@ import pyarrow.parquet as pq
 
 from gru4rec_pipeline.errors import ConfigError, DataFormatError
 from gru4rec_pipeline.files import atomic_outputs
-from gru4rec_pipeline.names import TIME_FORMATS
+from gru4rec_pipeline.names import ID_MODES, TIME_FORMATS
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +49,8 @@ PARQUET_SUFFIXES = (".parquet", ".pq")
 # Epoch seconds beyond this (year 5138) are almost surely milliseconds or microseconds.
 MAX_EPOCH_SECONDS = 1e11
 INTEGER_PATTERN = r"[+-]?\d+"
+CANONICAL_INTEGER_PATTERN = r"0|-?[1-9]\d*"
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
 
 class _Source:
@@ -111,31 +121,54 @@ def _check_present(values: pd.Series, column: str, source: _Source) -> None:
         raise source.error(_first(missing), f"column '{column}' is empty ({int(missing.sum())} empty values)")
 
 
-def integer_ids(values: pd.Series, column: str, source: _Source) -> tuple[np.ndarray, pd.DataFrame | None]:
-    """int64 ids, and the mapping (id, Original) when the column does not hold integers."""
+def _id_error(source: _Source, row: int, column: str, value: str, why: str = "") -> DataFormatError:
+    return source.error(
+        row,
+        f"column '{column}': {value!r} is not an integer id{why}; with own_data.ids: integer (the default) ids "
+        "must be integers as written. Set own_data.ids: map (own-data --ids map) to map string ids to integers "
+        "(the maps are written next to clicks.parquet)",
+    )
+
+
+def integer_ids(values: pd.Series, column: str, source: _Source) -> np.ndarray:
+    """int64 ids of a column that must hold integers, written as such (``"42"``, not ``"042"``).
+
+    The first other value is reported with its line (CSV) or row (Parquet).
+    """
     _check_present(values, column, source)
     if pd.api.types.is_integer_dtype(values):
-        return values.to_numpy(np.int64), None
+        return values.to_numpy(np.int64)
     if pd.api.types.is_float_dtype(values):
         numbers = values.to_numpy(np.float64)
         fractional = numbers != np.round(numbers)
         if fractional.any():
-            raise source.error(_first(fractional), f"column '{column}': id {numbers[fractional][0]} is not an integer")
-        return numbers.astype(np.int64), None
+            row = _first(fractional)
+            raise _id_error(source, row, column, f"{numbers[row]:g}")
+        return numbers.astype(np.int64)
     text = values.astype(str).str.strip()
-    if text.str.fullmatch(INTEGER_PATTERN).all():
-        try:
-            parsed = text.astype(np.int64)
-        except (OverflowError, ValueError):
-            parsed = None
-        # "007" and "7" are different ids: only canonical integers are used as they are.
-        if parsed is not None and (parsed.astype(str) == text.str.lstrip("+")).all():
-            return parsed.to_numpy(np.int64), None
+    # "007" and "7" (or "+7") would become the same integer: only ids that read back as written pass.
+    canonical = text.str.fullmatch(CANONICAL_INTEGER_PATTERN).to_numpy(dtype=bool)
+    if not canonical.all():
+        row = _first(~canonical)
+        signed = bool(re.fullmatch(INTEGER_PATTERN, text.iloc[row]))
+        raise _id_error(source, row, column, text.iloc[row], " as written (leading zeros or a sign)" if signed else "")
+    # Canonical integers of up to 18 digits fit int64; longer ones are checked one by one.
+    long = np.flatnonzero(text.str.len().to_numpy() > 18)
+    for row in long:
+        if not INT64_MIN <= int(text.iloc[row]) <= INT64_MAX:
+            raise _id_error(source, int(row), column, text.iloc[row], " (outside the 64-bit range)")
+    return text.astype(np.int64).to_numpy(np.int64)
+
+
+def mapped_ids(values: pd.Series, column: str, source: _Source) -> tuple[np.ndarray, pd.DataFrame]:
+    """Dense int64 ids 0 .. n-1 in sorted order of the original ids as strings, and the mapping (id, Original)."""
+    _check_present(values, column, source)
+    if pd.api.types.is_float_dtype(values) and (values == np.round(values)).all():
+        values = values.astype(np.int64)  # 3.0 in a Parquet float column is the id "3"
+    text = values.astype(str).str.strip()
     originals, codes = np.unique(text.to_numpy(dtype=object).astype(str), return_inverse=True)
     mapping = pd.DataFrame({"id": np.arange(len(originals), dtype=np.int64), "Original": originals.astype(object)})
-    log.info(
-        "column '%s' holds non-integer ids: mapped %d distinct ids to 0..%d", column, len(originals), len(originals) - 1
-    )
+    log.info("column '%s': mapped %d distinct ids to 0..%d", column, len(originals), len(originals) - 1)
     return codes.astype(np.int64), mapping
 
 
@@ -208,18 +241,26 @@ def own_clicks_to_parquet(
     time_format: str = "auto",
     sep: str = ",",
     category_col: str | None = None,
+    ids: str = "integer",
 ) -> int:
-    """Convert a click log to ``clicks.parquet`` (and id mappings where needed); returns the row count."""
+    """Convert a click log to ``clicks.parquet`` (and with ``ids="map"`` the id maps); returns the row count."""
     if time_format not in TIME_FORMATS:
         raise ConfigError("own_data.time_format", f"must be one of {', '.join(TIME_FORMATS)}, got {time_format!r}")
+    if ids not in ID_MODES:
+        raise ConfigError("own_data.ids", f"must be one of {', '.join(ID_MODES)}, got {ids!r}")
     columns = {"session_column": session_col, "item_column": item_col, "time_column": time_col}
     if category_col:
         columns["category_column"] = category_col
     frame, source = read_columns(path, columns, sep)
     if frame.empty:
         raise DataFormatError(path, "the click log has no rows")
-    session_ids, session_map = integer_ids(frame[session_col], session_col, source)
-    item_ids, item_map = integer_ids(frame[item_col], item_col, source)
+    session_map = item_map = None
+    if ids == "map":
+        session_ids, session_map = mapped_ids(frame[session_col], session_col, source)
+        item_ids, item_map = mapped_ids(frame[item_col], item_col, source)
+    else:
+        session_ids = integer_ids(frame[session_col], session_col, source)
+        item_ids = integer_ids(frame[item_col], item_col, source)
     times = epoch_seconds(frame[time_col], time_col, source, time_format)
     if category_col:
         category = frame[category_col].fillna("").astype(str).to_numpy(dtype=object)

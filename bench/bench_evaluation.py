@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from gru4rec_pipeline.data.arrays import SessionArrays
-from gru4rec_pipeline.evaluation.evaluate import evaluate_model
+from gru4rec_pipeline.evaluation.model_evaluation import evaluate_model
 
 
 class BenchGRU(torch.nn.Module):
@@ -123,7 +123,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
 
     if args.model:
-        from gru4rec_pipeline.model.training import load_model
+        from gru4rec_pipeline.model.loading import load_model
 
         model = load_model(args.model)
         arrays = first_sessions(SessionArrays.load(args.eval), args.events)

@@ -32,7 +32,7 @@ TIE_MODES = ("standard", "conservative", "median")
 DEFAULT_CUTOFFS = (1, 5, 10, 20)
 RANKING_METHODS = ("auto", "certified", "brute-force")
 
-# Columns of results/models/{loss}/history.csv, one row per epoch.
+# Columns of results/models/{setting}/{loss}/history.csv, one row per epoch.
 HISTORY_COLUMNS = ("epoch", "loss", "events", "events_per_s", "wall_s")
 
 # How the time column of a click log of one's own is read.

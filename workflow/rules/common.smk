@@ -121,6 +121,34 @@ def get_hyperparameters(wildcards):
     return config["training"]["losses"][wildcards.loss]
 
 
+def model_file(setting, model, name):
+    """A file of a trained model (model.pt, history.csv, training.json): models of the final and the tuning
+    setting live apart, so that neither run replaces the other's."""
+    return f"results/models/{setting}/{model}/{name}"
+
+
+def metrics_file(setting, name):
+    return f"results/metrics/{setting}/{name}.json"
+
+
+def recall_file(setting, name):
+    """results/recall_{name}.txt for the final setting, results/tuning/recall_{name}.txt for the tuning one."""
+    return (
+        f"results/recall_{name}.txt"
+        if setting == "final"
+        else f"results/{setting}/recall_{name}.txt"
+    )
+
+
+def get_trained_models():
+    """The GRU4Rec models the summary lists: one per loss."""
+    return LOSSES
+
+
+def get_evaluated_models():
+    return get_trained_models() + get_baselines()
+
+
 def get_training_resources(wildcards):
     """Resources of a training job: a GPU when the config asks for CUDA."""
     return 1 if config["device"] == "cuda" else 0
@@ -147,10 +175,9 @@ def get_report_targets():
 
 
 def get_final_output():
-    models = LOSSES + get_baselines()
     return (
         ["results/data/stats.json"]
-        + [f"results/recall_{name}.txt" for name in models]
+        + [recall_file(SETTING, name) for name in get_evaluated_models()]
         + get_report_targets()
     )
 

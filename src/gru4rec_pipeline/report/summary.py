@@ -1,6 +1,6 @@
 """The results table: every trained loss, the baselines and the oracle side by side.
 
-Reads the ``results/metrics/{name}.json`` files the evaluate stages write and produces
+Reads the ``results/metrics/{setting}/{name}.json`` files the evaluate stages write and produces
 - ``summary.tsv``: machine-readable, one row per model, plain numbers;
 - ``summary.md``:  the same table for people, with the published RSC15 figures and provenance;
 - ``summary.html`` (optional): the markdown content as a page, shown in the Snakemake report.

@@ -24,6 +24,9 @@ SETTING_SPLITS = {
 }
 SETTINGS = tuple(SETTING_SPLITS)
 
+# Where a model retrained with its loss's best tuned setting is named: results/recall_bpr_max_tuned.txt.
+TUNED_SUFFIX = "_tuned"
+
 DEVICES = ("auto", "cpu", "cuda")
 EMBEDDING_MODES = ("shared", "separate", "none")
 
@@ -47,6 +50,38 @@ SYNTHETIC_PRESETS = ("tiny", "default", "full")
 PROTOCOL_DEFAULTS = {"min_session_length": 2, "min_item_support": 5, "split_seconds": 86400.0}
 # Item-kNN (config key baselines.itemknn): neighbours kept per item, shrinkage lambda.
 ITEMKNN_DEFAULTS = {"neighbors": 100, "lambda": 20.0}
+
+# Hyperparameter studies (config key tuning): finished trials per loss, worker jobs, the metric maximised on the
+# valid split, epochs per trial, the samplers' seed, median pruning, the Optuna storage ("" = a journal file), and
+# the losses `rule all` tunes.
+TUNING_DEFAULTS = {
+    "trials": 100,
+    "workers": 4,
+    "metric": "mrr@20",
+    "epochs": 5,
+    "seed": 42,
+    "pruning": True,
+    "storage": "",
+    "run": [],
+}
+# What a study maximises: one of these at a cut-off, e.g. mrr@20.
+TUNING_METRICS = ("mrr", "recall")
+# Hyperparameters a search space may vary (the others are properties of the run: loss, epochs, seed, device).
+TUNABLE_HYPERPARAMETERS = (
+    "layers",
+    "batch_size",
+    "learning_rate",
+    "momentum",
+    "dropout_embed",
+    "dropout_hidden",
+    "embedding",
+    "embedding_dim",
+    "n_sample",
+    "sample_alpha",
+    "logq",
+    "bpreg",
+    "elu_param",
+)
 
 # Where the RecSys Challenge 2015 archive is published (config key url).
 RSC15_URL = "https://s3-eu-west-1.amazonaws.com/yc-rdata/yoochoose-data.7z"

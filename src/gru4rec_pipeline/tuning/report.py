@@ -184,11 +184,12 @@ def run_study_report(
     best = BestSetting(loss, search_space.hyperparameters(study.best_trial.params))
     by_state = ", ".join(f"{n} {state}" for state, n in summary["trials_by_state"].items() if n)
     default = summary["default_value"]
+    epochs = f"{settings.epochs} epoch{'s' if settings.epochs > 1 else ''}"
     comments = [
-        f"Best setting of GRU4Rec with loss {loss} found by study {location.name} ({location.describe()}):",
-        f"trial {summary['best_trial']} of {len(study.trials)} ({by_state}), {settings.metric} "
-        f"{summary['best_value']:.4f} on valid after {settings.epochs} epoch{'s' if settings.epochs > 1 else ''}"
-        + ("." if default is None else f"; the configured setting (trial {summary['default_trial']}) {default:.4f}."),
+        f"Best setting of GRU4Rec with loss {loss}, from study {location.name} ({location.describe()}):",
+        f"trial {summary['best_trial']}, the best of {len(study.trials)} trials ({by_state}): {settings.metric} "
+        f"{summary['best_value']:.4f} on valid after {epochs}"
+        + ("." if default is None else f"; the configured setting (trial {summary['default_trial']}): {default:.4f}."),
         f"Paste it under training.losses.{loss} in config/config.yaml; epochs is that loss's configured training",
         "length, which the retraining on train_full uses (results/recall_" + f"{loss}_tuned.txt).",
     ]

@@ -67,7 +67,8 @@ class TrialRunner:
         config = self.config(trial.params)
         name, cutoff = self.settings.metric_name, self.settings.cutoff
         values: list[float] = []
-        log.info("trial %d: %s", trial.number, self.space.hyperparameters(trial.params))
+        sampled = self.space.hyperparameters(trial.params)
+        log.info("trial %d: %s", trial.number, ", ".join(f"{name} {sampled[name]}" for name in trial.params))
 
         def after_epoch(epoch: int, model) -> None:
             metrics = evaluate_model(

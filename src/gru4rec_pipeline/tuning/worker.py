@@ -45,6 +45,8 @@ def route_optuna_messages() -> None:
     optuna.logging.enable_propagation()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    # The configured setting (the first trial) may lie between the grid points of a range: it runs as configured.
+    warnings.filterwarnings("ignore", message="Fixed parameter .* is out of range")
 
 
 def run_tune_worker(

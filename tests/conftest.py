@@ -111,6 +111,33 @@ def workflow_copy(tmp_path: Path) -> Path:
     return copy_workflow(tmp_path / "workflow-copy")
 
 
+# A small study on the tiny preset: 4 trials, 2 workers, a narrow space holding the configured setting (layers
+# [100], batch 32), trials as long as the tiny preset's bpr_max training (2 epochs).
+TUNING_OVERLAY = (
+    "tuning: {trials: 4, workers: 2, epochs: 2, spaces: {bpr_max: {layers: [32, 100], batch_size: [16, 32]}}}\n"
+)
+
+
+def with_overlays(workdir: Path, **overlays: str) -> tuple[str, ...]:
+    """Config options for the tiny preset plus overlay files (name -> YAML text) written into config/."""
+    paths = []
+    for name, text in overlays.items():
+        (workdir / "config" / f"{name}.yaml").write_text(text)
+        paths.append(f"config/{name}.yaml")
+    return (*TINY, *paths)
+
+
+@pytest.fixture(scope="session")
+def tuned_run(tmp_path_factory) -> Path:
+    """The bpr_max study of TUNING_OVERLAY (its two workers side by side on two cores) and the tuned model
+    retrained on train_full, run once; tests read or copy it (shutil.copytree) as they do tiny_run."""
+    workdir = copy_workflow(tmp_path_factory.mktemp("tuned-run"))
+    config = with_overlays(workdir, tuning_test=TUNING_OVERLAY)
+    side_by_side = ("--cores", "2", "--set-threads", "tune_worker=1")
+    run_snakemake(workdir, "results/recall_bpr_max_tuned.txt", *side_by_side, *config)
+    return workdir
+
+
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory) -> Path:
     """The whole workflow (rule all) run once on the tiny preset; tests read or copy its results.

@@ -41,6 +41,7 @@ def test_help_answers_without_heavy_imports(argv):
 def test_every_stage_has_a_command():
     stages = {"synthesize", "download", "extract", "clicks", "own-data", "split", "sessions", "export", "train"}
     stages |= {"evaluate", "baseline", "oracle", "recommend", "summary", "plots"}
+    stages |= {"tune-worker", "tune-report", "tune-train", "tune-evaluate"}
     assert stages <= set(COMMANDS)
 
 

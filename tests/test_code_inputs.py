@@ -18,7 +18,7 @@ from conftest import REPO, TINY, snakemake_command
 RULE_FILES = sorted((REPO / "workflow" / "rules").glob("*.smk"))
 # Targets (and config) that together bring every rule into a plan: `rule all`, and what it does not run.
 PLANS = [
-    (["all", "results/export/test.tsv"], []),
+    (["all", "results/export/test.tsv", "results/recall_bpr_max_tuned.txt"], []),
     (["results/raw/download/yoochoose-data.7z"], ["--config", "source=download"]),
 ]
 

@@ -52,6 +52,7 @@ def test_schema_defaults_are_the_packages_defaults():
     for section, defaults in (
         (("protocol",), names.PROTOCOL_DEFAULTS),
         (("baselines", "itemknn"), names.ITEMKNN_DEFAULTS),
+        (("tuning",), names.TUNING_DEFAULTS),
     ):
         assert {key: schema_at(*section, key)["default"] for key in defaults} == defaults
     assert schema_at("url")["default"] == names.RSC15_URL
@@ -90,8 +91,10 @@ def leaves(config: dict, prefix: tuple = ()):
 
 
 def test_shipped_config_uses_the_schema_defaults():
-    """Outside the per-loss hyperparameters, every value in config.yaml is the schema's default."""
-    for path, value in leaves({k: v for k, v in CONFIG.items() if k != "training"}):
+    """Outside the per-loss hyperparameters and search spaces (tests/test_tuning_space.py checks those), every
+    value in config.yaml is the schema's default."""
+    tuning = {k: v for k, v in CONFIG["tuning"].items() if k != "spaces"}
+    for path, value in leaves({**{k: v for k, v in CONFIG.items() if k != "training"}, "tuning": tuning}):
         assert value == schema_at(*path)["default"], f"config.yaml {'.'.join(path)}: {value!r}"
     assert CONFIG["training"]["threads"] == schema_at("training", "threads")["default"]
 

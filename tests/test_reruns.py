@@ -64,14 +64,14 @@ def test_finished_run_has_nothing_to_do(finished_run: Path):
 
 
 def test_forcing_one_training_reruns_it_and_its_evaluation_only(finished_run: Path):
-    jobs = planned_jobs(finished_run, "--forcerun", "results/models/bpr/model.pt")
-    assert_only(jobs, Counter({("train_model", "loss=bpr"): 1, ("evaluate_model", "loss=bpr"): 1}))
+    jobs = planned_jobs(finished_run, "--forcerun", "results/models/final/bpr/model.pt")
+    assert_only(jobs, Counter({("train_model", "setting=final, loss=bpr"): 1, ("evaluate_model", "loss=bpr"): 1}))
 
 
 def test_changing_one_losses_hyperparameter_reruns_only_that_loss(finished_run: Path):
     overlay = with_overlay(finished_run, "top1_rate", "training: {losses: {top1: {learning_rate: 0.07}}}\n")
     jobs = planned_jobs(finished_run, config=overlay)
-    assert_only(jobs, Counter({("train_model", "loss=top1"): 1, ("evaluate_model", "loss=top1"): 1}))
+    assert_only(jobs, Counter({("train_model", "setting=final, loss=top1"): 1, ("evaluate_model", "loss=top1"): 1}))
 
 
 def test_changing_a_preprocessing_setting_reruns_from_that_stage_down(finished_run: Path):
@@ -107,8 +107,8 @@ def test_training_after_a_code_edit_starts_over_instead_of_resuming(finished_run
     """The finished run left checkpoints behind; a model made by the old code must not be resumed."""
     model_code = finished_run / "src" / "gru4rec_pipeline" / "model" / "network.py"
     model_code.write_text(model_code.read_text() + "\n# an edit to the model code\n")
-    run_snakemake(finished_run, "results/models/bpr/model.pt", "--cores", "2", *TINY)
-    log = (finished_run / "logs" / "train_model" / "bpr.log").read_text()
+    run_snakemake(finished_run, "results/models/final/bpr/model.pt", "--cores", "2", *TINY)
+    log = (finished_run / "logs" / "train_model" / "final" / "bpr.log").read_text()
     assert "resuming" not in log, log[-3000:]
     trained = [int(n) for n in re.findall(r"epoch (\d+): loss", log)]
     assert trained == list(range(1, TINY_BPR_EPOCHS + 1)), log[-3000:]
@@ -129,8 +129,8 @@ def test_interrupted_training_resumes_from_its_last_checkpoint(finished_run: Pat
     # Another learning rate, so that this is a new training (the finished run's checkpoints do not
     # apply), of two epochs: killed after the first one's checkpoint, it has one left to resume.
     changed = with_overlay(finished_run, "changed", "training: {losses: {bpr: {epochs: 2, learning_rate: 0.06}}}\n")
-    target = "results/models/bpr/model.pt"
-    history = finished_run / "results" / "models" / "bpr" / "history.csv"
+    target = "results/models/final/bpr/model.pt"
+    history = finished_run / "results" / "models" / "final" / "bpr" / "history.csv"
     started = time.time()
     # Its own session, so that the whole process group (Snakemake and the training it started) can be
     # killed at once, as a crash or a lost node would.
@@ -144,7 +144,7 @@ def test_interrupted_training_resumes_from_its_last_checkpoint(finished_run: Pat
     try:
 
         def first_epoch_checkpointed() -> bool:
-            checkpoints = (finished_run / "results" / "models" / "bpr" / "checkpoints").rglob("checkpoint.pt")
+            checkpoints = (finished_run / "results" / "models" / "final" / "bpr" / "checkpoints").rglob("checkpoint.pt")
             return (
                 history.exists()
                 and history.stat().st_mtime >= started
@@ -161,7 +161,7 @@ def test_interrupted_training_resumes_from_its_last_checkpoint(finished_run: Pat
     # What one does after a crash: unlock, then run the same command again.
     run_snakemake(finished_run, "--unlock", *changed)
     run_snakemake(finished_run, target, "--cores", "2", *changed)
-    log = (finished_run / "logs" / "train_model" / "bpr.log").read_text()
+    log = (finished_run / "logs" / "train_model" / "final" / "bpr.log").read_text()
     assert re.search(r"resuming from \S+ after epoch 1$", log, re.M), log[-3000:]
     # Only the remaining epoch was trained again, and the history covers both.
     assert re.findall(r"epoch (\d+): loss", log) == ["2"], log[-3000:]
@@ -170,7 +170,7 @@ def test_interrupted_training_resumes_from_its_last_checkpoint(finished_run: Pat
 
 def test_trainings_share_the_machine_without_oversubscribing_it(finished_run: Path):
     losses = ["bpr", "top1"]
-    models = [f"results/models/{loss}/model.pt" for loss in losses]
+    models = [f"results/models/final/{loss}/model.pt" for loss in losses]
     # One epoch each (a changed setting, so both retrain) and one thread each on two cores.
     shorter = with_overlay(finished_run, "shorter", "training: {losses: {bpr: {epochs: 1}, top1: {epochs: 1}}}\n")
     result = run_snakemake(finished_run, *models, "--cores", "2", "--set-threads", "train_model=1", *shorter)
@@ -188,7 +188,7 @@ def test_trainings_share_the_machine_without_oversubscribing_it(finished_run: Pa
 
     # And each used exactly the one thread its job was given.
     for loss in losses:
-        log = (finished_run / "logs" / "train_model" / f"{loss}.log").read_text()
+        log = (finished_run / "logs" / "train_model" / "final" / f"{loss}.log").read_text()
         threads = re.findall(r"training \w+ on \S+ with (\d+) threads", log)
         assert threads == ["1"], log[-2000:]
 

@@ -8,15 +8,19 @@ against the SLURM job ids Snakemake reported when it submitted them.
 
 from __future__ import annotations
 
+import datetime as dt
 import re
+import shutil
 import subprocess
 from collections import Counter
 from pathlib import Path
 
+import optuna
 import pytest
 import yaml
+from optuna.storages.journal import JournalFileBackend, JournalStorage
 
-from conftest import REPO, copy_workflow, snakemake_command
+from conftest import REPO, TUNING_OVERLAY, copy_workflow, snakemake_command, with_overlays
 from slurm_cluster import SlurmCluster, slurm_cluster_fixture  # noqa: F401 (the `slurm_cluster` fixture)
 
 TINY = ("--configfile", "config/tiny.yaml")
@@ -112,6 +116,49 @@ def test_tiny_pipeline_runs_each_stage_as_its_own_slurm_job(slurm_cluster: Slurm
     assert training["CPUs/Task"] == str(
         yaml.safe_load((REPO / "config" / "config.yaml").read_text())["training"]["threads"]
     )
+
+
+@pytest.mark.slurm
+def test_study_workers_run_as_slurm_jobs_side_by_side(slurm_cluster: SlurmCluster, tuned_run: Path, tmp_path: Path):
+    """A new study (another sampler seed) in a copy of the finished tiny study: its data are there, so the two
+    workers are the only jobs to submit; one CPU each, they fit the node together."""
+    workdir = tmp_path / "copy"
+    shutil.copytree(tuned_run, workdir, symlinks=True)
+    profile = write_test_profile(tmp_path / "profile", slurm_cluster)
+    config = with_overlays(workdir, tuning_test=TUNING_OVERLAY, new_study="tuning: {seed: 7}\n")
+    before = set((workdir / "results" / "tuning" / "bpr_max").glob("*.journal"))
+
+    command = ["results/tuning/bpr_max/best.yaml", *config, "--set-threads", "tune_worker=1"]
+    result = subprocess.run(
+        snakemake_command(*command, "--workflow-profile", str(profile)),
+        cwd=workdir,
+        env=slurm_cluster.env,
+        capture_output=True,
+        text=True,
+        timeout=480,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, f"{output[-8000:]}\n{cluster_logs(slurm_cluster)}"
+
+    submitted = {slurm_id: Path(log) for _, slurm_id, log in SUBMITTED.findall(output)}
+    records = {slurm_id: slurm_job_record(slurm_cluster, slurm_id) for slurm_id in submitted}
+    assert Counter(rule_of(record) for record in records.values()) == Counter({"tune_worker": 2}), records
+    assert sorted(record["Comment"].rsplit("_", 1)[1] for record in records.values()) == ["0", "1"]
+    spans = []
+    for slurm_id, record in records.items():
+        assert record["JobState"] == "COMPLETED" and record["ExitCode"] == "0:0", record
+        assert record["CPUs/Task"] == "1", record
+        job_log = submitted[slurm_id].read_text(errors="replace")
+        assert re.search(r"^rule tune_worker:", job_log, re.M), job_log[-2000:]
+        spans.append([dt.datetime.fromisoformat(record[key]) for key in ("StartTime", "EndTime")])
+    (first, second) = spans
+    assert first[0] < second[1] and second[0] < first[1], f"the workers' jobs did not overlap: {spans}"
+
+    (journal,) = set((workdir / "results" / "tuning" / "bpr_max").glob("*.journal")) - before
+    study = optuna.load_study(study_name=journal.stem, storage=JournalStorage(JournalFileBackend(str(journal))))
+    assert len(study.get_trials(states=(optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED))) == 4
+    assert {trial.user_attrs["worker"] for trial in study.trials} == {0, 1}
+    assert (workdir / "results" / "tuning" / "bpr_max" / "best.yaml").exists()
 
 
 def test_training_asks_slurm_for_a_gpu_only_when_the_config_says_cuda(workflow_copy: Path):

@@ -191,3 +191,20 @@ def test_dataset_description_names_the_data_and_the_split():
     )
     own = dict(synthetic, own_data={"path": "my.csv"}, setting="tuning")
     assert describe_dataset(own) == "own click log my.csv; trained on train_tr, evaluated on valid"
+
+
+def test_a_tuned_model_follows_its_loss_and_names_its_study(tmp_path):
+    study = {"study": "bpr_max-0123456789ab", "best_trial": 7, "best_value": 0.4512, "metric": "mrr@20"}
+    records = [
+        metrics_record("pop", "baseline", 0.30, 0.10),
+        metrics_record("bpr_max_tuned", "gru4rec", 0.82, 0.47, loss="bpr_max", tuning=study),
+        metrics_record("top1", "gru4rec", 0.77, 0.43),
+        metrics_record("bpr_max", "gru4rec", 0.80, 0.45),
+    ]
+    table = summary_table(load_metrics(write_metrics(tmp_path, records)))
+    assert list(table["model"]) == ["bpr_max", "bpr_max_tuned", "top1", "pop"]
+    described = table.set_index("model")["description"]
+    assert described["bpr_max_tuned"] == (
+        "GRU4Rec, BPR-max, tuned: trial 7 of study bpr_max-0123456789ab, mrr@20 0.4512 on valid"
+    )
+    assert described["bpr_max"] == "GRU4Rec, BPR-max"

@@ -68,8 +68,8 @@ def test_deleting_an_artifact_rebuilds_only_it_and_its_dependents(tiny_run: Path
     # downstream is up to date); then what depends on it reruns too, and nothing upstream.
     workdir = tmp_path / "second-copy"
     shutil.copytree(tiny_run, workdir, symlinks=True)
-    (workdir / "results" / "models" / "bpr" / "model.pt").unlink()
-    jobs = rules_of(planned_jobs(workdir, "results/models/bpr/model.pt", "all"))
+    (workdir / "results" / "models" / "final" / "bpr" / "model.pt").unlink()
+    jobs = rules_of(planned_jobs(workdir, "results/models/final/bpr/model.pt", "all"))
     assert jobs["train_model"] == 1 and jobs["evaluate_model"] == 1, jobs
     assert set(jobs) <= {"train_model", "evaluate_model", "all"} | REPORT_RULES, jobs
 

@@ -24,6 +24,9 @@ SETTING_SPLITS = {
 }
 SETTINGS = tuple(SETTING_SPLITS)
 
+# Where a model retrained with its loss's best tuned setting is named: results/recall_bpr_max_tuned.txt.
+TUNED_SUFFIX = "_tuned"
+
 DEVICES = ("auto", "cpu", "cuda")
 # How a training steps: auto is the static-shape step replayed from CUDA graphs on a GPU and the per-step loop
 # with the compiled kernels on a CPU; on: the static-shape step everywhere (eagerly on a CPU); off: the
@@ -36,7 +39,7 @@ TIE_MODES = ("standard", "conservative", "median")
 DEFAULT_CUTOFFS = (1, 5, 10, 20)
 RANKING_METHODS = ("auto", "certified", "brute-force")
 
-# Columns of results/models/{loss}/history.csv, one row per epoch.
+# Columns of results/models/{setting}/{loss}/history.csv, one row per epoch.
 HISTORY_COLUMNS = ("epoch", "loss", "events", "events_per_s", "wall_s")
 
 # How the time column of a click log of one's own is read.
@@ -57,6 +60,38 @@ PROTOCOL_DEFAULTS = {"min_session_length": 2, "min_item_support": 5, "split_seco
 THREAD_DEFAULTS = {"training": 1, "evaluation": 2}
 # Item-kNN (config key baselines.itemknn): neighbours kept per item, shrinkage lambda.
 ITEMKNN_DEFAULTS = {"neighbors": 100, "lambda": 20.0}
+
+# Hyperparameter studies (config key tuning): finished trials per loss, worker jobs, the metric maximised on the
+# valid split, epochs per trial, the samplers' seed, median pruning, the Optuna storage ("" = a journal file), and
+# the losses `rule all` tunes.
+TUNING_DEFAULTS = {
+    "trials": 100,
+    "workers": 4,
+    "metric": "mrr@20",
+    "epochs": 5,
+    "seed": 42,
+    "pruning": True,
+    "storage": "",
+    "run": [],
+}
+# What a study maximises: one of these at a cut-off, e.g. mrr@20.
+TUNING_METRICS = ("mrr", "recall")
+# Hyperparameters a search space may vary (the others are properties of the run: loss, epochs, seed, device).
+TUNABLE_HYPERPARAMETERS = (
+    "layers",
+    "batch_size",
+    "learning_rate",
+    "momentum",
+    "dropout_embed",
+    "dropout_hidden",
+    "embedding",
+    "embedding_dim",
+    "n_sample",
+    "sample_alpha",
+    "logq",
+    "bpreg",
+    "elu_param",
+)
 
 # Where the RecSys Challenge 2015 archive is published (config key url).
 RSC15_URL = "https://s3-eu-west-1.amazonaws.com/yc-rdata/yoochoose-data.7z"

@@ -28,6 +28,12 @@ LOSSES = list(config["training"]["losses"])
 BASELINES = list(names.BASELINES)
 SPLITS = list(names.SPLITS)
 SETTING = config["setting"]
+TUNING = config["tuning"]
+if not set(TUNING["run"]) <= set(LOSSES):
+    raise WorkflowError(
+        f"config key 'tuning.run': {sorted(set(TUNING['run']) - set(LOSSES))} not in training.losses, "
+        "whose setting a study varies and whose epochs the tuned model trains for"
+    )
 
 
 wildcard_constraints:
@@ -35,6 +41,7 @@ wildcard_constraints:
     baseline="|".join(BASELINES),
     setting="|".join(names.SETTINGS),
     split="|".join(SPLITS),
+    worker=r"\d+",
 
 
 def module_files(module):
@@ -130,6 +137,57 @@ def get_hyperparameters(wildcards):
     return config["training"]["losses"][wildcards.loss]
 
 
+def model_file(setting, model, name):
+    """A file of a trained model (model.pt, history.csv, training.json): models of the final and the tuning
+    setting live apart, so that neither run replaces the other's."""
+    return f"results/models/{setting}/{model}/{name}"
+
+
+def metrics_file(setting, name):
+    return f"results/metrics/{setting}/{name}.json"
+
+
+def recall_file(setting, name):
+    """results/recall_{name}.txt for the final setting, results/tuning/recall_{name}.txt for the tuning one."""
+    return (
+        f"results/recall_{name}.txt"
+        if setting == "final"
+        else f"results/{setting}/recall_{name}.txt"
+    )
+
+
+def get_tuned_losses():
+    """Losses whose study and tuned model `rule all` builds (tuning.run); a tuned model is a final-setting result."""
+    return list(TUNING["run"]) if SETTING == "final" else []
+
+
+def get_trained_models():
+    """The GRU4Rec models the summary lists: one per loss, and the tuned ones (tuning.run)."""
+    return LOSSES + [loss + names.TUNED_SUFFIX for loss in get_tuned_losses()]
+
+
+def get_evaluated_models():
+    return get_trained_models() + get_baselines()
+
+
+def get_study_settings():
+    """The tuning settings that shape a study and its workers (not which losses `rule all` tunes)."""
+    return {key: value for key, value in TUNING.items() if key not in ("run", "spaces")}
+
+
+def get_search_space(wildcards):
+    """tuning.spaces.{loss}; None where the config has none: the published space (tuning/space.py)."""
+    return TUNING.get("spaces", {}).get(wildcards.loss)
+
+
+def get_study_workers(wildcards):
+    return expand(
+        "results/tuning/{loss}/workers/{worker}.json",
+        loss=wildcards.loss,
+        worker=range(TUNING["workers"]),
+    )
+
+
 def get_evaluation_settings():
     """What decides an evaluation's numbers (not its threads): a change reruns the evaluations."""
     return {
@@ -168,10 +226,10 @@ def get_report_targets():
 
 
 def get_final_output():
-    models = LOSSES + get_baselines()
     return (
         ["results/data/stats.json"]
-        + [f"results/recall_{name}.txt" for name in models]
+        + [recall_file(SETTING, name) for name in get_evaluated_models()]
+        + [f"results/tuning/{loss}/best.yaml" for loss in get_tuned_losses()]
         + get_report_targets()
     )
 

@@ -1,21 +1,23 @@
 # Evaluation stage: recall@k and MRR@k against all items of every trained model, the baselines and, on
 # synthetic data, the oracle. Code: src/gru4rec_pipeline/evaluation/.
+# Each rule evaluates the final setting (train_full -> test, results/recall_{name}.txt); its `_on_valid` twin
+# evaluates the tuning setting (train_tr -> valid, results/tuning/recall_{name}.txt), so both coexist.
 
 
 rule evaluate_model:
     input:
-        model="results/models/{loss}/model.pt",
-        training="results/models/{loss}/training.json",
-        evaluation=sessions_file("eval.npz"),
-        vocab=sessions_file("vocab.parquet"),
+        model=model_file("final", "{loss}", "model.pt"),
+        training=model_file("final", "{loss}", "training.json"),
+        evaluation="results/sessions/final/eval.npz",
+        vocab="results/sessions/final/vocab.parquet",
         code=code_inputs("evaluate_model"),
     output:
-        recall="results/recall_{loss}.txt",
-        metrics="results/metrics/{loss}.json",
+        recall=recall_file("final", "{loss}"),
+        metrics=metrics_file("final", "{loss}"),
     log:
-        "logs/evaluate_model/{loss}.log",
+        "logs/evaluate_model/final/{loss}.log",
     benchmark:
-        "benchmarks/evaluate_model/{loss}.tsv"
+        "benchmarks/evaluate_model/final/{loss}.tsv"
     conda:
         "../../envs/model.yaml"
     threads: config["evaluation"]["threads"]
@@ -31,19 +33,34 @@ rule evaluate_model:
         "../scripts/evaluate_model.py"
 
 
+use rule evaluate_model as evaluate_model_on_valid with:
+    input:
+        model=model_file("tuning", "{loss}", "model.pt"),
+        training=model_file("tuning", "{loss}", "training.json"),
+        evaluation="results/sessions/tuning/eval.npz",
+        vocab="results/sessions/tuning/vocab.parquet",
+    output:
+        recall=recall_file("tuning", "{loss}"),
+        metrics=metrics_file("tuning", "{loss}"),
+    log:
+        "logs/evaluate_model/tuning/{loss}.log",
+    benchmark:
+        "benchmarks/evaluate_model/tuning/{loss}.tsv"
+
+
 rule evaluate_baseline:
     input:
-        train=sessions_file("train.npz"),
-        evaluation=sessions_file("eval.npz"),
-        vocab=sessions_file("vocab.parquet"),
+        train="results/sessions/final/train.npz",
+        evaluation="results/sessions/final/eval.npz",
+        vocab="results/sessions/final/vocab.parquet",
         code=code_inputs("evaluate_baseline"),
     output:
-        recall="results/recall_{baseline}.txt",
-        metrics="results/metrics/{baseline}.json",
+        recall=recall_file("final", "{baseline}"),
+        metrics=metrics_file("final", "{baseline}"),
     log:
-        "logs/evaluate_baseline/{baseline}.log",
+        "logs/evaluate_baseline/final/{baseline}.log",
     benchmark:
-        "benchmarks/evaluate_baseline/{baseline}.tsv"
+        "benchmarks/evaluate_baseline/final/{baseline}.tsv"
     conda:
         "../../envs/model.yaml"
     threads: config["evaluation"]["threads"]
@@ -57,19 +74,33 @@ rule evaluate_baseline:
         "../scripts/evaluate_baseline.py"
 
 
+use rule evaluate_baseline as evaluate_baseline_on_valid with:
+    input:
+        train="results/sessions/tuning/train.npz",
+        evaluation="results/sessions/tuning/eval.npz",
+        vocab="results/sessions/tuning/vocab.parquet",
+    output:
+        recall=recall_file("tuning", "{baseline}"),
+        metrics=metrics_file("tuning", "{baseline}"),
+    log:
+        "logs/evaluate_baseline/tuning/{baseline}.log",
+    benchmark:
+        "benchmarks/evaluate_baseline/tuning/{baseline}.tsv"
+
+
 rule evaluate_oracle:
     input:
         process=get_synthetic_process,
-        evaluation=sessions_file("eval.npz"),
-        vocab=sessions_file("vocab.parquet"),
+        evaluation="results/sessions/final/eval.npz",
+        vocab="results/sessions/final/vocab.parquet",
         code=code_inputs("evaluate_oracle"),
     output:
-        recall="results/recall_oracle.txt",
-        metrics="results/metrics/oracle.json",
+        recall=recall_file("final", "oracle"),
+        metrics=metrics_file("final", "oracle"),
     log:
-        "logs/evaluate_oracle/oracle.log",
+        "logs/evaluate_oracle/final/oracle.log",
     benchmark:
-        "benchmarks/evaluate_oracle/oracle.tsv"
+        "benchmarks/evaluate_oracle/final/oracle.tsv"
     conda:
         "../../envs/model.yaml"
     threads: config["evaluation"]["threads"]
@@ -80,3 +111,16 @@ rule evaluate_oracle:
         evaluation=get_evaluation_settings(),
     script:
         "../scripts/evaluate_oracle.py"
+
+
+use rule evaluate_oracle as evaluate_oracle_on_valid with:
+    input:
+        evaluation="results/sessions/tuning/eval.npz",
+        vocab="results/sessions/tuning/vocab.parquet",
+    output:
+        recall=recall_file("tuning", "oracle"),
+        metrics=metrics_file("tuning", "oracle"),
+    log:
+        "logs/evaluate_oracle/tuning/oracle.log",
+    benchmark:
+        "benchmarks/evaluate_oracle/tuning/oracle.tsv"

@@ -1,19 +1,20 @@
-# Model stage: GRU4Rec training, one job per loss. Code: src/gru4rec_pipeline/model/.
+# Model stage: GRU4Rec training, one job per setting and loss (final: train_full, tuning: train_tr).
+# Code: src/gru4rec_pipeline/model/.
 
 
 rule train_model:
     input:
-        train=sessions_file("train.npz"),
-        vocab=sessions_file("vocab.parquet"),
+        train="results/sessions/{setting}/train.npz",
+        vocab="results/sessions/{setting}/vocab.parquet",
         code=code_inputs("train_model"),
     output:
-        model="results/models/{loss}/model.pt",
-        history="results/models/{loss}/history.csv",
-        summary="results/models/{loss}/training.json",
+        model="results/models/{setting}/{loss}/model.pt",
+        history="results/models/{setting}/{loss}/history.csv",
+        summary="results/models/{setting}/{loss}/training.json",
     log:
-        "logs/train_model/{loss}.log",
+        "logs/train_model/{setting}/{loss}.log",
     benchmark:
-        "benchmarks/train_model/{loss}.tsv"
+        "benchmarks/train_model/{setting}/{loss}.tsv"
     conda:
         "../../envs/model.yaml"
     threads: config["training"]["threads"]
@@ -26,6 +27,6 @@ rule train_model:
         hyperparameters=get_hyperparameters,
         seed=config["seed"],
         device=config["device"],
-        checkpoint_root="results/models/{loss}/checkpoints",
+        checkpoint_root="results/models/{setting}/{loss}/checkpoints",
     script:
         "../scripts/train_model.py"

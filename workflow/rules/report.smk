@@ -1,4 +1,5 @@
-# Report stages: the results table and the figures, each marked for `snakemake --report report.html`.
+# Report stages: the results table and the figures of the configured setting, each marked for
+# `snakemake --report report.html`.
 # Code: src/gru4rec_pipeline/report/
 
 
@@ -8,7 +9,7 @@ localrules:
 
 rule summarize_results:
     input:
-        metrics=expand("results/metrics/{name}.json", name=LOSSES + get_baselines()),
+        metrics=[metrics_file(SETTING, name) for name in get_evaluated_models()],
         code=code_inputs("summarize_results"),
     output:
         tsv=report(
@@ -37,7 +38,7 @@ rule summarize_results:
 
 rule plot_metrics:
     input:
-        metrics=expand("results/metrics/{name}.json", name=LOSSES + get_baselines()),
+        metrics=[metrics_file(SETTING, name) for name in get_evaluated_models()],
         code=code_inputs("plot_metrics"),
     output:
         png=report(
@@ -59,7 +60,7 @@ rule plot_metrics:
 
 rule plot_training_speed:
     input:
-        metrics=expand("results/metrics/{name}.json", name=LOSSES + get_baselines()),
+        metrics=[metrics_file(SETTING, name) for name in get_evaluated_models()],
         code=code_inputs("plot_training_speed"),
     output:
         png=report(
@@ -81,7 +82,9 @@ rule plot_training_speed:
 
 rule plot_training_loss:
     input:
-        histories=expand("results/models/{loss}/history.csv", loss=LOSSES),
+        histories=[
+            model_file(SETTING, model, "history.csv") for model in get_trained_models()
+        ],
         code=code_inputs("plot_training_loss"),
     output:
         png=report(

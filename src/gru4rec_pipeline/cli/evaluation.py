@@ -68,7 +68,7 @@ def add_commands(subparsers) -> None:
         description="Top-k next items after each session. Items not in the training vocabulary are reported "
         "and skipped for the hidden state.",
     )
-    parser.add_argument("--model", required=True, help="trained model (results/models/{loss}/model.pt)")
+    parser.add_argument("--model", required=True, help="trained model (results/models/final/{loss}/model.pt)")
     parser.add_argument("--vocab", required=True, help="vocabulary the model was trained with (vocab.parquet)")
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--session", nargs="+", metavar="ITEM", help="one session: its ItemIds in order")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 def add_commands(subparsers) -> None:
     parser = subparsers.add_parser("summary", help="table of recall/MRR for every model, with published RSC15 figures")
-    parser.add_argument("--metrics", nargs="+", required=True, help="metrics JSON files (results/metrics/*.json)")
+    parser.add_argument("--metrics", nargs="+", required=True, help="metrics JSON files (results/metrics/final/*.json)")
     parser.add_argument("--tsv", required=True, help="output TSV (one row per model)")
     parser.add_argument("--md", required=True, help="output markdown")
     parser.add_argument("--html", help="also write the summary as an HTML page")
@@ -19,17 +19,17 @@ def add_commands(subparsers) -> None:
     figures = parser.add_subparsers(dest="figure", required=True)
 
     loss = figures.add_parser("training-loss", help="mean training loss per epoch, one panel per loss")
-    loss.add_argument("--history", nargs="+", required=True, help="results/models/{loss}/history.csv files")
+    loss.add_argument("--history", nargs="+", required=True, help="results/models/final/{loss}/history.csv files")
     loss.add_argument("--out", required=True, help="PNG to write")
     loss.set_defaults(run=run_plot)
 
     metrics = figures.add_parser("metrics", help="recall@k and MRR@k by cut-off for every model")
-    metrics.add_argument("--metrics", nargs="+", required=True, help="results/metrics/*.json files")
+    metrics.add_argument("--metrics", nargs="+", required=True, help="results/metrics/final/*.json files")
     metrics.add_argument("--out", required=True, help="PNG to write")
     metrics.set_defaults(run=run_plot)
 
     speed = figures.add_parser("speed", help="training and evaluation events per second")
-    speed.add_argument("--metrics", nargs="+", required=True, help="results/metrics/*.json files")
+    speed.add_argument("--metrics", nargs="+", required=True, help="results/metrics/final/*.json files")
     speed.add_argument("--out", required=True, help="PNG to write")
     speed.set_defaults(run=run_plot)
 

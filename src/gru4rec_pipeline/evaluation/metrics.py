@@ -1,4 +1,5 @@
-"""The evaluation's output files: ``results/recall_{name}.txt`` for people, ``results/metrics/{name}.json`` for code.
+"""The evaluation's output files: ``results/recall_{name}.txt`` for people, ``results/metrics/final/{name}.json`` for
+code (for the tuning setting: ``results/tuning/recall_{name}.txt``, ``results/metrics/tuning/{name}.json``).
 
 Both come from the same metrics dict (``recall`` and ``mrr`` by cut-off, ``events``, ``sessions``,
 ``tie_mode``); the JSON adds what produced the numbers (model, hyperparameters, seed, device, timings,

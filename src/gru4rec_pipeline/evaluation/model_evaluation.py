@@ -170,8 +170,10 @@ def run_model_evaluation(
     seed: int | None = None,
     method: str = "auto",
     config: dict | None = None,
+    extra: dict | None = None,
 ) -> dict:
-    """Evaluate the trained GRU4Rec ``model_path`` (loss ``name``); ``config``: what provenance records."""
+    """Evaluate the trained GRU4Rec ``model_path`` (loss ``name``); ``config``: what provenance records;
+    ``extra``: further keys for the metrics record (a tuned model's study)."""
     settings = settings or EvaluationSettings()
     configure_threads(threads)
     arrays, vocabulary = load_evaluation_data(eval_path, vocab_path)
@@ -204,5 +206,6 @@ def run_model_evaluation(
             "eval_events_per_s": metrics.get("events_per_s"),
         },
         "provenance": collect_provenance(config or {}),
+        **(extra or {}),
     }
     return write_results(metrics, recall_path, metrics_path, f"GRU4Rec, loss {name}", record)

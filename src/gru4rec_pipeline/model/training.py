@@ -111,12 +111,14 @@ def train_model(
     checkpoint_dir=None,
     progress: bool = True,
     vocabulary_identity: dict | None = None,
+    on_epoch=None,
 ) -> dict:
     """Train GRU4Rec; write the model and the history; return a summary.
 
     ``item_support``: training events per vocabulary index; ``vocabulary_identity``: what the model
-    records of its vocabulary (``Vocabulary.identity()``). Summary keys: epochs, train_seconds, events,
-    events_per_s, final_loss, device, threads.
+    records of its vocabulary (``Vocabulary.identity()``). ``on_epoch(epoch, model)`` runs after each
+    epoch is recorded (a tuning trial evaluates the model there, and stops the training by raising).
+    Summary keys: epochs, train_seconds, events, events_per_s, final_loss, device, threads.
     """
     config.validate()
     model_path, history_path = Path(model_path), Path(history_path)
@@ -234,6 +236,8 @@ def train_model(
                     "history": history,
                 },
             )
+        if on_epoch is not None:
+            on_epoch(epoch, model)
 
     model.save(model_path)
     if not history_path.exists():

@@ -1,8 +1,8 @@
 """Figures of a run: training loss per epoch, accuracy by cut-off, training speed, dataset statistics.
 
 All figures are PNG files drawn with matplotlib's Agg backend (no display needed), written
-atomically. Inputs are the stage outputs: ``results/models/{loss}/history.csv``,
-``results/metrics/{name}.json``, ``results/data/stats.json`` and the split parquet files.
+atomically. Inputs are the stage outputs: ``results/models/{setting}/{loss}/history.csv``,
+``results/metrics/{setting}/{name}.json``, ``results/data/stats.json`` and the split parquet files.
 """
 
 from __future__ import annotations
@@ -82,7 +82,7 @@ def read_history(path: str | Path) -> pd.DataFrame:
 
 
 def history_name(path: str | Path) -> str:
-    """A history at ``results/models/{loss}/history.csv`` belongs to the loss named by its folder."""
+    """A history at ``results/models/{setting}/{loss}/history.csv`` belongs to the model named by its folder."""
     return Path(path).parent.name
 
 

@@ -1,6 +1,6 @@
 """The results table: every trained loss, the baselines and the oracle side by side.
 
-Reads the ``results/metrics/{name}.json`` files the evaluate stages write and produces
+Reads the ``results/metrics/{setting}/{name}.json`` files the evaluate stages write and produces
 - ``summary.tsv``: machine-readable, one row per model, plain numbers;
 - ``summary.md``:  the same table for people, with the published RSC15 figures and provenance;
 - ``summary.html`` (optional): the markdown content as a page, shown in the Snakemake report.
@@ -20,7 +20,7 @@ import pandas as pd
 
 from gru4rec_pipeline.errors import DataFormatError
 from gru4rec_pipeline.files import atomic_outputs, read_json
-from gru4rec_pipeline.names import BASELINES, LOSSES
+from gru4rec_pipeline.names import BASELINES, LOSSES, TUNED_SUFFIX
 from gru4rec_pipeline.report.render import render_html, render_markdown, render_tsv, summary_blocks
 
 log = logging.getLogger(__name__)
@@ -122,8 +122,22 @@ def _sort_key(record: dict) -> tuple:
     name = record["model"]
     kind = record.get("kind", "gru4rec")
     order = LOSSES if kind == "gru4rec" else BASELINES
-    position = order.index(name) if name in order else len(order)
-    return (KIND_ORDER.get(kind, len(KIND_ORDER)), position, name)
+    base = name.removesuffix(TUNED_SUFFIX)  # a tuned model right after its loss's default one
+    position = order.index(base) if base in order else len(order)
+    return (KIND_ORDER.get(kind, len(KIND_ORDER)), position, name != base, name)
+
+
+def describe_model(record: dict) -> str:
+    """What a row is; a tuned model adds its study's best trial and that trial's metric on valid."""
+    name = record["model"]
+    base = name.removesuffix(TUNED_SUFFIX)
+    study = record.get("tuning")
+    if name == base or not isinstance(study, dict):
+        return MODEL_DESCRIPTIONS.get(name, "")
+    return (
+        f"{MODEL_DESCRIPTIONS.get(base, base)}, tuned: trial {study.get('best_trial')} of study {study.get('study')}, "
+        f"{study.get('metric')} {study.get('best_value', math.nan):.4f} on valid"
+    )
 
 
 def all_cutoffs(records: list[dict]) -> list[int]:
@@ -147,7 +161,7 @@ def summary_table(records: list[dict]) -> pd.DataFrame:
         row = {
             "model": name,
             "kind": record.get("kind", "gru4rec"),
-            "description": MODEL_DESCRIPTIONS.get(name, ""),
+            "description": describe_model(record),
         }
         for k in cutoffs:
             row[f"recall@{k}"] = record["recall"].get(k, math.nan)

@@ -1,0 +1,103 @@
+"""One trial: train with the trial's hyperparameters on train_tr, evaluate on valid after every epoch.
+
+The trial runs the project's own training loop (:func:`~gru4rec_pipeline.model.training.train_model`) and
+evaluation (:func:`~gru4rec_pipeline.evaluation.model_evaluation.evaluate_model`) in the worker's process. After
+each epoch it reports the study's metric to Optuna, so that the pruner can stop a trial that trails the others
+at the same epoch; the trial's value is the metric after its last epoch.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from dataclasses import dataclass
+
+import numpy as np
+import optuna
+
+from gru4rec_pipeline.data.arrays import SessionArrays
+from gru4rec_pipeline.evaluation.model_evaluation import evaluate_model
+from gru4rec_pipeline.evaluation.stage import EvaluationSettings
+from gru4rec_pipeline.model.hyperparameters import TrainConfig
+from gru4rec_pipeline.model.training import train_model
+from gru4rec_pipeline.tuning.settings import TuningSettings
+from gru4rec_pipeline.tuning.space import SearchSpace
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TrialData:
+    """What every trial of a worker reads, loaded once: the training and validation sessions, the items'
+    training support and the vocabulary's identity."""
+
+    train: SessionArrays
+    valid: SessionArrays
+    item_support: np.ndarray
+    vocabulary: dict
+
+
+@dataclass(frozen=True)
+class TrialRunner:
+    """Runs trials of one study: ``runner(trial)`` returns the trial's value, or raises ``optuna.TrialPruned``
+    (stopped by the pruner) or a PipelineError (the training diverged, the model scores NaN ...)."""
+
+    space: SearchSpace
+    settings: TuningSettings
+    evaluation: EvaluationSettings
+    data: TrialData
+    seed: int
+    device: str
+    threads: int
+
+    def config(self, params: dict) -> TrainConfig:
+        hyperparameters = self.space.hyperparameters(params)
+        return TrainConfig.from_dict(
+            {
+                **hyperparameters,
+                "loss": self.space.loss,
+                "epochs": self.settings.epochs,
+                "seed": self.seed,
+                "device": self.device,
+                "threads": self.threads,
+            }
+        )
+
+    def __call__(self, trial: optuna.Trial) -> float:
+        config = self.config(trial.params)
+        name, cutoff = self.settings.metric_name, self.settings.cutoff
+        values: list[float] = []
+        sampled = self.space.hyperparameters(trial.params)
+        log.info("trial %d: %s", trial.number, ", ".join(f"{name} {sampled[name]}" for name in trial.params))
+
+        def after_epoch(epoch: int, model) -> None:
+            metrics = evaluate_model(
+                model,
+                self.data.valid,
+                cutoffs=(cutoff,),
+                tie_mode=self.evaluation.tie_mode,
+                batch_size=self.evaluation.batch_size,
+                progress=False,
+                source=f"trial {trial.number} after epoch {epoch}",
+            )
+            value = float(metrics[name][str(cutoff)])
+            values.append(value)
+            trial.report(value, epoch)
+            log.info("trial %d, epoch %d: %s %.4f on valid", trial.number, epoch, self.settings.metric, value)
+            # After the last epoch the trial is over anyway: its value is recorded, not pruned.
+            if epoch < config.epochs and trial.should_prune():
+                raise optuna.TrialPruned(f"{self.settings.metric} {value:.4f} after epoch {epoch}: below the median")
+
+        # The model and its history are a trial's by-products: written to a folder removed with the trial.
+        with tempfile.TemporaryDirectory(prefix="gru4rec-trial-") as scratch:
+            train_model(
+                self.data.train,
+                self.data.item_support,
+                config,
+                f"{scratch}/model.pt",
+                f"{scratch}/history.csv",
+                progress=False,
+                vocabulary_identity=self.data.vocabulary,
+                on_epoch=after_epoch,
+            )
+        return values[-1]

@@ -13,7 +13,10 @@ from pathlib import Path
 
 from gru4rec_pipeline.cli.common import positive_int, provenance_config
 from gru4rec_pipeline.cli.evaluation import add_evaluation_arguments, print_recall, settings_of
-from gru4rec_pipeline.names import DEVICES, LOSSES
+from gru4rec_pipeline.names import DEVICES, LOSSES, THREAD_DEFAULTS
+
+TRAINING_THREADS = THREAD_DEFAULTS["training"]
+THREADS_HELP = f"CPU threads for PyTorch (default {TRAINING_THREADS})"
 
 
 def add_commands(subparsers) -> None:
@@ -29,7 +32,7 @@ def add_commands(subparsers) -> None:
     parser.add_argument("--eval", required=True, help="validation sessions (results/sessions/tuning/eval.npz)")
     parser.add_argument("--vocab", required=True, help="their vocabulary (vocab.parquet)")
     parser.add_argument("--record", help="worker record to write (default: FOLDER/workers/WORKER.json)")
-    parser.add_argument("--threads", type=positive_int, default=1, help="CPU threads for PyTorch (default 1)")
+    parser.add_argument("--threads", type=positive_int, default=TRAINING_THREADS, help=THREADS_HELP)
     parser.add_argument("--device", choices=DEVICES, help="default: the config's device")
     parser.set_defaults(run=run_tune_worker)
 
@@ -51,7 +54,7 @@ def add_commands(subparsers) -> None:
     parser.add_argument("--model", required=True, help="model file to write (.pt)")
     parser.add_argument("--checkpoint-dir", help="folder for per-epoch checkpoints (a rerun resumes)")
     parser.add_argument("--seed", type=int, default=42, help="seed of weights, dropout and sampling (default 42)")
-    parser.add_argument("--threads", type=positive_int, default=1, help="CPU threads for PyTorch (default 1)")
+    parser.add_argument("--threads", type=positive_int, default=TRAINING_THREADS, help=THREADS_HELP)
     parser.add_argument("--device", choices=DEVICES, default="auto", help="default auto: CUDA when available")
     parser.add_argument("--quiet", action="store_true", help="no progress output")
     parser.set_defaults(run=run_tune_train)
@@ -65,7 +68,6 @@ def add_commands(subparsers) -> None:
     add_evaluation_arguments(parser)
     parser.add_argument("--batch-size", type=positive_int, default=512, help="sessions evaluated side by side")
     parser.add_argument("--device", default="auto", choices=DEVICES, help="default auto: CUDA when available")
-    parser.add_argument("--threads", type=positive_int, default=1, help="CPU threads for PyTorch (default 1)")
     parser.set_defaults(run=run_tune_evaluate)
 
 

@@ -104,7 +104,7 @@ def test_a_cuda_training_asks_for_a_gpu_and_one_share_of_it(workflow_copy: Path,
     """gpu: what a cluster job requests (sbatch --gpus); gpu_share: `--resources gpu_share=N` lets N trainings
     use one GPU side by side on one machine."""
     result = run_snakemake(
-        workflow_copy, "results/models/bpr/model.pt", "--dry-run", "--cores", "2", "--config", f"device={device}"
+        workflow_copy, "results/models/final/bpr/model.pt", "--dry-run", "--cores", "2", "--config", f"device={device}"
     )
     resources = re.search(r"rule train_model:.*?resources: ([^\n]*)", result.stdout, re.S).group(1)
     assert f"gpu={units}" in resources and f"gpu_share={units}" in resources, resources

@@ -18,11 +18,11 @@ from pathlib import Path
 import numpy as np
 import optuna
 
+from gru4rec_pipeline.compute import configure_threads
 from gru4rec_pipeline.data.arrays import SessionArrays
 from gru4rec_pipeline.errors import ConfigError
 from gru4rec_pipeline.evaluation.stage import EvaluationSettings, load_evaluation_data
 from gru4rec_pipeline.files import write_json_atomic
-from gru4rec_pipeline.compute import configure_threads
 from gru4rec_pipeline.tuning.settings import TuningSettings, study_fingerprint, study_name
 from gru4rec_pipeline.tuning.space import SearchSpace
 from gru4rec_pipeline.tuning.study import StudyLocation, finished_trials, new_run_id, run_trials

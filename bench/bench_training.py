@@ -204,33 +204,13 @@ def profile_steps(config: TrainConfig, train: SessionArrays, support: np.ndarray
 
     from gru4rec_pipeline.model.graph_training import FastEpochs
     from gru4rec_pipeline.model.iterator import SessionParallelIterator
-    from gru4rec_pipeline.model.network import GRU4Rec
-    from gru4rec_pipeline.model.sampling import NegativeSampler
-    from gru4rec_pipeline.model.train_step import TrainStep
+    from gru4rec_pipeline.model.training import build_step
 
     device = torch.device(config.device)
     part = head(train, int(steps * config.batch_size * 1.2))
 
     def build():
-        model = GRU4Rec(len(support), config.layers, config.embedding, config.embedding_dim, seed=config.seed)
-        model = model.to(device)
-        step = TrainStep(
-            model,
-            config.loss,
-            config.batch_size,
-            config.learning_rate,
-            config.momentum,
-            config.dropout_embed,
-            config.dropout_hidden,
-            support,
-            logq=config.logq,
-            sample_alpha=config.sample_alpha,
-            bpreg=config.bpreg,
-            elu_param=config.elu_param,
-        )
-        sampler = None
-        if config.loss != "ce_full" and config.n_sample > 0:
-            sampler = NegativeSampler(support, config.n_sample, config.sample_alpha, config.sample_store_size, device)
+        step, sampler = build_step(config, support, device)
         return step, sampler, SessionParallelIterator(part.offsets, config.batch_size)
 
     def count(run) -> tuple[float, float]:

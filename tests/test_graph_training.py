@@ -18,11 +18,8 @@ from gru4rec_pipeline.model.graph_training import FastEpochs, fast_epoch_runner,
 from gru4rec_pipeline.model.hyperparameters import TrainConfig
 from gru4rec_pipeline.model.iterator import SessionParallelIterator
 from gru4rec_pipeline.model.loading import load_model
-from gru4rec_pipeline.model.network import GRU4Rec
-from gru4rec_pipeline.model.sampling import NegativeSampler
 from gru4rec_pipeline.model.static_step import StaticStep
-from gru4rec_pipeline.model.train_step import TrainStep
-from gru4rec_pipeline.model.training import train_model
+from gru4rec_pipeline.model.training import build_step, train_model
 from test_static_step import assert_same_training
 from test_training import read_history, tiny_config, tiny_sessions
 
@@ -30,33 +27,7 @@ from test_training import read_history, tiny_config, tiny_sessions
 def build(config, train, support, device="cpu", sampler_device=None):
     """What ``train_model`` builds: a step on ``device``, a sampler (on ``sampler_device``, default the same)
     and the iterator."""
-    model = GRU4Rec(len(support), config.layers, config.embedding, config.embedding_dim, seed=config.seed)
-    model = model.to(device)
-    step = TrainStep(
-        model,
-        config.loss,
-        config.batch_size,
-        config.learning_rate,
-        config.momentum,
-        config.dropout_embed,
-        config.dropout_hidden,
-        support,
-        logq=config.logq,
-        sample_alpha=config.sample_alpha,
-        bpreg=config.bpreg,
-        elu_param=config.elu_param,
-        seed=config.seed + 1,
-    )
-    sampler = None
-    if config.loss != "ce_full" and config.n_sample > 0:
-        sampler = NegativeSampler(
-            support,
-            config.n_sample,
-            config.sample_alpha,
-            config.sample_store_size,
-            device=sampler_device or device,
-            seed=9,
-        )
+    step, sampler = build_step(config, support, torch.device(device), sampler_device and torch.device(sampler_device))
     return step, sampler, SessionParallelIterator(train.offsets, config.batch_size)
 
 
@@ -222,7 +193,7 @@ sys.meta_path.insert(0, NoNumba())
 sys.path.insert(0, "tests")
 from test_training import tiny_sessions, tiny_config
 from gru4rec_pipeline.model import kernels
-from gru4rec_pipeline.model.training import train_model
+from gru4rec_pipeline.model.training import build_step, train_model
 assert not kernels.AVAILABLE and kernels.__file__.startswith(sys.argv[2]), kernels.__file__
 train, support = tiny_sessions()
 summary = train_model(train, support, tiny_config("bpr_max", epochs=1), sys.argv[1] + "/m.pt", sys.argv[1] + "/h.csv")

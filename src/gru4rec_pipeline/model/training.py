@@ -137,28 +137,9 @@ def train_model(
             f"{exc}: the training split is too small for this loss's minibatch; lower batch_size or use more data",
         ) from None
 
-    model = GRU4Rec(n_items, config.layers, config.embedding, config.embedding_dim, seed=config.seed).to(device)
+    step, sampler = build_step(config, item_support, device)
+    model = step.model
     model.vocabulary = vocabulary_identity
-    step = TrainStep(
-        model,
-        config.loss,
-        config.batch_size,
-        config.learning_rate,
-        config.momentum,
-        config.dropout_embed,
-        config.dropout_hidden,
-        item_support,
-        logq=config.logq,
-        sample_alpha=config.sample_alpha,
-        bpreg=config.bpreg,
-        elu_param=config.elu_param,
-        seed=config.seed + 1,
-    )
-    sampler = None
-    if config.loss != "ce_full" and config.n_sample > 0:
-        sampler = NegativeSampler(
-            item_support, config.n_sample, config.sample_alpha, config.sample_store_size, device, seed=config.seed + 2
-        )
 
     history: list[dict] = []
     start_epoch = 0
@@ -255,3 +236,38 @@ def train_model(
         # How the epochs ran: CUDA graphs of the static-shape step, that step eagerly, or the per-step loop.
         "step": "loop" if fast_epochs is None else ("cuda_graphs" if fast_epochs.graphs else "static"),
     }
+
+
+def build_step(
+    config: TrainConfig, item_support: np.ndarray, device: torch.device, sampler_device: torch.device | None = None
+) -> tuple[TrainStep, NegativeSampler | None]:
+    """The network (``step.model``), its training step and the negative sampler (None where the loss samples
+    none), seeded from ``config.seed`` as :func:`train_model` trains them. The sampler may live on another
+    device (``sampler_device``) to compare a GPU step with a CPU one on the same negatives."""
+    model = GRU4Rec(len(item_support), config.layers, config.embedding, config.embedding_dim, seed=config.seed)
+    step = TrainStep(
+        model.to(device),
+        config.loss,
+        config.batch_size,
+        config.learning_rate,
+        config.momentum,
+        config.dropout_embed,
+        config.dropout_hidden,
+        item_support,
+        logq=config.logq,
+        sample_alpha=config.sample_alpha,
+        bpreg=config.bpreg,
+        elu_param=config.elu_param,
+        seed=config.seed + 1,
+    )
+    if config.loss == "ce_full" or config.n_sample == 0:
+        return step, None
+    sampler = NegativeSampler(
+        item_support,
+        config.n_sample,
+        config.sample_alpha,
+        config.sample_store_size,
+        sampler_device or device,
+        seed=config.seed + 2,
+    )
+    return step, sampler

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from gru4rec_pipeline.cli.common import key_value
+from gru4rec_pipeline.cli.common import key_value, positive_int
 from gru4rec_pipeline.names import DEVICES, LOSSES, THREAD_DEFAULTS
 
 
@@ -23,15 +23,22 @@ def add_commands(subparsers) -> None:
     parser.add_argument("--model", required=True, help="model file to write (.pt)")
     parser.add_argument("--history", help="per-epoch history to write (default: history.csv beside the model)")
     parser.add_argument("--summary", help="training summary to write (default: training.json beside the model)")
+    add_training_run_arguments(parser)
+    parser.set_defaults(run=run_train)
+
+
+def add_training_run_arguments(parser: argparse.ArgumentParser) -> None:
+    """How a training runs (checkpoints, seed, threads, device, progress): ``train`` and ``tune-train``."""
     parser.add_argument(
         "--checkpoint-dir", help="folder for per-epoch checkpoints (a rerun resumes; removed once the model is written)"
     )
     parser.add_argument("--seed", type=int, default=42, help="seed of weights, dropout and sampling (default 42)")
     threads = THREAD_DEFAULTS["training"]
-    parser.add_argument("--threads", type=int, default=threads, help=f"CPU threads for PyTorch (default {threads})")
+    parser.add_argument(
+        "--threads", type=positive_int, default=threads, help=f"CPU threads for PyTorch (default {threads})"
+    )
     parser.add_argument("--device", choices=DEVICES, default="auto", help="default auto: CUDA when available")
     parser.add_argument("--quiet", action="store_true", help="no progress output")
-    parser.set_defaults(run=run_train)
 
 
 def run_train(args: argparse.Namespace) -> int:

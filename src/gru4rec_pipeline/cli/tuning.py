@@ -13,10 +13,8 @@ from pathlib import Path
 
 from gru4rec_pipeline.cli.common import positive_int, provenance_config
 from gru4rec_pipeline.cli.evaluation import add_evaluation_arguments, print_recall, settings_of
+from gru4rec_pipeline.cli.model import add_training_run_arguments
 from gru4rec_pipeline.names import DEVICES, LOSSES, THREAD_DEFAULTS
-
-TRAINING_THREADS = THREAD_DEFAULTS["training"]
-THREADS_HELP = f"CPU threads for PyTorch (default {TRAINING_THREADS})"
 
 
 def add_commands(subparsers) -> None:
@@ -32,7 +30,10 @@ def add_commands(subparsers) -> None:
     parser.add_argument("--eval", required=True, help="validation sessions (results/sessions/tuning/eval.npz)")
     parser.add_argument("--vocab", required=True, help="their vocabulary (vocab.parquet)")
     parser.add_argument("--record", help="worker record to write (default: FOLDER/workers/WORKER.json)")
-    parser.add_argument("--threads", type=positive_int, default=TRAINING_THREADS, help=THREADS_HELP)
+    threads = THREAD_DEFAULTS["training"]
+    parser.add_argument(
+        "--threads", type=positive_int, default=threads, help=f"CPU threads for PyTorch (default {threads})"
+    )
     parser.add_argument("--device", choices=DEVICES, help="default: the config's device")
     parser.set_defaults(run=run_tune_worker)
 
@@ -52,11 +53,7 @@ def add_commands(subparsers) -> None:
     parser.add_argument("--train", required=True, help="training sessions (results/sessions/final/train.npz)")
     parser.add_argument("--vocab", required=True, help="their vocabulary (vocab.parquet)")
     parser.add_argument("--model", required=True, help="model file to write (.pt)")
-    parser.add_argument("--checkpoint-dir", help="folder for per-epoch checkpoints (a rerun resumes)")
-    parser.add_argument("--seed", type=int, default=42, help="seed of weights, dropout and sampling (default 42)")
-    parser.add_argument("--threads", type=positive_int, default=TRAINING_THREADS, help=THREADS_HELP)
-    parser.add_argument("--device", choices=DEVICES, default="auto", help="default auto: CUDA when available")
-    parser.add_argument("--quiet", action="store_true", help="no progress output")
+    add_training_run_arguments(parser)
     parser.set_defaults(run=run_tune_train)
 
     parser = subparsers.add_parser("tune-evaluate", help="evaluate a tuned model; its record names the study")

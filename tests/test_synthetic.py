@@ -11,9 +11,10 @@ import py7zr
 import pytest
 
 from gru4rec_pipeline import cli
+from gru4rec_pipeline.data.protocol import RSC15_PUBLISHED_STATS
 from gru4rec_pipeline.errors import ConfigError
 from gru4rec_pipeline.synthetic import archive as synthetic
-from gru4rec_pipeline.synthetic.archive import MEMBER_NAMES, PRESETS, RSC15_STATS, write_synthetic_archive
+from gru4rec_pipeline.synthetic.archive import MEMBER_NAMES, PRESETS, write_synthetic_archive
 
 TIMESTAMP = r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z"
 CATEGORY = r"0|S|[1-9]|1[0-2]|\d{8,10}"
@@ -142,8 +143,9 @@ def test_some_items_first_appear_on_the_last_day(tiny_archive):
 
 
 def test_rsc15_reference_numbers():
-    assert RSC15_STATS["raw"] == {"clicks": 33_003_944, "sessions": 9_249_729, "items": 52_739}
-    assert RSC15_STATS["train_full"]["events"] == 31_637_239 and RSC15_STATS["test"]["sessions"] == 15_324
+    assert RSC15_PUBLISHED_STATS["raw"] == {"events": 33_003_944, "sessions": 9_249_729, "items": 52_739}
+    published = RSC15_PUBLISHED_STATS
+    assert published["train_full"]["events"] == 31_637_239 and published["test"]["sessions"] == 15_324
 
 
 def test_bad_preset_and_override_names_raise_config_error(tmp_path):

@@ -38,14 +38,6 @@ from gru4rec_pipeline.synthetic.process import (
 
 log = logging.getLogger(__name__)
 
-# Published statistics of RSC15 (yoochoose-clicks.dat) and of the GRU4Rec preprocessing of it,
-# shown next to ours by the stats stage.
-RSC15_STATS = {
-    "raw": {"clicks": 33_003_944, "sessions": 9_249_729, "items": 52_739},
-    "train_full": {"sessions": 7_966_257, "events": 31_637_239, "items": 37_483},
-    "test": {"sessions": 15_324, "events": 71_222, "items": 6_751},
-}
-
 PRESETS: dict[str, SyntheticSpec] = {
     # Seconds for everything downstream; used by the tests.
     "tiny": SyntheticSpec(n_items=400, n_sessions=5_500, n_intents=8, n_days=30, boost_days=4),

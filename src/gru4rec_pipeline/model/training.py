@@ -79,6 +79,7 @@ def run_training(
     config = TrainConfig.from_dict(settings)
     vocabulary = Vocabulary.load(vocab_path)
     train = SessionArrays.load(train_path)
+    vocabulary.check_indices(train, train_path, vocab_path)
     with TrainingLock(Path(model_path).parent):
         checkpoint_dir = None
         if checkpoint_root is not None:

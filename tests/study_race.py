@@ -27,4 +27,5 @@ def quick_objective(trial: optuna.Trial) -> float:
 def race(folder: str, worker: int, target: int) -> dict:
     """One of several processes running trials of the same study at once."""
     study, location = open_study(Path(folder))
+    study.sampler = optuna.samplers.RandomSampler(seed=worker)  # workers of one seed would draw each other's repeats
     return run_trials(study, location, quick_objective, target, DISTRIBUTIONS, worker, workers=4)

@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 import torch
 import yaml
+from optuna.distributions import IntDistribution
 from optuna.trial import TrialState
 
 from conftest import REPO
@@ -23,7 +24,16 @@ from gru4rec_pipeline.model.loading import load_model
 from gru4rec_pipeline.model.training import train_model
 from gru4rec_pipeline.tuning.best import BestSetting
 from gru4rec_pipeline.tuning.report import run_study_report
-from gru4rec_pipeline.tuning.study import FAILURE, RETRY_OF, RUN, WORKER, StudyLocation, finished_trials, run_trials
+from gru4rec_pipeline.tuning.study import (
+    FAILURE,
+    REPEAT_OF,
+    RETRY_OF,
+    RUN,
+    WORKER,
+    StudyLocation,
+    finished_trials,
+    run_trials,
+)
 from gru4rec_pipeline.tuning.worker import run_tune_worker, worker_seed
 from study_race import DISTRIBUTIONS, open_study, quick_objective, race
 from test_training import N_ITEMS, tiny_config, tiny_sessions
@@ -109,6 +119,28 @@ def test_an_rdb_storage_holds_the_study(tmp_path: Path):
 def test_workers_draw_with_seeds_of_their_own():
     seeds = {worker_seed(42, worker) for worker in range(8)}
     assert len(seeds) == 8 and worker_seed(42, 0) == worker_seed(42, 0) != worker_seed(43, 0)
+    assert len({worker_seed(42, 0, held) for held in range(8)}) == 8
+
+
+def test_a_draw_repeating_a_held_setting_is_failed_and_drawn_again(tmp_path: Path):
+    study, location = open_study(tmp_path)
+    # The sampler of the second draw is seeded as the first one's: it proposes the first trial's parameters.
+    done = run_trials(
+        study, location, quick_objective, 2, DISTRIBUTIONS, worker=0, workers=1,
+        new_sampler=lambda held: optuna.samplers.RandomSampler(seed=0 if held < 2 else held),
+    )  # fmt: skip
+    states = [t.state for t in study.trials]
+    assert states == [TrialState.COMPLETE, TrialState.FAIL, TrialState.COMPLETE] and done["complete"] == 2
+    assert study.trials[1].params == study.trials[0].params != study.trials[2].params
+    assert study.trials[1].user_attrs[REPEAT_OF] == 0 and "repeat trial 0" in study.trials[1].user_attrs[FAILURE]
+
+
+def test_a_space_with_fewer_settings_than_trials_stops_the_worker(tmp_path: Path):
+    study, location = open_study(tmp_path)
+    distributions = {"n": IntDistribution(1, 3)}
+    with pytest.raises(PipelineError, match="holds 3 settings .* lower tuning.trials"):
+        run_trials(study, location, lambda trial: 1.0, 4, distributions, worker=0, workers=1)
+    assert sorted(t.params["n"] for t in study.trials if t.state == TrialState.COMPLETE) == [1, 2, 3]
 
 
 @pytest.fixture
@@ -175,3 +207,20 @@ def test_a_diverging_trial_fails_and_the_study_finds_a_setting(tmp_path: Path, s
     assert {"mrr@20", "mrr@20_epoch1", "learning_rate", "layers", "worker", "duration_s"} <= set(trials.columns)
     for figure in ("h.png", "i.png"):
         assert outputs[figure].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_extending_a_study_draws_new_settings(tmp_path: Path, session_files, one_thread):
+    """The documented way to extend a study, raising tuning.trials, restarts the workers: their draws go on
+    from the study's state instead of repeating the first run's (trials 4 and 5 were copies of 1 and 2)."""
+    folder = tmp_path / "study"
+    space = {"learning_rate": {"low": 0.01, "high": 0.25, "step": 0.005}, "layers": [8, 12, 16]}
+    for trials in (4, 6):
+        tuning = {"trials": trials, "workers": 1, "epochs": 1, "pruning": False}
+        files = session_files
+        record = run_tune_worker(
+            "bpr_max", 0, files["train"], files["valid"], files["vocab"], folder, folder / "workers" / "0.json",
+            tuning, space, SMALL_SETTING, seed=3,
+        )  # fmt: skip
+    complete = [t for t in StudyLocation(record["study"], folder).load().trials if t.state == TrialState.COMPLETE]
+    assert len(complete) == 6
+    assert len({tuple(sorted(t.params.items())) for t in complete}) == 6

@@ -12,6 +12,11 @@
   slot the config no longer has, or with no worker at all, belongs to a dead worker: it is marked failed with the
   reason and its parameters are queued as a new trial, which the next ``ask`` takes first (once: a retried trial
   whose worker dies again is not queued a third time).
+- **No repeats.** Before every draw the worker's sampler is seeded anew from the configured seed, its slot and the
+  number of trials the storage holds (``new_sampler``), so a restarted worker, or one extending the study to more
+  trials, draws on from where the study is instead of replaying its first draws. A draw that repeats the
+  parameters of a complete, pruned or running trial is failed at once as a repeat, not run, and drawn again; a
+  finite space whose every setting the study holds stops the worker with an error.
 - **The loop.** :func:`run_trials` starts trials and tells the study how each one ended: complete with the
   objective's value, pruned, or failed with the reason in its ``failure`` attribute (a PipelineError such as a
   diverged training; any other exception is recorded too, and stops the worker as the bug it is).
@@ -30,6 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import optuna
+from optuna.distributions import CategoricalDistribution
 from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock, JournalStorage
 from optuna.trial import TrialState
 
@@ -45,9 +51,12 @@ RUN = "run"  # the process of that slot (host:pid:random)
 FAILURE = "failure"  # why it failed
 RETRY_OF = "retry_of"  # the trial, left by a dead worker, whose parameters it runs again
 DEFAULT = "default"  # the configured setting (the study's first trial)
+REPEAT_OF = "repeat_of"  # the trial whose parameters a draw repeated (the draw is failed, not run)
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 # A worker whose trials keep failing stops: the space or the data is wrong, not one unlucky point.
 MAX_FAILURES_IN_A_ROW = 10
+# Draws in a row that repeat a held setting before a worker gives up on a space it cannot tell is exhausted.
+MAX_REPEATS_IN_A_ROW = 50
 
 
 @dataclass(frozen=True)
@@ -157,9 +166,11 @@ def start_trial(
     workers: int,
     run: str,
     first_params: dict | None = None,
+    new_sampler=None,
 ) -> optuna.Trial | None:
     """The next trial for worker ``worker``, its parameters drawn; None when the study holds ``target`` complete,
-    pruned or running trials. An empty study first queues ``first_params`` (the configured setting)."""
+    pruned or running trials. An empty study first queues ``first_params`` (the configured setting).
+    ``new_sampler(trials_held)``: the sampler for the next draw, given the number of trials in the storage."""
     with lock:
         retire_stale_trials(study, worker, workers, run)
         if first_params is not None and not study.get_trials(deepcopy=False):
@@ -167,10 +178,45 @@ def start_trial(
         counted = study.get_trials(deepcopy=False, states=(*FINISHED, TrialState.RUNNING))
         if len(counted) >= target:
             return None
-        trial = study.ask(distributions)
-        trial.set_user_attr(WORKER, worker)
-        trial.set_user_attr(RUN, run)
-        return trial
+        held = {_setting_key(t.params): t.number for t in counted}
+        for _ in range(MAX_REPEATS_IN_A_ROW):
+            size = setting_count(distributions)
+            if size is not None and len(held) >= size:
+                break
+            if new_sampler is not None:
+                study.sampler = new_sampler(len(study.get_trials(deepcopy=False)))
+            trial = study.ask(distributions)
+            trial.set_user_attr(WORKER, worker)
+            trial.set_user_attr(RUN, run)
+            repeated = held.get(_setting_key(trial.params))
+            if repeated is None:
+                return trial
+            trial.set_user_attr(REPEAT_OF, repeated)
+            trial.set_user_attr(FAILURE, f"its parameters repeat trial {repeated}'s; not run, drawn again")
+            study.tell(trial, state=TrialState.FAIL)
+            log.info("trial %d repeats trial %d's parameters: drawn again", trial.number, repeated)
+        raise PipelineError(
+            f"the search space holds {len(held)} settings the study has tried and "
+            f"{'no others' if size is not None and len(held) >= size else 'the sampler finds no others'}, "
+            f"fewer than the {target} trials asked: lower tuning.trials or widen tuning.spaces"
+        )
+
+
+def _setting_key(params: dict) -> str:
+    return repr(sorted(params.items()))
+
+
+def setting_count(distributions: dict) -> int | None:
+    """How many distinct settings the space holds; None where a dimension is continuous."""
+    count = 1
+    for distribution in distributions.values():
+        if isinstance(distribution, CategoricalDistribution):
+            count *= len(distribution.choices)
+        elif getattr(distribution, "step", None) is not None and not getattr(distribution, "log", False):
+            count *= int(round((distribution.high - distribution.low) / distribution.step)) + 1
+        else:
+            return None
+    return count
 
 
 def finished_trials(study: optuna.Study) -> int:
@@ -229,6 +275,7 @@ def run_trials(
     workers: int,
     first_params: dict | None = None,
     run: str | None = None,
+    new_sampler=None,
 ) -> dict:
     """Run trials until the study holds ``target`` complete, pruned or running ones; returns what this worker
     did (``trials``: their numbers, and how many ended complete, pruned and failed)."""
@@ -237,7 +284,7 @@ def run_trials(
     done = {"trials": [], "complete": 0, "pruned": 0, "failed": 0}
     failures_in_a_row = 0
     while True:
-        trial = start_trial(study, lock, target, distributions, worker, workers, run, first_params)
+        trial = start_trial(study, lock, target, distributions, worker, workers, run, first_params, new_sampler)
         if trial is None:
             return done
         state, reason = record_trial(study, trial, objective)

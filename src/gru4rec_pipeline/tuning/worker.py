@@ -3,10 +3,11 @@
 :func:`run_tune_worker` is the driver (the workflow's ``tune_worker`` rule, one job per worker slot, and the
 command ``gru4rec-pipeline tune-worker``). Every worker of a loss opens the same study (``study.py``), so
 parallel workers are just parallel jobs: Snakemake runs them side by side on this machine, or submits each to
-SLURM. Each draws its trials with a TPE sampler seeded from the configured seed and its slot, so workers that
-start together do not propose the same points; a median pruner (``tuning.pruning``) stops trials that trail the
-others at the same epoch. A trial that fails (diverged training, a model scoring NaN, any PipelineError) is
-recorded as failed with its reason, and the worker goes on.
+SLURM. Each draws its trials with a TPE sampler seeded from the configured seed, its slot and the number of trials
+the study holds, so workers that start together do not propose the same points and a restarted worker (or a
+study extended to more trials) does not replay its earlier draws; a median pruner (``tuning.pruning``) stops
+trials that trail the others at the same epoch. A trial that fails (diverged training, a model scoring NaN, any
+PipelineError) is recorded as failed with its reason, and the worker goes on.
 """
 
 from __future__ import annotations
@@ -34,9 +35,14 @@ log = logging.getLogger(__name__)
 PRUNER_STARTUP_TRIALS = 5
 
 
-def worker_seed(seed: int, worker: int) -> int:
-    """Worker ``worker``'s sampler seed: derived from the configured seed, different for every slot."""
-    return int(np.random.SeedSequence([seed, worker]).generate_state(1)[0])
+def worker_seed(seed: int, worker: int, trials_held: int = 0) -> int:
+    """Worker ``worker``'s sampler seed for a draw in a study holding ``trials_held`` trials: derived from the
+    configured seed, different for every slot and for every state of the study."""
+    return int(np.random.SeedSequence([seed, worker, trials_held]).generate_state(1)[0])
+
+
+def tpe_sampler(seed: int, worker: int, trials_held: int = 0) -> optuna.samplers.TPESampler:
+    return optuna.samplers.TPESampler(seed=worker_seed(seed, worker, trials_held), constant_liar=True)
 
 
 def route_optuna_messages() -> None:
@@ -84,7 +90,7 @@ def run_tune_worker(
     location = StudyLocation(study_name(loss, fingerprint), Path(folder), settings.storage)
     configure_threads(threads)
     route_optuna_messages()
-    sampler = optuna.samplers.TPESampler(seed=worker_seed(settings.seed, worker), constant_liar=True)
+    sampler = tpe_sampler(settings.seed, worker)
     pruner = (
         optuna.pruners.MedianPruner(n_startup_trials=PRUNER_STARTUP_TRIALS)
         if settings.pruning
@@ -123,6 +129,7 @@ def run_tune_worker(
         settings.workers,
         first_params=search_space.default_params(),
         run=run,
+        new_sampler=lambda trials_held: tpe_sampler(settings.seed, worker, trials_held),
     )
     record = {
         "study": location.name,

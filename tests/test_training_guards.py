@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from gru4rec_pipeline.data.arrays import SessionArrays
 from gru4rec_pipeline.data.vocabulary import Vocabulary
-from gru4rec_pipeline.errors import DataFormatError
-from gru4rec_pipeline.model.training import run_training
-from test_training import N_ITEMS, tiny_sessions
+from gru4rec_pipeline.errors import DataFormatError, PipelineError
+from gru4rec_pipeline.model.divergence import divergence_reason
+from gru4rec_pipeline.model.network import GRU4Rec
+from gru4rec_pipeline.model.training import run_training, train_model
+from gru4rec_pipeline.names import LOSSES
+from test_training import N_ITEMS, tiny_config, tiny_sessions
 
 SMALL = {"layers": [8], "batch_size": 4, "n_sample": 5, "epochs": 1}
 
@@ -68,3 +72,27 @@ def test_a_tuning_worker_refuses_session_arrays_of_another_vocabulary(training_f
             folder, folder / "0.json", {"trials": 1, "workers": 1, "epochs": 1}, None, SMALL,
         )  # fmt: skip
     assert not (folder / "0.json").exists()
+
+
+@pytest.mark.parametrize("loss", LOSSES)
+def test_a_diverging_training_stops_naming_the_epoch_the_loss_and_the_setting(tmp_path, loss, one_thread):
+    """At learning_rate 1e6 the loss jumps by orders of magnitude (or stays bounded for TOP1, whose weights grow
+    to millions) without becoming NaN: the run used to end with exit 0 and a worse model."""
+    train, support = tiny_sessions()
+    config = tiny_config(loss, learning_rate=1e6, epochs=2)
+    with pytest.raises(PipelineError) as stopped:
+        train_model(train, support, config, tmp_path / "m.pt", tmp_path / "h.csv", progress=False)
+    message = str(stopped.value)
+    assert "training diverged in epoch 1" in message and "loss " in message
+    assert f"lower training.losses.{loss}.learning_rate (now 1e+06)" in message
+    assert not (tmp_path / "m.pt").exists()
+
+
+def test_a_loss_growing_tenfold_after_an_epoch_is_divergence():
+    model = GRU4Rec(N_ITEMS, [8], "shared", 0, seed=1)
+    assert divergence_reason(0.5, [0.6, 0.45], N_ITEMS, model) is None
+    assert "10 x the lowest earlier epoch's 0.45" in divergence_reason(4.6, [0.6, 0.45], N_ITEMS, model)
+    assert "over 340.1 (100 x max(1, ln 30 items))" in divergence_reason(341.0, [], N_ITEMS, model)
+    with torch.no_grad():
+        model.item_bias[3] = float("inf")
+    assert "item_bias not finite" in divergence_reason(0.5, [], N_ITEMS, model)

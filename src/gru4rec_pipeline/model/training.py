@@ -11,7 +11,6 @@
 from __future__ import annotations
 
 import logging
-import math
 import shutil
 import time
 from pathlib import Path
@@ -22,7 +21,7 @@ import torch
 from gru4rec_pipeline.compute import configure_threads, resolve_device
 from gru4rec_pipeline.data.arrays import SessionArrays
 from gru4rec_pipeline.data.vocabulary import Vocabulary
-from gru4rec_pipeline.errors import ConfigError, DataFormatError, PipelineError
+from gru4rec_pipeline.errors import ConfigError, DataFormatError
 from gru4rec_pipeline.files import write_json_atomic
 from gru4rec_pipeline.model import kernels
 from gru4rec_pipeline.model.checkpoints import (
@@ -34,6 +33,7 @@ from gru4rec_pipeline.model.checkpoints import (
     training_fingerprint,
     write_history,
 )
+from gru4rec_pipeline.model.divergence import check_divergence
 from gru4rec_pipeline.model.graph_training import fast_epoch_runner
 from gru4rec_pipeline.model.hyperparameters import TrainConfig
 from gru4rec_pipeline.model.iterator import SessionParallelIterator
@@ -196,8 +196,7 @@ def train_model(
         bar.set_postfix(f"loss {mean_loss:.4f}")
         bar.close()
         wall = time.perf_counter() - started
-        if not math.isfinite(mean_loss):
-            raise PipelineError(f"training diverged in epoch {epoch}: loss {mean_loss}")
+        check_divergence(epoch, mean_loss, history, model, config)
         events = steps * batch
         history.append(
             {"epoch": epoch, "loss": mean_loss, "events": events, "events_per_s": events / wall, "wall_s": wall}

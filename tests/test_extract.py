@@ -168,3 +168,50 @@ def test_extraction_logs_progress(tmp_path, caplog):
         extract_module.extract_members(archive, tmp_path / "out", ["yoochoose-clicks.dat"])
     done = [r.getMessage() for r in caplog.records if "extract data.7z done" in r.getMessage()]
     assert done and f"{len(payload):,}/{len(payload):,} (100%) B" in done[0], caplog.text
+
+
+def write_bomb(path, declared_bytes: int) -> None:
+    """An archive of a few kilobytes declaring ``declared_bytes`` bytes of zeros."""
+    write_archive(path, {"yoochoose-clicks.dat": bytes(declared_bytes)})
+
+
+def test_a_decompression_bomb_over_the_ceiling_is_refused_before_writing(tmp_path):
+    archive = tmp_path / "yoochoose-data.7z"
+    write_bomb(archive, 20_000_000)
+    assert archive.stat().st_size < 100_000
+    out_dir = tmp_path / "raw"
+    with pytest.raises(DataFormatError) as refused:
+        extract_members(archive, out_dir, ["yoochoose-clicks.dat"], max_bytes=5_000_000)
+    message = str(refused.value)
+    assert "declares 20,000,000 bytes for yoochoose-clicks.dat" in message
+    assert "over the ceiling of 5,000,000 bytes (config key max_extracted_bytes" in message
+    assert visible_files(out_dir) == [] and not list(out_dir.glob(".extract-*"))
+
+
+def test_a_bomb_larger_than_the_free_space_is_refused_naming_both_sizes(tmp_path):
+    from tmpfs import small_tmpfs
+
+    archive = tmp_path / "yoochoose-data.7z"
+    write_bomb(archive, 20_000_000)
+    with small_tmpfs(tmp_path / "small", "4m") as small:
+        with pytest.raises(DataFormatError) as refused:
+            extract_members(archive, small / "raw", ["yoochoose-clicks.dat"])
+        message = str(refused.value)
+        assert "declares 20,000,000 bytes" in message and "bytes free on the file system of" in message
+        assert visible_files(small / "raw") == []
+
+
+def test_a_disk_filling_during_extraction_says_so(tmp_path, monkeypatch):
+    """The declared size fits, the disk fills anyway (another writer): no space, not a damaged archive."""
+    from gru4rec_pipeline.data import extract
+    from tmpfs import small_tmpfs
+
+    archive = tmp_path / "yoochoose-data.7z"
+    write_bomb(archive, 8_000_000)
+    monkeypatch.setattr(extract, "free_bytes", lambda path: 10**12)
+    with small_tmpfs(tmp_path / "small", "4m") as small:
+        with pytest.raises(Exception) as failed:
+            extract_members(archive, small / "raw", ["yoochoose-clicks.dat"])
+        message = str(failed.value)
+        assert "no space left on the file system of" in message and "damaged" not in message, message
+        assert visible_files(small / "raw") == []

@@ -8,18 +8,22 @@ partial output nor litter that a rerun would have to clean up.
 - :func:`atomic_output`: one file, as a context manager that yields the temporary path;
 - :func:`write_text_atomic` / :func:`write_json_atomic`: the same for text and JSON;
 - :func:`atomic_outputs`: several files that appear together (none is renamed into place
-  unless every one of them was written), for stages with more than one output.
+  unless every one of them was written), for stages with more than one output;
+- :func:`no_space_error`: a full disk said as such, naming the file system and the path, where a library would
+  report it as a damaged file or a cryptic write error.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import shutil
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
-from gru4rec_pipeline.errors import DataFormatError
+from gru4rec_pipeline.errors import DataFormatError, PipelineError
 
 
 def temporary_sibling(path: str | Path) -> Path:
@@ -105,3 +109,30 @@ def read_json(path: str | Path, what: str):
         raise DataFormatError(path, f"{what} file does not exist") from None
     except json.JSONDecodeError as exc:
         raise DataFormatError(path, f"not valid JSON: {exc.msg}", line=exc.lineno) from None
+
+
+def free_bytes(path: str | Path) -> int:
+    """Free bytes on the file system holding ``path`` (its nearest existing parent)."""
+    path = Path(path).absolute()
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return shutil.disk_usage(path).free
+
+
+def no_space_error(exc: BaseException, path: str | Path) -> PipelineError | None:
+    """A PipelineError saying that the file system of ``path`` is full, when ``exc`` (or what caused it) is a
+    failed write for want of space; None for any other exception."""
+    seen = exc
+    while seen is not None:
+        # torch's writer reports a short write as "unexpected pos ..." or "file write failed".
+        torch_short_write = isinstance(seen, RuntimeError) and any(
+            text in str(seen) for text in ("unexpected pos", "file write failed")
+        )
+        if (isinstance(seen, OSError) and seen.errno in (errno.ENOSPC, errno.EDQUOT)) or torch_short_write:
+            path = Path(path)
+            return PipelineError(
+                f"{path}: no space left on the file system of {path.parent} ({free_bytes(path):,} bytes free) "
+                "while writing it; free some space or point the output elsewhere, then run again"
+            )
+        seen = seen.__cause__ or seen.__context__
+    return None

@@ -25,6 +25,7 @@ rule download_archive:
     params:
         url=config["url"],
         sha256=config["sha256"],
+        min_rate=config["limits"]["download_min_bytes_per_s"],
     script:
         "../scripts/download_archive.py"
 
@@ -44,6 +45,8 @@ rule extract_clicks:
     resources:
         mem_mb=2000,
         runtime=30,
+    params:
+        max_bytes=config["limits"]["max_extracted_bytes"],
     script:
         "../scripts/extract_clicks.py"
 

@@ -12,4 +12,4 @@ from pathlib import Path
 from gru4rec_pipeline.data.extract import extract_members
 
 clicks = Path(snakemake.output.clicks)
-extract_members(snakemake.input.archive, clicks.parent, [clicks.name])
+extract_members(snakemake.input.archive, clicks.parent, [clicks.name], max_bytes=snakemake.params.max_bytes)

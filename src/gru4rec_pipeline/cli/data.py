@@ -41,6 +41,10 @@ def add_commands(subparsers) -> None:
         "--max-wait", type=float, default=300.0, help="seconds waited between attempts, in all (default 300)"
     )
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds without data before an attempt fails")
+    parser.add_argument(
+        "--min-rate", type=float, default=1024.0, help="bytes/s over a minute below which a transfer is resumed anew"
+    )
+    parser.add_argument("--expect-7z", action="store_true", help="refuse a body that is not a 7z archive")
     parser.set_defaults(run=run_download)
 
     parser = subparsers.add_parser("extract", help="extract named members of a 7z archive")
@@ -157,7 +161,7 @@ def run_synthesize(args: argparse.Namespace) -> int:
 
 
 def run_download(args: argparse.Namespace) -> int:
-    from gru4rec_pipeline.data.download import download
+    from gru4rec_pipeline.data.download import SEVEN_ZIP_SIGNATURE, download
 
     download(
         args.url,
@@ -167,6 +171,8 @@ def run_download(args: argparse.Namespace) -> int:
         timeout=args.timeout,
         connect_retries=args.connect_retries,
         max_wait=args.max_wait,
+        signature=SEVEN_ZIP_SIGNATURE if args.expect_7z else None,
+        min_rate=args.min_rate,
     )
     return 0
 

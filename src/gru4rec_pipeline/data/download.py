@@ -17,6 +17,12 @@ a failure that more bytes cannot fix (a checksum mismatch) too; after any other 
 for the next run. What cannot change on retry fails at once (a checksum mismatch, 4xx answers but
 408 and 429); failures to connect at all are retried fewer times than broken transfers; and the
 total wait between attempts is bounded.
+
+What arrives is checked: a transfer slower than ``min_rate`` bytes/s over a minute (a server trickling a byte at
+a time never times out) is dropped and resumed like a broken one, and progress is logged every minute. With
+``signature`` (the 7z magic number for the RSC15 archive), a body that does not start with it (an HTML error page
+answered with 200, a short text) is refused naming the URL and what arrived, and nothing is kept. A full disk
+is said as such, naming the file system.
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ from typing import Iterator
 
 from gru4rec_pipeline import __version__
 from gru4rec_pipeline.errors import ConfigError, PipelineError
+from gru4rec_pipeline.files import no_space_error
 from gru4rec_pipeline.progress import Progress
 
 log = logging.getLogger(__name__)
@@ -47,6 +54,8 @@ MAX_BACKOFF_S = 60.0
 RETRYABLE_CLIENT_STATUS = {408, 429}
 CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
 UNSATISFIED_RANGE = re.compile(r"bytes \*/(\d+)")
+SEVEN_ZIP_SIGNATURE = b"7z\xbc\xaf\x27\x1c"  # the first six bytes of every 7z archive
+RATE_WINDOW_S = 60.0  # the span over which the transfer rate is checked and progress logged
 
 
 class DownloadError(PipelineError):
@@ -70,6 +79,7 @@ class _Partial:
         self.sidecar = dest.with_name(f".{dest.name}.part.json")
         self.url = url
         self.validator: str | None = None
+        self.content_type = "no Content-Type"
 
     def adopt(self) -> int:
         """Keep what an earlier run left for this URL; discard anything else. Returns the bytes kept."""
@@ -118,6 +128,8 @@ def download(
     progress: bool = True,
     connect_retries: int = 2,
     max_wait: float = 300.0,
+    signature: bytes | None = None,
+    min_rate: float = 1024.0,
 ) -> Path:
     """Download ``url`` to ``dest`` and return ``dest``.
 
@@ -127,7 +139,8 @@ def download(
     each retry, and a later call, resumes the partial body where the server honours Range requests.
     Raises :class:`DownloadError` at once on other 4xx answers, when the body's SHA-256 differs from
     ``sha256`` (the partial is then discarded), when another process holds the lock, or when the
-    retries are spent (the partial is then kept for the next call).
+    retries are spent (the partial is then kept for the next call). A transfer slower than ``min_rate``
+    bytes/s over ``RATE_WINDOW_S`` is a broken one; a body not starting with ``signature`` is refused.
     """
     dest = Path(dest)
     expected_digest = _normalize_digest(sha256)
@@ -140,14 +153,16 @@ def download(
         partial.adopt()
         try:
             _fetch_with_retries(
-                url, partial, retries, connect_retries, max_wait, timeout, backoff, progress, f"download {dest.name}"
-            )
+                url, partial, retries, connect_retries, max_wait, timeout, backoff, progress, f"download {dest.name}",
+                min_rate,
+            )  # fmt: skip
         except DownloadError as exc:
             kept = partial.size() if partial.path.exists() else 0
             if not kept:
                 partial.remove()
                 raise
             raise DownloadError(f"{exc}; kept {kept:,} bytes in {partial.path} for the next run to resume") from exc
+        _refuse_unexpected_body(url, partial, signature, dest)
         actual_digest = _sha256_of(partial.path)
         if expected_digest is not None and actual_digest != expected_digest:
             size = partial.size()
@@ -203,6 +218,23 @@ def _normalize_digest(sha256: str | None) -> str | None:
     return digest
 
 
+def _refuse_unexpected_body(url: str, partial: _Partial, signature: bytes | None, dest: Path) -> None:
+    """DownloadError naming what arrived when the body does not start with ``signature``; the body is removed."""
+    if signature is None:
+        return
+    with open(partial.path, "rb") as stream:
+        head = stream.read(64)
+    if head.startswith(signature):
+        return
+    size = partial.size()
+    partial.remove()
+    start = head[:24].decode("utf-8", errors="replace").split("\n")[0].strip()
+    raise DownloadError(
+        f"{url}: not a 7z archive: {partial.content_type}, {size:,} bytes, starts with {start!r}; nothing was "
+        f"written to {dest}; check the URL (config key url), or download the archive by hand and set archive"
+    )
+
+
 def _sha256_of(path: Path) -> str:
     with open(path, "rb") as stream:
         return hashlib.file_digest(stream, "sha256").hexdigest()
@@ -218,13 +250,14 @@ def _fetch_with_retries(
     backoff: float,
     progress: bool,
     desc: str,
+    min_rate: float = 0.0,
 ) -> None:
     attempt = connect_failures = 0
     waited = 0.0
     while True:
         attempt += 1
         try:
-            _fetch_once(url, partial, timeout, progress, desc)
+            _fetch_once(url, partial, timeout, progress, desc, min_rate)
             return
         except _TransientError as exc:
             connect_failures += isinstance(exc, _ConnectError)
@@ -250,7 +283,7 @@ def _fetch_with_retries(
             waited += delay
 
 
-def _fetch_once(url: str, partial: _Partial, timeout: float, progress: bool, desc: str) -> None:
+def _fetch_once(url: str, partial: _Partial, timeout: float, progress: bool, desc: str, min_rate: float = 0.0) -> None:
     """Append the rest of the body to the partial file; return only once the body is complete."""
     have = partial.size()
     headers = {"User-Agent": f"gru4rec-pipeline/{__version__}"}
@@ -291,6 +324,8 @@ def _fetch_once(url: str, partial: _Partial, timeout: float, progress: bool, des
             have = 0
         if not append:
             partial.restart(_validator(response))
+        partial.content_type = response.headers.get("Content-Type") or "no Content-Type"
+        window_start, window_bytes = time.monotonic(), 0
         with (
             open(partial.path, "ab") as out,
             Progress(desc, total=total, unit="B", unit_scale=True, enabled=progress) as bar,
@@ -304,9 +339,24 @@ def _fetch_once(url: str, partial: _Partial, timeout: float, progress: bool, des
                     raise _TransientError(f"{type(exc).__name__} after {have:,} bytes: {exc}") from exc
                 if not chunk:
                     break
-                out.write(chunk)
+                try:
+                    out.write(chunk)
+                except OSError as exc:
+                    full = no_space_error(exc, partial.path)
+                    raise DownloadError(f"{url}: {full or exc}") from exc
                 have += len(chunk)
+                window_bytes += len(chunk)
                 bar.update(len(chunk))
+                elapsed = time.monotonic() - window_start
+                if elapsed >= RATE_WINDOW_S:
+                    log.info("%s: %s of %s bytes, %.0f bytes/s", url, f"{have:,}", f"{total:,}" if total else "?",
+                             window_bytes / elapsed)  # fmt: skip
+                    if window_bytes < min_rate * elapsed:
+                        raise _TransientError(
+                            f"{window_bytes:,} bytes in {elapsed:.0f} s, slower than {min_rate:g} bytes/s "
+                            "(limits.download_min_bytes_per_s)"
+                        )
+                    window_start, window_bytes = time.monotonic(), 0
     if total is not None and have < total:
         raise _TransientError(f"connection closed after {have:,} of {total:,} bytes")
     if total is not None and have > total:

@@ -4,6 +4,11 @@ Every member name is checked before anything is written, so an archive naming an
 absolute path or one containing ``..`` is refused as a whole. Members are extracted
 into a temporary folder inside ``out_dir`` and moved into place only once all of them
 decompressed with valid checksums: a damaged archive leaves no output.
+
+The archive declares its members' sizes before anything is decompressed. A member set declaring more than
+``max_bytes`` (config key ``max_extracted_bytes``; RSC15's clicks file is about 1.5 GB) or more than the free
+space of the target file system is refused before a byte is written, naming the sizes: a decompression bomb
+(a megabyte of archive declaring gigabytes of zeros) would otherwise fill the disk.
 """
 
 from __future__ import annotations
@@ -21,20 +26,26 @@ import py7zr
 from py7zr.callbacks import ExtractCallback
 
 from gru4rec_pipeline.errors import DataFormatError, PipelineError
+from gru4rec_pipeline.files import free_bytes, no_space_error
 from gru4rec_pipeline.progress import Progress
 
 log = logging.getLogger(__name__)
 
 WINDOWS_DRIVE = re.compile(r"^[A-Za-z]:")
+# Ceiling on the bytes extracted members may declare: about 5 x RSC15's yoochoose-clicks.dat (1.5 GB).
+DEFAULT_MAX_EXTRACTED_BYTES = 8_000_000_000
 
 
-def extract_members(archive: str | Path, out_dir: str | Path, members: list[str]) -> dict[str, Path]:
+def extract_members(
+    archive: str | Path, out_dir: str | Path, members: list[str], max_bytes: int = DEFAULT_MAX_EXTRACTED_BYTES
+) -> dict[str, Path]:
     """Extract ``members`` of the 7z ``archive`` into ``out_dir``; return {member: extracted path}.
 
     A member is found by its full name in the archive or, failing that, by its base name
     (``yoochoose-clicks.dat`` finds ``yoochoose-data/yoochoose-clicks.dat``). Each lands
     directly in ``out_dir`` under its base name. Raises :class:`DataFormatError` naming the
-    archive for unsafe member names, a missing or ambiguous member, and damaged archives.
+    archive for unsafe member names, a missing or ambiguous member, members declaring more than
+    ``max_bytes`` or than the free space of ``out_dir``, and damaged archives.
     """
     archive = Path(archive)
     out_dir = Path(out_dir)
@@ -54,6 +65,7 @@ def extract_members(archive: str | Path, out_dir: str | Path, members: list[str]
                 refuse_name_clashes(archive, sources)
                 targets = sorted(set(sources.values()))
                 total = sum(entry.uncompressed for entry in entries if entry.filename in targets)
+                refuse_oversized(archive, out_dir, targets, total, max_bytes)
                 with Progress(f"extract {archive.name}", total=total, unit="B", unit_scale=True) as bar:
                     reporter = ExtractionProgress(archive, bar)
                     seven_zip.extract(path=staging, targets=targets, callback=reporter)
@@ -61,6 +73,9 @@ def extract_members(archive: str | Path, out_dir: str | Path, members: list[str]
         except PipelineError:
             raise
         except Exception as exc:  # py7zr reports damage as LZMAError, CrcError, Bad7zFile, EOFError, ...
+            full = no_space_error(exc, staging / "member")
+            if full is not None:
+                raise full from exc
             raise DataFormatError(
                 archive, f"cannot read the 7z archive (damaged or truncated?): {type(exc).__name__}: {exc}"
             ) from exc
@@ -80,6 +95,24 @@ def extract_members(archive: str | Path, out_dir: str | Path, members: list[str]
     sizes = ", ".join(f"{path.name} ({path.stat().st_size:,} bytes)" for path in extracted.values())
     log.info("extracted %s from %s in %.1f s", sizes, archive, time.perf_counter() - started)
     return extracted
+
+
+def refuse_oversized(archive: Path, out_dir: Path, targets: list[str], total: int, max_bytes: int) -> None:
+    """Raise, before anything is written, if the members ``targets`` declare ``total`` bytes, over ``max_bytes``
+    or over the free space of ``out_dir``."""
+    declared = f"declares {total:,} bytes for {', '.join(targets)} ({archive.stat().st_size:,} bytes compressed)"
+    if total > max_bytes:
+        raise DataFormatError(
+            archive,
+            f"{declared}, over the ceiling of {max_bytes:,} bytes (config key max_extracted_bytes; RSC15's "
+            "clicks file is about 1.5 GB): refusing to extract it; raise the ceiling if the archive is meant",
+        )
+    free = free_bytes(out_dir)
+    if total > free:
+        raise DataFormatError(
+            archive, f"{declared}, more than the {free:,} bytes free on the file system of {out_dir}: refusing to "
+            "extract it; free some space or extract elsewhere",
+        )  # fmt: skip
 
 
 class ExtractionProgress(ExtractCallback):

@@ -91,7 +91,9 @@ def test_a_trickling_server_is_dropped_and_the_download_gives_up(tmp_path, monke
     assert time.monotonic() - started < 10
     assert "slower than 100 bytes/s (limits.download_min_bytes_per_s)" in str(gave_up.value)
     assert "kept" in str(gave_up.value) and not dest.exists()
-    assert any("bytes/s" in record.getMessage() and "of 10,246 bytes" in record.getMessage() for record in caplog.records)
+    assert any(
+        "bytes/s" in record.getMessage() and "of 10,246 bytes" in record.getMessage() for record in caplog.records
+    )
 
 
 def test_a_full_disk_during_download_says_so(tmp_path):

@@ -91,6 +91,7 @@ rule split_sessions:
         runtime=30,
     params:
         protocol=config["protocol"],
+        min_test_predictions=config["limits"]["min_test_predictions"],
     script:
         "../scripts/split_sessions.py"
 

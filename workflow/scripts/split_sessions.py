@@ -14,5 +14,6 @@ run_split(
     snakemake.input.clicks,
     {name: snakemake.output[name] for name in SPLITS},
     snakemake.output.stats,
+    min_test_predictions=snakemake.params.min_test_predictions,
     **snakemake.params.protocol,
 )

@@ -45,6 +45,7 @@ from gru4rec_pipeline.data.events import (
     write_event_rows,
 )
 from gru4rec_pipeline.data.protocol_steps import StepLog, check_splits_not_empty, describe_step, report_duplicates
+from gru4rec_pipeline.data.split_window import check_test_window
 from gru4rec_pipeline.errors import ConfigError
 from gru4rec_pipeline.files import atomic_outputs
 from gru4rec_pipeline.names import PROTOCOL_DEFAULTS, SPLITS
@@ -300,6 +301,7 @@ def split_clicks(
     paths: dict[str, str | Path],
     stats_path: str | Path | None = None,
     source: str | Path = "<clicks>",
+    min_test_predictions: int = 1,
     **thresholds,
 ) -> dict:
     """The whole stage, memory-lean: protocol masks over the clicks, each split materialized,
@@ -318,6 +320,9 @@ def split_clicks(
     settings = _thresholds(thresholds)
     report_duplicates(counts["raw"]["duplicate_events"], settings, source)
     check_splits_not_empty(counts, steps, settings, source)
+    filtered = masks["train_full"] | masks["test"]
+    split_seconds = float(settings["split_seconds"])
+    check_test_window(session_ids, times, filtered, split_seconds, counts["test"], min_test_predictions, source)
     with atomic_outputs() as staged:
         for name in SPLITS:
             if name in paths:
@@ -331,9 +336,18 @@ def split_clicks(
 
 
 def run_split(
-    clicks_path: str | Path, split_paths: dict[str, str | Path], stats_path: str | Path, **thresholds
+    clicks_path: str | Path,
+    split_paths: dict[str, str | Path],
+    stats_path: str | Path,
+    min_test_predictions: int = 1,
+    **thresholds,
 ) -> dict:
-    """The split stage: ``clicks.parquet`` to the four split files and ``stats.json``; returns the statistics."""
+    """The split stage: ``clicks.parquet`` to the four split files and ``stats.json``; returns the statistics.
+    A test split of fewer than ``min_test_predictions`` next-item predictions is refused (split_window.py)."""
     for path in [*split_paths.values(), stats_path]:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-    return split_clicks(read_events(clicks_path), split_paths, stats_path=stats_path, source=clicks_path, **thresholds)
+    events = read_events(clicks_path)
+    return split_clicks(
+        events, split_paths, stats_path=stats_path, source=clicks_path, min_test_predictions=min_test_predictions,
+        **thresholds,
+    )  # fmt: skip

@@ -1,0 +1,64 @@
+"""The test window: one outlier timestamp must not silently become the whole test split."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from gru4rec_pipeline.data import protocol
+from gru4rec_pipeline.errors import DataFormatError
+from gru4rec_pipeline.names import SPLITS
+
+DAY = 86400.0
+YEAR_3000 = 32503680000.0  # 3000-01-01T00:00:00Z
+
+
+def daily_clicks(days=20, sessions_per_day=30, seed=0) -> pd.DataFrame:
+    """Sessions of three clicks on ten popular items, ``sessions_per_day`` a day for ``days`` days."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for day in range(days):
+        for s in range(sessions_per_day):
+            session = day * 1000 + s
+            start = 1.4e9 + day * DAY + s * 60.0
+            rows += [(session, int(rng.integers(10)), start + 10.0 * k) for k in range(3)]
+    return pd.DataFrame(rows, columns=["SessionId", "ItemId", "Time"])
+
+
+def with_outlier(clicks: pd.DataFrame) -> pd.DataFrame:
+    outlier = pd.DataFrame({"SessionId": [99999] * 3, "ItemId": [1, 2, 3], "Time": [YEAR_3000 + k for k in range(3)]})
+    return pd.concat([clicks, outlier], ignore_index=True)
+
+
+def paths(tmp_path):
+    return {name: tmp_path / f"{name}.parquet" for name in SPLITS}
+
+
+def test_an_outlier_session_warns_naming_it_and_its_time(tmp_path, caplog):
+    with caplog.at_level(logging.WARNING):
+        stats = protocol.split_clicks(with_outlier(daily_clicks()), paths(tmp_path), source="clicks.parquet")
+    assert stats["splits"]["test"]["sessions"] == 1
+    warning = " ".join(r.getMessage() for r in caplog.records if r.levelno == logging.WARNING)
+    assert "clicks.parquet" in warning and "session 99999 at 3000-01-01T00:00:02Z" in warning
+    assert "holds 1 sessions, fewer than 0.1 x the 30 of a typical window" in warning
+
+
+def test_a_test_split_under_the_minimum_is_refused_naming_the_cause(tmp_path):
+    with pytest.raises(DataFormatError) as refused:
+        protocol.split_clicks(
+            with_outlier(daily_clicks()), paths(tmp_path), source="clicks.parquet", min_test_predictions=10
+        )
+    message = str(refused.value)
+    assert message.startswith("clicks.parquet: the test split gives 2 next-item predictions, fewer than")
+    assert "limits.min_test_predictions=10" in message and "session 99999 at 3000-01-01" in message
+    assert not any(path.exists() for path in paths(tmp_path).values())
+
+
+def test_ordinary_days_pass_without_a_warning(tmp_path, caplog):
+    with caplog.at_level(logging.WARNING):
+        stats = protocol.split_clicks(daily_clicks(), paths(tmp_path), min_test_predictions=10)
+    assert stats["splits"]["test"]["sessions"] >= 30
+    assert not [r for r in caplog.records if "test window" in r.getMessage()]

@@ -96,3 +96,52 @@ def test_a_loss_growing_tenfold_after_an_epoch_is_divergence():
     with torch.no_grad():
         model.item_bias[3] = float("inf")
     assert "item_bias not finite" in divergence_reason(0.5, [], N_ITEMS, model)
+
+
+def test_n_sample_over_the_item_count_is_capped_with_a_warning(tmp_path, caplog, one_thread):
+    import logging
+
+    from gru4rec_pipeline.model.sampling import NegativeSampler
+
+    train, support = tiny_sessions()
+    with caplog.at_level(logging.WARNING):
+        sampler = NegativeSampler(support, 100_000, 0.5, store_size=200_000)
+    assert sampler.n_sample == N_ITEMS and sampler.next().shape == (N_ITEMS,)
+    assert f"n_sample 100000 is more than the {N_ITEMS} items" in caplog.text
+    config = tiny_config("bpr_max", n_sample=100_000, sample_store_size=200_000, epochs=1)
+    summary = train_model(train, support, config, tmp_path / "m.pt", tmp_path / "h.csv", progress=False)
+    assert summary["epochs"] == 1
+
+
+def test_a_model_file_with_a_flipped_bit_is_refused(tmp_path):
+    from gru4rec_pipeline.model.loading import load_model
+
+    model = GRU4Rec(N_ITEMS, [8], "shared", 0, seed=1)
+    model.save(tmp_path / "model.pt")
+    data = bytearray((tmp_path / "model.pt").read_bytes())
+    weights = model.item_weight.detach().numpy().tobytes()
+    offset = bytes(data).find(weights[:64])
+    assert offset > 0
+    data[offset + 5] ^= 0x10
+    (tmp_path / "model.pt").write_bytes(bytes(data))
+    with pytest.raises(DataFormatError, match="do not match the checksum recorded with them"):
+        load_model(tmp_path / "model.pt")
+
+
+def test_an_empty_model_file_says_why(tmp_path):
+    from gru4rec_pipeline.model.loading import load_model
+
+    (tmp_path / "model.pt").write_bytes(b"")
+    with pytest.raises(DataFormatError, match=r"model.pt: the model file is empty \(0 bytes\)"):
+        load_model(tmp_path / "model.pt")
+
+
+def test_a_full_disk_while_saving_the_model_says_so(tmp_path):
+    from tmpfs import small_tmpfs
+
+    model = GRU4Rec(2000, [64], "shared", 0, seed=1)  # about 600 kB of weights
+    with small_tmpfs(tmp_path / "small", "256k") as small:
+        with pytest.raises(PipelineError) as failed:
+            model.save(small / "model.pt")
+        assert "no space left on the file system of" in str(failed.value)
+        assert sorted(path.name for path in small.iterdir()) == []

@@ -16,12 +16,17 @@ from gru4rec_pipeline.model.network import GRU4Rec
 
 def load_model(model_path: str | Path, device: str | torch.device = "cpu") -> GRU4Rec:
     """A model written by training (weights only: nothing is unpickled), in evaluation mode."""
+    if Path(model_path).is_file() and Path(model_path).stat().st_size == 0:
+        raise DataFormatError(model_path, "the model file is empty (0 bytes): a copy or write that failed; train again")
     try:
         payload = torch.load(model_path, map_location=device, weights_only=True)
     except FileNotFoundError:
         raise DataFormatError(model_path, "model file not found") from None
+    except IsADirectoryError:
+        raise DataFormatError(model_path, "a directory, not a model file") from None
     except Exception as exc:
-        raise DataFormatError(model_path, f"cannot read the model: {exc}") from None
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else "no reason given"
+        raise DataFormatError(model_path, f"cannot read the model ({type(exc).__name__}: {reason})") from None
     model = GRU4Rec.from_payload(payload, str(model_path)).to(device)
     return model.eval()
 

@@ -19,13 +19,14 @@ biases zero, output weights uniform in +-sqrt(6 / (n_items + d_out)), output bia
 
 from __future__ import annotations
 
+import hashlib
 import math
 
 import torch
 from torch import Tensor, nn
 
 from gru4rec_pipeline.errors import ConfigError, DataFormatError
-from gru4rec_pipeline.files import atomic_output
+from gru4rec_pipeline.files import atomic_output, no_space_error
 from gru4rec_pipeline.model import kernels
 from gru4rec_pipeline.names import EMBEDDING_MODES
 
@@ -226,8 +227,15 @@ class GRU4Rec(nn.Module):
             "vocabulary": self.vocabulary,
             "state_dict": {name: tensor.detach().cpu().clone() for name, tensor in self.state_dict().items()},
         }
-        with atomic_output(path) as temporary:
-            torch.save(payload, temporary)
+        payload["weights_sha256"] = weights_digest(payload["state_dict"])
+        try:
+            with atomic_output(path) as temporary:
+                torch.save(payload, temporary)
+        except (OSError, RuntimeError) as exc:
+            full = no_space_error(exc, path)
+            if full is None:
+                raise
+            raise full from exc
 
     @classmethod
     def from_payload(cls, payload: dict, source: str = "<memory>") -> "GRU4Rec":
@@ -236,8 +244,25 @@ class GRU4Rec(nn.Module):
         hyper = payload["hyperparameters"]
         model = cls(hyper["n_items"], hyper["layers"], hyper["embedding"], hyper["embedding_dim"])
         model.vocabulary = payload.get("vocabulary")
+        recorded = payload.get("weights_sha256")  # absent from files written before it was recorded
+        if recorded is not None and recorded != weights_digest(payload["state_dict"]):
+            raise DataFormatError(
+                source, "the weights do not match the checksum recorded with them: the file is damaged (a flipped "
+                "bit, an incomplete copy); train the model again or copy it anew",
+            )  # fmt: skip
         try:
             model.load_state_dict(payload["state_dict"])
         except RuntimeError as exc:
             raise DataFormatError(source, f"weights do not match the hyperparameters: {exc}") from None
         return model
+
+
+def weights_digest(state_dict: dict) -> str:
+    """SHA-256 over the weights' names, shapes, dtypes and bytes, in name order: what ``model.pt`` records and
+    its loading checks, so a damaged file is refused instead of scoring with altered weights."""
+    digest = hashlib.sha256()
+    for name in sorted(state_dict):
+        tensor = state_dict[name].detach().cpu().contiguous()
+        digest.update(f"{name}:{tuple(tensor.shape)}:{tensor.dtype};".encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
+    return digest.hexdigest()

@@ -9,6 +9,8 @@ partial output nor litter that a rerun would have to clean up.
 - :func:`write_text_atomic` / :func:`write_json_atomic`: the same for text and JSON;
 - :func:`atomic_outputs`: several files that appear together (none is renamed into place
   unless every one of them was written), for stages with more than one output;
+- :func:`clean_up_on_sigterm`: SIGTERM (a scheduler's or Snakemake's stop) runs that cleanup too, and a temporary
+  left by a process that died without any (``kill -9``, a lost node) is removed by the next write of its output;
 - :func:`no_space_error`: a full disk said as such, naming the file system and the path, where a library would
   report it as a damaged file or a cryptic write error.
 """
@@ -17,13 +19,18 @@ from __future__ import annotations
 
 import errno
 import json
+import logging
 import os
+import re
 import shutil
+import signal
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
 from gru4rec_pipeline.errors import DataFormatError, PipelineError
+
+log = logging.getLogger(__name__)
 
 
 def temporary_sibling(path: str | Path) -> Path:
@@ -36,11 +43,45 @@ def temporary_sibling(path: str | Path) -> Path:
     return path.with_name(f".{path.stem}.tmp-{os.getpid()}{path.suffix}")
 
 
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
+
+
+def remove_stale_temporaries(path: str | Path) -> None:
+    """Remove the temporaries of ``path`` that processes which have ended left behind (on this machine)."""
+    path = Path(path)
+    if not path.parent.is_dir():
+        return
+    pattern = re.compile(rf"^\.{re.escape(path.stem)}\.tmp-(\d+){re.escape(path.suffix)}$")
+    for candidate in path.parent.iterdir():
+        match = pattern.match(candidate.name)
+        if match and int(match.group(1)) != os.getpid() and not _process_alive(int(match.group(1))):
+            log.info("removing %s, left by process %s, which has ended", candidate, match.group(1))
+            candidate.unlink(missing_ok=True)
+
+
+def _exit_on_sigterm(signum, frame) -> None:
+    raise SystemExit(128 + signum)
+
+
+def clean_up_on_sigterm() -> None:
+    """Make SIGTERM end the process through Python's exception handling, so that outputs being written are
+    removed (Python's default for SIGTERM ends the process on the spot, leaving the temporaries)."""
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
+
+
 @contextmanager
 def atomic_output(path: str | Path) -> Iterator[Path]:
     """Yield a temporary sibling of ``path`` to write; rename it into place when the block
     finishes, remove it when the block raises."""
     path = Path(path)
+    remove_stale_temporaries(path)
     temporary = temporary_sibling(path)
     try:
         yield temporary
@@ -71,6 +112,7 @@ class StagedOutputs:
     def temporary(self, path: str | Path) -> Path:
         """The temporary to write for the output ``path``."""
         path = Path(path)
+        remove_stale_temporaries(path)
         temporary = temporary_sibling(path)
         self._temporaries[path] = temporary
         return temporary

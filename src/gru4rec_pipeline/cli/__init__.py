@@ -12,6 +12,7 @@ import sys
 
 from gru4rec_pipeline.cli import data, evaluation, model, report, tuning
 from gru4rec_pipeline.errors import PipelineError
+from gru4rec_pipeline.files import clean_up_on_sigterm, no_space_error
 from gru4rec_pipeline.progress import configure_logging
 
 # Groups of subcommands, in the order --help lists them (the order of the stages).
@@ -33,9 +34,12 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     configure_logging(args.log)
+    clean_up_on_sigterm()
     try:
         return int(args.run(args) or 0)
-    except PipelineError as exc:
+    except (PipelineError, OSError) as exc:
+        if isinstance(exc, OSError):  # an unwritable --out, a folder given as a file, a full disk: one line too
+            exc = no_space_error(exc, exc.filename or "?") or f"{exc.filename or '?'}: {exc.strerror or exc}"
         logging.getLogger("gru4rec_pipeline").error("%s", exc)
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -176,6 +176,9 @@ def run_recommend(args: argparse.Namespace) -> int:
         bad = [token for token in args.session if not INTEGER.fullmatch(token)]
         if integer_ids and bad:
             raise DataFormatError("--session", f"ItemIds must be integers, found {', '.join(bad)}")
+        too_large = [token for token in args.session if integer_ids and not -(2**63) <= int(token) < 2**63]
+        if too_large:
+            raise DataFormatError("--session", f"ItemId {too_large[0]} does not fit in 64 bits")
         ids = [int(token) for token in args.session] if integer_ids else list(args.session)
         batch = sessions_from_ids(ids, label="--session")
     else:

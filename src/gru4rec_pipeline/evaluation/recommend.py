@@ -82,6 +82,9 @@ def read_sessions_text(path: str | Path, integer_ids: bool = True) -> SessionBat
             bad = [token for token in ids if not re.fullmatch(INTEGER_PATTERN, token)]
             if bad:
                 raise DataFormatError(path, f"'{bad[0]}' is not an integer ItemId", line=number)
+            too_large = [token for token in ids if not -(2**63) <= int(token) < 2**63]
+            if too_large:
+                raise DataFormatError(path, f"ItemId {too_large[0]} does not fit in 64 bits", line=number)
         session_ids.append(number)
         lengths.append(len(ids))
         items.extend(ids)

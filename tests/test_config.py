@@ -84,6 +84,10 @@ def test_unknown_loss_fails_naming_it(workflow_copy: Path):
         ("own_data: {ids: strings}\n", ["config key 'own_data.ids'", "'strings'", "one of: integer, map"]),
         ("training:\n  losses:\n    hinge: {}\n", ["config key 'training.losses.hinge'", "unknown key", "ce_full"]),
         ("protocol: {min_item_support: 2.5}\n", ["config key 'protocol.min_item_support'", "2.5", "an integer"]),
+        (
+            "training: {losses: {bpr: {learning_rate: .nan}}}\n",
+            ["config key 'training.losses.bpr.learning_rate'", "got nan, expected a finite number"],
+        ),
     ],
 )
 def test_a_validation_error_is_short_and_names_key_value_and_expectation(workflow_copy: Path, overlay, expected):
@@ -100,3 +104,14 @@ def test_the_shipped_config_passes_the_check():
     from gru4rec_pipeline.config_check import config_problem
 
     assert config_problem(yaml.safe_load((REPO / "config" / "config.yaml").read_text()), SCHEMA) is None
+
+
+def test_a_nan_or_infinity_anywhere_is_refused_by_the_check():
+    from gru4rec_pipeline.config_check import config_problem
+
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    config["tuning"]["spaces"] = {"bpr": {"learning_rate": {"low": 0.01, "high": float("inf")}}}
+    assert (
+        config_problem(config, SCHEMA)
+        == "config key 'tuning.spaces.bpr.learning_rate.high': got inf, expected a finite number"
+    )

@@ -7,6 +7,8 @@ the config with :func:`config_problem` first and stops with its message alone.
 
 from __future__ import annotations
 
+import math
+
 # How a JSON-schema keyword's bound reads after "expected".
 BOUNDS = {
     "minimum": "a number >= {}",
@@ -35,8 +37,25 @@ def config_problem(config: dict, schema: dict) -> str | None:
     from jsonschema import Draft202012Validator
     from jsonschema.exceptions import best_match
 
+    not_finite = _non_finite_number(config)
+    if not_finite is not None:
+        # JSON Schema's bounds hold for NaN (every comparison with it is false), so it would pass them.
+        key, value = not_finite
+        return f"config key '{key}': got {value}, expected a finite number"
     error = best_match(Draft202012Validator(schema).iter_errors(config))
     return None if error is None else describe(error)
+
+
+def _non_finite_number(value, path=()) -> tuple[str, float] | None:
+    """The key and value of the first NaN or infinity in ``value`` (YAML's .nan, .inf), or None."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return _key(path), value
+    children = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, child in children:
+        found = _non_finite_number(child, (*path, key))
+        if found is not None:
+            return found
+    return None
 
 
 def _key(path) -> str:

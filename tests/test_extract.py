@@ -184,7 +184,7 @@ def test_a_decompression_bomb_over_the_ceiling_is_refused_before_writing(tmp_pat
         extract_members(archive, out_dir, ["yoochoose-clicks.dat"], max_bytes=5_000_000)
     message = str(refused.value)
     assert "declares 20,000,000 bytes for yoochoose-clicks.dat" in message
-    assert "over the ceiling of 5,000,000 bytes (config key max_extracted_bytes" in message
+    assert "over the ceiling of 5,000,000 bytes (config key limits.max_extracted_bytes" in message
     assert visible_files(out_dir) == [] and not list(out_dir.glob(".extract-*"))
 
 

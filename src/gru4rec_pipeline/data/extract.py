@@ -6,7 +6,7 @@ into a temporary folder inside ``out_dir`` and moved into place only once all of
 decompressed with valid checksums: a damaged archive leaves no output.
 
 The archive declares its members' sizes before anything is decompressed. A member set declaring more than
-``max_bytes`` (config key ``max_extracted_bytes``; RSC15's clicks file is about 1.5 GB) or more than the free
+``max_bytes`` (config key ``limits.max_extracted_bytes``; RSC15's clicks file is about 1.5 GB) or more than the free
 space of the target file system is refused before a byte is written, naming the sizes: a decompression bomb
 (a megabyte of archive declaring gigabytes of zeros) would otherwise fill the disk.
 """
@@ -104,7 +104,7 @@ def refuse_oversized(archive: Path, out_dir: Path, targets: list[str], total: in
     if total > max_bytes:
         raise DataFormatError(
             archive,
-            f"{declared}, over the ceiling of {max_bytes:,} bytes (config key max_extracted_bytes; RSC15's "
+            f"{declared}, over the ceiling of {max_bytes:,} bytes (config key limits.max_extracted_bytes; RSC15's "
             "clicks file is about 1.5 GB): refusing to extract it; raise the ceiling if the archive is meant",
         )
     free = free_bytes(out_dir)

@@ -294,14 +294,15 @@ def main() -> None:
             if device.type == "cpu":
                 print(
                     f"{loss:>10}: {summary['events_per_s']:,.0f} events/s ({summary['events']:,} events, "
-                    f"{summary['train_seconds']:.1f} s, threads {summary['threads']}), "
+                    f"{summary['train_seconds']:.1f} s, threads {summary['threads']}, step {summary['step']}), "
                     f"loss {summary['final_loss']:.4f}, recall@20 {recall:.4f} (eval {evaluation:.1f} s)"
                 )
                 continue
             peak = torch.cuda.max_memory_allocated() / 2**30
             print(
                 f"{loss:>10}: {summary['events_per_s']:,.0f} events/s ({summary['events']:,} events, "
-                f"{summary['train_seconds']:.1f} s, {torch.cuda.get_device_name(device)}, batch {config.batch_size}), "
+                f"{summary['train_seconds']:.1f} s, {torch.cuda.get_device_name(device)}, batch {config.batch_size}, "
+                f"step {summary['step']}), "
                 f"loss {summary['final_loss']:.4f}, recall@20 {recall:.4f}, peak GPU memory {peak:.2f} GiB "
                 f"(eval {evaluation:.1f} s)"
             )

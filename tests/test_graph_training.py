@@ -181,6 +181,41 @@ def test_capture_failure_falls_back_to_the_loop_with_a_log_line(monkeypatch, cap
     assert "could not be captured" in caplog.text and "not permitted" in caplog.text
 
 
+def test_capture_failure_with_the_fast_path_required_is_an_error(monkeypatch):
+    def failing(*args, **kwargs):
+        raise graph_training.GraphCaptureError("RuntimeError: operation not permitted when stream is capturing")
+
+    monkeypatch.setattr(graph_training, "FastEpochs", failing)
+    with pytest.raises(training.ConfigError, match="'fast_path'.*cannot be captured.*not permitted"):
+        fast_epoch_runner(tiny_config(fast_path="on"), torch.device("cuda"), None, None, None, None)
+
+
+def test_a_sample_store_smaller_than_a_capture_reads_ahead_is_refused_before_capture(monkeypatch):
+    """16 + 1 steps of trial run read 17 store rows before any refill: 16 rows would index past the store (a
+    sticky device-side assert on a GPU), so capture must not start."""
+    train, support = tiny_sessions()
+    config = tiny_config("bpr_max", sample_store_size=16 * 8)  # n_sample 8: 16 rows
+    step, sampler, iterator = build(config, train, support)
+
+    def no_capture(self):
+        raise AssertionError("capture started with a store too small for it")
+
+    monkeypatch.setattr(FastEpochs, "_capture", no_capture)
+    with pytest.raises(graph_training.GraphCaptureError, match="16 rows of 8 samples.*at least 136"):
+        FastEpochs(step, sampler, train.items, iterator, graph_steps=16, graphs=True)
+    with pytest.raises(training.ConfigError, match="'fast_path'.*at least 136"):
+        fast_epoch_runner(
+            TrainConfig.from_dict({**config.to_dict(), "fast_path": "on"}),
+            torch.device("cuda"),
+            step,
+            sampler,
+            train.items,
+            iterator,
+        )
+    monkeypatch.setattr(FastEpochs, "_capture", lambda self: None)
+    FastEpochs(step, sampler, train.items, iterator, graph_steps=15, graphs=True)  # 15 + 1 rows: enough
+
+
 def test_training_modules_import_and_train_without_numba(tmp_path):
     """A GPU machine may have only torch, numpy, pandas and pyarrow: the CPU kernels are then skipped."""
     script = """

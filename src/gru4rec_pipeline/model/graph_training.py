@@ -29,6 +29,7 @@ import logging
 import numpy as np
 import torch
 
+from gru4rec_pipeline.errors import ConfigError
 from gru4rec_pipeline.model.iterator import SessionParallelIterator
 from gru4rec_pipeline.model.sampling import NegativeSampler
 from gru4rec_pipeline.model.static_step import StaticStep
@@ -89,6 +90,7 @@ class FastEpochs:
             ]
             self._copied = [torch.cuda.Event() for _ in range(PINNED_BUFFERS)]
         if self.device.type == "cuda" if graphs is None else graphs:
+            self._check_store_rows(store_rows, n_sample)
             self._capture()
 
     @property
@@ -96,6 +98,17 @@ class FastEpochs:
         return sorted({self.graph_steps, 1}, reverse=True)
 
     # -- capture --------------------------------------------------------------------------------
+    def _check_store_rows(self, store_rows: int, n_sample: int) -> None:
+        """The trial run before capture reads one store row per step of every chunk size, ahead of any refill:
+        a smaller store would index past its end, a device-side assert that stays set on the device (so even
+        the per-step loop could not run afterwards). Refuse it before anything runs."""
+        needed = sum(self.chunk_sizes)
+        if n_sample and store_rows < needed:
+            raise GraphCaptureError(
+                f"the negative-sample store holds {store_rows} rows of {n_sample} samples, fewer than the {needed} "
+                f"a capture reads ahead: sample_store_size must be at least {needed * n_sample}"
+            )
+
     def _capture(self) -> None:
         """Run each chunk size once (CUDA initialises libraries and per-stream workspaces lazily, which must
         not happen during capture: the trial runs on the stream the capture then uses), undo those trial
@@ -199,7 +212,8 @@ def fast_epoch_runner(
     config, device: torch.device, step: TrainStep, sampler: NegativeSampler | None, items, iterator
 ) -> FastEpochs | None:
     """The runner for ``train_model``'s epochs, or None for its per-step loop (with a log line saying why,
-    where the fast path was wanted or would have been chosen)."""
+    where the fast path was wanted or would have been chosen). With ``fast_path: on`` a step that cannot be
+    captured is an error: a run that asked for the fast path never silently measures the loop."""
     if not use_graph_path(device, config):
         if device.type == "cuda":
             log.info("fast path off (fast_path=%s): training with the per-step loop", config.fast_path)
@@ -208,6 +222,10 @@ def fast_epoch_runner(
     try:
         runner = FastEpochs(step, sampler, items, iterator, graphs=graphs)
     except GraphCaptureError as exc:
+        if config.fast_path == "on":
+            raise ConfigError(
+                "fast_path", f"'on', but the training step cannot be captured in a CUDA graph: {exc}"
+            ) from None
         log.warning("the training step could not be captured in a CUDA graph (%s): per-step loop instead", exc)
         return None
     if graphs:

@@ -270,7 +270,9 @@ def fast_path_epochs(
         if device.type == "cuda":
             log.info("fast path: off (fast_path=%s): training with the per-step loop", config.fast_path)
         return None
-    graphs = device.type == "cuda"
+    # Across processes the step's all-reduce runs eagerly (a collective inside a CUDA graph needs NCCL's
+    # graph support, which is not assumed).
+    graphs = device.type == "cuda" and step.exchange is None
     try:
         runner = FastPathEpochs(step, sampler, items, iterator, graphs=graphs)
     except GraphCaptureError as exc:

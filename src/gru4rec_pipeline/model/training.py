@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import shutil
@@ -24,7 +25,7 @@ from gru4rec_pipeline.data.arrays import SessionArrays
 from gru4rec_pipeline.data.vocabulary import Vocabulary
 from gru4rec_pipeline.errors import ConfigError, DataFormatError, PipelineError
 from gru4rec_pipeline.files import write_json_atomic
-from gru4rec_pipeline.model import kernels
+from gru4rec_pipeline.model import distributed, kernels
 from gru4rec_pipeline.model.checkpoints import (
     CHECKPOINT_FORMAT,
     CHECKPOINT_NAME,
@@ -67,38 +68,77 @@ def run_training(
     device: str = "auto",
     threads: int = 1,
     progress: bool = True,
+    processes: int = 1,
+    nodes: int = 1,
 ) -> dict:
     """The training stage: train ``loss`` with ``hyperparameters`` on the session arrays ``train_path``.
 
     Writes the model, its history and ``summary_path`` (JSON: epochs, seconds, events/s, final loss, device,
     threads); returns the summary. With ``checkpoint_root`` an interrupted training resumes from its last
     epoch, and the checkpoints are removed once the model is written (a forced rerun then trains anew).
+    ``processes`` per node x ``nodes`` > 1: one model trained data-parallel by that many processes
+    (``distributed``), which this call launches and waits for.
     """
-    settings = {**hyperparameters, "loss": loss, "seed": seed, "device": device, "threads": threads}
-    config = TrainConfig.from_dict(settings)
-    vocabulary = Vocabulary.load(vocab_path)
-    train = SessionArrays.load(train_path)
+    run = {
+        "train_path": str(train_path),
+        "vocab_path": str(vocab_path),
+        "model_path": str(model_path),
+        "history_path": str(history_path),
+        "summary_path": str(summary_path),
+        "settings": {**hyperparameters, "loss": loss, "seed": seed, "device": device, "threads": threads},
+        "progress": progress,
+        "world_size": processes * nodes,
+    }
+    config = TrainConfig.from_dict(run["settings"])
     with TrainingLock(Path(model_path).parent):
-        checkpoint_dir = None
+        run["checkpoint_dir"] = None
         if checkpoint_root is not None:
             identity = {k: v for k, v in config.to_dict().items() if k not in RUN_ONLY_SETTINGS}
-            checkpoint_dir = Path(checkpoint_root) / training_fingerprint(identity, train_path)
-            log.info("checkpoints in %s", checkpoint_dir)
-        summary = train_model(
-            train,
-            vocabulary.support,
-            config,
-            model_path,
-            history_path,
-            checkpoint_dir=checkpoint_dir,
-            progress=progress,
-            vocabulary_identity=vocabulary.identity(),
-        )
-        write_json_atomic(summary_path, summary)
+            run["checkpoint_dir"] = str(Path(checkpoint_root) / training_fingerprint(identity, train_path))
+            log.info("checkpoints in %s", run["checkpoint_dir"])
+        if run["world_size"] > 1:
+            summary = _launch_processes(run, processes, nodes)
+        else:
+            summary = train_run(run)
         if checkpoint_root is not None:
             shutil.rmtree(checkpoint_root, ignore_errors=True)
     log.info("training summary: %s", summary)
     return summary
+
+
+def train_run(run: dict, group=None) -> dict:
+    """One process's part of the training ``run`` (what ``run_training`` describes): reads the inputs,
+    trains, and (the only process, or rank 0 of ``group``) writes the summary."""
+    config = TrainConfig.from_dict(run["settings"])
+    vocabulary = Vocabulary.load(run["vocab_path"])
+    train = SessionArrays.load(run["train_path"])
+    summary = train_model(
+        train,
+        vocabulary.support,
+        config,
+        run["model_path"],
+        run["history_path"],
+        checkpoint_dir=run["checkpoint_dir"],
+        progress=run["progress"],
+        vocabulary_identity=vocabulary.identity(),
+        group=group,
+    )
+    if group is None or group.is_writer:
+        write_json_atomic(run["summary_path"], summary)
+    return summary
+
+
+def _launch_processes(run: dict, processes: int, nodes: int) -> dict:
+    """Start the processes of a data-parallel training on ``run`` (written beside the model for them) and
+    return the summary rank 0 wrote."""
+    folder = Path(run["model_path"]).parent
+    spec_path = folder / f".{Path(run['model_path']).stem}.run.json"
+    write_json_atomic(spec_path, run)
+    try:
+        distributed.launch(processes, nodes, str(spec_path))
+    finally:
+        spec_path.unlink(missing_ok=True)
+    return json.loads(Path(run["summary_path"]).read_text())
 
 
 def train_model(
@@ -111,27 +151,38 @@ def train_model(
     progress: bool = True,
     vocabulary_identity: dict | None = None,
     on_epoch=None,
+    group=None,
 ) -> dict:
     """Train GRU4Rec; write the model and the history; return a summary.
 
     ``item_support``: training events per vocabulary index; ``vocabulary_identity``: what the model
     records of its vocabulary (``Vocabulary.identity()``). ``on_epoch(epoch, model)`` runs after each
     epoch is recorded (a tuning trial evaluates the model there, and stops the training by raising).
-    Summary keys: epochs, train_seconds, events, events_per_s, final_loss, device, threads, fast_path.
+    ``group``: this process's ``distributed.ProcessGroup`` in a data-parallel training (None: one process);
+    every process trains its lanes, rank 0 alone writes the files.
+    Summary keys: epochs, train_seconds, events, events_per_s, final_loss, device, threads, fast_path
+    (and processes in a data-parallel training).
     """
     # Set up: checked inputs, the device and threads, the network with its step, sampler and epoch driver.
     config.validate()
     model_path, history_path = Path(model_path), Path(history_path)
     item_support = np.asarray(item_support, dtype=np.int64)
     _check_item_indices(train, len(item_support))
-    device = resolve_device(config.device)
+    device = resolve_device(config.device) if group is None else group.device
     configure_threads(config.threads)
     log.info("training %s on %s with %d threads", config.loss, device, torch.get_num_threads())
     iterator = _session_iterator(train, config)
-    step, sampler = build_step(config, item_support, device)
+    lanes = exchange = None
+    if group is not None:
+        lanes = distributed.lane_share(config.batch_size, group.world_size, group.rank)
+        exchange = distributed.GradientExchange(group)
+    step, sampler = build_step(config, item_support, device, lanes=lanes, exchange=exchange)
     model = step.model
     model.vocabulary = vocabulary_identity
     fingerprint = _fingerprint(train, len(item_support), config)
+    if group is not None:  # a checkpoint resumes with the process count that wrote it
+        fingerprint["processes"] = group.world_size
+    writes = group is None or group.is_writer
 
     # Resume from the last epoch's checkpoint, if there is one of this training.
     checkpoint_path = None
@@ -159,17 +210,29 @@ def train_model(
             {"epoch": epoch, "loss": mean_loss, "events": events, "events_per_s": events / wall, "wall_s": wall}
         )
         log.info("epoch %d: loss %.6f, %d events, %.0f events/s", epoch, mean_loss, events, events / wall)
-        write_history(history_path, history)
-        if checkpoint_path is not None:
+        if group is not None:
+            distributed.check_replicas(group, _replicated_tensors(step), epoch)
+        if writes:
+            write_history(history_path, history)
+        if checkpoint_path is not None and writes:
             save_checkpoint(checkpoint_path, _checkpoint_payload(fingerprint, epoch, step, sampler, history))
         if on_epoch is not None:
             on_epoch(epoch, model)
 
     # The model, and the summary.
-    model.save(model_path)
-    if not history_path.exists():
-        write_history(history_path, history)
-    return _summary(history, device, epochs.name)
+    if writes:
+        model.save(model_path)
+        if not history_path.exists():
+            write_history(history_path, history)
+    summary = _summary(history, device, epochs.name)
+    if group is not None:
+        summary["processes"] = group.world_size
+    return summary
+
+
+def _replicated_tensors(step: TrainStep) -> list[torch.Tensor]:
+    """What every process of a data-parallel training holds identically: weights and optimizer state."""
+    return list(step.model.state_dict().values()) + list(step.optimizer.state.values())
 
 
 def _check_item_indices(train: SessionArrays, n_items: int) -> None:

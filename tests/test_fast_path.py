@@ -180,7 +180,8 @@ def test_capture_failure_falls_back_to_the_loop_with_a_log_line(monkeypatch, cap
 
     monkeypatch.setattr(fast_path, "FastPathEpochs", failing)
     with caplog.at_level(logging.WARNING, logger="gru4rec_pipeline"):
-        assert fast_path_epochs(tiny_config(), torch.device("cuda"), None, None, None, None) is None
+        step, _ = build_step(tiny_config(), tiny_sessions()[1], torch.device("cpu"))
+        assert fast_path_epochs(tiny_config(), torch.device("cuda"), step, None, None, None) is None
     assert "could not be captured" in caplog.text and "not permitted" in caplog.text
 
 
@@ -190,7 +191,8 @@ def test_capture_failure_with_the_fast_path_required_is_an_error(monkeypatch):
 
     monkeypatch.setattr(fast_path, "FastPathEpochs", failing)
     with pytest.raises(training.ConfigError, match="'fast_path'.*cannot be captured.*not permitted"):
-        fast_path_epochs(tiny_config(fast_path="on"), torch.device("cuda"), None, None, None, None)
+        step, _ = build_step(tiny_config(), tiny_sessions()[1], torch.device("cpu"))
+        fast_path_epochs(tiny_config(fast_path="on"), torch.device("cuda"), step, None, None, None)
 
 
 def test_a_sample_store_smaller_than_a_capture_reads_ahead_is_refused_before_capture(monkeypatch):

@@ -27,6 +27,9 @@ rule train_model:
         gpu_share=get_training_gpu_share,
         tasks=get_training_tasks,
         nodes=get_training_nodes,
+        # SLURM: each task (process) has the training's threads; with GPUs one task per GPU.
+        cpus_per_task=config["training"]["threads"],
+        tasks_per_gpu=1,
     params:
         hyperparameters=get_hyperparameters,
         processes=get_training_processes()[0],

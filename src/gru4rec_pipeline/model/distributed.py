@@ -29,6 +29,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 
 import torch
@@ -125,7 +126,8 @@ class GradientExchange:
     def __init__(self, group: ProcessGroup):
         self.group = group
         self.bucket: Tensor | None = None
-        self.calls = 0  # all-reduces so far (tests count them)
+        self.calls = 0  # all-reduces so far
+        self.seconds = 0.0  # spent in them (waiting for the slowest process included)
 
     def sum_(self, tensors: list[Tensor | None]) -> None:
         import torch.distributed as dist
@@ -139,7 +141,9 @@ class GradientExchange:
         for tensor, size in zip(present, sizes):
             self.bucket[offset : offset + size].copy_(tensor.reshape(-1))
             offset += size
+        started = time.perf_counter()
         dist.all_reduce(self.bucket)
+        self.seconds += time.perf_counter() - started
         self.calls += 1
         offset = 0
         for tensor, size in zip(present, sizes):
@@ -149,6 +153,10 @@ class GradientExchange:
     @property
     def bytes_per_step(self) -> int:
         return 0 if self.bucket is None else self.bucket.numel() * self.bucket.element_size()
+
+    def figures(self) -> dict:
+        """For the training's summary: the bucket's bytes and the mean seconds of one all-reduce."""
+        return {"bytes_per_step": self.bytes_per_step, "seconds_per_step": self.seconds / max(self.calls, 1)}
 
 
 def weights_digest(tensors: list[Tensor]) -> int:
@@ -180,14 +188,15 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def launch_command(processes: int, nodes: int, spec_path: str) -> list[str]:
+def launch_command(processes: int, nodes: int, spec_path: str, threads: int = 1) -> list[str]:
     """The command that starts every process of a training described by ``spec_path``: ``srun`` inside a
-    SLURM allocation (one task per process), else torchrun on this machine (one node only)."""
+    SLURM allocation (one task per process, ``threads`` CPUs each), else torchrun on this machine (one node
+    only). ``--overlap``: the job's own step (Snakemake's, one task) keeps running beside the training's."""
     worker = [sys.executable, "-m", "gru4rec_pipeline.model.train_worker", str(spec_path)]
     if "SLURM_JOB_ID" in os.environ and shutil.which("srun"):
         tasks = processes * nodes
         return ["srun", f"--ntasks={tasks}", f"--nodes={nodes}", f"--ntasks-per-node={processes}",
-                "--kill-on-bad-exit=1", *worker]  # fmt: skip
+                f"--cpus-per-task={threads}", "--overlap", "--kill-on-bad-exit=1", *worker]  # fmt: skip
     if nodes > 1:
         raise ConfigError(
             "training.nodes",
@@ -200,9 +209,9 @@ def launch_command(processes: int, nodes: int, spec_path: str) -> list[str]:
     ]  # fmt: skip
 
 
-def launch(processes: int, nodes: int, spec_path: str) -> None:
+def launch(processes: int, nodes: int, spec_path: str, threads: int = 1) -> None:
     """Run the processes of one training to their end; an error if any of them failed."""
-    command = launch_command(processes, nodes, spec_path)
+    command = launch_command(processes, nodes, spec_path, threads)
     log.info("launching %d x %d training processes: %s", nodes, processes, " ".join(command))
     sys.stdout.flush()
     sys.stderr.flush()

@@ -135,7 +135,7 @@ def _launch_processes(run: dict, processes: int, nodes: int) -> dict:
     spec_path = folder / f".{Path(run['model_path']).stem}.run.json"
     write_json_atomic(spec_path, run)
     try:
-        distributed.launch(processes, nodes, str(spec_path))
+        distributed.launch(processes, nodes, str(spec_path), run["settings"]["threads"])
     finally:
         spec_path.unlink(missing_ok=True)
     return json.loads(Path(run["summary_path"]).read_text())
@@ -227,6 +227,7 @@ def train_model(
     summary = _summary(history, device, epochs.name)
     if group is not None:
         summary["processes"] = group.world_size
+        summary["all_reduce"] = exchange.figures()
     return summary
 
 

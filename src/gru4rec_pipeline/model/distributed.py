@@ -215,7 +215,14 @@ def launch(processes: int, nodes: int, spec_path: str, threads: int = 1) -> None
     log.info("launching %d x %d training processes: %s", nodes, processes, " ".join(command))
     sys.stdout.flush()
     sys.stderr.flush()
-    result = subprocess.run(command, stdin=subprocess.DEVNULL)
+    # The processes' output goes where this process logs (a rule's log file: sys.stderr is that file).
+    try:
+        sys.stderr.fileno()
+        output = sys.stderr
+    except (AttributeError, OSError, ValueError):
+        output = None
+    merged = subprocess.STDOUT if output is not None else None
+    result = subprocess.run(command, stdin=subprocess.DEVNULL, stdout=output, stderr=merged)
     if result.returncode != 0:
         raise PipelineError(
             f"data-parallel training failed (launcher exit status {result.returncode}); the failing rank is named "

@@ -96,6 +96,15 @@ def test_four_processes_train_the_weights_of_one(tmp_path, loss):
     assert_same_weights(tmp_path, "one", "four")
 
 
+def test_two_processes_on_the_fixed_shape_path_train_the_weights_of_one(tmp_path):
+    """The strategy a GPU runs (torch operations, fixed-size scatter merge), eagerly, on two gloo processes."""
+    fixed = {"fast_path": "on", "epochs": 1}
+    one = train(tmp_path, "one", "bpr_max", settings=fixed)
+    two = train(tmp_path, "two", "bpr_max", processes=2, settings=fixed)
+    assert one["fast_path"] == two["fast_path"] == "eager"
+    assert_same_weights(tmp_path, "one", "two")
+
+
 def test_a_step_sums_across_processes_with_one_all_reduce(tmp_path, monkeypatch, one_thread):
     """In a process group of one (gloo, in this process): one all-reduce a step, and the weights of no group."""
     import torch.distributed as dist

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -19,9 +20,11 @@ from gru4rec_pipeline.model.training import train_run
 
 def main(spec_path: str) -> int:
     run = json.loads(Path(spec_path).read_text())
+    # The rank as the launcher gave it (torchrun or srun), for every line including the process group's own.
+    rank = os.environ.get("RANK", os.environ.get("SLURM_PROCID", "?"))
+    logging.basicConfig(level=logging.INFO, format=f"rank {rank}: %(message)s", stream=sys.stderr)
     device_kind = resolve_device(run["settings"].get("device", "auto")).type
     group = distributed.join_process_group(int(run["world_size"]), device_kind)
-    logging.basicConfig(level=logging.INFO, format=f"rank {group.rank}: %(message)s", stream=sys.stderr)
     if not group.is_writer:
         run["progress"] = False
     try:

@@ -245,3 +245,26 @@ def test_a_killed_process_stops_the_others_and_a_rerun_resumes(tmp_path):
     assert history["epoch"].tolist() == list(range(1, LONG["epochs"] + 1))
     train(tmp_path, "whole", "bpr_max", processes=2, settings=LONG)
     assert_same_weights(tmp_path, "whole", "killed", atol=0, rtol=0)
+
+
+def test_the_training_rule_asks_for_every_process(workflow_copy: Path):
+    """Two processes per node on two nodes: the job's threads on a node, SLURM tasks and nodes, a GPU each."""
+    from conftest import run_snakemake
+
+    (workflow_copy / "two.yaml").write_text("device: cuda\ntraining: {threads: 1, processes: 2, nodes: 2}\n")
+    result = run_snakemake(
+        workflow_copy,
+        "results/models/final/bpr/model.pt",
+        "--dry-run",
+        "--cores",
+        "4",
+        "--configfile",
+        "config/config.yaml",
+        "two.yaml",
+    )
+    block = result.stdout.split("rule train_model:", 1)[1]
+    resources = re.search(r"^\s+resources: (.*)$", block, re.M).group(1)
+    threads = re.search(r"^\s+threads: (\d+)$", block, re.M).group(1)
+    assert threads == "2", block[:2000]
+    for expected in ("tasks=4", "nodes=2", "gpu=2", "cpus_per_task=1", "tasks_per_gpu=1"):
+        assert re.search(rf"\b{expected}\b", resources), resources

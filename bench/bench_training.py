@@ -202,7 +202,7 @@ def profile_steps(config: TrainConfig, train: SessionArrays, support: np.ndarray
     per-step loop of ``TrainStep``."""
     from torch.profiler import ProfilerActivity, profile
 
-    from gru4rec_pipeline.model.graph_training import FastEpochs
+    from gru4rec_pipeline.model.fast_path import FastPathEpochs
     from gru4rec_pipeline.model.iterator import SessionParallelIterator
     from gru4rec_pipeline.model.training import build_step
 
@@ -230,7 +230,7 @@ def profile_steps(config: TrainConfig, train: SessionArrays, support: np.ndarray
     figures = {}
     for name, graphs in (("graphs", True), ("eager", False)):
         step, sampler, iterator = build()
-        runner = FastEpochs(step, sampler, part.items, iterator, graphs=graphs)
+        runner = FastPathEpochs(step, sampler, part.items, iterator, graphs=graphs)
         figures[name] = count(lambda runner=runner: runner.run_epoch()[1])
     step, sampler, iterator = build()
     items = torch.as_tensor(part.items, device=device)
@@ -294,14 +294,16 @@ def main() -> None:
             if device.type == "cpu":
                 print(
                     f"{loss:>10}: {summary['events_per_s']:,.0f} events/s ({summary['events']:,} events, "
-                    f"{summary['train_seconds']:.1f} s, threads {summary['threads']}), "
+                    f"{summary['train_seconds']:.1f} s, threads {summary['threads']}, "
+                    f"fast path {summary['fast_path']}), "
                     f"loss {summary['final_loss']:.4f}, recall@20 {recall:.4f} (eval {evaluation:.1f} s)"
                 )
                 continue
             peak = torch.cuda.max_memory_allocated() / 2**30
             print(
                 f"{loss:>10}: {summary['events_per_s']:,.0f} events/s ({summary['events']:,} events, "
-                f"{summary['train_seconds']:.1f} s, {torch.cuda.get_device_name(device)}, batch {config.batch_size}), "
+                f"{summary['train_seconds']:.1f} s, {torch.cuda.get_device_name(device)}, batch {config.batch_size}, "
+                f"fast path {summary['fast_path']}), "
                 f"loss {summary['final_loss']:.4f}, recall@20 {recall:.4f}, peak GPU memory {peak:.2f} GiB "
                 f"(eval {evaluation:.1f} s)"
             )

@@ -15,11 +15,11 @@ import logging
 import pytest
 import torch
 
-from gru4rec_pipeline.model.graph_training import FastEpochs
+from gru4rec_pipeline.model.fast_path import FastPathEpochs
 from gru4rec_pipeline.model.loading import load_model
 from gru4rec_pipeline.model.training import train_model
-from test_graph_training import build, reference_epoch
-from test_static_step import assert_same_training
+from test_fast_path import build, reference_epoch
+from test_one_step import assert_same_training
 from test_training import read_history, tiny_config, tiny_sessions
 
 pytestmark = pytest.mark.skipif(
@@ -49,8 +49,10 @@ def test_graph_replay_equals_eager_execution_over_200_steps(loss, overrides):
     config = tiny_config(loss, sample_store_size=8 * 13, **overrides)  # 13 rows: refills between replays
     graphed_step, graphed_sampler, iterator = build(config, train, support, "cuda")
     eager_step, eager_sampler, _ = build(config, train, support, "cuda")
-    graphed = FastEpochs(graphed_step, graphed_sampler, train.items, iterator, graph_steps=8, piece_steps=64)
-    eager = FastEpochs(eager_step, eager_sampler, train.items, iterator, graph_steps=8, piece_steps=64, graphs=False)
+    graphed = FastPathEpochs(graphed_step, graphed_sampler, train.items, iterator, graph_steps=8, piece_steps=64)
+    eager = FastPathEpochs(
+        eager_step, eager_sampler, train.items, iterator, graph_steps=8, piece_steps=64, graphs=False
+    )
     assert sorted(graphed.graphs) == [1, 8] and not eager.graphs
     graphed_loss, graphed_steps = graphed.run_epoch()
     eager_loss, eager_steps = eager.run_epoch()
@@ -80,7 +82,7 @@ def test_gpu_epochs_equal_cpu_epochs(loss, overrides):
     config = tiny_config(loss, dropout_embed=0.0, dropout_hidden=0.0, sample_store_size=56, **overrides)
     cpu_step, cpu_sampler, iterator = build(config, train, support, "cpu")
     gpu_step, gpu_sampler, _ = build(config, train, support, "cuda", sampler_device="cpu")
-    runner = FastEpochs(gpu_step, gpu_sampler, train.items, iterator, graph_steps=4, piece_steps=32)
+    runner = FastPathEpochs(gpu_step, gpu_sampler, train.items, iterator, graph_steps=4, piece_steps=32)
     for _ in range(2):
         cpu_loss, cpu_steps = reference_epoch(cpu_step, cpu_sampler, train.items, iterator)
         gpu_loss, gpu_steps = runner.run_epoch()
@@ -104,7 +106,7 @@ def test_train_model_on_the_gpu_equals_the_cpu(tmp_path, caplog):
         assert summary["device"].startswith(device)
         weights[device] = load_model(tmp_path / f"{device}.pt").state_dict()
         losses[device] = [float(row["loss"]) for row in read_history(tmp_path / f"{device}.csv")]
-    assert "replayed from CUDA graphs" in caplog.text
+    assert "fast path: cuda_graphs" in caplog.text
     assert losses["cuda"] == pytest.approx(losses["cpu"], rel=1e-3)
     for name, x in weights["cpu"].items():
         torch.testing.assert_close(weights["cuda"][name], x, atol=3e-3, rtol=3e-3, msg=name)
@@ -117,7 +119,7 @@ def test_no_host_synchronisation_inside_an_epoch(graphs):
     train, support = tiny_sessions()
     config = tiny_config("bpr_max", elu_param=0.5, dropout_hidden=0.3, sample_store_size=56)
     step, sampler, iterator = build(config, train, support, "cuda")
-    runner = FastEpochs(step, sampler, train.items, iterator, graph_steps=4, piece_steps=16, graphs=graphs)
+    runner = FastPathEpochs(step, sampler, train.items, iterator, graph_steps=4, piece_steps=16, graphs=graphs)
     torch.cuda.synchronize()
     torch.cuda.set_sync_debug_mode("error")
     try:

@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from gru4rec_pipeline.model.losses import loss_and_grad
+from gru4rec_pipeline.model.losses import loss_and_grad, loss_terms
 from gru4rec_pipeline.names import LOSSES
 
 
@@ -79,3 +79,24 @@ def test_cross_entropy_is_exact_where_the_target_probability_underflows():
     value, _ = loss_and_grad("ce_sampled", scores.clone())
     expected = (torch.logsumexp(scores.double(), dim=1) - scores.double().diagonal()).mean()
     torch.testing.assert_close(value.double(), expected, rtol=1e-6, atol=1e-4)
+
+
+@pytest.mark.parametrize("use_kernels", [None, False], ids=["kernels", "tensors"])
+@pytest.mark.parametrize("loss", LOSSES)
+def test_a_share_of_the_rows_gives_those_rows_of_the_minibatch(loss, use_kernels):
+    """A data-parallel process scores its rows only (row i's positive in column first_column + i) and scales by
+    the whole minibatch: the shares' losses add up to the minibatch's, their gradients are its rows."""
+    rows, columns = 8, 20 if loss != "ce_full" else 30
+    scores = torch.randn(rows, columns, generator=torch.Generator().manual_seed(4)) * 2
+    targets = torch.tensor([3, 0, 29, 7, 7, 12, 1, 5]) if loss == "ce_full" else None
+    value, grad, scale = loss_terms(loss, scores.clone(), targets, 0.5, 0.5, use_kernels)
+    total = torch.zeros(())
+    for lanes in (slice(0, 3), slice(3, 8)):
+        share_targets = None if targets is None else targets[lanes]
+        part, part_grad, part_scale = loss_terms(
+            loss, scores[lanes].clone(), share_targets, 0.5, 0.5, use_kernels, first_column=lanes.start, total_rows=rows
+        )
+        assert part_scale == scale
+        torch.testing.assert_close(part_grad, grad[lanes], rtol=1e-5, atol=1e-6)
+        total += part
+    torch.testing.assert_close(total, value, rtol=1e-5, atol=1e-6)

@@ -58,6 +58,8 @@ def test_schema_defaults_are_the_packages_defaults():
     assert schema_at("url")["default"] == names.RSC15_URL
     for stage, threads in names.THREAD_DEFAULTS.items():
         assert schema_at(stage, "threads")["default"] == threads
+    for key, default in names.DATA_PARALLEL_DEFAULTS.items():
+        assert schema_at("training", key)["default"] == default
     defaults = {field.name: field.default for field in dataclasses.fields(TrainConfig)}
     defaults["layers"] = TrainConfig().layers
     for key, spec in HYPERPARAMETERS["properties"].items():

@@ -119,6 +119,39 @@ def test_tiny_pipeline_runs_each_stage_as_its_own_slurm_job(slurm_cluster: Slurm
 
 
 @pytest.mark.slurm
+def test_a_data_parallel_training_runs_as_one_slurm_job_of_two_tasks(slurm_cluster: SlurmCluster, tmp_path: Path):
+    """training.processes: 2 on one node: the job asks SLURM for two tasks of one CPU, and starts the two
+    processes with srun; the rendezvous comes from SLURM's environment."""
+    workdir = copy_workflow(tmp_path / "workflow-copy")
+    profile = write_test_profile(tmp_path / "profile", slurm_cluster)
+    overlay = "training: {threads: 1, processes: 2, losses: {bpr: {epochs: 1}}}\n"
+    (workdir / "config" / "two_tasks.yaml").write_text(overlay)
+    model = "results/models/final/bpr/model.pt"
+    result = subprocess.run(
+        snakemake_command(model, *TINY, "config/two_tasks.yaml", "--workflow-profile", str(profile)),
+        cwd=workdir,
+        env=slurm_cluster.env,
+        capture_output=True,
+        text=True,
+        timeout=480,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, f"{output[-8000:]}\n{cluster_logs(slurm_cluster)}"
+    submitted = {slurm_id: Path(log) for _, slurm_id, log in SUBMITTED.findall(output)}
+    records = {slurm_id: slurm_job_record(slurm_cluster, slurm_id) for slurm_id in submitted}
+    (slurm_id,) = [slurm_id for slurm_id, record in records.items() if rule_of(record) == "train_model"]
+    training = records[slurm_id]
+    assert training["JobState"] == "COMPLETED" and training["NumTasks"] == "2", training
+    assert training["CPUs/Task"] == "1", training
+    job_log = submitted[slurm_id].read_text(errors="replace")
+    training_log = (workdir / "logs" / "train_model" / "final" / "bpr.log").read_text(errors="replace")
+    assert "launching 1 x 2 training processes: srun" in training_log, training_log[-3000:]
+    assert "rank 1: epoch 1" in training_log and "process 1 of 2 (gloo" in training_log, training_log[-3000:]
+    summary = (workdir / "results" / "models" / "final" / "bpr" / "training.json").read_text()
+    assert '"processes": 2' in summary, (summary, job_log[-2000:])
+
+
+@pytest.mark.slurm
 def test_study_workers_run_as_slurm_jobs_side_by_side(slurm_cluster: SlurmCluster, tuned_run: Path, tmp_path: Path):
     """A new study (another sampler seed) in a copy of the finished tiny study: its data are there, so the two
     workers are the only jobs to submit; one CPU each, they fit the node together."""

@@ -58,6 +58,9 @@ PROTOCOL_DEFAULTS = {"min_session_length": 2, "min_item_support": 5, "split_seco
 # Threads per job of each stage (config keys training.threads, evaluation.threads), measured with
 # bench/bench_threads.py: a training at batch 32 runs fastest on one thread; ranking gains from a second.
 THREAD_DEFAULTS = {"training": 1, "evaluation": 2}
+# Data-parallel training (config keys training.processes, training.nodes): processes per node and nodes that
+# train one model together; 1 and 1 is one process, without torch.distributed.
+DATA_PARALLEL_DEFAULTS = {"processes": 1, "nodes": 1}
 # Item-kNN (config key baselines.itemknn): neighbours kept per item, shrinkage lambda.
 ITEMKNN_DEFAULTS = {"neighbors": 100, "lambda": 20.0}
 

@@ -200,6 +200,32 @@ def get_training_gpus(wildcards):
     return 1 if config["device"] == "cuda" else 0
 
 
+def get_training_processes():
+    """Processes per node and nodes of one training (data-parallel when more than one in all)."""
+    return config["training"].get("processes", 1), config["training"].get("nodes", 1)
+
+
+def get_training_job_threads():
+    """A training job's threads on one node: each of its processes has training.threads."""
+    processes, _ = get_training_processes()
+    return config["training"]["threads"] * processes
+
+
+def get_training_tasks(wildcards):
+    """Tasks a training job asks SLURM for: one per process (the job starts them with srun)."""
+    processes, nodes = get_training_processes()
+    return processes * nodes
+
+
+def get_training_nodes(wildcards):
+    return get_training_processes()[1]
+
+
+def get_training_job_gpus(wildcards):
+    """GPUs per node a training job asks for: one per process with CUDA."""
+    return get_training_processes()[0] if config["device"] == "cuda" else 0
+
+
 def get_training_gpu_share(wildcards):
     """A training's share of a GPU: one unit. `--resources gpu_share=N` lets N trainings use one GPU at once."""
     return 1 if config["device"] == "cuda" else 0

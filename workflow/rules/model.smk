@@ -17,14 +17,23 @@ rule train_model:
         "benchmarks/train_model/{setting}/{loss}.tsv"
     conda:
         "../../envs/model.yaml"
-    threads: config["training"]["threads"]
+    # Data-parallel (training.processes x training.nodes): the job starts its processes itself (torchrun here,
+    # srun on SLURM), so it asks for all their threads, and on SLURM for one task per process.
+    threads: get_training_job_threads()
     resources:
-        mem_mb=8000,
+        mem_mb=8000 * get_training_processes()[0],
         runtime=240,
-        gpu=get_training_gpus,
+        gpu=get_training_job_gpus,
         gpu_share=get_training_gpu_share,
+        tasks=get_training_tasks,
+        nodes=get_training_nodes,
+        # SLURM: each task (process) has the training's threads; with GPUs one task per GPU.
+        cpus_per_task=config["training"]["threads"],
+        tasks_per_gpu=1,
     params:
         hyperparameters=get_hyperparameters,
+        processes=get_training_processes()[0],
+        nodes=get_training_processes()[1],
         seed=config["seed"],
         device=config["device"],
         checkpoint_root="results/models/{setting}/{loss}/checkpoints",

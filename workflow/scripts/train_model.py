@@ -20,5 +20,8 @@ run_training(
     checkpoint_root=snakemake.params.checkpoint_root,
     seed=snakemake.params.seed,
     device=snakemake.params.device,
-    threads=snakemake.threads,
+    # The job's threads are shared by its processes on this node.
+    threads=max(1, snakemake.threads // snakemake.params.processes),
+    processes=snakemake.params.processes,
+    nodes=snakemake.params.nodes,
 )

@@ -24,6 +24,10 @@ def add_commands(subparsers) -> None:
     parser.add_argument("--history", help="per-epoch history to write (default: history.csv beside the model)")
     parser.add_argument("--summary", help="training summary to write (default: training.json beside the model)")
     add_training_run_arguments(parser)
+    parser.add_argument(
+        "--processes", type=positive_int, default=1, help="data-parallel processes per node (default 1: one process)"
+    )
+    parser.add_argument("--nodes", type=positive_int, default=1, help="nodes of a data-parallel training (SLURM)")
     parser.set_defaults(run=run_train)
 
 
@@ -58,5 +62,7 @@ def run_train(args: argparse.Namespace) -> int:
         device=args.device,
         threads=args.threads,
         progress=not args.quiet,
+        processes=args.processes,
+        nodes=args.nodes,
     )
     return 0

@@ -231,9 +231,9 @@ def cross_entropy_rows(scores, target_columns):
 
 
 @njit(**LOSS_OPTIONS)
-def bpr_max_rows(scores, bpreg, elu_param, log_epsilon):
-    """BPR-max per row of ``scores`` [B, N] (float32; row i's positive in column i), after an ELU with
-    ``elu_param`` > 0 (0: none). Returns the losses [B]; ``scores`` is overwritten with the gradient.
+def bpr_max_rows(scores, bpreg, elu_param, log_epsilon, first_column=0):
+    """BPR-max per row of ``scores`` [B, N] (float32; row i's positive in column ``first_column + i``), after
+    an ELU with ``elu_param`` > 0 (0: none). Returns the losses [B]; ``scores`` is overwritten with the gradient.
 
     With a the (activated) scores, s_j the softmax over the negatives (s_i = 0) and sig_j = sigmoid(a_i - a_j):
     loss = -log(A + eps) + bpreg * R, A = sum_j sig_j s_j, R = sum_j a_j^2 s_j;
@@ -245,8 +245,9 @@ def bpr_max_rows(scores, bpreg, elu_param, log_epsilon):
     softmax = np.empty(cols, dtype=scores.dtype)
     sig = np.empty(cols, dtype=scores.dtype)
     scratch = np.empty(cols, dtype=scores.dtype)
-    for i in range(rows):
-        act = scores[i]
+    for row in range(rows):
+        act = scores[row]
+        i = first_column + row
         if elu_param > 0:
             sig[:] = act
             exp_in_place(sig, scratch)
@@ -275,7 +276,7 @@ def bpr_max_rows(scores, bpreg, elu_param, log_epsilon):
             ranked_sq += sig[j] * sig[j] * weight
             regular += act[j] * act[j] * weight
         ranked_eps = ranked + log_epsilon
-        losses[i] = bpreg * np.float64(regular) - np.log(np.float64(ranked_eps))
+        losses[row] = bpreg * np.float64(regular) - np.log(np.float64(ranked_eps))
         inverse_ranked = _ONE / ranked_eps
         diagonal = (ranked_sq - ranked) * inverse_ranked
         for j in range(cols):
@@ -372,7 +373,7 @@ def warm_up() -> None:
     )
     adagrad_momentum_dense(table.reshape(-1), state.reshape(2, -1), np.ones(6, f32), *scalars)
     cross_entropy_rows(np.zeros((2, 3), f32), np.arange(2))
-    bpr_max_rows(np.zeros((2, 3), f32), f32(0.5), f32(0.5), f32(1e-24))
+    bpr_max_rows(np.zeros((2, 3), f32), f32(0.5), f32(0.5), f32(1e-24), 0)
     h = np.zeros((2, 3), dtype=f32)
     gates, rz = np.zeros((2, 9), dtype=f32), np.zeros((2, 6), dtype=f32)
     gru_cell_forward(gates, gates, h, h.copy(), rz, h.copy())

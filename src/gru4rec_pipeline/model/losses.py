@@ -46,29 +46,41 @@ def kernels_apply(loss: str, scores: Tensor, use_kernels: bool | None = None) ->
 
 
 def kernel_loss_terms(
-    loss: str, scores: Tensor, target_columns: Tensor | None, bpreg: float, elu_param: float
+    loss: str,
+    scores: Tensor,
+    target_columns: Tensor | None,
+    bpreg: float,
+    elu_param: float,
+    first_column: int = 0,
+    total_rows: int | None = None,
 ) -> tuple[Tensor, Tensor, float]:
     rows = scores.shape[0]
+    total = rows if total_rows is None else total_rows
     values = scores.detach().numpy()
     if loss == "bpr_max":
-        per_row = kernels.bpr_max_rows(values, np.float32(bpreg), np.float32(elu_param), np.float32(LOG_EPSILON))
-    else:
-        columns = target_columns.numpy() if loss == "ce_full" else np.arange(rows)  # sampled: the diagonal
+        per_row = kernels.bpr_max_rows(
+            values, np.float32(bpreg), np.float32(elu_param), np.float32(LOG_EPSILON), first_column
+        )
+    else:  # sampled: row i's positive in column first_column + i
+        columns = target_columns.numpy() if loss == "ce_full" else np.arange(first_column, first_column + rows)
         per_row = kernels.cross_entropy_rows(values, columns)
-    return torch.tensor(per_row.sum() / rows, dtype=scores.dtype), scores, 1.0 / rows
+    return torch.tensor(per_row.sum() / total, dtype=scores.dtype), scores, 1.0 / total
 
 
-def cross_entropy(scores: Tensor, target_columns: Tensor | None) -> tuple[Tensor, Tensor, float]:
+def cross_entropy(
+    scores: Tensor, target_columns: Tensor | None, first_column: int = 0, total_rows: int | None = None
+) -> tuple[Tensor, Tensor, float]:
     """Softmax cross-entropy; ``target_columns`` [B] gives the positive column of each row
-    (``None``: the diagonal).
+    (``None``: the diagonal starting at ``first_column``). The loss is a sum over the rows divided by
+    ``total_rows`` (default: the rows here; a process's share of a minibatch divides by the whole's).
 
     One fused softmax gives the gradient; the loss -log p_target = lse - o_target takes the log-sum-exp
     from the row's largest score m and its probability p_m (lse = m - log p_m, and p_m >= 1/N never
     underflows), so it stays exact where p_target itself would underflow.
     """
-    rows = scores.shape[0]
+    rows = scores.shape[0] if total_rows is None else total_rows
     if target_columns is None:
-        positive = scores.diagonal().clone()
+        positive = scores.diagonal(first_column).clone()
     else:
         positive = scores.gather(1, target_columns.unsqueeze(1)).squeeze(1)
     top = scores.argmax(dim=1, keepdim=True)
@@ -76,32 +88,32 @@ def cross_entropy(scores: Tensor, target_columns: Tensor | None) -> tuple[Tensor
     grad = torch.softmax(scores, dim=1)
     loss = top_score.sub_(positive).sub_(grad.gather(1, top).squeeze(1).log_()).sum().div_(rows)
     if target_columns is None:
-        grad.diagonal().sub_(1.0)
+        grad.diagonal(first_column).sub_(1.0)
     else:
         grad.scatter_add_(1, target_columns.unsqueeze(1), torch.full_like(positive.unsqueeze(1), -1.0))
     return loss, grad, 1.0 / rows
 
 
-def negative_softmax(scores: Tensor) -> Tensor:
+def negative_softmax(scores: Tensor, first_column: int = 0) -> Tensor:
     """Softmax of each row over its negatives: the diagonal (row i's positive) gets weight 0."""
     weights = torch.exp(scores - scores.amax(dim=1, keepdim=True))
-    weights.diagonal().zero_()
+    weights.diagonal(first_column).zero_()
     return weights.div_(weights.sum(dim=1, keepdim=True))
 
 
-def bpr(scores: Tensor) -> tuple[Tensor, Tensor]:
-    rows, cols = scores.shape
-    diff = scores - scores.diagonal().unsqueeze(1)  # o_ij - o_ii
+def bpr(scores: Tensor, first_column: int = 0, rows: int | None = None) -> tuple[Tensor, Tensor]:
+    rows, cols = scores.shape[0] if rows is None else rows, scores.shape[1]
+    diff = scores - scores.diagonal(first_column).unsqueeze(1)  # o_ij - o_ii
     loss = F.softplus(diff).sum().div_(rows * cols)
     grad = torch.sigmoid(diff, out=diff)
-    grad.diagonal().sub_(grad.sum(dim=1))
+    grad.diagonal(first_column).sub_(grad.sum(dim=1))
     return loss, grad, 1.0 / (rows * cols)
 
 
-def bpr_max(scores: Tensor, bpreg: float) -> tuple[Tensor, Tensor]:
-    rows = scores.shape[0]
-    softmax = negative_softmax(scores)
-    sig = torch.sigmoid(scores.diagonal().unsqueeze(1) - scores)  # sigmoid(o_ii - o_ij)
+def bpr_max(scores: Tensor, bpreg: float, first_column: int = 0, rows: int | None = None) -> tuple[Tensor, Tensor]:
+    rows = scores.shape[0] if rows is None else rows
+    softmax = negative_softmax(scores, first_column)
+    sig = torch.sigmoid(scores.diagonal(first_column).unsqueeze(1) - scores)  # sigmoid(o_ii - o_ij)
     sig_softmax = sig * softmax
     ranked = sig_softmax.sum(dim=1, keepdim=True)  # A'_i
     ranked_eps = ranked + LOG_EPSILON
@@ -116,29 +128,29 @@ def bpr_max(scores: Tensor, bpreg: float) -> tuple[Tensor, Tensor]:
     if bpreg:
         inner.add_(squares.add_(scores, alpha=2.0).sub_(regular), alpha=bpreg)
     grad = inner.mul_(softmax)
-    grad.diagonal().copy_(diag_grad.squeeze(1))
+    grad.diagonal(first_column).copy_(diag_grad.squeeze(1))
     return loss, grad, 1.0 / rows
 
 
-def top1(scores: Tensor) -> tuple[Tensor, Tensor]:
-    rows, cols = scores.shape
-    diag = scores.diagonal().unsqueeze(1)
+def top1(scores: Tensor, first_column: int = 0, rows: int | None = None) -> tuple[Tensor, Tensor]:
+    rows, cols = scores.shape[0] if rows is None else rows, scores.shape[1]
+    diag = scores.diagonal(first_column).unsqueeze(1)
     sig_diff = torch.sigmoid(scores - diag)
     sig_sq = torch.sigmoid(scores * scores)
-    sig_diag_sq = sig_sq.diagonal().clone()
+    sig_diag_sq = sig_sq.diagonal(first_column).clone()
     loss = ((sig_diff + sig_sq).sum() - sig_diag_sq.sum()).div_(rows * cols)
     d_diff = sig_diff.mul_(1.0 - sig_diff)
     d_sq = sig_sq.mul_(1.0 - sig_sq).mul_(scores).mul_(2.0)
     grad = d_sq.add_(d_diff)
     # The positive appears in every difference and its own square term cancels.
-    grad.diagonal().sub_(d_diff.sum(dim=1) + 2.0 * sig_diag_sq * (1.0 - sig_diag_sq) * diag.squeeze(1))
+    grad.diagonal(first_column).sub_(d_diff.sum(dim=1) + 2.0 * sig_diag_sq * (1.0 - sig_diag_sq) * diag.squeeze(1))
     return loss, grad, 1.0 / (rows * cols)
 
 
-def top1_max(scores: Tensor) -> tuple[Tensor, Tensor]:
-    rows = scores.shape[0]
-    softmax = negative_softmax(scores)
-    sig_diff = torch.sigmoid(scores - scores.diagonal().unsqueeze(1))
+def top1_max(scores: Tensor, first_column: int = 0, rows: int | None = None) -> tuple[Tensor, Tensor]:
+    rows = scores.shape[0] if rows is None else rows
+    softmax = negative_softmax(scores, first_column)
+    sig_diff = torch.sigmoid(scores - scores.diagonal(first_column).unsqueeze(1))
     sig_sq = torch.sigmoid(scores * scores)
     terms = sig_diff + sig_sq
     per_row = (terms * softmax).sum(dim=1, keepdim=True)
@@ -147,7 +159,7 @@ def top1_max(scores: Tensor) -> tuple[Tensor, Tensor]:
     diag_grad = d_diff.sum(dim=1)
     d_sq = sig_sq.mul_(1.0 - sig_sq).mul_(scores).mul_(2.0)
     grad = terms.sub_(per_row).add_(d_sq).mul_(softmax).add_(d_diff)
-    grad.diagonal().copy_(-diag_grad)
+    grad.diagonal(first_column).copy_(-diag_grad)
     return loss, grad, 1.0 / rows
 
 
@@ -158,17 +170,22 @@ def loss_terms(
     bpreg: float = 0.0,
     elu_param: float = 0.0,
     use_kernels: bool | None = None,
+    first_column: int = 0,
+    total_rows: int | None = None,
 ) -> tuple[Tensor, Tensor, float]:
     """``(loss, g, scale)`` with d loss / d scores = ``g * scale``: leaving the scalar factor to the
     caller lets it scale a few small tensors instead of the whole score matrix.
 
-    ``use_kernels``: False keeps the tensor code on the CPU too (None: kernels where they apply)."""
+    ``use_kernels``: False keeps the tensor code on the CPU too (None: kernels where they apply).
+    A process's share of a data-parallel minibatch: ``scores`` holds its rows, row i's positive (sampled
+    losses) in column ``first_column + i``, and the loss and its gradient are those of a mean over
+    ``total_rows`` rows (default: the rows of ``scores``)."""
     if kernels_apply(loss, scores, use_kernels):
-        return kernel_loss_terms(loss, scores, target_columns, bpreg, elu_param)
+        return kernel_loss_terms(loss, scores, target_columns, bpreg, elu_param, first_column, total_rows)
     if loss == "ce_full":
-        return cross_entropy(scores, target_columns)
+        return cross_entropy(scores, target_columns, total_rows=total_rows)
     if loss == "ce_sampled":
-        return cross_entropy(scores, None)
+        return cross_entropy(scores, None, first_column, total_rows)
     if loss not in RANKING_LOSSES:
         raise ConfigError("loss", f"got {loss!r}, expected one of {', '.join(LOSSES)}")
     activated = scores
@@ -178,13 +195,13 @@ def loss_terms(
         # from expm1(x) by at most one rounding of 1.0, far below any score difference that matters.
         activated = torch.clamp_max(scores, 0.0).exp_().sub_(1.0).mul_(elu_param).add_(torch.clamp_min(scores, 0.0))
     if loss == "bpr":
-        value, grad, scale = bpr(activated)
+        value, grad, scale = bpr(activated, first_column, total_rows)
     elif loss == "bpr_max":
-        value, grad, scale = bpr_max(activated, bpreg)
+        value, grad, scale = bpr_max(activated, bpreg, first_column, total_rows)
     elif loss == "top1":
-        value, grad, scale = top1(activated)
+        value, grad, scale = top1(activated, first_column, total_rows)
     else:
-        value, grad, scale = top1_max(activated)
+        value, grad, scale = top1_max(activated, first_column, total_rows)
     if elu_param > 0:
         # Chain rule through the ELU in one fused operation (from its output: slope 1 above zero,
         # elu(x) + alpha below).

@@ -1,4 +1,4 @@
-"""One training minibatch of GRU4Rec: forward, hand-written backward, Adagrad-momentum update.
+"""The training step of GRU4Rec, written once: forward, hand-written backward, Adagrad-momentum update.
 
 Why by hand: at GRU4Rec's sizes (batch 32, 100 units, ~2k candidates) a step is a few hundred
 microseconds of arithmetic, and autograd's per-operation bookkeeping would cost more than the
@@ -13,6 +13,18 @@ Faithful details of the official GRU4Rec:
 - logQ correction for ``ce_sampled``: scores minus ``logq * log(support)`` for the minibatch targets
   and minus ``logq * log(support ** sample_alpha)`` for the extra samples;
 - the loss is averaged over the minibatch rows; item matrices are updated only on the rows the step used.
+
+What differs between devices is a strategy, not a second copy of the math (``use_kernels``):
+- compiled (the CPU default): numba loops (``kernels``) for the losses with the most work, the GRU cell and the
+  row update, which merges duplicate item rows of a step dynamically;
+- fixed-shape (``use_kernels = False``; a GPU, and ``fast_path: on`` on a CPU): torch operations only, with
+  duplicate rows merged by a fixed-size scatter (``optim``), so that a CUDA graph can hold the step.
+How epochs drive the step (a per-step loop, or chunks replayed from CUDA graphs) is ``epochs`` and ``fast_path``.
+
+Data-parallel (``distributed``): with ``lanes`` a process computes only its share of the minibatch's lanes,
+against the whole minibatch's candidates (every lane's target and the shared samples, the same on every
+process); ``exchange`` sums the gradients of the dense weights and of the fixed-size block of touched item
+rows (and the loss) across processes in one call, and every process then applies the same update.
 """
 
 from __future__ import annotations
@@ -44,8 +56,14 @@ class TrainStep:
         bpreg: float = 0.0,
         elu_param: float = 0.0,
         seed: int = 0,
+        lanes: slice | None = None,
+        exchange=None,
     ):
         self.model = model
+        # This process's lanes of the minibatch (None: all of them) and the cross-process gradient sum.
+        self.lanes, self.exchange = lanes, exchange
+        self.first_lane = 0 if lanes is None else lanes.start
+        self.local_batch = batch_size if lanes is None else lanes.stop - lanes.start
         self.loss = loss
         self.full = loss == "ce_full"
         self.batch_size = batch_size
@@ -124,49 +142,84 @@ class TrainStep:
         self._use_kernels = value
         self.optimizer.use_kernels = value
 
+    def init_state(self) -> list[Tensor]:
+        """Zero hidden states of this process's lanes."""
+        return self.model.init_state(self.local_batch)
+
     # -- dropout ------------------------------------------------------------------------------
     def _dropout_mask(self, shape: tuple[int, int], p: float) -> Tensor:
-        uniform = torch.rand(shape, device=self.device, generator=self.dropout_generator)
+        # Drawn for the whole minibatch, so that every process reads the stream as one process does.
+        uniform = torch.rand((self.batch_size, shape[1]), device=self.device, generator=self.dropout_generator)
+        if self.lanes is not None:
+            uniform = uniform[self.lanes]
         return (uniform >= p).to(uniform.dtype).mul_(1.0 / (1.0 - p))
 
     # -- the step -----------------------------------------------------------------------------
     def __call__(self, inputs: Tensor, targets: Tensor, samples: Tensor | None, state: list[Tensor]) -> Tensor:
+        """One step on the minibatch ``inputs``/``targets`` [B] with the shared ``samples`` (None: none);
+        ``state`` (this process's lanes) is advanced in place. Returns the minibatch's mean loss."""
+        rows = self._gather_rows(inputs, targets, samples)
+        output, caches, embed_mask = self._forward(rows, inputs, state)
+        scores = torch.addmm(rows.out_bias, output, rows.out_weight.t())
+        local_targets = targets if self.lanes is None else targets[self.lanes]
+        loss, d_scores, scale = loss_terms(
+            self.loss,
+            scores,
+            local_targets if self.full else None,
+            self.bpreg,
+            self.elu_param,
+            self.use_kernels,
+            first_column=self.first_lane,
+            total_rows=self.batch_size,
+        )
+        row_grads, bias_grads, input_grads = self._backward(rows, inputs, output, caches, embed_mask, d_scores, scale)
+        if self.exchange is not None:
+            self.exchange.sum_([self.dense_grad, row_grads, bias_grads, input_grads, loss])
+        self._update(rows, inputs, row_grads, bias_grads, input_grads)
+        return loss
+
+    def _gather_rows(self, inputs: Tensor, targets: Tensor, samples: Tensor | None) -> "StepRows":
+        """Item rows: all of them (ce_full), or those the step touches, gathered once. The candidates
+        (targets, then the shared samples) come first and the inputs (shared embedding) last, so the bias is
+        updated on the candidate entries (a prefix) only. Duplicates are kept here (one score column per
+        candidate, as the loss defines) and merged by the optimizer."""
         model = self.model
-        mode = self.mode
-        item_weight, item_bias = model.item_weight, model.item_bias
-        batch = inputs.shape[0]
-        grads = self.dense_grads
-        optimizer = self.optimizer
-        kernels = self.use_kernels
-
-        # Item rows: all of them (ce_full), or those the step touches, gathered once. The candidates
-        # (targets, then the shared samples) come first and the inputs (shared embedding) last, so the
-        # bias is updated on the candidate entries (a prefix) only. Duplicates are kept here (one score
-        # column per candidate, as the loss defines) and merged by the optimizer.
+        rows = StepRows()
         if self.full:
-            out_weight, out_bias = item_weight, item_bias
-        else:
-            parts = [targets] if samples is None or samples.numel() == 0 else [targets, samples]
-            if mode == "shared":
-                parts.append(inputs)
-            touched = torch.cat(parts)
-            n_candidates = touched.shape[0] - (batch if mode == "shared" else 0)
-            touched_rows = item_weight.index_select(0, touched)
-            out_weight = touched_rows[:n_candidates]
-            out_bias = item_bias.index_select(0, touched[:n_candidates])
-            if self.logq_target_table is not None:
-                correction = [self.logq_target_table.index_select(0, targets)]
-                if len(parts) > 1 and n_candidates > batch:
-                    correction.append(self.logq_sample_table.index_select(0, samples))
-                out_bias = out_bias.sub_(torch.cat(correction))
+            rows.out_weight, rows.out_bias = model.item_weight, model.item_bias
+            return rows
+        batch = inputs.shape[0]
+        parts = [targets] if samples is None or samples.numel() == 0 else [targets, samples]
+        if self.mode == "shared":
+            parts.append(inputs)
+        rows.touched = touched = torch.cat(parts)
+        rows.n_candidates = n_candidates = touched.shape[0] - (batch if self.mode == "shared" else 0)
+        rows.touched_rows = model.item_weight.index_select(0, touched)
+        rows.out_weight = rows.touched_rows[:n_candidates]
+        out_bias = model.item_bias.index_select(0, touched[:n_candidates])
+        if self.logq_target_table is not None:
+            correction = [self.logq_target_table.index_select(0, targets)]
+            if len(parts) > 1 and n_candidates > batch:
+                correction.append(self.logq_sample_table.index_select(0, samples))
+            out_bias = out_bias.sub_(torch.cat(correction))
+        rows.out_bias = out_bias
+        return rows
 
-        # Forward ------------------------------------------------------------------------------
-        embed_mask = None
+    def _forward(self, rows: "StepRows", inputs: Tensor, state: list[Tensor]):
+        """The embedding of this process's inputs and the GRU layers (dropout on each output, which is also
+        the state carried on). Returns the output, what the backward pass needs, and the embedding's mask."""
+        model, mode = self.model, self.mode
+        local_inputs = inputs if self.lanes is None else inputs[self.lanes]
         layer_input = None
         if mode == "shared":
-            layer_input = item_weight.index_select(0, inputs) if self.full else touched_rows[n_candidates:]
+            if self.full:
+                layer_input = model.item_weight.index_select(0, local_inputs)
+            else:
+                first = rows.n_candidates + self.first_lane
+                layer_input = rows.touched_rows[first : first + self.local_batch]
         elif mode == "separate":
-            layer_input = model.input_embedding.index_select(0, inputs)
+            layer_input = model.input_embedding.index_select(0, local_inputs)
+        embed_mask = None
         if layer_input is not None and self.embed_dropout > 0:
             embed_mask = self._dropout_mask(layer_input.shape, self.embed_dropout)
             layer_input = layer_input * embed_mask
@@ -174,11 +227,11 @@ class TrainStep:
         for layer, h in enumerate(state):
             bias = model.gru_input_biases[layer]
             if layer == 0 and mode == "none":
-                gi = model.gru_input_weights[0].index_select(0, inputs).add_(bias)
+                gi = model.gru_input_weights[0].index_select(0, local_inputs).add_(bias)
             else:
                 gi = torch.addmm(bias, layer_input, model.gru_input_weights[layer])
             h_new, rz, n, gh = gru_gates(
-                gi, h, model.gru_hidden_weights[layer], model.gru_hidden_biases[layer], kernels
+                gi, h, model.gru_hidden_weights[layer], model.gru_hidden_biases[layer], self.use_kernels
             )
             mask = None
             if self.layer_dropout[layer] > 0:
@@ -187,33 +240,37 @@ class TrainStep:
             caches.append((layer_input, h, rz, n, gh, mask))
             state[layer] = h_new
             layer_input = h_new
-        output = layer_input
+        return layer_input, caches, embed_mask
 
-        scores = torch.addmm(out_bias, output, out_weight.t())
-        loss, d_scores, scale = loss_terms(
-            self.loss, scores, targets if self.full else None, self.bpreg, self.elu_param, kernels
-        )
-
-        # Backward (d_scores * scale is the gradient; the scale goes onto the smaller factors) -----
-        d_input = torch.mm(d_scores, out_weight).mul_(scale)
+    def _backward(self, rows, inputs, output, caches, embed_mask, d_scores, scale):
+        """Gradients into the dense buffer; returns the item rows' (one per touched entry), the candidate
+        biases' and the input rows' (separate embedding or one-hot first layer; one per lane of the
+        minibatch, zero for other processes' lanes). ``d_scores * scale`` is the gradient of the scores;
+        the scale goes onto the smaller factors."""
+        model, mode, grads = self.model, self.mode, self.dense_grads
+        n_candidates = rows.n_candidates
+        d_input = torch.mm(d_scores, rows.out_weight).mul_(scale)
         output_scaled = output * scale
-        embedding_grad = None  # where the gradient of the shared input rows goes
+        embedding_grad = row_grads = bias_grads = None  # embedding_grad: where the shared input rows' go
         if self.full:
             torch.mm(d_scores.t(), output_scaled, out=grads["item_weight"])
             torch.sum(d_scores, dim=0, out=grads["item_bias"]).mul_(scale)
         else:
             # One gradient row per touched entry: candidates from the scores, inputs (shared) below.
-            row_grads = torch.empty_like(touched_rows)
+            # Across processes the input entries of other processes' lanes must add nothing: zeros.
+            allocate = torch.empty_like if self.lanes is None else torch.zeros_like
+            row_grads = allocate(rows.touched_rows)
             torch.mm(d_scores.t(), output_scaled, out=row_grads[:n_candidates])
             bias_grads = d_scores.sum(dim=0).mul_(scale)
             if mode == "shared":
-                embedding_grad = row_grads[n_candidates:]
+                first = n_candidates + self.first_lane
+                embedding_grad = row_grads[first : first + self.local_batch]
         first_layer_rows = None
-        for layer in range(len(state) - 1, -1, -1):
+        for layer in range(len(caches) - 1, -1, -1):
             layer_input, h, rz, n, gh, mask = caches[layer]
             if mask is not None:
                 d_input = d_input.mul_(mask)
-            d_gi, d_gh = gru_gates_backward(d_input, h, rz, n, gh, kernels)
+            d_gi, d_gh = gru_gates_backward(d_input, h, rz, n, gh, self.use_kernels)
             torch.mm(h.t(), d_gh, out=grads[f"gru_hidden_weights.{layer}"])
             torch.sum(d_gh, dim=0, out=grads[f"gru_hidden_biases.{layer}"])
             torch.sum(d_gi, dim=0, out=grads[f"gru_input_biases.{layer}"])
@@ -229,24 +286,43 @@ class TrainStep:
                     d_input = torch.mm(d_gi, weight_t)
         if embed_mask is not None:
             d_input = d_input.mul_(embed_mask)
-
-        # Update (every gradient above was computed from the weights before this step) -----------
         if self.full and mode == "shared":
-            grads["item_weight"].index_add_(0, inputs, d_input)
+            local_inputs = inputs if self.lanes is None else inputs[self.lanes]
+            grads["item_weight"].index_add_(0, local_inputs, d_input)
+        input_grads = d_input if mode == "separate" else first_layer_rows
+        if input_grads is not None and self.lanes is not None:
+            lanes_grads = input_grads.new_zeros(self.batch_size, input_grads.shape[1])
+            lanes_grads[self.lanes] = input_grads
+            input_grads = lanes_grads
+        return row_grads, bias_grads, input_grads
+
+    def _update(self, rows, inputs, row_grads, bias_grads, input_grads) -> None:
+        """Every gradient was computed from the weights before this step (and, across processes, summed)."""
+        model, optimizer = self.model, self.optimizer
         optimizer.update_dense("dense", self.dense_flat, self.dense_grad)
         if not self.full:
             optimizer.update_rows_with_bias(
                 "item_weight",
-                item_weight,
+                model.item_weight,
                 "item_bias",
-                item_bias,
-                touched,
+                model.item_bias,
+                rows.touched,
                 row_grads,
                 bias_grads,
-                param_rows=touched_rows,
+                param_rows=rows.touched_rows,
             )
-        if mode == "separate":
-            optimizer.update_rows("input_embedding", model.input_embedding, inputs, d_input)
-        elif mode == "none":
-            optimizer.update_rows("gru_input_weights.0", model.gru_input_weights[0], inputs, first_layer_rows)
-        return loss
+        if self.mode == "separate":
+            optimizer.update_rows("input_embedding", model.input_embedding, inputs, input_grads)
+        elif self.mode == "none":
+            optimizer.update_rows("gru_input_weights.0", model.gru_input_weights[0], inputs, input_grads)
+
+
+class StepRows:
+    """The item rows of one step: ``touched`` (candidates, then shared inputs; None for ce_full), their
+    gathered ``touched_rows``, ``n_candidates``, and the output layer the scores use."""
+
+    __slots__ = ("touched", "touched_rows", "n_candidates", "out_weight", "out_bias")
+
+    def __init__(self):
+        self.touched = self.touched_rows = None
+        self.n_candidates = 0

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 import time
@@ -23,7 +24,7 @@ from gru4rec_pipeline.data.arrays import SessionArrays
 from gru4rec_pipeline.data.vocabulary import Vocabulary
 from gru4rec_pipeline.errors import ConfigError, DataFormatError
 from gru4rec_pipeline.files import write_json_atomic
-from gru4rec_pipeline.model import kernels
+from gru4rec_pipeline.model import distributed, kernels
 from gru4rec_pipeline.model.checkpoints import (
     CHECKPOINT_FORMAT,
     CHECKPOINT_NAME,
@@ -34,7 +35,7 @@ from gru4rec_pipeline.model.checkpoints import (
     write_history,
 )
 from gru4rec_pipeline.model.divergence import check_divergence
-from gru4rec_pipeline.model.graph_training import fast_epoch_runner
+from gru4rec_pipeline.model.epochs import epoch_driver
 from gru4rec_pipeline.model.hyperparameters import TrainConfig
 from gru4rec_pipeline.model.iterator import SessionParallelIterator
 from gru4rec_pipeline.model.network import GRU4Rec
@@ -44,7 +45,6 @@ from gru4rec_pipeline.progress import Progress
 
 log = logging.getLogger("gru4rec_pipeline")
 
-BLOCK_STEPS = 1024  # steps whose indices are prepared (and moved to the device) at once
 # Settings that do not change what a training computes: a checkpoint is resumed across them.
 RUN_ONLY_SETTINGS = ("epochs", "device", "threads", "fast_path")
 
@@ -68,39 +68,78 @@ def run_training(
     device: str = "auto",
     threads: int = 1,
     progress: bool = True,
+    processes: int = 1,
+    nodes: int = 1,
 ) -> dict:
     """The training stage: train ``loss`` with ``hyperparameters`` on the session arrays ``train_path``.
 
     Writes the model, its history and ``summary_path`` (JSON: epochs, seconds, events/s, final loss, device,
     threads); returns the summary. With ``checkpoint_root`` an interrupted training resumes from its last
     epoch, and the checkpoints are removed once the model is written (a forced rerun then trains anew).
+    ``processes`` per node x ``nodes`` > 1: one model trained data-parallel by that many processes
+    (``distributed``), which this call launches and waits for.
     """
-    settings = {**hyperparameters, "loss": loss, "seed": seed, "device": device, "threads": threads}
-    config = TrainConfig.from_dict(settings)
-    vocabulary = Vocabulary.load(vocab_path)
-    train = SessionArrays.load(train_path)
-    vocabulary.check_indices(train, train_path, vocab_path)
+    run = {
+        "train_path": str(train_path),
+        "vocab_path": str(vocab_path),
+        "model_path": str(model_path),
+        "history_path": str(history_path),
+        "summary_path": str(summary_path),
+        "settings": {**hyperparameters, "loss": loss, "seed": seed, "device": device, "threads": threads},
+        "progress": progress,
+        "world_size": processes * nodes,
+    }
+    config = TrainConfig.from_dict(run["settings"])
     with TrainingLock(Path(model_path).parent):
-        checkpoint_dir = None
+        run["checkpoint_dir"] = None
         if checkpoint_root is not None:
             identity = {k: v for k, v in config.to_dict().items() if k not in RUN_ONLY_SETTINGS}
-            checkpoint_dir = Path(checkpoint_root) / training_fingerprint(identity, train_path)
-            log.info("checkpoints in %s", checkpoint_dir)
-        summary = train_model(
-            train,
-            vocabulary.support,
-            config,
-            model_path,
-            history_path,
-            checkpoint_dir=checkpoint_dir,
-            progress=progress,
-            vocabulary_identity=vocabulary.identity(),
-        )
-        write_json_atomic(summary_path, summary)
+            run["checkpoint_dir"] = str(Path(checkpoint_root) / training_fingerprint(identity, train_path))
+            log.info("checkpoints in %s", run["checkpoint_dir"])
+        if run["world_size"] > 1:
+            summary = _launch_processes(run, processes, nodes)
+        else:
+            summary = train_run(run)
         if checkpoint_root is not None:
             shutil.rmtree(checkpoint_root, ignore_errors=True)
     log.info("training summary: %s", summary)
     return summary
+
+
+def train_run(run: dict, group=None) -> dict:
+    """One process's part of the training ``run`` (what ``run_training`` describes): reads the inputs,
+    trains, and (the only process, or rank 0 of ``group``) writes the summary."""
+    config = TrainConfig.from_dict(run["settings"])
+    vocabulary = Vocabulary.load(run["vocab_path"])
+    train = SessionArrays.load(run["train_path"])
+    vocabulary.check_indices(train, run["train_path"], run["vocab_path"])
+    summary = train_model(
+        train,
+        vocabulary.support,
+        config,
+        run["model_path"],
+        run["history_path"],
+        checkpoint_dir=run["checkpoint_dir"],
+        progress=run["progress"],
+        vocabulary_identity=vocabulary.identity(),
+        group=group,
+    )
+    if group is None or group.is_writer:
+        write_json_atomic(run["summary_path"], summary)
+    return summary
+
+
+def _launch_processes(run: dict, processes: int, nodes: int) -> dict:
+    """Start the processes of a data-parallel training on ``run`` (written beside the model for them) and
+    return the summary rank 0 wrote."""
+    folder = Path(run["model_path"]).parent
+    spec_path = folder / f".{Path(run['model_path']).stem}.run.json"
+    write_json_atomic(spec_path, run)
+    try:
+        distributed.launch(processes, nodes, str(spec_path), run["settings"]["threads"])
+    finally:
+        spec_path.unlink(missing_ok=True)
+    return json.loads(Path(run["summary_path"]).read_text())
 
 
 def train_model(
@@ -113,116 +152,137 @@ def train_model(
     progress: bool = True,
     vocabulary_identity: dict | None = None,
     on_epoch=None,
+    group=None,
 ) -> dict:
     """Train GRU4Rec; write the model and the history; return a summary.
 
     ``item_support``: training events per vocabulary index; ``vocabulary_identity``: what the model
     records of its vocabulary (``Vocabulary.identity()``). ``on_epoch(epoch, model)`` runs after each
     epoch is recorded (a tuning trial evaluates the model there, and stops the training by raising).
-    Summary keys: epochs, train_seconds, events, events_per_s, final_loss, device, threads.
+    ``group``: this process's ``distributed.ProcessGroup`` in a data-parallel training (None: one process);
+    every process trains its lanes, rank 0 alone writes the files.
+    Summary keys: epochs, train_seconds, events, events_per_s, final_loss, device, threads, fast_path
+    (and processes in a data-parallel training).
     """
+    # Set up: checked inputs, the device and threads, the network with its step, sampler and epoch driver.
     config.validate()
     model_path, history_path = Path(model_path), Path(history_path)
     item_support = np.asarray(item_support, dtype=np.int64)
-    n_items = len(item_support)
-    if train.n_events and (train.items.min() < 0 or train.items.max() >= n_items):
-        raise DataFormatError("<train>", f"item indices must lie in 0..{n_items - 1} (the vocabulary size)")
-    device = resolve_device(config.device)
+    _check_item_indices(train, len(item_support))
+    device = resolve_device(config.device) if group is None else group.device
     configure_threads(config.threads)
     log.info("training %s on %s with %d threads", config.loss, device, torch.get_num_threads())
+    iterator = _session_iterator(train, config)
+    lanes = exchange = None
+    if group is not None:
+        lanes = distributed.lane_share(config.batch_size, group.world_size, group.rank)
+        exchange = distributed.GradientExchange(group)
+    step, sampler = build_step(config, item_support, device, lanes=lanes, exchange=exchange)
+    model = step.model
+    model.vocabulary = vocabulary_identity
+    fingerprint = _fingerprint(train, len(item_support), config)
+    if group is not None:  # a checkpoint resumes with the process count that wrote it
+        fingerprint["processes"] = group.world_size
+    writes = group is None or group.is_writer
+
+    # Resume from the last epoch's checkpoint, if there is one of this training.
+    checkpoint_path = None
+    if checkpoint_dir is not None:
+        Path(checkpoint_dir).mkdir(parents=True, exist_ok=True)
+        checkpoint_path = Path(checkpoint_dir) / CHECKPOINT_NAME
+    history, start_epoch = _resume(checkpoint_path, fingerprint, config, step, sampler)
+
+    # Run the epochs: the per-step loop or the fast path (epochs.py).
+    if device.type == "cpu":
+        kernels.warm_up()
+    epochs = epoch_driver(config, device, step, sampler, train.items, iterator)
+    for epoch in range(start_epoch + 1, config.epochs + 1):
+        started = time.perf_counter()
+        bar = Progress(f"epoch {epoch}", total=iterator.upper_bound_events(), unit="events", enabled=progress)
+        loss_sum, steps = epochs.run_epoch(bar)
+        mean_loss = float(loss_sum) / max(steps, 1)
+        bar.set_postfix(f"loss {mean_loss:.4f}")
+        bar.close()
+        wall = time.perf_counter() - started
+        check_divergence(epoch, mean_loss, history, model, config)
+        events = steps * config.batch_size
+        history.append(
+            {"epoch": epoch, "loss": mean_loss, "events": events, "events_per_s": events / wall, "wall_s": wall}
+        )
+        log.info("epoch %d: loss %.6f, %d events, %.0f events/s", epoch, mean_loss, events, events / wall)
+        if group is not None:
+            distributed.check_replicas(group, _replicated_tensors(step), epoch)
+        if writes:
+            write_history(history_path, history)
+        if checkpoint_path is not None and writes:
+            save_checkpoint(checkpoint_path, _checkpoint_payload(fingerprint, epoch, step, sampler, history))
+        if on_epoch is not None:
+            on_epoch(epoch, model)
+
+    # The model, and the summary.
+    if writes:
+        model.save(model_path)
+        if not history_path.exists():
+            write_history(history_path, history)
+    summary = _summary(history, device, epochs.name)
+    if group is not None:
+        summary["processes"] = group.world_size
+        summary["all_reduce"] = exchange.figures()
+    return summary
+
+
+def _replicated_tensors(step: TrainStep) -> list[torch.Tensor]:
+    """What every process of a data-parallel training holds identically: weights and optimizer state."""
+    return list(step.model.state_dict().values()) + list(step.optimizer.state.values())
+
+
+def _check_item_indices(train: SessionArrays, n_items: int) -> None:
+    if train.n_events and (train.items.min() < 0 or train.items.max() >= n_items):
+        raise DataFormatError("<train>", f"item indices must lie in 0..{n_items - 1} (the vocabulary size)")
+
+
+def _session_iterator(train: SessionArrays, config: TrainConfig) -> SessionParallelIterator:
     try:
-        iterator = SessionParallelIterator(train.offsets, config.batch_size)
+        return SessionParallelIterator(train.offsets, config.batch_size)
     except ValueError as exc:
         raise ConfigError(
             f"training.losses.{config.loss}.batch_size",
             f"{exc}: the training split is too small for this loss's minibatch; lower batch_size or use more data",
         ) from None
 
-    step, sampler = build_step(config, item_support, device)
-    model = step.model
-    model.vocabulary = vocabulary_identity
 
-    history: list[dict] = []
-    start_epoch = 0
-    fingerprint = _fingerprint(train, n_items, config)
-    checkpoint_path = None
-    if checkpoint_dir is not None:
-        checkpoint_dir = Path(checkpoint_dir)
-        checkpoint_dir.mkdir(parents=True, exist_ok=True)
-        checkpoint_path = checkpoint_dir / CHECKPOINT_NAME
-        payload = load_checkpoint(checkpoint_path)
-        if payload is not None and payload["fingerprint"] == fingerprint and payload["epoch"] <= config.epochs:
-            model.load_state_dict(payload["model"])
-            step.optimizer.load_state_dict(payload["optimizer"])
-            set_generator_state(step.dropout_generator, payload["dropout_generator"], "dropout")
-            if sampler is not None:
-                sampler.load_state_dict(payload["sampler"])
-            history = list(payload["history"])
-            start_epoch = int(payload["epoch"])
-            log.info("resuming from %s after epoch %d", checkpoint_path, start_epoch)
-        elif payload is not None:
-            log.warning("checkpoint %s belongs to another run; starting over", checkpoint_path)
+def _resume(checkpoint_path, fingerprint: dict, config: TrainConfig, step: TrainStep, sampler) -> tuple[list, int]:
+    """Load the checkpoint at ``checkpoint_path`` into the step and sampler if it is this training's;
+    returns the history so far and the last epoch done (0: start)."""
+    payload = load_checkpoint(checkpoint_path) if checkpoint_path is not None else None
+    if payload is None:
+        return [], 0
+    if payload["fingerprint"] != fingerprint or payload["epoch"] > config.epochs:
+        log.warning("checkpoint %s belongs to another run; starting over", checkpoint_path)
+        return [], 0
+    step.model.load_state_dict(payload["model"])
+    step.optimizer.load_state_dict(payload["optimizer"])
+    set_generator_state(step.dropout_generator, payload["dropout_generator"], "dropout")
+    if sampler is not None:
+        sampler.load_state_dict(payload["sampler"])
+    log.info("resuming from %s after epoch %d", checkpoint_path, int(payload["epoch"]))
+    return list(payload["history"]), int(payload["epoch"])
 
-    if device.type == "cpu":
-        kernels.warm_up()
-    items = torch.as_tensor(train.items, dtype=torch.int64, device=device)
-    batch = config.batch_size
-    # The static-shape step (CUDA graphs on a GPU), or None for the per-step loop below: graph_training.py.
-    fast_epochs = fast_epoch_runner(config, device, step, sampler, train.items, iterator)
-    for epoch in range(start_epoch + 1, config.epochs + 1):
-        started = time.perf_counter()
-        state = model.init_state(batch)
-        loss_sum = torch.zeros((), device=device)
-        steps = 0
-        bar = Progress(f"epoch {epoch}", total=iterator.upper_bound_events(), unit="events", enabled=progress)
-        blocks = iterator.blocks(BLOCK_STEPS)
-        if fast_epochs is not None:
-            loss_sum, steps = fast_epochs.run_epoch(bar)
-            blocks = ()
-        for block in blocks:
-            positions = torch.as_tensor(block.positions, device=device)
-            inputs, targets = items[positions], items[positions + 1]
-            keep = torch.as_tensor(~block.new_session, device=device).to(torch.float32).unsqueeze(2)
-            resets = block.new_session.any(axis=1).tolist()
-            for t in range(block.n_steps):
-                if resets[t]:
-                    for layer_state in state:
-                        layer_state.mul_(keep[t])
-                samples = sampler.next() if sampler is not None else None
-                loss_sum += step(inputs[t], targets[t], samples, state)
-            steps += block.n_steps
-            bar.update(block.n_steps * batch)
-        mean_loss = float(loss_sum) / max(steps, 1)
-        bar.set_postfix(f"loss {mean_loss:.4f}")
-        bar.close()
-        wall = time.perf_counter() - started
-        check_divergence(epoch, mean_loss, history, model, config)
-        events = steps * batch
-        history.append(
-            {"epoch": epoch, "loss": mean_loss, "events": events, "events_per_s": events / wall, "wall_s": wall}
-        )
-        log.info("epoch %d: loss %.6f, %d events, %.0f events/s", epoch, mean_loss, events, events / wall)
-        write_history(history_path, history)
-        if checkpoint_path is not None:
-            save_checkpoint(
-                checkpoint_path,
-                {
-                    "format": CHECKPOINT_FORMAT,
-                    "fingerprint": fingerprint,
-                    "epoch": epoch,
-                    "model": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
-                    "optimizer": step.optimizer.state_dict(),
-                    "dropout_generator": step.dropout_generator.get_state(),
-                    "sampler": sampler.state_dict() if sampler is not None else None,
-                    "history": history,
-                },
-            )
-        if on_epoch is not None:
-            on_epoch(epoch, model)
 
-    model.save(model_path)
-    if not history_path.exists():
-        write_history(history_path, history)
+def _checkpoint_payload(fingerprint: dict, epoch: int, step: TrainStep, sampler, history: list) -> dict:
+    return {
+        "format": CHECKPOINT_FORMAT,
+        "fingerprint": fingerprint,
+        "epoch": epoch,
+        "model": {k: v.detach().cpu().clone() for k, v in step.model.state_dict().items()},
+        "optimizer": step.optimizer.state_dict(),
+        "dropout_generator": step.dropout_generator.get_state(),
+        "sampler": sampler.state_dict() if sampler is not None else None,
+        "history": history,
+    }
+
+
+def _summary(history: list[dict], device: torch.device, fast_path: str) -> dict:
     train_seconds = sum(row["wall_s"] for row in history)
     events = sum(row["events"] for row in history)
     return {
@@ -233,17 +293,23 @@ def train_model(
         "final_loss": history[-1]["loss"] if history else float("nan"),
         "device": str(device),
         "threads": torch.get_num_threads(),
-        # How the epochs ran: CUDA graphs of the static-shape step, that step eagerly, or the per-step loop.
-        "step": "loop" if fast_epochs is None else ("cuda_graphs" if fast_epochs.graphs else "static"),
+        # How the epochs ran: the per-step loop (off), the fixed-shape step eagerly, or from CUDA graphs.
+        "fast_path": fast_path,
     }
 
 
 def build_step(
-    config: TrainConfig, item_support: np.ndarray, device: torch.device, sampler_device: torch.device | None = None
+    config: TrainConfig,
+    item_support: np.ndarray,
+    device: torch.device,
+    sampler_device: torch.device | None = None,
+    lanes: slice | None = None,
+    exchange=None,
 ) -> tuple[TrainStep, NegativeSampler | None]:
     """The network (``step.model``), its training step and the negative sampler (None where the loss samples
     none), seeded from ``config.seed`` as :func:`train_model` trains them. The sampler may live on another
-    device (``sampler_device``) to compare a GPU step with a CPU one on the same negatives."""
+    device (``sampler_device``) to compare a GPU step with a CPU one on the same negatives. ``lanes`` and
+    ``exchange``: this process's share of a data-parallel training (``distributed``)."""
     model = GRU4Rec(len(item_support), config.layers, config.embedding, config.embedding_dim, seed=config.seed)
     step = TrainStep(
         model.to(device),
@@ -259,6 +325,8 @@ def build_step(
         bpreg=config.bpreg,
         elu_param=config.elu_param,
         seed=config.seed + 1,
+        lanes=lanes,
+        exchange=exchange,
     )
     if config.loss == "ce_full" or config.n_sample == 0:
         return step, None

@@ -1,6 +1,7 @@
-"""Epochs through the static-shape step (the GPU fast path), run eagerly on the CPU: against the per-step
-training loop, through ``train_model``, across checkpoints, and the graph orchestration with a stand-in for
-CUDA graphs (the real ones are tested in tests/test_gpu_training.py, on a GPU)."""
+"""Epochs through the fast path (the fixed-shape step; replayed from CUDA graphs on a GPU) run eagerly on the
+CPU: against the per-step training loop, through ``train_model``, across checkpoints, and the graph
+orchestration with a stand-in for CUDA graphs (the real ones are tested in tests/test_gpu_training.py, on a
+GPU)."""
 
 from __future__ import annotations
 
@@ -13,14 +14,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from gru4rec_pipeline.model import graph_training, training
-from gru4rec_pipeline.model.graph_training import FastEpochs, fast_epoch_runner, use_graph_path
+from gru4rec_pipeline.model import fast_path, training
+from gru4rec_pipeline.model.fast_path import FastPathEpochs, FixedShapeSteps, fast_path_epochs, fast_path_wanted
 from gru4rec_pipeline.model.hyperparameters import TrainConfig
 from gru4rec_pipeline.model.iterator import SessionParallelIterator
 from gru4rec_pipeline.model.loading import load_model
-from gru4rec_pipeline.model.static_step import StaticStep
 from gru4rec_pipeline.model.training import build_step, train_model
-from test_static_step import assert_same_training
+from test_one_step import assert_same_training
 from test_training import read_history, tiny_config, tiny_sessions
 
 
@@ -65,7 +65,7 @@ def test_fast_epochs_equal_the_reference_loop(loss, overrides, one_thread):
     config = tiny_config(loss, sample_store_size=56, **overrides)  # 7 rows: chunks of 4 do not divide it
     reference, reference_sampler, iterator = build(config, train, support)
     fast, fast_sampler, _ = build(config, train, support)
-    runner = FastEpochs(fast, fast_sampler, train.items, iterator, graph_steps=4, piece_steps=8)
+    runner = FastPathEpochs(fast, fast_sampler, train.items, iterator, graph_steps=4, piece_steps=8)
     for _ in range(2):
         reference_loss, reference_steps = reference_epoch(reference, reference_sampler, train.items, iterator)
         fast_loss, fast_steps = runner.run_epoch()
@@ -85,11 +85,14 @@ def test_train_model_through_the_fast_path_equals_the_loop(tmp_path, caplog, one
     for mode in ("off", "on"):
         with caplog.at_level(logging.INFO, logger="gru4rec_pipeline"):
             config = tiny_config("ce_sampled", fast_path=mode, dropout_hidden=0.3, epochs=1)
-            train_model(train, support, config, tmp_path / f"{mode}.pt", tmp_path / f"{mode}.csv", progress=False)
+            summary = train_model(
+                train, support, config, tmp_path / f"{mode}.pt", tmp_path / f"{mode}.csv", progress=False
+            )
+        assert summary["fast_path"] == {"off": "off", "on": "eager"}[mode]
         results[mode] = load_model(tmp_path / f"{mode}.pt").state_dict()
         history = read_history(tmp_path / f"{mode}.csv")
         results[mode + "_loss"] = float(history[0]["loss"])
-    assert "static-shape step run eagerly on cpu" in caplog.text
+    assert "fast path: eager (the fixed-shape step run eagerly on cpu)" in caplog.text
     for name, x in results["off"].items():
         torch.testing.assert_close(results["on"][name], x, atol=1e-3, rtol=1e-3, msg=name)
     assert results["on_loss"] == pytest.approx(results["off_loss"], rel=1e-4)
@@ -159,13 +162,13 @@ def test_checkpoint_from_another_device_type_resumes(tmp_path, monkeypatch, capl
 def test_fast_path_setting(caplog):
     config = tiny_config()
     assert config.fast_path == "auto"
-    assert use_graph_path(torch.device("cuda"), config) and not use_graph_path(torch.device("cpu"), config)
-    assert use_graph_path(torch.device("cpu"), tiny_config(fast_path="on"))
+    assert fast_path_wanted(torch.device("cuda"), config) and not fast_path_wanted(torch.device("cpu"), config)
+    assert fast_path_wanted(torch.device("cpu"), tiny_config(fast_path="on"))
     off = tiny_config(fast_path="off")
-    assert not use_graph_path(torch.device("cuda"), off)
+    assert not fast_path_wanted(torch.device("cuda"), off)
     with caplog.at_level(logging.INFO, logger="gru4rec_pipeline"):
-        assert fast_epoch_runner(off, torch.device("cuda"), None, None, None, None) is None
-    assert "fast_path=off" in caplog.text
+        assert fast_path_epochs(off, torch.device("cuda"), None, None, None, None) is None
+    assert "fast path: off (fast_path=off)" in caplog.text
     with pytest.raises(training.ConfigError, match="'fast_path'"):
         tiny_config(fast_path="sometimes")
 
@@ -173,12 +176,49 @@ def test_fast_path_setting(caplog):
 def test_capture_failure_falls_back_to_the_loop_with_a_log_line(monkeypatch, caplog):
 
     def failing(*args, **kwargs):
-        raise graph_training.GraphCaptureError("RuntimeError: operation not permitted when stream is capturing")
+        raise fast_path.GraphCaptureError("RuntimeError: operation not permitted when stream is capturing")
 
-    monkeypatch.setattr(graph_training, "FastEpochs", failing)
+    monkeypatch.setattr(fast_path, "FastPathEpochs", failing)
     with caplog.at_level(logging.WARNING, logger="gru4rec_pipeline"):
-        assert fast_epoch_runner(tiny_config(), torch.device("cuda"), None, None, None, None) is None
+        step, _ = build_step(tiny_config(), tiny_sessions()[1], torch.device("cpu"))
+        assert fast_path_epochs(tiny_config(), torch.device("cuda"), step, None, None, None) is None
     assert "could not be captured" in caplog.text and "not permitted" in caplog.text
+
+
+def test_capture_failure_with_the_fast_path_required_is_an_error(monkeypatch):
+    def failing(*args, **kwargs):
+        raise fast_path.GraphCaptureError("RuntimeError: operation not permitted when stream is capturing")
+
+    monkeypatch.setattr(fast_path, "FastPathEpochs", failing)
+    with pytest.raises(training.ConfigError, match="'fast_path'.*cannot be captured.*not permitted"):
+        step, _ = build_step(tiny_config(), tiny_sessions()[1], torch.device("cpu"))
+        fast_path_epochs(tiny_config(fast_path="on"), torch.device("cuda"), step, None, None, None)
+
+
+def test_a_sample_store_smaller_than_a_capture_reads_ahead_is_refused_before_capture(monkeypatch):
+    """16 + 1 steps of trial run read 17 store rows before any refill: 16 rows would index past the store (a
+    sticky device-side assert on a GPU), so capture must not start."""
+    train, support = tiny_sessions()
+    config = tiny_config("bpr_max", sample_store_size=16 * 8)  # n_sample 8: 16 rows
+    step, sampler, iterator = build(config, train, support)
+
+    def no_capture(self):
+        raise AssertionError("capture started with a store too small for it")
+
+    monkeypatch.setattr(FastPathEpochs, "_capture", no_capture)
+    with pytest.raises(fast_path.GraphCaptureError, match="16 rows of 8 samples.*at least 136"):
+        FastPathEpochs(step, sampler, train.items, iterator, graph_steps=16, graphs=True)
+    with pytest.raises(training.ConfigError, match="'fast_path'.*at least 136"):
+        fast_path_epochs(
+            TrainConfig.from_dict({**config.to_dict(), "fast_path": "on"}),
+            torch.device("cuda"),
+            step,
+            sampler,
+            train.items,
+            iterator,
+        )
+    monkeypatch.setattr(FastPathEpochs, "_capture", lambda self: None)
+    FastPathEpochs(step, sampler, train.items, iterator, graph_steps=15, graphs=True)  # 15 + 1 rows: enough
 
 
 def test_training_modules_import_and_train_without_numba(tmp_path):
@@ -221,12 +261,12 @@ class StandInStream:
 
 
 def test_graph_orchestration_with_a_stand_in_for_cuda_graphs(monkeypatch, one_thread):
-    """``FastEpochs``'s capture and replay logic on the CPU. The stand-in graph behaves as a CUDA graph does
+    """``FastPathEpochs``'s capture and replay logic on the CPU. The stand-in graph behaves as a CUDA graph does
     for this purpose: capturing records the chunk size and leaves every tensor and the dropout generator as
     they were; a replay runs that chunk. Trial steps must be undone, every chunk must come from a graph."""
     steps = []
 
-    class RecordingStep(StaticStep):
+    class RecordingStep(FixedShapeSteps):
         def __init__(self, *args, **kwargs):
             super().__init__(*args, **kwargs)
             steps.append(self)
@@ -240,7 +280,7 @@ def test_graph_orchestration_with_a_stand_in_for_cuda_graphs(monkeypatch, one_th
 
         def replay(self):
             self.replays += 1
-            StaticStep.run_chunk(steps[-1], self.size)
+            FixedShapeSteps.run_chunk(steps[-1], self.size)
 
     class StandInCapture:
         def __init__(self, graph, stream=None):
@@ -253,7 +293,7 @@ def test_graph_orchestration_with_a_stand_in_for_cuda_graphs(monkeypatch, one_th
 
             def record(size):
                 self.graph.size = size
-                StaticStep.run_chunk(static, size)
+                FixedShapeSteps.run_chunk(static, size)
 
             static.run_chunk = record
 
@@ -264,7 +304,7 @@ def test_graph_orchestration_with_a_stand_in_for_cuda_graphs(monkeypatch, one_th
                 tensor.copy_(value)
             static.step.dropout_generator.set_state(self.generator)
 
-    monkeypatch.setattr(graph_training, "StaticStep", RecordingStep)
+    monkeypatch.setattr(fast_path, "FixedShapeSteps", RecordingStep)
     monkeypatch.setattr(torch.cuda, "CUDAGraph", StandInGraph)
     monkeypatch.setattr(torch.cuda, "graph", StandInCapture)
     monkeypatch.setattr(torch.cuda, "Stream", StandInStream)
@@ -275,7 +315,7 @@ def test_graph_orchestration_with_a_stand_in_for_cuda_graphs(monkeypatch, one_th
     config = tiny_config("bpr_max", dropout_hidden=0.3, elu_param=0.5, sample_store_size=56)
     reference, reference_sampler, iterator = build(config, train, support)
     fast, fast_sampler, _ = build(config, train, support)
-    runner = FastEpochs(fast, fast_sampler, train.items, iterator, graph_steps=4, piece_steps=16, graphs=True)
+    runner = FastPathEpochs(fast, fast_sampler, train.items, iterator, graph_steps=4, piece_steps=16, graphs=True)
     assert sorted(runner.graphs) == [1, 4]
 
     def eager_chunk(size):

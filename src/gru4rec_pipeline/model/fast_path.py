@@ -1,11 +1,12 @@
-"""Epochs through the static-shape step (``static_step``): on a GPU, replayed from CUDA graphs.
+"""The fast path: epochs of the one training step (``train_step``) with fixed shapes and no host work inside
+an epoch; on a GPU, replayed from CUDA graphs.
 
-At GRU4Rec's published sizes (batch 32, 100 units, 2048 shared negatives) a step is 50 to 100 small kernels
-(about 60 for cross-entropy); launched one by one from Python, the GPU waits for the host most of the time,
-and Python's time per step exceeds the GPU's several times over. Here a chunk of
-``GRAPH_STEPS`` steps is captured once in a CUDA graph (and one single step in a second graph, for the ends
-of pieces and the steps before a sampler refill) and replayed over the epoch. Per replay the host does
-nothing but decide which graph comes next, from counts it knows in advance:
+At GRU4Rec's published sizes (batch 32, 100 units, 2048 shared negatives) a step is some 60 to 100 small
+kernels; launched one by one from Python, the GPU waits for the host most of the time, and Python's time per
+step exceeds the GPU's several times over. Here a chunk of ``GRAPH_STEPS`` steps is captured once in a CUDA
+graph (and one single step in a second graph, for the ends of pieces and the steps before a sampler refill)
+and replayed over the epoch. Per replay the host does nothing but decide which graph comes next, from counts
+it knows in advance:
 
 - session-parallel blocks are uploaded in pieces (targets, inputs, keep flags) through pinned buffers, one
   asynchronous copy per piece; a pinned buffer is reused only after its previous copy finished (an event);
@@ -14,12 +15,15 @@ nothing but decide which graph comes next, from counts it knows in advance:
 - dropout masks are drawn inside the graph from the training's dropout generator, registered with each
   graph: a replay draws what the same steps run eagerly would draw, and advances the generator as they do.
 
-The captured region is one chunk (all of its steps: gathers, forward, backward, updates, the loss sum); the
-host-side decisions, uploads and refills stay outside. Nothing inside an epoch reads device values on the
-host: the loss sum stays on the device until the caller reads it after the epoch.
+The step is ``TrainStep`` itself with its fixed-shape strategy (``TrainStep.use_kernels = False``: torch
+operations, duplicate item rows merged by a fixed-size scatter); ``FixedShapeSteps`` only holds the device
+buffers it reads (``block``, ``store``, ``cursor``: each chunk advances the cursor, so a replayed graph reads
+new data on every replay). Nothing inside an epoch reads device values on the host: the loss sum stays on
+the device until the caller reads it after the epoch.
 
-On a CPU the same step runs eagerly (``fast_path: on``; the default CPU path stays ``TrainStep`` with its
-compiled kernels). Where capture is not possible the caller falls back to the per-step loop, with a log line.
+On a CPU the same runs eagerly (``fast_path: on``; the default CPU path is the per-step loop with the
+compiled kernels). Where capture is not possible the caller falls back to the per-step loop with a log line,
+or, with ``fast_path: on``, stops with an error.
 """
 
 from __future__ import annotations
@@ -28,10 +32,11 @@ import logging
 
 import numpy as np
 import torch
+from torch import Tensor
 
+from gru4rec_pipeline.errors import ConfigError
 from gru4rec_pipeline.model.iterator import SessionParallelIterator
 from gru4rec_pipeline.model.sampling import NegativeSampler
-from gru4rec_pipeline.model.static_step import StaticStep
 from gru4rec_pipeline.model.train_step import TrainStep
 
 log = logging.getLogger("gru4rec_pipeline")
@@ -42,16 +47,61 @@ PINNED_BUFFERS = 2
 
 
 class GraphCaptureError(RuntimeError):
-    """The step could not be captured in a CUDA graph (the per-step loop is used instead)."""
+    """The step could not be captured in a CUDA graph."""
 
 
-def use_graph_path(device: torch.device, config) -> bool:
-    """Whether epochs run through the static-shape step: ``fast_path`` on, or auto on a CUDA device."""
+def fast_path_wanted(device: torch.device, config) -> bool:
+    """Whether epochs run on the fast path: ``fast_path`` on, or auto on a CUDA device."""
     mode = getattr(config, "fast_path", "auto")
     return mode == "on" or (mode == "auto" and device.type == "cuda")
 
 
-class FastEpochs:
+class FixedShapeSteps:
+    """Chunks of ``step`` (its fixed-shape strategy) reading device buffers: ``n_sample`` extra negatives a
+    step (0 for none), ``store_rows`` rows in the sampler's store, chunks of at most ``max_chunk`` steps and
+    pieces of at most ``capacity`` steps."""
+
+    def __init__(self, step: TrainStep, n_sample: int, store_rows: int, max_chunk: int, capacity: int):
+        step.use_kernels = False
+        self.step, self.model, self.device, self.batch = step, step.model, step.device, step.batch_size
+        self.n_sample = 0 if step.full else int(n_sample)
+
+        def zeros(*shape, dtype=torch.float32):
+            return torch.zeros(*shape, dtype=dtype, device=self.device)
+
+        # Per step: the targets, the inputs and the keep flags (0 where a lane starts a new session).
+        self.block = zeros(capacity, 3 * self.batch, dtype=torch.int64)
+        self.store = zeros(store_rows, self.n_sample, dtype=torch.int64) if self.n_sample else None
+        self.cursor = zeros(2, dtype=torch.int64)  # the step within ``block``, the row of ``store``
+        self.chunk_offsets = torch.arange(max_chunk, device=self.device)
+        self.state = step.init_state()
+        self.loss_sum = zeros(())
+
+    def mutable_tensors(self) -> list[Tensor]:
+        """Everything a step changes that outlives it (what a trial run must restore)."""
+        params = list(self.model.parameters())
+        return params + list(self.step.optimizer.state.values()) + self.state + [self.loss_sum, self.cursor]
+
+    def run_chunk(self, steps: int) -> None:
+        batch = self.batch
+        where = self.cursor.unsqueeze(1) + self.chunk_offsets[:steps]
+        block = self.block.index_select(0, where[0])
+        targets, inputs = block[:, :batch], block[:, batch : 2 * batch]
+        keep = block[:, 2 * batch :].to(torch.float32).unsqueeze(2)
+        keep = keep[:, self.step.lanes] if self.step.lanes is not None else keep
+        samples = self.store.index_select(0, where[1]) if self.store is not None else None
+        state = list(self.state)
+        for j in range(steps):
+            for layer_state in state:
+                layer_state.mul_(keep[j])
+            loss = self.step(inputs[j], targets[j], None if samples is None else samples[j], state)
+            self.loss_sum.add_(loss)
+        for h, h_new in zip(self.state, state):
+            h.copy_(h_new)
+        self.cursor.add_(steps)
+
+
+class FastPathEpochs:
     """Runs epochs of ``step`` over ``iterator``'s blocks of ``items`` (the training events' item indices),
     with negatives from ``sampler`` (None: no extra samples). ``graphs``: capture CUDA graphs (default: on
     a CUDA device)."""
@@ -77,7 +127,7 @@ class FastEpochs:
         store_rows = self.sampler.rows if self.sampler is not None else 0
         # Blocks come in runs until they reach piece_steps: with room for twice that, most fit whole.
         self.capacity = 2 * self.piece_steps
-        self.static = StaticStep(step, n_sample, store_rows, self.graph_steps, self.capacity)
+        self.static = FixedShapeSteps(step, n_sample, store_rows, self.graph_steps, self.capacity)
         self.graphs: dict[int, torch.cuda.CUDAGraph] = {}
         self._pinned: list[torch.Tensor] = []
         self._copied: list[torch.cuda.Event] = []
@@ -89,13 +139,30 @@ class FastEpochs:
             ]
             self._copied = [torch.cuda.Event() for _ in range(PINNED_BUFFERS)]
         if self.device.type == "cuda" if graphs is None else graphs:
+            self._check_store_rows(store_rows, n_sample)
             self._capture()
+
+    @property
+    def name(self) -> str:
+        """How this fast path runs (the summary's ``fast_path``): ``cuda_graphs`` or ``eager``."""
+        return "cuda_graphs" if self.graphs else "eager"
 
     @property
     def chunk_sizes(self) -> list[int]:
         return sorted({self.graph_steps, 1}, reverse=True)
 
     # -- capture --------------------------------------------------------------------------------
+    def _check_store_rows(self, store_rows: int, n_sample: int) -> None:
+        """The trial run before capture reads one store row per step of every chunk size, ahead of any refill:
+        a smaller store would index past its end, a device-side assert that stays set on the device (so even
+        the per-step loop could not run afterwards). Refuse it before anything runs."""
+        needed = sum(self.chunk_sizes)
+        if n_sample and store_rows < needed:
+            raise GraphCaptureError(
+                f"the negative-sample store holds {store_rows} rows of {n_sample} samples, fewer than the {needed} "
+                f"a capture reads ahead: sample_store_size must be at least {needed * n_sample}"
+            )
+
     def _capture(self) -> None:
         """Run each chunk size once (CUDA initialises libraries and per-stream workspaces lazily, which must
         not happen during capture: the trial runs on the stream the capture then uses), undo those trial
@@ -133,7 +200,6 @@ class FastEpochs:
         device, and the number of steps). ``progress``: a ``Progress`` updated after every piece (from
         counts known on the host: it shows steps queued, which run ahead of the device by a few pieces)."""
         static = self.static
-        static.begin()
         for h in static.state:
             h.zero_()
         static.loss_sum.zero_()
@@ -157,7 +223,6 @@ class FastEpochs:
                 if progress is not None:
                     progress.update((stop - start) * self.batch)
             steps += block.n_steps
-        static.finish()
         return static.loss_sum, steps
 
     def _next_chunk(self, remaining: int) -> int:
@@ -195,23 +260,29 @@ class FastEpochs:
         self.static.cursor[0].fill_(0)
 
 
-def fast_epoch_runner(
+def fast_path_epochs(
     config, device: torch.device, step: TrainStep, sampler: NegativeSampler | None, items, iterator
-) -> FastEpochs | None:
-    """The runner for ``train_model``'s epochs, or None for its per-step loop (with a log line saying why,
-    where the fast path was wanted or would have been chosen)."""
-    if not use_graph_path(device, config):
+) -> FastPathEpochs | None:
+    """The fast path for ``train_model``'s epochs, or None for the per-step loop (with a log line saying why,
+    where the fast path was wanted or would have been chosen). With ``fast_path: on`` a step that cannot be
+    captured is an error: a run that asked for the fast path never silently measures the loop."""
+    if not fast_path_wanted(device, config):
         if device.type == "cuda":
-            log.info("fast path off (fast_path=%s): training with the per-step loop", config.fast_path)
+            log.info("fast path: off (fast_path=%s): training with the per-step loop", config.fast_path)
         return None
-    graphs = device.type == "cuda"
+    # Across processes the step's all-reduce runs eagerly (a collective inside a CUDA graph needs NCCL's
+    # graph support, which is not assumed).
+    graphs = device.type == "cuda" and step.exchange is None
     try:
-        runner = FastEpochs(step, sampler, items, iterator, graphs=graphs)
+        runner = FastPathEpochs(step, sampler, items, iterator, graphs=graphs)
     except GraphCaptureError as exc:
-        log.warning("the training step could not be captured in a CUDA graph (%s): per-step loop instead", exc)
+        if config.fast_path == "on":
+            message = f"'on', but the training step cannot be captured in a CUDA graph: {exc}"
+            raise ConfigError("fast_path", message) from None
+        log.warning("fast path: the step could not be captured in a CUDA graph (%s): per-step loop instead", exc)
         return None
     if graphs:
-        log.info("fast path: static-shape step replayed from CUDA graphs, %d steps a replay", runner.graph_steps)
+        log.info("fast path: cuda_graphs (the fixed-shape step replayed, %d steps a graph)", runner.graph_steps)
     else:
-        log.info("fast path: static-shape step run eagerly on %s", device)
+        log.info("fast path: eager (the fixed-shape step run eagerly on %s)", device)
     return runner

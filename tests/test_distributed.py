@@ -1,0 +1,270 @@
+"""Data-parallel training through torch.distributed (gloo processes on 127.0.0.1): the weights of one process,
+whatever the process count, launcher or node split; a killed process ends the training; a resume continues."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from gru4rec_pipeline.model import distributed, training
+from gru4rec_pipeline.model.distributed import free_port, lane_share
+from gru4rec_pipeline.model.loading import load_model
+from gru4rec_pipeline.model.training import run_training, train_model
+from test_training import N_ITEMS, tiny_config, tiny_sessions
+
+ROOT = Path(__file__).resolve().parents[1]
+# 32 lanes, dropout on both sides, a sample store refilled every 10 steps.
+SETTINGS = {
+    "epochs": 2,
+    "batch_size": 32,
+    "layers": [12],
+    "n_sample": 8,
+    "sample_store_size": 80,
+    "dropout_embed": 0.1,
+    "dropout_hidden": 0.3,
+}
+
+
+def write_inputs(folder: Path) -> None:
+    train, support = tiny_sessions(n_sessions=400)
+    folder.mkdir(parents=True, exist_ok=True)
+    train.save(folder / "train.npz")
+    vocabulary = pd.DataFrame({"ItemId": np.arange(N_ITEMS) + 100, "ItemIdx": np.arange(N_ITEMS), "Support": support})
+    vocabulary.to_parquet(folder / "vocab.parquet")
+
+
+def train(folder: Path, name: str, loss: str, processes: int = 1, settings=None, **options) -> dict:
+    if not (folder / "train.npz").exists():
+        write_inputs(folder)
+    out = folder / name
+    summary = run_training(
+        folder / "train.npz",
+        folder / "vocab.parquet",
+        loss,
+        {**SETTINGS, **(settings or {})},
+        out / "model.pt",
+        out / "history.csv",
+        out / "training.json",
+        device="cpu",
+        processes=processes,
+        progress=False,
+        **options,
+    )
+    return summary
+
+
+def assert_same_weights(folder: Path, one: str, other: str, atol=1e-5, rtol=1e-5) -> None:
+    x, y = load_model(folder / one / "model.pt").state_dict(), load_model(folder / other / "model.pt").state_dict()
+    for name, value in x.items():
+        torch.testing.assert_close(y[name], value, atol=atol, rtol=rtol, msg=name)
+
+
+def test_lanes_are_shared_out_contiguously_in_rank_order():
+    assert [lane_share(32, 2, rank) for rank in range(2)] == [slice(0, 16), slice(16, 32)]
+    assert [lane_share(10, 4, rank) for rank in range(4)] == [slice(0, 3), slice(3, 6), slice(6, 8), slice(8, 10)]
+    with pytest.raises(training.ConfigError, match="training.processes"):
+        lane_share(4, 8, 0)
+
+
+@pytest.mark.parametrize("loss", ["ce_sampled", "bpr_max"])
+def test_two_processes_train_the_weights_of_one(tmp_path, loss):
+    one = train(tmp_path, "one", loss)
+    two = train(tmp_path, "two", loss, processes=2)
+    assert two["processes"] == 2 and "processes" not in one
+    assert two["events"] == one["events"] and two["final_loss"] == pytest.approx(one["final_loss"], rel=1e-5)
+    assert_same_weights(tmp_path, "one", "two")
+    # Rank 0 alone wrote the files; the run description is gone.
+    written = sorted(path.name for path in (tmp_path / "two").iterdir() if path.name != ".training.lock")
+    assert written == ["history.csv", "model.pt", "training.json"]
+
+
+@pytest.mark.parametrize("loss", ["ce_sampled", "bpr_max"])
+def test_four_processes_train_the_weights_of_one(tmp_path, loss):
+    train(tmp_path, "one", loss, settings={"epochs": 1})
+    train(tmp_path, "four", loss, processes=4, settings={"epochs": 1})
+    assert_same_weights(tmp_path, "one", "four")
+
+
+def test_two_processes_on_the_fixed_shape_path_train_the_weights_of_one(tmp_path):
+    """The strategy a GPU runs (torch operations, fixed-size scatter merge), eagerly, on two gloo processes."""
+    fixed = {"fast_path": "on", "epochs": 1}
+    one = train(tmp_path, "one", "bpr_max", settings=fixed)
+    two = train(tmp_path, "two", "bpr_max", processes=2, settings=fixed)
+    assert one["fast_path"] == two["fast_path"] == "eager"
+    assert_same_weights(tmp_path, "one", "two")
+
+
+def test_a_step_sums_across_processes_with_one_all_reduce(tmp_path, monkeypatch, one_thread):
+    """In a process group of one (gloo, in this process): one all-reduce a step, and the weights of no group."""
+    import torch.distributed as dist
+
+    calls = []
+
+    class CountingExchange(distributed.GradientExchange):
+        def __init__(self, group):
+            super().__init__(group)
+            calls.append(self)
+
+    monkeypatch.setattr(distributed, "GradientExchange", CountingExchange)
+    data, support = tiny_sessions()
+    config = tiny_config("bpr_max", dropout_hidden=0.3, epochs=1)
+    plain = train_model(data, support, config, tmp_path / "plain.pt", tmp_path / "plain.csv", progress=False)
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{free_port()}", rank=0, world_size=1)
+    try:
+        group = distributed.ProcessGroup(0, 1, 0, torch.device("cpu"))
+        grouped = train_model(
+            data, support, config, tmp_path / "group.pt", tmp_path / "group.csv", progress=False, group=group
+        )
+    finally:
+        dist.destroy_process_group()
+    steps = grouped["events"] // config.batch_size
+    assert len(calls) == 1 and calls[0].calls == steps and grouped["events"] == plain["events"]
+    # One bucket: dense weights, candidate and input rows (shared embedding), candidate biases, the loss.
+    model = load_model(tmp_path / "group.pt")
+    dense = sum(p.numel() for name, p in model.state_dict().items() if name.startswith("gru_"))
+    rows = config.batch_size + config.n_sample + config.batch_size
+    assert calls[0].bytes_per_step == 4 * (dense + rows * 12 + (rows - config.batch_size) + 1)
+    for name, value in load_model(tmp_path / "plain.pt").state_dict().items():
+        torch.testing.assert_close(model.state_dict()[name], value, atol=1e-6, rtol=1e-6, msg=name)
+
+
+def test_two_nodes_of_torchrun_launchers_train_the_weights_of_one(tmp_path):
+    """Two launchers with --nnodes 2 and one c10d rendezvous on 127.0.0.1, as on two machines."""
+    train(tmp_path, "one", "ce_sampled")
+    out = tmp_path / "nodes"
+    out.mkdir()
+    run = {
+        "train_path": str(tmp_path / "train.npz"),
+        "vocab_path": str(tmp_path / "vocab.parquet"),
+        "model_path": str(out / "model.pt"),
+        "history_path": str(out / "history.csv"),
+        "summary_path": str(out / "training.json"),
+        "settings": {**SETTINGS, "loss": "ce_sampled", "seed": 42, "device": "cpu", "threads": 1},
+        "progress": False,
+        "world_size": 2,
+        "checkpoint_dir": None,
+    }
+    spec = tmp_path / "run.json"
+    spec.write_text(json.dumps(run))
+    endpoint = f"127.0.0.1:{free_port()}"
+    launchers = [
+        subprocess.Popen(
+            [sys.executable, "-m", "torch.distributed.run", "--nnodes=2", "--nproc-per-node=1",
+             "--rdzv-backend=c10d", f"--rdzv-endpoint={endpoint}", "--rdzv-id=two-nodes",
+             "-m", "gru4rec_pipeline.model.train_worker", str(spec)],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for _ in range(2)
+    ]  # fmt: skip
+    outputs = [launcher.communicate(timeout=300)[0] for launcher in launchers]
+    assert [launcher.returncode for launcher in launchers] == [0, 0], outputs
+    assert json.loads((out / "training.json").read_text())["processes"] == 2
+    assert_same_weights(tmp_path, "one", "nodes")
+
+
+def children(pid: int) -> list[int]:
+    """Every descendant of ``pid`` (Linux /proc)."""
+    found = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            direct = [int(child) for child in (task / "children").read_text().split()]
+        except OSError:
+            continue
+        for child in direct:
+            found += [child, *children(child)]
+    return found
+
+
+def worker_ranks(pid: int) -> dict[int, int]:
+    """rank -> process id of the training workers under ``pid``."""
+    ranks = {}
+    for child in children(pid):
+        try:
+            command = Path(f"/proc/{child}/cmdline").read_bytes().split(b"\0")
+            environment = Path(f"/proc/{child}/environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"gru4rec_pipeline.model.train_worker" in command:
+            for entry in environment:
+                if entry.startswith(b"RANK="):
+                    ranks[int(entry[5:])] = child
+    return ranks
+
+
+LONG = {"epochs": 40}
+LAUNCH = """
+import sys
+sys.path.insert(0, "tests")
+from pathlib import Path
+from test_distributed import LONG, train
+train(Path(sys.argv[1]), "killed", "bpr_max", processes=2, settings=LONG, checkpoint_root=sys.argv[1] + "/ck")
+"""
+
+
+def test_a_killed_process_stops_the_others_and_a_rerun_resumes(tmp_path):
+    write_inputs(tmp_path)
+    launcher = subprocess.Popen(
+        [sys.executable, "-c", LAUNCH, str(tmp_path)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    try:
+        deadline = time.monotonic() + 240
+        while not list((tmp_path / "ck").glob("*/checkpoint.pt")):  # the training is under way
+            assert launcher.poll() is None and time.monotonic() < deadline, launcher.stdout.read().decode()[-3000:]
+            time.sleep(0.2)
+        ranks = worker_ranks(launcher.pid)
+        assert sorted(ranks) == [0, 1]
+        os.kill(ranks[1], signal.SIGKILL)
+        killed = time.monotonic()
+        output = launcher.communicate(timeout=60)[0].decode()
+        assert time.monotonic() - killed < 60
+    finally:
+        if launcher.poll() is None:
+            launcher.kill()
+    assert launcher.returncode != 0
+    assert "data-parallel training failed" in output, output[-3000:]
+    assert re.search(r"rank\s*:\s*1 \(local_rank", output), output[-3000:]  # torchrun names the dead rank
+    assert not (tmp_path / "killed" / "model.pt").exists()
+    # The rerun resumes from the last checkpoint and ends with the weights of an uninterrupted run.
+    summary = train(tmp_path, "killed", "bpr_max", processes=2, settings=LONG, checkpoint_root=tmp_path / "ck")
+    assert summary["epochs"] == LONG["epochs"]
+    history = pd.read_csv(tmp_path / "killed" / "history.csv")
+    assert history["epoch"].tolist() == list(range(1, LONG["epochs"] + 1))
+    train(tmp_path, "whole", "bpr_max", processes=2, settings=LONG)
+    assert_same_weights(tmp_path, "whole", "killed", atol=0, rtol=0)
+
+
+def test_the_training_rule_asks_for_every_process(workflow_copy: Path):
+    """Two processes per node on two nodes: the job's threads on a node, SLURM tasks and nodes, a GPU each."""
+    from conftest import run_snakemake
+
+    (workflow_copy / "two.yaml").write_text("device: cuda\ntraining: {threads: 1, processes: 2, nodes: 2}\n")
+    result = run_snakemake(
+        workflow_copy,
+        "results/models/final/bpr/model.pt",
+        "--dry-run",
+        "--cores",
+        "4",
+        "--configfile",
+        "config/config.yaml",
+        "two.yaml",
+    )
+    block = result.stdout.split("rule train_model:", 1)[1]
+    resources = re.search(r"^\s+resources: (.*)$", block, re.M).group(1)
+    threads = re.search(r"^\s+threads: (\d+)$", block, re.M).group(1)
+    assert threads == "2", block[:2000]
+    for expected in ("tasks=4", "nodes=2", "gpu=2", "cpus_per_task=1", "tasks_per_gpu=1"):
+        assert re.search(rf"\b{expected}\b", resources), resources

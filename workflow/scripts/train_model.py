@@ -21,4 +21,5 @@ run_training(
     seed=snakemake.params.seed,
     device=snakemake.params.device,
     threads=snakemake.threads,
+    state_path=snakemake.output.state,
 )

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from gru4rec_pipeline.cli.common import key_value, positive_int
-from gru4rec_pipeline.names import DEVICES, LOSSES, THREAD_DEFAULTS
+from gru4rec_pipeline.names import DEVICES, LOSSES, THREAD_DEFAULTS, TRAINING_STATE_FILE
 
 
 def add_commands(subparsers) -> None:
@@ -58,5 +58,6 @@ def run_train(args: argparse.Namespace) -> int:
         device=args.device,
         threads=args.threads,
         progress=not args.quiet,
+        state_path=folder / TRAINING_STATE_FILE,
     )
     return 0

@@ -40,6 +40,7 @@ from gru4rec_pipeline.model.iterator import SessionParallelIterator
 from gru4rec_pipeline.model.network import GRU4Rec
 from gru4rec_pipeline.model.sampling import NegativeSampler, set_generator_state
 from gru4rec_pipeline.model.train_step import TrainStep
+from gru4rec_pipeline.model.warm_start import WarmStart, save_training_state
 from gru4rec_pipeline.progress import Progress
 
 log = logging.getLogger("gru4rec_pipeline")
@@ -68,6 +69,7 @@ def run_training(
     device: str = "auto",
     threads: int = 1,
     progress: bool = True,
+    state_path: str | Path | None = None,
 ) -> dict:
     """The training stage: train ``loss`` with ``hyperparameters`` on the session arrays ``train_path``.
 
@@ -94,6 +96,7 @@ def run_training(
             checkpoint_dir=checkpoint_dir,
             progress=progress,
             vocabulary_identity=vocabulary.identity(),
+            state_path=state_path,
         )
         write_json_atomic(summary_path, summary)
         if checkpoint_root is not None:
@@ -112,12 +115,16 @@ def train_model(
     progress: bool = True,
     vocabulary_identity: dict | None = None,
     on_epoch=None,
+    initial: WarmStart | None = None,
+    state_path=None,
 ) -> dict:
     """Train GRU4Rec; write the model and the history; return a summary.
 
     ``item_support``: training events per vocabulary index; ``vocabulary_identity``: what the model
     records of its vocabulary (``Vocabulary.identity()``). ``on_epoch(epoch, model)`` runs after each
     epoch is recorded (a tuning trial evaluates the model there, and stops the training by raising).
+    ``initial``: a parent model's state to continue from (a retrain, ``warm_start.py``); ``state_path``: where
+    to write the training state a later retrain continues (beside the model).
     Summary keys: epochs, train_seconds, events, events_per_s, final_loss, device, threads.
     """
     config.validate()
@@ -140,6 +147,8 @@ def train_model(
     step, sampler = build_step(config, item_support, device)
     model = step.model
     model.vocabulary = vocabulary_identity
+    if initial is not None:
+        initial.apply(step, sampler)
 
     history: list[dict] = []
     start_epoch = 0
@@ -221,6 +230,8 @@ def train_model(
             on_epoch(epoch, model)
 
     model.save(model_path)
+    if state_path is not None:
+        save_training_state(state_path, config, step, sampler, train, initial)
     if not history_path.exists():
         write_history(history_path, history)
     train_seconds = sum(row["wall_s"] for row in history)

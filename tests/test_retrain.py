@@ -179,3 +179,42 @@ def test_refusals_name_the_files_and_write_nothing(tmp_path, caplog):
         retrain(clicks=tmp_path / "older.parquet", protocol=ALL_EVENTS)
     warning = next(r.getMessage() for r in caplog.records if "not newer" in r.getMessage())
     assert "1969-12-20" in warning and "1970-01-01" in warning
+
+
+def test_a_killed_retrain_resumes_and_never_touches_the_parent(tmp_path, monkeypatch, caplog):
+    from gru4rec_pipeline.model import training
+
+    parent = trained_parent(tmp_path, clicks_frame())
+    new = clicks_frame(n_sessions=150, items=[*range(100, 130), *range(900, 903)], start=1e5, seed=2)
+    new.to_parquet(tmp_path / "day.parquet")
+    parent_files = {path.name: path.read_bytes() for path in parent.iterdir() if path.is_file()}
+
+    def retrain(out):
+        return run_retrain(
+            parent / "model.pt", parent / "vocab.parquet", tmp_path / "day.parquet", out, epochs=3, device="cpu",
+            progress=False,
+        )  # fmt: skip
+
+    retrain(tmp_path / "uninterrupted")
+    real_save = training.save_checkpoint
+
+    def crash_after_first_epoch(path, payload):
+        real_save(path, payload)
+        raise KeyboardInterrupt("simulated crash")
+
+    monkeypatch.setattr(training, "save_checkpoint", crash_after_first_epoch)
+    with pytest.raises(KeyboardInterrupt):
+        retrain(tmp_path / "resumed")
+    assert not (tmp_path / "resumed" / "model.pt").exists()
+    monkeypatch.setattr(training, "save_checkpoint", real_save)
+    with caplog.at_level(logging.INFO, logger="gru4rec_pipeline"):
+        retrain(tmp_path / "resumed")
+    assert any("after epoch 1" in record.getMessage() for record in caplog.records)
+    resumed, uninterrupted = (
+        load_model(tmp_path / "resumed" / "model.pt"),
+        load_model(tmp_path / "uninterrupted" / "model.pt"),
+    )
+    for (name, x), (_, y) in zip(resumed.state_dict().items(), uninterrupted.state_dict().items()):
+        assert torch.equal(x, y), name
+    assert not (tmp_path / "resumed" / "checkpoints").exists()
+    assert {path.name: path.read_bytes() for path in parent.iterdir() if path.is_file()} == parent_files

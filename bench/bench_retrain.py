@@ -51,7 +51,6 @@ def parse_args() -> argparse.Namespace:
 def main() -> None:
     args = parse_args()
     from bench_preprocess import synthetic_clicks
-
     from gru4rec_pipeline.compute import configure_threads
     from gru4rec_pipeline.data.arrays import SessionArrays
     from gru4rec_pipeline.data.clicks import clicks_to_parquet
@@ -130,7 +129,7 @@ def main() -> None:
         scratch_seconds, scratch_note = timings["scratch"]["train_seconds"], "measured"
     else:
         scratch_seconds = before_2 * epochs / parent_rate
-        scratch_note = f"extrapolated: {before_2:,} events x {epochs} epochs at the parent's {parent_rate:,.0f} events/s"
+        scratch_note = f"extrapolated: {before_2:,} events x {epochs} epochs at {parent_rate:,.0f} events/s"
     warm_seconds = timings["warm"]["train_seconds"]
     print(f"preset {args.preset}, loss {args.loss}, {args.threads} thread(s); days: {json.dumps(days['days'])}")
     print(f"{'model':<8} {'trained on':>26} {'train s':>10} {'recall@20':>10} {'MRR@20':>8} {'items':>7}")

@@ -46,7 +46,7 @@ def clicks_frame(n_sessions=120, items=range(100, 130), start=0.0, seed=0) -> pd
     )
 
 
-def trained_parent(tmp_path, clicks: pd.DataFrame, loss="bpr_max", epochs=2, name="parent"):
+def trained_parent(tmp_path, clicks: pd.DataFrame, loss="bpr_max", epochs=2, name="parent", **hyperparameters):
     """Sessions and vocabulary of ``clicks`` (the sessions stage), and a model trained on them with its state."""
     clicks.to_parquet(tmp_path / f"{name}_clicks.parquet")
     folder = tmp_path / name
@@ -62,7 +62,7 @@ def trained_parent(tmp_path, clicks: pd.DataFrame, loss="bpr_max", epochs=2, nam
         folder / "train.npz",
         folder / "vocab.parquet",
         loss,
-        {**HYPERPARAMETERS, "epochs": epochs},
+        {**HYPERPARAMETERS, "epochs": epochs, **hyperparameters},
         folder / "model.pt",
         folder / "history.csv",
         folder / "training.json",
@@ -218,3 +218,30 @@ def test_a_killed_retrain_resumes_and_never_touches_the_parent(tmp_path, monkeyp
         assert torch.equal(x, y), name
     assert not (tmp_path / "resumed" / "checkpoints").exists()
     assert {path.name: path.read_bytes() for path in parent.iterdir() if path.is_file()} == parent_files
+
+
+@pytest.mark.parametrize("loss, embedding", [("bpr_max", "shared"), ("ce_full", "separate"), ("top1", "none")])
+def test_warm_start_copies_the_parent_rows_once_and_leaves_new_rows_fresh(tmp_path, loss, embedding):
+    from gru4rec_pipeline.model.hyperparameters import TrainConfig
+    from gru4rec_pipeline.model.training import build_step
+    from gru4rec_pipeline.model.warm_start import ITEM_ROW_PARAMETERS, load_warm_start
+
+    parent = trained_parent(tmp_path, clicks_frame(), loss, embedding=embedding)
+    warm = load_warm_start(parent / "model.pt")
+    n_old, n_new = warm.n_items, warm.n_items + 7
+    config = TrainConfig.from_dict(warm.config)
+    assert config.embedding == embedding
+    grown, sampler = build_step(config, np.ones(n_new, dtype=np.int64), torch.device("cpu"))
+    fresh = {name: tensor.clone() for name, tensor in grown.model.state_dict().items()}
+    warm.apply(grown, sampler)
+    for name, tensor in grown.model.state_dict().items():
+        if name in ITEM_ROW_PARAMETERS:
+            assert torch.equal(tensor[:n_old], warm.weights[name]), name
+            assert torch.equal(tensor[n_old:], fresh[name][n_old:]), name
+        else:
+            assert torch.equal(tensor, warm.weights[name]), name
+    for name, state in grown.optimizer.state.items():
+        if name == "dense":
+            assert torch.count_nonzero(state) == torch.count_nonzero(warm.optimizer[name])
+        else:
+            assert torch.equal(state[:n_old], warm.optimizer[name]) and not state[n_old:].any(), name

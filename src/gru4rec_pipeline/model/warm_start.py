@@ -55,7 +55,7 @@ class WarmStart:
         """Overwrite the freshly built ``step`` (network, optimizer, dropout) and ``sampler`` with the parent's."""
         current = step.model.state_dict()  # tensors sharing the parameters' storage
         for name, source in self.weights.items():
-            _copy_rows(current[name], source, name)
+            _copy_rows(current[name], source, name, grows=name in ITEM_ROW_PARAMETERS)
         shapes = {name: tuple(source.shape) for name, source in self.weights.items()}
         for name, target in step.optimizer.state.items():
             source = self.optimizer.get(name)
@@ -64,15 +64,15 @@ class WarmStart:
             if name == "dense":
                 _copy_dense_state(target, source, step.dense_names, shapes, current)
             else:
-                _copy_rows(target, source, f"optimizer state {name}")
+                _copy_rows(target, source, f"optimizer state {name}", grows=name in ITEM_ROW_PARAMETERS)
         set_generator_state(step.dropout_generator, self.dropout_generator, "dropout")
         if sampler is not None and self.sampler is not None:
             sampler.load_state_dict(self.sampler)
 
 
-def _copy_rows(target: Tensor, source: Tensor, name: str) -> None:
-    """``source`` into the first rows of ``target``: equal shapes, or ``target`` with more rows (grown items)."""
-    grows = name.split(" ")[-1] in ITEM_ROW_PARAMETERS
+def _copy_rows(target: Tensor, source: Tensor, name: str, grows: bool) -> None:
+    """``source`` into the first rows of ``target``: equal shapes, or (``grows``: one row per item) ``target`` with
+    more rows, the grown vocabulary's new items."""
     if target.shape == source.shape:
         target.copy_(source)
     elif grows and target.shape[1:] == source.shape[1:] and target.shape[0] >= source.shape[0]:

@@ -254,7 +254,9 @@ def get_setting_split(role):
 
 def get_retrain_clicks(wildcards):
     if not config["retrain"]["clicks"]:
-        raise WorkflowError("config key 'retrain.clicks': empty; set the new clicks a model is retrained on")
+        raise WorkflowError(
+            "config key 'retrain.clicks': empty; set the new clicks a model is retrained on"
+        )
     return config["retrain"]["clicks"]
 
 
@@ -301,7 +303,9 @@ def get_warm_parent(wildcards):
 
 def get_rolling_model(wildcards):
     """Model, vocabulary and (where this day's model was trained for this strategy) its training summary."""
-    folder, vocab = rolling_model_files(wildcards.loss, wildcards.strategy, wildcards.day)
+    folder, vocab = rolling_model_files(
+        wildcards.loss, wildcards.strategy, wildcards.day
+    )
     inputs = {"model": f"{folder}/model.pt", "vocab": vocab}
     # A frozen model costs its training once, on day 1; the warm model of day 1 is scratch's.
     if not (wildcards.strategy == "frozen" and int(wildcards.day) > 1):
@@ -320,4 +324,8 @@ def get_rolling_records(wildcards):
 
 def get_rolling_targets():
     """Table, figure and summary of the day-by-day evaluation of each loss in rolling.run."""
-    return [f"results/rolling/{loss}.{ext}" for loss in ROLLING["run"] for ext in ("tsv", "png", "md")]
+    return [
+        f"results/rolling/{loss}.{ext}"
+        for loss in ROLLING["run"]
+        for ext in ("tsv", "png", "md")
+    ]

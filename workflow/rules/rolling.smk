@@ -5,6 +5,7 @@
 #   frozen   the first day's scratch model, never updated.
 # Code: src/gru4rec_pipeline/data/rolling.py, evaluation/rolling.py, report/rolling.py, model/retrain.py.
 
+
 rule split_rolling_days:
     input:
         clicks="results/data/clicks.parquet",

@@ -15,6 +15,8 @@ include: "workflow/rules/data.smk"
 include: "workflow/rules/model.smk"
 include: "workflow/rules/evaluation.smk"
 include: "workflow/rules/tuning.smk"
+include: "workflow/rules/retrain.smk"
+include: "workflow/rules/rolling.smk"
 include: "workflow/rules/report.smk"
 
 

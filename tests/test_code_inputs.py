@@ -20,6 +20,10 @@ RULE_FILES = sorted((REPO / "workflow" / "rules").glob("*.smk"))
 PLANS = [
     (["all", "results/export/test.tsv", "results/recall_bpr_max_tuned.txt"], []),
     (["results/raw/download/yoochoose-data.7z"], ["--config", "source=download"]),
+    (
+        ["results/rolling/bpr_max.tsv", "results/retrained/bpr_max/training.json"],
+        ["--config", 'rolling={"run": ["bpr_max"]}', 'retrain={"clicks": "results/data/test.parquet"}'],
+    ),
 ]
 
 

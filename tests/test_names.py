@@ -105,3 +105,9 @@ def test_every_loss_has_defaults():
     assert set(DEFAULT_HYPERPARAMETERS) == set(names.LOSSES)
     for loss, values in DEFAULT_HYPERPARAMETERS.items():
         assert TrainConfig.from_dict(values).loss == loss
+
+
+def test_schema_defaults_of_models_that_keep_learning():
+    for section, defaults in (("retrain", names.RETRAIN_DEFAULTS), ("rolling", names.ROLLING_DEFAULTS)):
+        assert {key: schema_at(section, key)["default"] for key in defaults} == defaults
+        assert CONFIG[section] == defaults

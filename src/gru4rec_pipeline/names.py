@@ -98,3 +98,14 @@ TUNABLE_HYPERPARAMETERS = (
 
 # Where the RecSys Challenge 2015 archive is published (config key url).
 RSC15_URL = "https://s3-eu-west-1.amazonaws.com/yc-rdata/yoochoose-data.7z"
+
+# Models that keep learning. Beside a model's model.pt: what a retrain continues (optimizer state, generators).
+TRAINING_STATE_FILE = "training_state.pt"
+# Retraining (config key retrain): epochs on the new clicks, and the weight of the parent's support in the
+# sampler's (0: the new clicks' popularity only).
+RETRAIN_DEFAULTS = {"clicks": "", "epochs": 1, "support_decay": 0.0}
+# The day-by-day evaluation (config key rolling): the losses it runs for ([]: off), the last days tested, the
+# epochs of a warm model's retrain on each day.
+ROLLING_DEFAULTS = {"run": [], "days": 3, "epochs_warm": 1}
+# Its strategies: a new training on all days before, yesterday's model retrained on yesterday, the first day's.
+ROLLING_STRATEGIES = ("scratch", "warm", "frozen")

@@ -42,6 +42,8 @@ wildcard_constraints:
     setting="|".join(names.SETTINGS),
     split="|".join(SPLITS),
     worker=r"\d+",
+    day=r"\d+",
+    strategy="|".join(names.ROLLING_STRATEGIES),
 
 
 def module_files(module):
@@ -257,6 +259,9 @@ def get_final_output():
         + [recall_file(SETTING, name) for name in get_evaluated_models()]
         + [f"results/tuning/{loss}/best.yaml" for loss in get_tuned_losses()]
         + get_report_targets()
+        # Models that keep learning (retrain.smk, rolling.smk).
+        + get_retrain_targets()
+        + get_rolling_targets()
     )
 
 
@@ -267,3 +272,86 @@ def get_setting_split(role):
         return f"results/data/{names.SETTING_SPLITS[wildcards.setting][role]}.parquet"
 
     return input_function
+
+
+# ---------------------------------------------------------------- models that keep learning
+# retrain.smk: a final model retrained on retrain.clicks; rolling.smk: the day-by-day evaluation.
+
+
+def get_retrain_clicks(wildcards):
+    if not config["retrain"]["clicks"]:
+        raise WorkflowError(
+            "config key 'retrain.clicks': empty; set the new clicks a model is retrained on"
+        )
+    return config["retrain"]["clicks"]
+
+
+def get_retrain_targets():
+    """Every final model retrained on retrain.clicks, when set."""
+    if not config["retrain"]["clicks"] or SETTING != "final":
+        return []
+    return [f"results/retrained/{loss}/training.json" for loss in LOSSES]
+
+
+ROLLING = config["rolling"]
+ROLLING_DAYS = list(range(1, ROLLING["days"] + 1))
+
+
+def rolling_model(loss, strategy, day):
+    """(strategy, day) of the model a strategy tests day ``day`` with: warm and frozen start from scratch's
+    day 1, and frozen never leaves it."""
+    day = int(day)
+    if strategy == "frozen" or (strategy == "warm" and day == 1):
+        return "scratch", 1
+    return strategy, day
+
+
+def rolling_model_files(loss, strategy, day):
+    """Folder of that model and its vocabulary (a scratch model's is its sessions' vocabulary)."""
+    strategy, day = rolling_model(loss, strategy, day)
+    folder = f"results/rolling/{loss}/{strategy}/day_{day}"
+    if strategy == "scratch":
+        return folder, f"results/rolling/sessions/day_{day}/vocab.parquet"
+    return folder, f"{folder}/vocab.parquet"
+
+
+def get_warm_parent(wildcards):
+    """The previous day's warm model and the previous day's sessions it is retrained on."""
+    previous = int(wildcards.day) - 1
+    folder, vocab = rolling_model_files(wildcards.loss, "warm", previous)
+    return {
+        "model": f"{folder}/model.pt",
+        "state": f"{folder}/{names.TRAINING_STATE_FILE}",
+        "vocab": vocab,
+        "clicks": f"results/rolling/days/day_{previous}.parquet",
+    }
+
+
+def get_rolling_model(wildcards):
+    """Model, vocabulary and (where this day's model was trained for this strategy) its training summary."""
+    folder, vocab = rolling_model_files(
+        wildcards.loss, wildcards.strategy, wildcards.day
+    )
+    inputs = {"model": f"{folder}/model.pt", "vocab": vocab}
+    # A frozen model costs its training once, on day 1; the warm model of day 1 is scratch's.
+    if not (wildcards.strategy == "frozen" and int(wildcards.day) > 1):
+        inputs["training"] = f"{folder}/training.json"
+    return inputs
+
+
+def get_rolling_records(wildcards):
+    return expand(
+        "results/rolling/{loss}/records/{strategy}_day_{day}.json",
+        loss=wildcards.loss,
+        strategy=names.ROLLING_STRATEGIES,
+        day=ROLLING_DAYS,
+    )
+
+
+def get_rolling_targets():
+    """Table, figure and summary of the day-by-day evaluation of each loss in rolling.run."""
+    return [
+        f"results/rolling/{loss}.{ext}"
+        for loss in ROLLING["run"]
+        for ext in ("tsv", "png", "md")
+    ]

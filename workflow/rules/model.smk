@@ -11,6 +11,8 @@ rule train_model:
         model="results/models/{setting}/{loss}/model.pt",
         history="results/models/{setting}/{loss}/history.csv",
         summary="results/models/{setting}/{loss}/training.json",
+        # What a retrain continues: optimizer state and random streams (model/warm_start.py).
+        state="results/models/{setting}/{loss}/training_state.pt",
     log:
         "logs/train_model/{setting}/{loss}.log",
     benchmark:

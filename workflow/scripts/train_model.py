@@ -24,4 +24,5 @@ run_training(
     threads=max(1, snakemake.threads // snakemake.params.processes),
     processes=snakemake.params.processes,
     nodes=snakemake.params.nodes,
+    state_path=snakemake.output.state,
 )

@@ -10,13 +10,13 @@ import argparse
 import logging
 import sys
 
-from gru4rec_pipeline.cli import data, evaluation, model, report, tuning
+from gru4rec_pipeline.cli import data, evaluation, model, report, retrain, tuning
 from gru4rec_pipeline.errors import PipelineError
 from gru4rec_pipeline.files import clean_up_on_sigterm, no_space_error
 from gru4rec_pipeline.progress import configure_logging
 
 # Groups of subcommands, in the order --help lists them (the order of the stages).
-COMMAND_GROUPS = [data, model, evaluation, tuning, report]
+COMMAND_GROUPS = [data, model, retrain, evaluation, tuning, report]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from gru4rec_pipeline.cli.common import key_value, positive_int
-from gru4rec_pipeline.names import DEVICES, LOSSES, THREAD_DEFAULTS
+from gru4rec_pipeline.names import DEVICES, LOSSES, THREAD_DEFAULTS, TRAINING_STATE_FILE
 
 
 def add_commands(subparsers) -> None:
@@ -64,5 +64,6 @@ def run_train(args: argparse.Namespace) -> int:
         progress=not args.quiet,
         processes=args.processes,
         nodes=args.nodes,
+        state_path=folder / TRAINING_STATE_FILE,
     )
     return 0

@@ -41,6 +41,7 @@ from gru4rec_pipeline.model.iterator import SessionParallelIterator
 from gru4rec_pipeline.model.network import GRU4Rec
 from gru4rec_pipeline.model.sampling import NegativeSampler, set_generator_state
 from gru4rec_pipeline.model.train_step import TrainStep
+from gru4rec_pipeline.model.warm_start import WarmStart, save_training_state
 from gru4rec_pipeline.progress import Progress
 
 log = logging.getLogger("gru4rec_pipeline")
@@ -70,6 +71,7 @@ def run_training(
     progress: bool = True,
     processes: int = 1,
     nodes: int = 1,
+    state_path: str | Path | None = None,
 ) -> dict:
     """The training stage: train ``loss`` with ``hyperparameters`` on the session arrays ``train_path``.
 
@@ -88,6 +90,7 @@ def run_training(
         "settings": {**hyperparameters, "loss": loss, "seed": seed, "device": device, "threads": threads},
         "progress": progress,
         "world_size": processes * nodes,
+        "state_path": None if state_path is None else str(state_path),
     }
     config = TrainConfig.from_dict(run["settings"])
     with TrainingLock(Path(model_path).parent):
@@ -123,6 +126,7 @@ def train_run(run: dict, group=None) -> dict:
         progress=run["progress"],
         vocabulary_identity=vocabulary.identity(),
         group=group,
+        state_path=run.get("state_path"),
     )
     if group is None or group.is_writer:
         write_json_atomic(run["summary_path"], summary)
@@ -153,6 +157,8 @@ def train_model(
     vocabulary_identity: dict | None = None,
     on_epoch=None,
     group=None,
+    initial: WarmStart | None = None,
+    state_path=None,
 ) -> dict:
     """Train GRU4Rec; write the model and the history; return a summary.
 
@@ -161,6 +167,8 @@ def train_model(
     epoch is recorded (a tuning trial evaluates the model there, and stops the training by raising).
     ``group``: this process's ``distributed.ProcessGroup`` in a data-parallel training (None: one process);
     every process trains its lanes, rank 0 alone writes the files.
+    ``initial``: a parent model's state to continue from (a retrain, ``warm_start.py``); ``state_path``: where
+    to write the training state a later retrain continues (beside the model).
     Summary keys: epochs, train_seconds, events, events_per_s, final_loss, device, threads, fast_path
     (and processes in a data-parallel training).
     """
@@ -180,6 +188,8 @@ def train_model(
     step, sampler = build_step(config, item_support, device, lanes=lanes, exchange=exchange)
     model = step.model
     model.vocabulary = vocabulary_identity
+    if initial is not None:
+        initial.apply(step, sampler)
     fingerprint = _fingerprint(train, len(item_support), config)
     if group is not None:  # a checkpoint resumes with the process count that wrote it
         fingerprint["processes"] = group.world_size
@@ -222,6 +232,8 @@ def train_model(
     # The model, and the summary.
     if writes:
         model.save(model_path)
+        if state_path is not None:
+            save_training_state(state_path, config, step, sampler, train, initial)
         if not history_path.exists():
             write_history(history_path, history)
     summary = _summary(history, device, epochs.name)

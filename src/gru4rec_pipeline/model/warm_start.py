@@ -1,0 +1,149 @@
+"""A training that starts where another ended: the parent's weights, optimizer state and generator states.
+
+``train_model(..., initial=WarmStart)`` applies one right after the network, the step and the sampler are
+built (and before a checkpoint of the retrain itself is resumed); ``train_model(..., state_path=...)`` writes,
+beside the model, the *training state* a later retrain starts from (:func:`save_training_state`). Loading a
+model and its state as a warm start: :func:`load_warm_start`. The driver is :mod:`gru4rec_pipeline.model.retrain`.
+
+Growing the vocabulary: item matrices (output weights and bias, a separate input embedding, the one-hot input
+layer) and their per-row optimizer state are built at the grown size with fresh rows, drawn as at the start of
+a training; the parent's rows are copied over the first ``n_parent`` of them, one copy of each matrix per
+retrain. Dense parameters and their state are copied as they are; the generators continue their streams.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from gru4rec_pipeline.errors import DataFormatError, PipelineError
+from gru4rec_pipeline.files import atomic_output
+from gru4rec_pipeline.model.hyperparameters import TrainConfig
+from gru4rec_pipeline.model.loading import load_model
+from gru4rec_pipeline.model.sampling import set_generator_state
+from gru4rec_pipeline.names import TRAINING_STATE_FILE
+
+TRAINING_STATE_FORMAT = "gru4rec_pipeline.training_state/1"
+# Parameters with one row per item: they grow with the vocabulary.
+ITEM_ROW_PARAMETERS = ("item_weight", "item_bias", "input_embedding", "gru_input_weights.0")
+
+
+def training_state_path(model_path: str | Path) -> Path:
+    return Path(model_path).with_name(TRAINING_STATE_FILE)
+
+
+@dataclass
+class WarmStart:
+    """What a retrain starts from: the parent's weights, optimizer state and generator states."""
+
+    weights: dict[str, Tensor]
+    optimizer: dict[str, Tensor]
+    dropout_generator: Tensor
+    sampler: dict | None
+    config: dict
+    time_range: tuple[float, float]
+    epochs: int
+
+    @property
+    def n_items(self) -> int:
+        return int(self.weights["item_weight"].shape[0])
+
+    def apply(self, step, sampler) -> None:
+        """Overwrite the freshly built ``step`` (network, optimizer, dropout) and ``sampler`` with the parent's."""
+        current = step.model.state_dict()  # tensors sharing the parameters' storage
+        for name, source in self.weights.items():
+            _copy_rows(current[name], source, name, grows=name in ITEM_ROW_PARAMETERS)
+        shapes = {name: tuple(source.shape) for name, source in self.weights.items()}
+        for name, target in step.optimizer.state.items():
+            source = self.optimizer.get(name)
+            if source is None:
+                raise PipelineError(f"the training state has no optimizer state {name!r}: it belongs to another model")
+            if name == "dense":
+                _copy_dense_state(target, source, step.dense_names, shapes, current)
+            else:
+                _copy_rows(target, source, f"optimizer state {name}", grows=name in ITEM_ROW_PARAMETERS)
+        set_generator_state(step.dropout_generator, self.dropout_generator, "dropout")
+        if sampler is not None and self.sampler is not None:
+            sampler.load_state_dict(self.sampler)
+
+
+def _copy_rows(target: Tensor, source: Tensor, name: str, grows: bool) -> None:
+    """``source`` into the first rows of ``target``: equal shapes, or (``grows``: one row per item) ``target`` with
+    more rows, the grown vocabulary's new items."""
+    if target.shape == source.shape:
+        target.copy_(source)
+    elif grows and target.shape[1:] == source.shape[1:] and target.shape[0] >= source.shape[0]:
+        target[: source.shape[0]].copy_(source)
+    else:
+        raise PipelineError(f"{name}: the parent's shape {tuple(source.shape)} does not fit {tuple(target.shape)}")
+
+
+def _copy_dense_state(target: Tensor, source: Tensor, names: list[str], parent_shapes: dict, current: dict) -> None:
+    """The flat dense optimizer state [2, total], segment by segment: a segment that grew (the item matrices of
+    ce_full, row-major) takes the parent's values as its prefix, the new items' part stays zero."""
+    new_offset = old_offset = 0
+    for name in names:
+        new_size, old_size = current[name].numel(), int(torch.Size(parent_shapes[name]).numel())
+        if old_size > new_size:
+            raise PipelineError(f"optimizer state of {name}: the parent's {old_size} values do not fit {new_size}")
+        target[:, new_offset : new_offset + old_size].copy_(source[:, old_offset : old_offset + old_size])
+        new_offset, old_offset = new_offset + new_size, old_offset + old_size
+    if old_offset != source.shape[1]:
+        raise PipelineError("the training state's dense optimizer state does not match the model's parameters")
+
+
+def save_training_state(path, config: TrainConfig, step, sampler, train, initial: WarmStart | None = None) -> None:
+    """Write what a retrain needs beside the weights (see the module docstring), atomically."""
+    low, high = (float(train.times.min()), float(train.times.max())) if train.n_events else (0.0, 0.0)
+    if initial is not None:
+        low, high = min(low, initial.time_range[0]), max(high, initial.time_range[1])
+    payload = {
+        "format": TRAINING_STATE_FORMAT,
+        "config": config.to_dict(),
+        "vocabulary": step.model.vocabulary,
+        "optimizer": step.optimizer.state_dict(),
+        "dropout_generator": step.dropout_generator.get_state(),
+        "sampler": sampler.state_dict() if sampler is not None else None,
+        "time_range": [low, high],
+        "epochs": config.epochs + (initial.epochs if initial is not None else 0),
+    }
+    with atomic_output(path) as temporary:
+        torch.save(payload, temporary)
+
+
+def load_warm_start(model_path: str | Path) -> WarmStart:
+    """The model ``model_path`` and its training state as a :class:`WarmStart`; clear errors for a model without
+    one or with one of a format this code does not read."""
+    model = load_model(model_path)
+    state_path = training_state_path(model_path)
+    if not state_path.exists():
+        raise DataFormatError(
+            model_path,
+            f"no {TRAINING_STATE_FILE} beside it: the model was written by a version that does not keep its "
+            "optimizer's state, which a retrain continues; train it again with this version",
+        )
+    try:
+        payload = torch.load(state_path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise DataFormatError(state_path, f"cannot read the training state: {exc}") from None
+    found = payload.get("format") if isinstance(payload, dict) else None
+    if found != TRAINING_STATE_FORMAT:
+        raise DataFormatError(
+            state_path,
+            f"training state of format {found!r}; this version retrains from format {TRAINING_STATE_FORMAT!r} "
+            "only: train the parent model again with this version",
+        )
+    if payload["vocabulary"] != model.vocabulary:
+        raise DataFormatError(state_path, f"this training state belongs to another model than {model_path}")
+    return WarmStart(
+        weights={name: tensor.detach().clone() for name, tensor in model.state_dict().items()},
+        optimizer=payload["optimizer"],
+        dropout_generator=payload["dropout_generator"],
+        sampler=payload["sampler"],
+        config=payload["config"],
+        time_range=(float(payload["time_range"][0]), float(payload["time_range"][1])),
+        epochs=int(payload["epochs"]),
+    )

@@ -1,0 +1,50 @@
+"""The day-by-day evaluation: every (strategy, day) of the tiny preset, and the predictions a model cannot make."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from conftest import TINY, copy_workflow, run_snakemake
+from gru4rec_pipeline.data.vocabulary import Vocabulary
+from gru4rec_pipeline.evaluation.rolling import evaluate_day
+from gru4rec_pipeline.names import ROLLING_STRATEGIES
+from test_retrain import clicks_frame, trained_parent
+
+
+def test_unknown_targets_count_as_misses(tmp_path):
+    parent = trained_parent(tmp_path, clicks_frame())
+    known = clicks_frame(n_sessions=60, start=1e5, seed=4)
+    # The same day with as many sessions again of items the model never saw.
+    unknown = clicks_frame(n_sessions=60, items=range(700, 720), start=2e5, seed=5)
+    known.to_parquet(tmp_path / "known.parquet")
+    pd.concat([known, unknown]).to_parquet(tmp_path / "mixed.parquet")
+    args = (parent / "model.pt", parent / "vocab.parquet")
+    alone = evaluate_day(*args, tmp_path / "known.parquet", tmp_path / "a.json", "frozen", 2, device="cpu")
+    mixed = evaluate_day(*args, tmp_path / "mixed.parquet", tmp_path / "b.json", "frozen", 2, device="cpu")
+    share = alone["predictions"] / mixed["predictions"]
+    assert alone["coverage"] == 1.0 and mixed["coverage"] == pytest.approx(share)
+    assert mixed["recall"]["20"] == pytest.approx(alone["recall"]["20"] * share)
+    assert mixed["train_seconds"] == 0.0 and json.loads((tmp_path / "b.json").read_text())["day"] == 2
+
+
+def test_rolling_evaluation_of_the_tiny_preset(tmp_path):
+    workdir = copy_workflow(tmp_path / "wf")
+    (workdir / "rolling.yaml").write_text("rolling:\n  run: [bpr_max]\n  days: 2\n  epochs_warm: 1\n")
+    run_snakemake(workdir, "results/rolling/bpr_max.tsv", "--cores", "2", *TINY, "rolling.yaml")
+    table = pd.read_csv(workdir / "results" / "rolling" / "bpr_max.tsv", sep="\t")
+    assert sorted(zip(table["strategy"], table["day"])) == sorted((s, d) for s in ROLLING_STRATEGIES for d in (1, 2))
+    rows = table.set_index(["strategy", "day"])
+    day_one = Vocabulary.load(workdir / "results" / "rolling" / "sessions" / "day_1" / "vocab.parquet").n_items
+    assert (rows.loc["frozen", "items"] == day_one).all()
+    # Day 1's warm and frozen models are scratch's; later, frozen trains nothing and warm far less than scratch.
+    for strategy in ("warm", "frozen"):
+        assert rows.loc[(strategy, 1)].equals(rows.loc[("scratch", 1)])
+    assert rows.loc[("frozen", 2), "train_seconds"] == 0.0
+    assert 0 < rows.loc[("warm", 2), "train_seconds"] < rows.loc[("scratch", 2), "train_seconds"]
+    summary = (workdir / "results" / "rolling" / "bpr_max.md").read_text()
+    assert "Mean over 2 days" in summary and (workdir / "results" / "rolling" / "bpr_max.png").stat().st_size > 0
+    record = json.loads((workdir / "results" / "rolling" / "bpr_max" / "warm" / "day_2" / "training.json").read_text())
+    assert record["retrained_from"]["clicks"] == "results/rolling/days/day_1.parquet"

@@ -1,0 +1,36 @@
+# Models that keep learning: a final model retrained on new clicks (retrain.clicks), with a vocabulary that
+# grows. Code: src/gru4rec_pipeline/model/retrain.py, model/warm_start.py, data/increment.py.
+
+
+rule retrain_model:
+    input:
+        model=model_file("final", "{loss}", "model.pt"),
+        state=model_file("final", "{loss}", names.TRAINING_STATE_FILE),
+        vocab="results/sessions/final/vocab.parquet",
+        clicks=get_retrain_clicks,
+        code=code_inputs("retrain_model"),
+    output:
+        model="results/retrained/{loss}/model.pt",
+        history="results/retrained/{loss}/history.csv",
+        summary="results/retrained/{loss}/training.json",
+        vocab="results/retrained/{loss}/vocab.parquet",
+        state=f"results/retrained/{{loss}}/{names.TRAINING_STATE_FILE}",
+    log:
+        "logs/retrain_model/{loss}.log",
+    benchmark:
+        "benchmarks/retrain_model/{loss}.tsv"
+    conda:
+        "../../envs/model.yaml"
+    threads: config["training"]["threads"]
+    resources:
+        mem_mb=8000,
+        runtime=240,
+        gpu=get_training_gpus,
+        gpu_share=get_training_gpu_share,
+    params:
+        epochs=config["retrain"]["epochs"],
+        protocol=config["protocol"],
+        support_decay=config["retrain"]["support_decay"],
+        device=config["device"],
+    script:
+        "../scripts/retrain_model.py"

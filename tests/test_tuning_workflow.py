@@ -57,7 +57,10 @@ def copy_of(run: Path, tmp_path: Path) -> Path:
 def test_workers_run_the_studys_trials_side_by_side(tuned_run: Path):
     (journal,) = journals(tuned_run)
     study = load(journal)
-    assert finished(study) == 4 and len(study.trials) == 4
+    # Trials whose training diverges (BPR-max at some sampled learning rates) are failed and leave room for others.
+    failed = [t for t in study.trials if t.state == TrialState.FAIL]
+    assert finished(study) == 4 and len(study.trials) - len(failed) == 4
+    assert all("diverged" in t.user_attrs[FAILURE] for t in failed)
     by_worker = Counter(t.user_attrs[WORKER] for t in study.trials)
     assert set(by_worker) == {0, 1}, by_worker
     spans = {worker: [] for worker in (0, 1)}

@@ -73,7 +73,7 @@ def extract_members(
         except PipelineError:
             raise
         except Exception as exc:  # py7zr reports damage as LZMAError, CrcError, Bad7zFile, EOFError, ...
-            full = no_space_error(exc, staging / "member")
+            full = no_space_error(exc, out_dir / PurePosixPath(members[0]).name)
             if full is not None:
                 raise full from exc
             raise DataFormatError(

@@ -3,7 +3,7 @@
 Usage: python bench/bench_training.py [--events 1000000] [--threads 2] [--losses ce_sampled bpr_max]
        [--device cpu|cuda|auto] [--batch-size 32] [--profile]
 
-On a GPU (``--device cuda``) training takes the fast path (the static-shape step replayed from CUDA graphs)
+On a GPU (``--device cuda``) training takes the fast path (the fixed-shape step replayed from CUDA graphs)
 and each loss also prints the peak GPU memory; ``--profile`` adds kernels and host launches per step from
 ``torch.profiler``, for the fast path and for the per-step loop. Needs only torch, numpy, pandas and pyarrow
 with ``PYTHONPATH=src`` (numba, when present, speeds up the CPU parts).

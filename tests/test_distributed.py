@@ -268,3 +268,26 @@ def test_the_training_rule_asks_for_every_process(workflow_copy: Path):
     assert threads == "2", block[:2000]
     for expected in ("tasks=4", "nodes=2", "gpu=2", "cpus_per_task=1", "tasks_per_gpu=1"):
         assert re.search(rf"\b{expected}\b", resources), resources
+
+
+def replica_check(rank: int, port: int, folder: str) -> None:
+    """One of two processes holding different weights (rank 1 moved one value): the check must refuse."""
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
+    weights = torch.zeros(5)
+    weights[3] = 1e-7 * rank
+    group = distributed.ProcessGroup(rank, 2, rank, torch.device("cpu"))
+    try:
+        distributed.check_replicas(group, [weights], epoch=4)
+    except distributed.PipelineError as exc:
+        Path(folder, f"rank{rank}.txt").write_text(str(exc))
+    finally:
+        dist.destroy_process_group()
+
+
+def test_replicas_that_differ_are_an_error_on_every_process(tmp_path):
+    torch.multiprocessing.spawn(replica_check, args=(free_port(), str(tmp_path)), nprocs=2)
+    for rank in range(2):
+        message = (tmp_path / f"rank{rank}.txt").read_text()
+        assert "after epoch 4 the weights of rank(s) [1] differ from rank 0's" in message

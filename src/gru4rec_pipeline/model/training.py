@@ -93,6 +93,10 @@ def run_training(
         "state_path": None if state_path is None else str(state_path),
     }
     config = TrainConfig.from_dict(run["settings"])
+    # Read here also when other processes train: bad input stops the run before any process starts.
+    vocabulary = Vocabulary.load(vocab_path)
+    train = SessionArrays.load(train_path)
+    vocabulary.check_indices(train, train_path, vocab_path)
     with TrainingLock(Path(model_path).parent):
         run["checkpoint_dir"] = None
         if checkpoint_root is not None:
@@ -102,20 +106,21 @@ def run_training(
         if run["world_size"] > 1:
             summary = _launch_processes(run, processes, nodes)
         else:
-            summary = train_run(run)
+            summary = train_run(run, inputs=(train, vocabulary))
         if checkpoint_root is not None:
             shutil.rmtree(checkpoint_root, ignore_errors=True)
     log.info("training summary: %s", summary)
     return summary
 
 
-def train_run(run: dict, group=None) -> dict:
-    """One process's part of the training ``run`` (what ``run_training`` describes): reads the inputs,
-    trains, and (the only process, or rank 0 of ``group``) writes the summary."""
+def train_run(run: dict, group=None, inputs: tuple[SessionArrays, Vocabulary] | None = None) -> dict:
+    """One process's part of the training ``run`` (what ``run_training`` describes): reads the inputs (unless
+    given: the session arrays and the vocabulary), trains, and (the only process, or rank 0 of ``group``)
+    writes the summary."""
     config = TrainConfig.from_dict(run["settings"])
-    vocabulary = Vocabulary.load(run["vocab_path"])
-    train = SessionArrays.load(run["train_path"])
-    vocabulary.check_indices(train, run["train_path"], run["vocab_path"])
+    if inputs is None:
+        inputs = SessionArrays.load(run["train_path"]), Vocabulary.load(run["vocab_path"])
+    train, vocabulary = inputs
     summary = train_model(
         train,
         vocabulary.support,

@@ -147,6 +147,11 @@ def metrics_file(setting, name):
     return f"results/metrics/{setting}/{name}.json"
 
 
+def ranks_file(setting, name):
+    """Every evaluated event's rank in split order, the paired comparisons' input (evaluation/event_ranks.py)."""
+    return f"results/metrics/{setting}/{name}.ranks.npz"
+
+
 def recall_file(setting, name):
     """results/recall_{name}.txt for the final setting, results/tuning/recall_{name}.txt for the tuning one."""
     return (
@@ -168,6 +173,52 @@ def get_trained_models():
 
 def get_evaluated_models():
     return get_trained_models() + get_baselines()
+
+
+def get_replicate_seeds():
+    """Seeds of the repeated runs beyond the first (replicates: N trains each loss with seed, seed+1, ...)."""
+    return [config["seed"] + offset for offset in range(1, config["replicates"])]
+
+
+def replicate_model_file(setting, loss, seed, name):
+    """A repeated run's model files live below its loss's: results/models/{setting}/{loss}/seed{seed}/{name}."""
+    return f"results/models/{setting}/{loss}/seed{seed}/{name}"
+
+
+def replicate_metrics_file(setting, loss, seed, suffix=".json"):
+    return f"results/metrics/{setting}/{loss}/seed{seed}{suffix}"
+
+
+def replicate_recall_file(setting, loss, seed):
+    return recall_file(setting, f"{loss}_seed{seed}")
+
+
+def get_replicate_metrics():
+    """Per loss, the metrics files of all its runs, first run first; empty with one replicate (the baselines are
+    deterministic and run once)."""
+    if config["replicates"] == 1:
+        return {}
+    return {
+        loss: [metrics_file(SETTING, loss)]
+        + [
+            replicate_metrics_file(SETTING, loss, seed)
+            for seed in get_replicate_seeds()
+        ]
+        for loss in LOSSES
+    }
+
+
+def get_replicate_metrics_files():
+    return [path for paths in get_replicate_metrics().values() for path in paths]
+
+
+def get_repeated_run_metrics_files():
+    """The metrics files of the runs beyond each loss's first (whose file the summary already reads)."""
+    return [
+        replicate_metrics_file(SETTING, loss, seed)
+        for loss in LOSSES
+        for seed in get_replicate_seeds()
+    ]
 
 
 def get_study_settings():
@@ -218,6 +269,7 @@ def get_report_targets():
         "results/summary.tsv",
         "results/summary.md",
         "results/summary.html",
+        "results/significance.tsv",
         "results/plots/metrics_by_cutoff.png",
         "results/plots/training_speed.png",
         "results/plots/training_loss.png",

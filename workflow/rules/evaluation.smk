@@ -14,6 +14,7 @@ rule evaluate_model:
     output:
         recall=recall_file("final", "{loss}"),
         metrics=metrics_file("final", "{loss}"),
+        ranks=ranks_file("final", "{loss}"),
     log:
         "logs/evaluate_model/final/{loss}.log",
     benchmark:
@@ -42,6 +43,7 @@ use rule evaluate_model as evaluate_model_on_valid with:
     output:
         recall=recall_file("tuning", "{loss}"),
         metrics=metrics_file("tuning", "{loss}"),
+        ranks=ranks_file("tuning", "{loss}"),
     log:
         "logs/evaluate_model/tuning/{loss}.log",
     benchmark:
@@ -57,6 +59,7 @@ rule evaluate_baseline:
     output:
         recall=recall_file("final", "{baseline}"),
         metrics=metrics_file("final", "{baseline}"),
+        ranks=ranks_file("final", "{baseline}"),
     log:
         "logs/evaluate_baseline/final/{baseline}.log",
     benchmark:
@@ -82,6 +85,7 @@ use rule evaluate_baseline as evaluate_baseline_on_valid with:
     output:
         recall=recall_file("tuning", "{baseline}"),
         metrics=metrics_file("tuning", "{baseline}"),
+        ranks=ranks_file("tuning", "{baseline}"),
     log:
         "logs/evaluate_baseline/tuning/{baseline}.log",
     benchmark:
@@ -97,6 +101,7 @@ rule evaluate_oracle:
     output:
         recall=recall_file("final", "oracle"),
         metrics=metrics_file("final", "oracle"),
+        ranks=ranks_file("final", "oracle"),
     log:
         "logs/evaluate_oracle/final/oracle.log",
     benchmark:
@@ -120,7 +125,39 @@ use rule evaluate_oracle as evaluate_oracle_on_valid with:
     output:
         recall=recall_file("tuning", "oracle"),
         metrics=metrics_file("tuning", "oracle"),
+        ranks=ranks_file("tuning", "oracle"),
     log:
         "logs/evaluate_oracle/tuning/oracle.log",
     benchmark:
         "benchmarks/evaluate_oracle/tuning/oracle.tsv"
+
+
+rule compare_models:
+    input:
+        ranks=[ranks_file(SETTING, name) for name in get_evaluated_models()],
+        runs=get_replicate_metrics_files(),
+        code=code_inputs("compare_models"),
+    output:
+        table=report(
+            "results/significance.tsv",
+            caption="../report/significance.rst",
+            category="Results",
+            labels={"output": "paired significance (TSV)"},
+        ),
+    log:
+        "logs/compare_models/compare_models.log",
+    benchmark:
+        "benchmarks/compare_models/compare_models.tsv"
+    conda:
+        "../../envs/report.yaml"
+    resources:
+        mem_mb=2000,
+        runtime=20,
+    params:
+        models=get_evaluated_models(),
+        runs=get_replicate_metrics(),
+        cutoff=max(config["evaluation"]["cutoffs"]),
+        resamples=config["evaluation"]["bootstrap_resamples"],
+        seed=config["seed"],
+    script:
+        "../scripts/compare_models.py"

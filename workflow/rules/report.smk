@@ -9,7 +9,9 @@ localrules:
 
 rule summarize_results:
     input:
-        metrics=[metrics_file(SETTING, name) for name in get_evaluated_models()],
+        metrics=[metrics_file(SETTING, name) for name in get_evaluated_models()]
+        + get_repeated_run_metrics_files(),
+        significance="results/significance.tsv",
         code=code_inputs("summarize_results"),
     output:
         tsv=report(

@@ -130,6 +130,7 @@ rule evaluate_tuned_model:
     output:
         recall=recall_file("final", "{loss}_tuned"),
         metrics=metrics_file("final", "{loss}_tuned"),
+        ranks=ranks_file("final", "{loss}_tuned"),
     log:
         "logs/evaluate_tuned_model/{loss}.log",
     benchmark:

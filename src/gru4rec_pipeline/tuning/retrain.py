@@ -62,6 +62,7 @@ def run_tuned_evaluation(
     device: str = "auto",
     threads: int = 1,
     config: dict | None = None,
+    ranks_path=None,
 ) -> dict:
     """Evaluate the tuned model of ``loss``; its record names the study, the best trial and its valid metric."""
     best = BestSetting.load(best_path, loss)
@@ -81,4 +82,5 @@ def run_tuned_evaluation(
         seed=seed,
         config=config,
         extra={"loss": loss, "tuning": study},
+        ranks_path=ranks_path,
     )

@@ -35,6 +35,31 @@ if not set(TUNING["run"]) <= set(LOSSES):
         "whose setting a study varies and whose epochs the tuned model trains for"
     )
 
+EARLY_STOPPING = config["training"]["early_stopping"]
+if EARLY_STOPPING["patience"] and SETTING == "final" and not TUNING["run"]:
+    raise WorkflowError(
+        "config key 'training.early_stopping': patience is set but no training measures on a validation split: "
+        "the final setting's trainings measure on test, where early stopping is refused; use setting: tuning, "
+        "or tuning.run for studies whose trials stop early"
+    )
+if (
+    EARLY_STOPPING["patience"]
+    and SETTING == "tuning"
+    and not config["training"]["eval_every_epoch"]
+):
+    raise WorkflowError(
+        "config key 'training.eval_every_epoch': false, but training.early_stopping needs the metric after every epoch"
+    )
+if (
+    EARLY_STOPPING["patience"]
+    and int(EARLY_STOPPING["metric"].split("@")[1])
+    not in config["evaluation"]["cutoffs"]
+):
+    raise WorkflowError(
+        f"config key 'training.early_stopping.metric': got {EARLY_STOPPING['metric']!r}, "
+        f"expected a cut-off of evaluation.cutoffs {config['evaluation']['cutoffs']}"
+    )
+
 
 wildcard_constraints:
     loss="|".join(LOSSES),
@@ -131,6 +156,20 @@ def get_synthetic_process(wildcards):
 def sessions_file(name):
     """A file of the session arrays for the configured setting (final or tuning)."""
     return f"results/sessions/{SETTING}/{name}"
+
+
+def get_epoch_evaluation_split(wildcards):
+    """The split a training is evaluated on after every epoch (training.eval_every_epoch): its setting's."""
+    if not config["training"]["eval_every_epoch"]:
+        return []
+    return f"results/sessions/{wildcards.setting}/eval.npz"
+
+
+def get_early_stopping(wildcards):
+    """training.early_stopping where it is legitimate: trainings of the tuning setting, measured on valid."""
+    if wildcards.setting != "tuning" or not EARLY_STOPPING["patience"]:
+        return None
+    return dict(EARLY_STOPPING)
 
 
 def get_hyperparameters(wildcards):
@@ -273,6 +312,7 @@ def get_report_targets():
         "results/plots/metrics_by_cutoff.png",
         "results/plots/training_speed.png",
         "results/plots/training_loss.png",
+        "results/plots/learning_curve.png",
         "results/plots/dataset_statistics.png",
     ]
 

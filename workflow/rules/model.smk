@@ -6,6 +6,7 @@ rule train_model:
     input:
         train="results/sessions/{setting}/train.npz",
         vocab="results/sessions/{setting}/vocab.parquet",
+        evaluation=get_epoch_evaluation_split,
         code=code_inputs("train_model"),
     output:
         model="results/models/{setting}/{loss}/model.pt",
@@ -28,5 +29,9 @@ rule train_model:
         seed=config["seed"],
         device=config["device"],
         checkpoint_root="results/models/{setting}/{loss}/checkpoints",
+        evaluation=get_evaluation_settings(),
+        eval_every_epoch=config["training"]["eval_every_epoch"],
+        eval_split=lambda wildcards: names.SETTING_SPLITS[wildcards.setting]["eval"],
+        early_stopping=get_early_stopping,
     script:
         "../scripts/train_model.py"

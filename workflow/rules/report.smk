@@ -128,3 +128,29 @@ rule plot_dataset:
         runtime=20,
     script:
         "../scripts/plot_dataset.py"
+
+
+rule plot_learning_curve:
+    input:
+        histories=[
+            model_file(SETTING, model, "history.csv") for model in get_trained_models()
+        ],
+        code=code_inputs("plot_learning_curve"),
+    output:
+        png=report(
+            "results/plots/learning_curve.png",
+            caption="../report/learning_curve.rst",
+            category="Training",
+            labels={"output": "recall and MRR per epoch"},
+        ),
+    log:
+        "logs/plot_learning_curve/plot_learning_curve.log",
+    conda:
+        "../../envs/report.yaml"
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    params:
+        split=names.SETTING_SPLITS[SETTING]["eval"],
+    script:
+        "../scripts/plot_learning_curve.py"

@@ -68,6 +68,7 @@ def run_training(
     device: str = "auto",
     threads: int = 1,
     progress: bool = True,
+    epoch_evaluation=None,
 ) -> dict:
     """The training stage: train ``loss`` with ``hyperparameters`` on the session arrays ``train_path``.
 
@@ -94,6 +95,7 @@ def run_training(
             checkpoint_dir=checkpoint_dir,
             progress=progress,
             vocabulary_identity=vocabulary.identity(),
+            epoch_evaluation=epoch_evaluation,
         )
         write_json_atomic(summary_path, summary)
         if checkpoint_root is not None:
@@ -112,12 +114,15 @@ def train_model(
     progress: bool = True,
     vocabulary_identity: dict | None = None,
     on_epoch=None,
+    epoch_evaluation=None,
 ) -> dict:
     """Train GRU4Rec; write the model and the history; return a summary.
 
     ``item_support``: training events per vocabulary index; ``vocabulary_identity``: what the model
     records of its vocabulary (``Vocabulary.identity()``). ``on_epoch(epoch, model)`` runs after each
     epoch is recorded (a tuning trial evaluates the model there, and stops the training by raising).
+    ``epoch_evaluation`` (``evaluation.epoch_evaluation.EpochEvaluation``) adds each epoch's metrics to its
+    history row, may stop the training early and restores the best epoch's weights before the model is saved.
     Summary keys: epochs, train_seconds, events, events_per_s, final_loss, device, threads.
     """
     config.validate()
@@ -158,6 +163,8 @@ def train_model(
                 sampler.load_state_dict(payload["sampler"])
             history = list(payload["history"])
             start_epoch = int(payload["epoch"])
+            if epoch_evaluation is not None:
+                epoch_evaluation.resume(history)
             log.info("resuming from %s after epoch %d", checkpoint_path, start_epoch)
         elif payload is not None:
             log.warning("checkpoint %s belongs to another run; starting over", checkpoint_path)
@@ -198,9 +205,10 @@ def train_model(
         if not math.isfinite(mean_loss):
             raise PipelineError(f"training diverged in epoch {epoch}: loss {mean_loss}")
         events = steps * batch
-        history.append(
-            {"epoch": epoch, "loss": mean_loss, "events": events, "events_per_s": events / wall, "wall_s": wall}
-        )
+        row = {"epoch": epoch, "loss": mean_loss, "events": events, "events_per_s": events / wall, "wall_s": wall}
+        if epoch_evaluation is not None:
+            row.update(epoch_evaluation.measure(epoch, model, row))
+        history.append(row)
         log.info("epoch %d: loss %.6f, %d events, %.0f events/s", epoch, mean_loss, events, events / wall)
         write_history(history_path, history)
         if checkpoint_path is not None:
@@ -219,7 +227,10 @@ def train_model(
             )
         if on_epoch is not None:
             on_epoch(epoch, model)
+        if epoch_evaluation is not None and epoch_evaluation.should_stop:
+            break
 
+    evaluated = epoch_evaluation.finish(model) if epoch_evaluation is not None else {}
     model.save(model_path)
     if not history_path.exists():
         write_history(history_path, history)
@@ -235,6 +246,7 @@ def train_model(
         "threads": torch.get_num_threads(),
         # How the epochs ran: CUDA graphs of the static-shape step, that step eagerly, or the per-step loop.
         "step": "loop" if fast_epochs is None else ("cuda_graphs" if fast_epochs.graphs else "static"),
+        **evaluated,
     }
 
 

@@ -38,6 +38,7 @@ rule tune_worker:
         space=get_search_space,
         hyperparameters=get_hyperparameters,
         evaluation=get_evaluation_settings(),
+        early_stopping=dict(EARLY_STOPPING) if EARLY_STOPPING["patience"] else None,
         seed=config["seed"],
         device=config["device"],
     script:

@@ -67,6 +67,7 @@ wildcard_constraints:
     setting="|".join(names.SETTINGS),
     split="|".join(SPLITS),
     worker=r"\d+",
+    seed=r"\d+",
 
 
 def module_files(module):
@@ -321,6 +322,11 @@ def get_final_output():
     return (
         ["results/data/stats.json"]
         + [recall_file(SETTING, name) for name in get_evaluated_models()]
+        + [
+            replicate_recall_file(SETTING, loss, seed)
+            for loss in LOSSES
+            for seed in get_replicate_seeds()
+        ]
         + [f"results/tuning/{loss}/best.yaml" for loss in get_tuned_losses()]
         + get_report_targets()
     )

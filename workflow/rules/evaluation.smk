@@ -50,6 +50,46 @@ use rule evaluate_model as evaluate_model_on_valid with:
         "benchmarks/evaluate_model/tuning/{loss}.tsv"
 
 
+# A repeated run's evaluation (replicates: N), in files that carry its seed.
+use rule evaluate_model as evaluate_model_replicate with:
+    input:
+        model=replicate_model_file("final", "{loss}", "{seed}", "model.pt"),
+        training=replicate_model_file("final", "{loss}", "{seed}", "training.json"),
+        evaluation="results/sessions/final/eval.npz",
+        vocab="results/sessions/final/vocab.parquet",
+        code=code_inputs("evaluate_model"),
+    output:
+        recall=replicate_recall_file("final", "{loss}", "{seed}"),
+        metrics=replicate_metrics_file("final", "{loss}", "{seed}"),
+        ranks=replicate_metrics_file("final", "{loss}", "{seed}", ".ranks.npz"),
+    log:
+        "logs/evaluate_model/final/{loss}/seed{seed}.log",
+    benchmark:
+        "benchmarks/evaluate_model/final/{loss}/seed{seed}.tsv"
+    params:
+        evaluation=get_evaluation_settings(),
+        hyperparameters=get_hyperparameters,
+        seed=lambda wildcards: int(wildcards.seed),
+        device=config["device"],
+
+
+use rule evaluate_model_replicate as evaluate_model_replicate_on_valid with:
+    input:
+        model=replicate_model_file("tuning", "{loss}", "{seed}", "model.pt"),
+        training=replicate_model_file("tuning", "{loss}", "{seed}", "training.json"),
+        evaluation="results/sessions/tuning/eval.npz",
+        vocab="results/sessions/tuning/vocab.parquet",
+        code=code_inputs("evaluate_model"),
+    output:
+        recall=replicate_recall_file("tuning", "{loss}", "{seed}"),
+        metrics=replicate_metrics_file("tuning", "{loss}", "{seed}"),
+        ranks=replicate_metrics_file("tuning", "{loss}", "{seed}", ".ranks.npz"),
+    log:
+        "logs/evaluate_model/tuning/{loss}/seed{seed}.log",
+    benchmark:
+        "benchmarks/evaluate_model/tuning/{loss}/seed{seed}.tsv"
+
+
 rule evaluate_baseline:
     input:
         train="results/sessions/final/train.npz",

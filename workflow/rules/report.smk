@@ -40,7 +40,8 @@ rule summarize_results:
 
 rule plot_metrics:
     input:
-        metrics=[metrics_file(SETTING, name) for name in get_evaluated_models()],
+        metrics=[metrics_file(SETTING, name) for name in get_evaluated_models()]
+        + get_repeated_run_metrics_files(),
         code=code_inputs("plot_metrics"),
     output:
         png=report(

@@ -170,34 +170,3 @@ use rule evaluate_oracle as evaluate_oracle_on_valid with:
         "logs/evaluate_oracle/tuning/oracle.log",
     benchmark:
         "benchmarks/evaluate_oracle/tuning/oracle.tsv"
-
-
-rule compare_models:
-    input:
-        ranks=[ranks_file(SETTING, name) for name in get_evaluated_models()],
-        runs=get_replicate_metrics_files(),
-        code=code_inputs("compare_models"),
-    output:
-        table=report(
-            "results/significance.tsv",
-            caption="../report/significance.rst",
-            category="Results",
-            labels={"output": "paired significance (TSV)"},
-        ),
-    log:
-        "logs/compare_models/compare_models.log",
-    benchmark:
-        "benchmarks/compare_models/compare_models.tsv"
-    conda:
-        "../../envs/report.yaml"
-    resources:
-        mem_mb=2000,
-        runtime=20,
-    params:
-        models=get_evaluated_models(),
-        runs=get_replicate_metrics(),
-        cutoff=max(config["evaluation"]["cutoffs"]),
-        resamples=config["evaluation"]["bootstrap_resamples"],
-        seed=config["seed"],
-    script:
-        "../scripts/compare_models.py"

@@ -1,6 +1,6 @@
-# Report stages: the results table and the figures of the configured setting, each marked for
-# `snakemake --report report.html`.
-# Code: src/gru4rec_pipeline/report/
+# Report stages: the results table, the paired significance of the differences between models and the figures
+# of the configured setting, each marked for `snakemake --report report.html`.
+# Code: src/gru4rec_pipeline/report/ (the comparison: src/gru4rec_pipeline/evaluation/significance.py)
 
 
 localrules:
@@ -155,3 +155,34 @@ rule plot_learning_curve:
         split=names.SETTING_SPLITS[SETTING]["eval"],
     script:
         "../scripts/plot_learning_curve.py"
+
+
+rule compare_models:
+    input:
+        ranks=[ranks_file(SETTING, name) for name in get_evaluated_models()],
+        runs=get_replicate_metrics_files(),
+        code=code_inputs("compare_models"),
+    output:
+        table=report(
+            "results/significance.tsv",
+            caption="../report/significance.rst",
+            category="Results",
+            labels={"output": "paired significance (TSV)"},
+        ),
+    log:
+        "logs/compare_models/compare_models.log",
+    benchmark:
+        "benchmarks/compare_models/compare_models.tsv"
+    conda:
+        "../../envs/report.yaml"
+    resources:
+        mem_mb=2000,
+        runtime=20,
+    params:
+        models=get_evaluated_models(),
+        runs=get_replicate_metrics(),
+        cutoff=max(config["evaluation"]["cutoffs"]),
+        resamples=config["evaluation"]["bootstrap_resamples"],
+        seed=config["seed"],
+    script:
+        "../scripts/compare_models.py"

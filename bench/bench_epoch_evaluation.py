@@ -9,11 +9,12 @@ the measured training speed, so the share needs no full epoch:
 
     share = evaluation seconds / (train events per epoch / training events per second)
 
-    python bench/bench_epoch_evaluation.py            # the default data (7,000 items) and RSC15 (37,000 items)
+    python bench/bench_epoch_evaluation.py            # the default data (3,585 items) and RSC15 (37,000 items)
     python bench/bench_epoch_evaluation.py --scales 37000:31600000:71000
 
 A scale is ``items:train_events:test_events``. RSC15's train_full holds about 31.6M events and its test split
-about 71k; the defaults for the synthetic default dataset are its measured split sizes (results/data/stats.json).
+about 71k; the synthetic default dataset ranks 15,042 test events against 3,585 items, and its train_full holds
+about 1M events (280,000 generated sessions of about 3.6 clicks; results/data/stats.json has the exact count).
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from gru4rec_pipeline.model.hyperparameters import TrainConfig
 from gru4rec_pipeline.model.loading import load_model
 from gru4rec_pipeline.model.training import train_model
 
-DEFAULT_SCALES = ("7000:780000:15000", "37000:31600000:71000")
+DEFAULT_SCALES = ("3585:1000000:15042", "37000:31600000:71000")
 
 
 def measure(n_items: int, train_events: int, test_events: int, sample_events: int, threads: int) -> dict:

@@ -166,6 +166,15 @@ def get_epoch_evaluation_split(wildcards):
     return f"results/sessions/{wildcards.setting}/eval.npz"
 
 
+def get_tuned_epoch_evaluation_split():
+    """The test split a tuned model's retraining is evaluated on after every epoch (its learning curve)."""
+    return (
+        "results/sessions/final/eval.npz"
+        if config["training"]["eval_every_epoch"]
+        else []
+    )
+
+
 def get_early_stopping(wildcards):
     """training.early_stopping where it is legitimate: trainings of the tuning setting, measured on valid."""
     if wildcards.setting != "tuning" or not EARLY_STOPPING["patience"]:

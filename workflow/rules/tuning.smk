@@ -94,6 +94,7 @@ rule train_tuned_model:
         best="results/tuning/{loss}/best.yaml",
         train="results/sessions/final/train.npz",
         vocab="results/sessions/final/vocab.parquet",
+        evaluation=get_tuned_epoch_evaluation_split(),
         code=code_inputs("train_tuned_model"),
     output:
         model=model_file("final", "{loss}_tuned", "model.pt"),
@@ -115,6 +116,8 @@ rule train_tuned_model:
         seed=config["seed"],
         device=config["device"],
         checkpoint_root=model_file("final", "{loss}_tuned", "checkpoints"),
+        evaluation=get_evaluation_settings(),
+        eval_every_epoch=config["training"]["eval_every_epoch"],
     script:
         "../scripts/train_tuned_model.py"
 

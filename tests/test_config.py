@@ -46,6 +46,8 @@ def test_every_config_key_is_commented():
         (["setting=later"], "setting"),
         (["device=tpu"], "device"),
         (["sha256=nothex"], "sha256"),
+        (["replicates=0"], "replicates"),
+        (["replicates=1.5"], "replicates"),
     ],
 )
 def test_bad_config_fails_naming_the_key(workflow_copy: Path, override, key):
@@ -54,6 +56,22 @@ def test_bad_config_fails_naming_the_key(workflow_copy: Path, override, key):
     output = result.stdout + result.stderr
     assert key in output, output[-2000:]
     assert not (workflow_copy / "results").exists()
+
+
+@pytest.mark.parametrize(
+    "overlay, message",
+    [
+        ("training: {early_stopping: {patience: 2}}", "'training.early_stopping': patience is set but no training"),
+        ("setting: tuning\ntraining: {early_stopping: {patience: 2, metric: ndcg@20}}", "early_stopping.metric"),
+        ("setting: tuning\ntraining: {early_stopping: {patience: 2, metric: mrr@7}}", "early_stopping.metric"),
+        ("setting: tuning\ntraining: {eval_every_epoch: false, early_stopping: {patience: 2}}", "eval_every_epoch"),
+    ],
+)
+def test_early_stopping_without_a_validation_metric_fails_naming_the_key(workflow_copy: Path, overlay, message):
+    (workflow_copy / "bad.yaml").write_text(overlay + "\n")
+    result = run_snakemake(workflow_copy, "--dry-run", "--configfile", "config/config.yaml", "bad.yaml", check=False)
+    assert result.returncode != 0
+    assert message in result.stdout + result.stderr, (result.stdout + result.stderr)[-2000:]
 
 
 def test_unknown_hyperparameter_fails_naming_it(workflow_copy: Path):

@@ -224,3 +224,42 @@ def test_extending_a_study_draws_new_settings(tmp_path: Path, session_files, one
     complete = [t for t in StudyLocation(record["study"], folder).load().trials if t.state == TrialState.COMPLETE]
     assert len(complete) == 6
     assert len({tuple(sorted(t.params.items())) for t in complete}) == 6
+
+
+def test_early_stopping_ends_trials_and_best_yaml_takes_the_best_trials_best_epoch(
+    tmp_path: Path, session_files, one_thread, monkeypatch
+):
+    """A validation metric forced to peak at epoch 2 and then decline: each trial stops after patience more
+    epochs, its value is its epoch-2 value, and best.yaml's epochs is 2."""
+    from gru4rec_pipeline.tuning import trial as trial_module
+
+    real_evaluate = trial_module.evaluate_model
+    calls = []
+
+    def peaking(model, *args, **kwargs):
+        metrics = real_evaluate(model, *args, **kwargs)
+        epoch = int(kwargs["source"].rsplit(" ", 1)[1])
+        calls.append(epoch)
+        metrics["mrr"]["20"] = {1: 0.2, 2: 0.6}.get(epoch, 0.6 - 0.1 * (epoch - 2))
+        return metrics
+
+    monkeypatch.setattr(trial_module, "evaluate_model", peaking)
+    folder = tmp_path / "study"
+    tuning = {"trials": 2, "workers": 1, "epochs": 6, "pruning": False}
+    space = {"learning_rate": [0.05, 0.1]}
+    files = session_files
+    record = run_tune_worker(
+        "bpr_max", 0, files["train"], files["valid"], files["vocab"], folder, folder / "workers" / "0.json",
+        tuning, space, SMALL_SETTING, seed=3, early_stopping={"patience": 2, "metric": "mrr@20"},
+    )  # fmt: skip
+    study = StudyLocation(record["study"], folder).load()
+    assert [t.user_attrs["best_epoch"] for t in study.trials] == [2, 2]
+    assert [t.value for t in study.trials] == [0.6, 0.6]
+    assert calls == [1, 2, 3, 4, 1, 2, 3, 4]  # stopped after epoch 4 of 6
+    outputs = {name: folder / name for name in ("best.yaml", "study.json", "trials.tsv", "h.png", "i.png")}
+    summary = run_study_report(
+        "bpr_max", [folder / "workers" / "0.json"], folder, *outputs.values(), tuning, space, SMALL_SETTING
+    )
+    assert BestSetting.load(outputs["best.yaml"], "bpr_max").hyperparameters["epochs"] == 2
+    assert summary["best_epoch"] == 2
+    assert "best epoch 2" in outputs["best.yaml"].read_text()

@@ -35,6 +35,31 @@ if not set(TUNING["run"]) <= set(LOSSES):
         "whose setting a study varies and whose epochs the tuned model trains for"
     )
 
+EARLY_STOPPING = config["training"]["early_stopping"]
+if EARLY_STOPPING["patience"] and SETTING == "final" and not TUNING["run"]:
+    raise WorkflowError(
+        "config key 'training.early_stopping': patience is set but no training measures on a validation split: "
+        "the final setting's trainings measure on test, where early stopping is refused; use setting: tuning, "
+        "or tuning.run for studies whose trials stop early"
+    )
+if (
+    EARLY_STOPPING["patience"]
+    and SETTING == "tuning"
+    and not config["training"]["eval_every_epoch"]
+):
+    raise WorkflowError(
+        "config key 'training.eval_every_epoch': false, but training.early_stopping needs the metric after every epoch"
+    )
+if (
+    EARLY_STOPPING["patience"]
+    and int(EARLY_STOPPING["metric"].split("@")[1])
+    not in config["evaluation"]["cutoffs"]
+):
+    raise WorkflowError(
+        f"config key 'training.early_stopping.metric': got {EARLY_STOPPING['metric']!r}, "
+        f"expected a cut-off of evaluation.cutoffs {config['evaluation']['cutoffs']}"
+    )
+
 
 wildcard_constraints:
     loss="|".join(LOSSES),
@@ -44,6 +69,7 @@ wildcard_constraints:
     worker=r"\d+",
     day=r"\d+",
     strategy="|".join(names.ROLLING_STRATEGIES),
+    seed=r"\d+",
 
 
 def module_files(module):
@@ -138,6 +164,29 @@ def sessions_file(name):
     return f"results/sessions/{SETTING}/{name}"
 
 
+def get_epoch_evaluation_split(wildcards):
+    """The split a training is evaluated on after every epoch (training.eval_every_epoch): its setting's."""
+    if not config["training"]["eval_every_epoch"]:
+        return []
+    return f"results/sessions/{wildcards.setting}/eval.npz"
+
+
+def get_tuned_epoch_evaluation_split():
+    """The test split a tuned model's retraining is evaluated on after every epoch (its learning curve)."""
+    return (
+        "results/sessions/final/eval.npz"
+        if config["training"]["eval_every_epoch"]
+        else []
+    )
+
+
+def get_early_stopping(wildcards):
+    """training.early_stopping where it is legitimate: trainings of the tuning setting, measured on valid."""
+    if wildcards.setting != "tuning" or not EARLY_STOPPING["patience"]:
+        return None
+    return dict(EARLY_STOPPING)
+
+
 def get_hyperparameters(wildcards):
     return config["training"]["losses"][wildcards.loss]
 
@@ -150,6 +199,11 @@ def model_file(setting, model, name):
 
 def metrics_file(setting, name):
     return f"results/metrics/{setting}/{name}.json"
+
+
+def ranks_file(setting, name):
+    """Every evaluated event's rank in split order, the paired comparisons' input (evaluation/event_ranks.py)."""
+    return f"results/metrics/{setting}/{name}.ranks.npz"
 
 
 def recall_file(setting, name):
@@ -173,6 +227,52 @@ def get_trained_models():
 
 def get_evaluated_models():
     return get_trained_models() + get_baselines()
+
+
+def get_replicate_seeds():
+    """Seeds of the repeated runs beyond the first (replicates: N trains each loss with seed, seed+1, ...)."""
+    return [config["seed"] + offset for offset in range(1, config["replicates"])]
+
+
+def replicate_model_file(setting, loss, seed, name):
+    """A repeated run's model files live below its loss's: results/models/{setting}/{loss}/seed{seed}/{name}."""
+    return f"results/models/{setting}/{loss}/seed{seed}/{name}"
+
+
+def replicate_metrics_file(setting, loss, seed, suffix=".json"):
+    return f"results/metrics/{setting}/{loss}/seed{seed}{suffix}"
+
+
+def replicate_recall_file(setting, loss, seed):
+    return recall_file(setting, f"{loss}_seed{seed}")
+
+
+def get_replicate_metrics():
+    """Per loss, the metrics files of all its runs, first run first; empty with one replicate (the baselines are
+    deterministic and run once)."""
+    if config["replicates"] == 1:
+        return {}
+    return {
+        loss: [metrics_file(SETTING, loss)]
+        + [
+            replicate_metrics_file(SETTING, loss, seed)
+            for seed in get_replicate_seeds()
+        ]
+        for loss in LOSSES
+    }
+
+
+def get_replicate_metrics_files():
+    return [path for paths in get_replicate_metrics().values() for path in paths]
+
+
+def get_repeated_run_metrics_files():
+    """The metrics files of the runs beyond each loss's first (whose file the summary already reads)."""
+    return [
+        replicate_metrics_file(SETTING, loss, seed)
+        for loss in LOSSES
+        for seed in get_replicate_seeds()
+    ]
 
 
 def get_study_settings():
@@ -249,9 +349,11 @@ def get_report_targets():
         "results/summary.tsv",
         "results/summary.md",
         "results/summary.html",
+        "results/significance.tsv",
         "results/plots/metrics_by_cutoff.png",
         "results/plots/training_speed.png",
         "results/plots/training_loss.png",
+        "results/plots/learning_curve.png",
         "results/plots/dataset_statistics.png",
     ]
 
@@ -260,6 +362,11 @@ def get_final_output():
     return (
         ["results/data/stats.json"]
         + [recall_file(SETTING, name) for name in get_evaluated_models()]
+        + [
+            replicate_recall_file(SETTING, loss, seed)
+            for loss in LOSSES
+            for seed in get_replicate_seeds()
+        ]
         + [f"results/tuning/{loss}/best.yaml" for loss in get_tuned_losses()]
         + get_report_targets()
         # Models that keep learning (retrain.smk, rolling.smk).

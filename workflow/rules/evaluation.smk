@@ -14,6 +14,7 @@ rule evaluate_model:
     output:
         recall=recall_file("final", "{loss}"),
         metrics=metrics_file("final", "{loss}"),
+        ranks=ranks_file("final", "{loss}"),
     log:
         "logs/evaluate_model/final/{loss}.log",
     benchmark:
@@ -42,10 +43,51 @@ use rule evaluate_model as evaluate_model_on_valid with:
     output:
         recall=recall_file("tuning", "{loss}"),
         metrics=metrics_file("tuning", "{loss}"),
+        ranks=ranks_file("tuning", "{loss}"),
     log:
         "logs/evaluate_model/tuning/{loss}.log",
     benchmark:
         "benchmarks/evaluate_model/tuning/{loss}.tsv"
+
+
+# A repeated run's evaluation (replicates: N), in files that carry its seed.
+use rule evaluate_model as evaluate_model_replicate with:
+    input:
+        model=replicate_model_file("final", "{loss}", "{seed}", "model.pt"),
+        training=replicate_model_file("final", "{loss}", "{seed}", "training.json"),
+        evaluation="results/sessions/final/eval.npz",
+        vocab="results/sessions/final/vocab.parquet",
+        code=code_inputs("evaluate_model"),
+    output:
+        recall=replicate_recall_file("final", "{loss}", "{seed}"),
+        metrics=replicate_metrics_file("final", "{loss}", "{seed}"),
+        ranks=replicate_metrics_file("final", "{loss}", "{seed}", ".ranks.npz"),
+    log:
+        "logs/evaluate_model/final/{loss}/seed{seed}.log",
+    benchmark:
+        "benchmarks/evaluate_model/final/{loss}/seed{seed}.tsv"
+    params:
+        evaluation=get_evaluation_settings(),
+        hyperparameters=get_hyperparameters,
+        seed=lambda wildcards: int(wildcards.seed),
+        device=config["device"],
+
+
+use rule evaluate_model_replicate as evaluate_model_replicate_on_valid with:
+    input:
+        model=replicate_model_file("tuning", "{loss}", "{seed}", "model.pt"),
+        training=replicate_model_file("tuning", "{loss}", "{seed}", "training.json"),
+        evaluation="results/sessions/tuning/eval.npz",
+        vocab="results/sessions/tuning/vocab.parquet",
+        code=code_inputs("evaluate_model"),
+    output:
+        recall=replicate_recall_file("tuning", "{loss}", "{seed}"),
+        metrics=replicate_metrics_file("tuning", "{loss}", "{seed}"),
+        ranks=replicate_metrics_file("tuning", "{loss}", "{seed}", ".ranks.npz"),
+    log:
+        "logs/evaluate_model/tuning/{loss}/seed{seed}.log",
+    benchmark:
+        "benchmarks/evaluate_model/tuning/{loss}/seed{seed}.tsv"
 
 
 rule evaluate_baseline:
@@ -57,6 +99,7 @@ rule evaluate_baseline:
     output:
         recall=recall_file("final", "{baseline}"),
         metrics=metrics_file("final", "{baseline}"),
+        ranks=ranks_file("final", "{baseline}"),
     log:
         "logs/evaluate_baseline/final/{baseline}.log",
     benchmark:
@@ -82,6 +125,7 @@ use rule evaluate_baseline as evaluate_baseline_on_valid with:
     output:
         recall=recall_file("tuning", "{baseline}"),
         metrics=metrics_file("tuning", "{baseline}"),
+        ranks=ranks_file("tuning", "{baseline}"),
     log:
         "logs/evaluate_baseline/tuning/{baseline}.log",
     benchmark:
@@ -97,6 +141,7 @@ rule evaluate_oracle:
     output:
         recall=recall_file("final", "oracle"),
         metrics=metrics_file("final", "oracle"),
+        ranks=ranks_file("final", "oracle"),
     log:
         "logs/evaluate_oracle/final/oracle.log",
     benchmark:
@@ -120,6 +165,7 @@ use rule evaluate_oracle as evaluate_oracle_on_valid with:
     output:
         recall=recall_file("tuning", "oracle"),
         metrics=metrics_file("tuning", "oracle"),
+        ranks=ranks_file("tuning", "oracle"),
     log:
         "logs/evaluate_oracle/tuning/oracle.log",
     benchmark:

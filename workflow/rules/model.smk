@@ -6,6 +6,7 @@ rule train_model:
     input:
         train="results/sessions/{setting}/train.npz",
         vocab="results/sessions/{setting}/vocab.parquet",
+        evaluation=get_epoch_evaluation_split,
         code=code_inputs("train_model"),
     output:
         model="results/models/{setting}/{loss}/model.pt",
@@ -39,5 +40,32 @@ rule train_model:
         seed=config["seed"],
         device=config["device"],
         checkpoint_root="results/models/{setting}/{loss}/checkpoints",
+        evaluation=get_evaluation_settings(),
+        eval_every_epoch=config["training"]["eval_every_epoch"],
+        eval_split=lambda wildcards: names.SETTING_SPLITS[wildcards.setting]["eval"],
+        early_stopping=get_early_stopping,
     script:
         "../scripts/train_model.py"
+
+
+# A repeated run (replicates: N) of a loss with seed `seed` + 1 .. N - 1, beside the first run's files.
+use rule train_model as train_model_replicate with:
+    output:
+        model=replicate_model_file("{setting}", "{loss}", "{seed}", "model.pt"),
+        history=replicate_model_file("{setting}", "{loss}", "{seed}", "history.csv"),
+        summary=replicate_model_file("{setting}", "{loss}", "{seed}", "training.json"),
+    log:
+        "logs/train_model/{setting}/{loss}/seed{seed}.log",
+    benchmark:
+        "benchmarks/train_model/{setting}/{loss}/seed{seed}.tsv"
+    params:
+        hyperparameters=get_hyperparameters,
+        seed=lambda wildcards: int(wildcards.seed),
+        device=config["device"],
+        checkpoint_root=replicate_model_file(
+            "{setting}", "{loss}", "{seed}", "checkpoints"
+        ),
+        evaluation=get_evaluation_settings(),
+        eval_every_epoch=config["training"]["eval_every_epoch"],
+        eval_split=lambda wildcards: names.SETTING_SPLITS[wildcards.setting]["eval"],
+        early_stopping=get_early_stopping,

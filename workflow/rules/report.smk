@@ -1,6 +1,6 @@
-# Report stages: the results table and the figures of the configured setting, each marked for
-# `snakemake --report report.html`.
-# Code: src/gru4rec_pipeline/report/
+# Report stages: the results table, the paired significance of the differences between models and the figures
+# of the configured setting, each marked for `snakemake --report report.html`.
+# Code: src/gru4rec_pipeline/report/ (the comparison: src/gru4rec_pipeline/evaluation/significance.py)
 
 
 localrules:
@@ -9,7 +9,9 @@ localrules:
 
 rule summarize_results:
     input:
-        metrics=[metrics_file(SETTING, name) for name in get_evaluated_models()],
+        metrics=[metrics_file(SETTING, name) for name in get_evaluated_models()]
+        + get_repeated_run_metrics_files(),
+        significance="results/significance.tsv",
         code=code_inputs("summarize_results"),
     output:
         tsv=report(
@@ -38,7 +40,8 @@ rule summarize_results:
 
 rule plot_metrics:
     input:
-        metrics=[metrics_file(SETTING, name) for name in get_evaluated_models()],
+        metrics=[metrics_file(SETTING, name) for name in get_evaluated_models()]
+        + get_repeated_run_metrics_files(),
         code=code_inputs("plot_metrics"),
     output:
         png=report(
@@ -126,3 +129,60 @@ rule plot_dataset:
         runtime=20,
     script:
         "../scripts/plot_dataset.py"
+
+
+rule plot_learning_curve:
+    input:
+        histories=[
+            model_file(SETTING, model, "history.csv") for model in get_trained_models()
+        ],
+        code=code_inputs("plot_learning_curve"),
+    output:
+        png=report(
+            "results/plots/learning_curve.png",
+            caption="../report/learning_curve.rst",
+            category="Training",
+            labels={"output": "recall and MRR per epoch"},
+        ),
+    log:
+        "logs/plot_learning_curve/plot_learning_curve.log",
+    conda:
+        "../../envs/report.yaml"
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    params:
+        split=names.SETTING_SPLITS[SETTING]["eval"],
+    script:
+        "../scripts/plot_learning_curve.py"
+
+
+rule compare_models:
+    input:
+        ranks=[ranks_file(SETTING, name) for name in get_evaluated_models()],
+        runs=get_replicate_metrics_files(),
+        code=code_inputs("compare_models"),
+    output:
+        table=report(
+            "results/significance.tsv",
+            caption="../report/significance.rst",
+            category="Results",
+            labels={"output": "paired significance (TSV)"},
+        ),
+    log:
+        "logs/compare_models/compare_models.log",
+    benchmark:
+        "benchmarks/compare_models/compare_models.tsv"
+    conda:
+        "../../envs/report.yaml"
+    resources:
+        mem_mb=2000,
+        runtime=20,
+    params:
+        models=get_evaluated_models(),
+        runs=get_replicate_metrics(),
+        cutoff=max(config["evaluation"]["cutoffs"]),
+        resamples=config["evaluation"]["bootstrap_resamples"],
+        seed=config["seed"],
+    script:
+        "../scripts/compare_models.py"

@@ -38,6 +38,7 @@ rule tune_worker:
         space=get_search_space,
         hyperparameters=get_hyperparameters,
         evaluation=get_evaluation_settings(),
+        early_stopping=dict(EARLY_STOPPING) if EARLY_STOPPING["patience"] else None,
         seed=config["seed"],
         device=config["device"],
     script:
@@ -93,6 +94,7 @@ rule train_tuned_model:
         best="results/tuning/{loss}/best.yaml",
         train="results/sessions/final/train.npz",
         vocab="results/sessions/final/vocab.parquet",
+        evaluation=get_tuned_epoch_evaluation_split(),
         code=code_inputs("train_tuned_model"),
     output:
         model=model_file("final", "{loss}_tuned", "model.pt"),
@@ -114,6 +116,8 @@ rule train_tuned_model:
         seed=config["seed"],
         device=config["device"],
         checkpoint_root=model_file("final", "{loss}_tuned", "checkpoints"),
+        evaluation=get_evaluation_settings(),
+        eval_every_epoch=config["training"]["eval_every_epoch"],
     script:
         "../scripts/train_tuned_model.py"
 
@@ -130,6 +134,7 @@ rule evaluate_tuned_model:
     output:
         recall=recall_file("final", "{loss}_tuned"),
         metrics=metrics_file("final", "{loss}_tuned"),
+        ranks=ranks_file("final", "{loss}_tuned"),
     log:
         "logs/evaluate_tuned_model/{loss}.log",
     benchmark:

@@ -22,4 +22,5 @@ run_baseline_evaluation(
     options=snakemake.params.itemknn if name == "itemknn" else {},
     threads=snakemake.threads,
     config=snakemake.config,
+    ranks_path=snakemake.output.ranks,
 )

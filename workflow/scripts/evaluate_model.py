@@ -24,4 +24,5 @@ run_model_evaluation(
     hyperparameters=snakemake.params.hyperparameters,
     seed=snakemake.params.seed,
     config=snakemake.config,
+    ranks_path=snakemake.output.ranks,
 )

@@ -19,4 +19,5 @@ run_oracle_evaluation(
     settings=EvaluationSettings.from_dict(snakemake.params.evaluation),
     threads=snakemake.threads,
     config=snakemake.config,
+    ranks_path=snakemake.output.ranks,
 )

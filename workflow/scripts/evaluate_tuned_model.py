@@ -25,4 +25,5 @@ run_tuned_evaluation(
     device=snakemake.params.device,
     threads=snakemake.threads,
     config=snakemake.config,
+    ranks_path=snakemake.output.ranks,
 )

@@ -15,4 +15,5 @@ write_summary(
     snakemake.output.md,
     snakemake.output.html,
     dataset=describe_dataset(snakemake.config),
+    significance_path=snakemake.input.significance,
 )

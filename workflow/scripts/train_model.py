@@ -1,4 +1,6 @@
-"""Train GRU4Rec with one loss; resumes from the last checkpoint of an interrupted identical run."""
+"""Train GRU4Rec with one loss; resumes from the last checkpoint of an interrupted identical run. With
+training.eval_every_epoch the model is evaluated on the setting's evaluation split after every epoch (the
+learning curve in history.csv), and in the tuning setting training.early_stopping may stop it early."""
 
 import sys
 
@@ -7,7 +9,19 @@ from _prologue import start
 
 start(snakemake)
 
+from gru4rec_pipeline.data.arrays import SessionArrays
+from gru4rec_pipeline.evaluation.epoch_evaluation import EpochEvaluation
+from gru4rec_pipeline.evaluation.stage import EvaluationSettings
 from gru4rec_pipeline.model.training import run_training
+
+epoch_evaluation = None
+if snakemake.params.eval_every_epoch:
+    epoch_evaluation = EpochEvaluation(
+        SessionArrays.load(snakemake.input.evaluation),
+        EvaluationSettings.from_dict(snakemake.params.evaluation),
+        split=snakemake.params.eval_split,
+        early_stopping=snakemake.params.early_stopping,
+    )
 
 run_training(
     snakemake.input.train,
@@ -25,4 +39,5 @@ run_training(
     processes=snakemake.params.processes,
     nodes=snakemake.params.nodes,
     state_path=snakemake.output.state,
+    epoch_evaluation=epoch_evaluation,
 )

@@ -7,7 +7,19 @@ from _prologue import start
 
 start(snakemake)
 
+from gru4rec_pipeline.data.arrays import SessionArrays
+from gru4rec_pipeline.evaluation.epoch_evaluation import EpochEvaluation
+from gru4rec_pipeline.evaluation.stage import EvaluationSettings
 from gru4rec_pipeline.tuning.retrain import run_tuned_training
+
+# The learning curve on test: for reading; the epoch count came from the study (best.yaml).
+epoch_evaluation = None
+if snakemake.params.eval_every_epoch:
+    epoch_evaluation = EpochEvaluation(
+        SessionArrays.load(snakemake.input.evaluation),
+        EvaluationSettings.from_dict(snakemake.params.evaluation),
+        split="test",
+    )
 
 run_tuned_training(
     snakemake.input.best,
@@ -21,4 +33,5 @@ run_tuned_training(
     seed=snakemake.params.seed,
     device=snakemake.params.device,
     threads=snakemake.threads,
+    epoch_evaluation=epoch_evaluation,
 )

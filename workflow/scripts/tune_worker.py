@@ -21,6 +21,7 @@ run_tune_worker(
     space=snakemake.params.space,
     hyperparameters=snakemake.params.hyperparameters,
     evaluation=snakemake.params.evaluation,
+    early_stopping=snakemake.params.early_stopping,
     seed=snakemake.params.seed,
     device=snakemake.params.device,
     threads=snakemake.threads,

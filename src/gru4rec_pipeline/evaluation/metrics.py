@@ -2,8 +2,8 @@
 code (for the tuning setting: ``results/tuning/recall_{name}.txt``, ``results/metrics/tuning/{name}.json``).
 
 Both come from the same metrics dict (``recall`` and ``mrr`` by cut-off, ``events``, ``sessions``,
-``tie_mode``); the JSON adds what produced the numbers (model, hyperparameters, seed, device, timings,
-provenance).
+``tie_mode``; ``coverage`` and ``popularity`` by cut-off, in the recall file as comment lines); the JSON adds
+what produced the numbers (model, hyperparameters, seed, device, timings, provenance).
 """
 
 from __future__ import annotations
@@ -16,6 +16,9 @@ from gru4rec_pipeline.files import write_json_atomic, write_text_atomic
 def format_recall_text(metrics: dict, title: str | None = None) -> str:
     lines = [f"# {title}"] if title else []
     lines.append(f"# {metrics['events']} events in {metrics['sessions']} sessions, tie mode {metrics['tie_mode']}")
+    for name, label in (("coverage", "Coverage"), ("popularity", "Popularity")):
+        if name in metrics:
+            lines.append("# " + ", ".join(f"{label}@{k}: {value:.4f}" for k, value in metrics[name].items()))
     lines += [f"Recall@{k}: {value:.4f}" for k, value in metrics["recall"].items()]
     lines += [f"MRR@{k}: {value:.4f}" for k, value in metrics["mrr"].items()]
     return "\n".join(lines) + "\n"

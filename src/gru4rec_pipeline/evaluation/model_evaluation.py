@@ -18,6 +18,8 @@ import torch
 from gru4rec_pipeline.compute import configure_threads, resolve_device
 from gru4rec_pipeline.data.arrays import SessionArrays
 from gru4rec_pipeline.errors import ConfigError, DataFormatError
+from gru4rec_pipeline.evaluation.beyond_accuracy import TopListAccumulator
+from gru4rec_pipeline.evaluation.event_ranks import RankCollector
 from gru4rec_pipeline.evaluation.ranking import (
     CertifiedRanker,
     MetricAccumulator,
@@ -25,6 +27,7 @@ from gru4rec_pipeline.evaluation.ranking import (
     check_tie_mode,
     rank_limit,
     rank_outputs_brute_force,
+    top_items_of_outputs,
 )
 from gru4rec_pipeline.evaluation.stage import (
     EvaluationSettings,
@@ -43,7 +46,8 @@ log = logging.getLogger(__name__)
 
 
 def session_parallel_outputs(model, eval_arrays: SessionArrays, batch_size: int, device):
-    """Yield ``(outputs [B, d], targets [B])`` step by step, ``batch_size`` sessions side by side.
+    """Yield ``(outputs [B, d], targets [B], target positions [B])`` step by step, ``batch_size`` sessions side
+    by side; a target's position indexes ``eval_arrays.items``.
 
     Sessions with fewer than two events predict nothing and are skipped. The state tensors of
     ``model.init_state`` are indexed by session along their first dimension.
@@ -62,7 +66,7 @@ def session_parallel_outputs(model, eval_arrays: SessionArrays, batch_size: int,
     state = model.init_state(lanes)
     while len(lane_session):
         outputs, state = model.step(items[position], state)
-        yield outputs, items[position + 1]
+        yield outputs, items[position + 1], position + 1
         finished = position == last_input[lane_session]
         position = position + 1
         if not bool(finished.any()):
@@ -101,9 +105,12 @@ def evaluate_model(
     method: str = "auto",
     rank_chunk: int = 8192,
     source: str = "<model>",
+    item_support=None,
+    ranks_out: RankCollector | None = None,
 ) -> dict:
     """Recall@k and MRR@k of ``model`` on ``eval_arrays`` (see the module docstring); ``source`` names
-    the model in errors."""
+    the model in errors. With ``item_support`` (training events per item) also coverage@k and popularity@k
+    (:mod:`~gru4rec_pipeline.evaluation.beyond_accuracy`); ``ranks_out`` receives every event's rank."""
     cutoffs = check_cutoffs(cutoffs)
     check_tie_mode(tie_mode)
     device = torch.device(device) if device is not None else next(model.parameters()).device
@@ -120,10 +127,11 @@ def evaluate_model(
     ranker = CertifiedRanker(weights, bias) if method == "certified" else None
     limit = rank_limit(cutoffs, tie_mode)
     accumulator = MetricAccumulator(cutoffs)
-    pending_outputs, pending_targets, pending = [], [], 0
+    top_lists = TopListAccumulator(item_support, cutoffs) if item_support is not None else None
+    pending_outputs, pending_targets, pending_positions, pending = [], [], [], 0
 
     def rank_pending() -> None:
-        nonlocal pending_outputs, pending_targets, pending
+        nonlocal pending_outputs, pending_targets, pending_positions, pending
         if not pending:
             return
         outputs = torch.cat(pending_outputs)
@@ -138,21 +146,27 @@ def evaluate_model(
         else:
             ranks = ranker.rank(outputs, targets, tie_mode, limit)
         accumulator.add(ranks)
+        if top_lists is not None:
+            top_lists.add(top_items_of_outputs(outputs, weights, bias, top_lists.depth))
+        if ranks_out is not None:
+            ranks_out.add(torch.cat(pending_positions).cpu().numpy(), ranks.cpu().numpy())
         bar.update(len(targets))
-        pending_outputs, pending_targets, pending = [], [], 0
+        pending_outputs, pending_targets, pending_positions, pending = [], [], [], 0
 
     n_predictions = int(np.maximum(eval_arrays.lengths() - 1, 0).sum())
     with Progress("evaluate", total=n_predictions, unit="event", enabled=progress, unit_scale=True) as bar:
-        for outputs, targets in session_parallel_outputs(model, eval_arrays, batch_size, device):
+        for outputs, targets, positions in session_parallel_outputs(model, eval_arrays, batch_size, device):
             pending_outputs.append(outputs)
             pending_targets.append(targets)
+            pending_positions.append(positions)
             pending += len(targets)
             if pending >= rank_chunk:
                 rank_pending()
         rank_pending()
     model.train(was_training)
     sessions = int((eval_arrays.lengths() >= 2).sum())
-    return finish_metrics(accumulator, sessions, time.perf_counter() - started, tie_mode, method=method)
+    beyond = top_lists.result() if top_lists is not None else {}
+    return finish_metrics(accumulator, sessions, time.perf_counter() - started, tie_mode, method=method, **beyond)
 
 
 def run_model_evaluation(
@@ -171,15 +185,18 @@ def run_model_evaluation(
     method: str = "auto",
     config: dict | None = None,
     extra: dict | None = None,
+    ranks_path=None,
 ) -> dict:
     """Evaluate the trained GRU4Rec ``model_path`` (loss ``name``); ``config``: what provenance records;
-    ``extra``: further keys for the metrics record (a tuned model's study)."""
+    ``extra``: further keys for the metrics record (a tuned model's study); ``ranks_path``: where every
+    event's rank goes (:mod:`~gru4rec_pipeline.evaluation.event_ranks`)."""
     settings = settings or EvaluationSettings()
     configure_threads(threads)
     arrays, vocabulary = load_evaluation_data(eval_path, vocab_path)
     torch_device = resolve_device(device)
     model = load_model(model_path, device=torch_device)
     check_vocabulary(model, vocabulary, model_path, vocab_path)
+    collector = RankCollector(arrays, max(check_cutoffs(settings.cutoffs))) if ranks_path is not None else None
     metrics = evaluate_model(
         model,
         arrays,
@@ -189,6 +206,8 @@ def run_model_evaluation(
         device=torch_device,
         method=method,
         source=str(model_path),
+        item_support=vocabulary.support,
+        ranks_out=collector,
     )
     training = read_json(training_summary_path, "training summary") if training_summary_path else {}
     record = {
@@ -208,4 +227,4 @@ def run_model_evaluation(
         "provenance": collect_provenance(config or {}),
         **(extra or {}),
     }
-    return write_results(metrics, recall_path, metrics_path, f"GRU4Rec, loss {name}", record)
+    return write_results(metrics, recall_path, metrics_path, f"GRU4Rec, loss {name}", record, ranks_path, collector)

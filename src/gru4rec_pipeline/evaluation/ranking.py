@@ -304,3 +304,30 @@ def rank_outputs_certified(
 ):
     """Ranks from a one-off :class:`CertifiedRanker` (``tiles``: its ``tile_items`` / ``tile_events``)."""
     return CertifiedRanker(weights, bias, **tiles).rank(hidden, targets, tie_mode, limit)
+
+
+# ----------------------------------------------------------------------------- top lists
+
+
+def top_items_dense(scores, depth: int) -> torch.Tensor:
+    """The ``depth`` best-scoring items of each row of ``scores`` ([E, n_items]), best first."""
+    return torch.topk(torch.as_tensor(scores), depth, dim=1).indices
+
+
+def top_items_of_outputs(
+    hidden: torch.Tensor, weights: torch.Tensor, bias: torch.Tensor, depth: int, tile_events: int = 1024
+) -> torch.Tensor:
+    """The ``depth`` best items of each event under float32 scores ``hidden @ weights.T + bias``, best first.
+
+    Scored in tiles of events so that one tile's scores stay small ([tile, n_items]); which of two items
+    within float32 rounding of each other is listed first does not matter to coverage or popularity.
+    """
+    weights32 = weights.detach().to(torch.float32)
+    bias32 = bias.detach().to(torch.float32)
+    parts = [
+        torch.topk(
+            torch.addmm(bias32, hidden[a : a + tile_events].detach().to(torch.float32), weights32.T), depth
+        ).indices
+        for a in range(0, len(hidden), tile_events)
+    ]
+    return torch.cat(parts) if parts else torch.zeros((0, depth), dtype=torch.long, device=hidden.device)

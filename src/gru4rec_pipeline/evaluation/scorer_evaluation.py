@@ -16,7 +16,15 @@ import numpy as np
 from gru4rec_pipeline.compute import configure_threads
 from gru4rec_pipeline.data.arrays import SessionArrays
 from gru4rec_pipeline.evaluation.baselines import OracleScorer, build_baseline
-from gru4rec_pipeline.evaluation.ranking import MetricAccumulator, check_cutoffs, check_tie_mode, rank_dense
+from gru4rec_pipeline.evaluation.beyond_accuracy import TopListAccumulator
+from gru4rec_pipeline.evaluation.event_ranks import RankCollector
+from gru4rec_pipeline.evaluation.ranking import (
+    MetricAccumulator,
+    check_cutoffs,
+    check_tie_mode,
+    rank_dense,
+    top_items_dense,
+)
 from gru4rec_pipeline.evaluation.stage import (
     EvaluationSettings,
     check_eval_items,
@@ -48,14 +56,18 @@ def evaluate_scorer(
     tie_mode: str = "standard",
     progress: bool = True,
     rank_chunk: int = 256,
+    item_support=None,
+    ranks_out: RankCollector | None = None,
 ) -> dict:
-    """Recall@k and MRR@k of a :class:`SessionScorer`, ranked exactly like a model's scores."""
+    """Recall@k and MRR@k of a :class:`SessionScorer`, ranked exactly like a model's scores; ``item_support``
+    and ``ranks_out`` as in :func:`~gru4rec_pipeline.evaluation.model_evaluation.evaluate_model`."""
     cutoffs = check_cutoffs(cutoffs)
     check_tie_mode(tie_mode)
     check_eval_items(eval_arrays, n_items)
     started = time.perf_counter()
     accumulator = MetricAccumulator(cutoffs)
-    pending_scores, pending_targets, pending = [], [], 0
+    top_lists = TopListAccumulator(item_support, cutoffs) if item_support is not None else None
+    pending_scores, pending_targets, pending_positions, pending = [], [], [], 0
     lengths = eval_arrays.lengths()
     sessions = np.flatnonzero(lengths >= 2)
     with Progress("evaluate", total=int((lengths[sessions] - 1).sum()), unit="event", enabled=progress) as bar:
@@ -66,13 +78,20 @@ def evaluate_scorer(
                 raise ValueError(f"scorer returned scores of shape {scores.shape}, expected {(b - a - 1, n_items)}")
             pending_scores.append(scores)
             pending_targets.append(eval_arrays.items[a + 1 : b])
+            pending_positions.append(np.arange(a + 1, b))
             pending += b - a - 1
             if pending >= rank_chunk or s == sessions[-1]:
-                ranks = rank_dense(np.concatenate(pending_scores), np.concatenate(pending_targets), tie_mode)
+                scores = np.concatenate(pending_scores)
+                ranks = rank_dense(scores, np.concatenate(pending_targets), tie_mode)
                 accumulator.add(ranks)
+                if top_lists is not None:
+                    top_lists.add(top_items_dense(scores, top_lists.depth))
+                if ranks_out is not None:
+                    ranks_out.add(np.concatenate(pending_positions), ranks.numpy())
                 bar.update(pending)
-                pending_scores, pending_targets, pending = [], [], 0
-    return finish_metrics(accumulator, len(sessions), time.perf_counter() - started, tie_mode)
+                pending_scores, pending_targets, pending_positions, pending = [], [], [], 0
+    beyond = top_lists.result() if top_lists is not None else {}
+    return finish_metrics(accumulator, len(sessions), time.perf_counter() - started, tie_mode, **beyond)
 
 
 def run_baseline_evaluation(
@@ -86,8 +105,10 @@ def run_baseline_evaluation(
     options: dict | None = None,
     threads: int = 1,
     config: dict | None = None,
+    ranks_path=None,
 ) -> dict:
-    """Fit the baseline ``name`` (pop, spop, itemknn; ``options``: its settings) and evaluate it."""
+    """Fit the baseline ``name`` (pop, spop, itemknn; ``options``: its settings) and evaluate it; ``ranks_path``:
+    where every event's rank goes."""
     settings = settings or EvaluationSettings()
     configure_threads(threads)
     arrays, vocabulary = load_evaluation_data(eval_path, vocab_path)
@@ -97,7 +118,16 @@ def run_baseline_evaluation(
     started = time.perf_counter()
     scorer, n_items = build_baseline(name, train, vocabulary.n_items, **options)
     fit_seconds = time.perf_counter() - started
-    metrics = evaluate_scorer(scorer, arrays, n_items, cutoffs=settings.cutoffs, tie_mode=settings.tie_mode)
+    collector = RankCollector(arrays, max(check_cutoffs(settings.cutoffs))) if ranks_path is not None else None
+    metrics = evaluate_scorer(
+        scorer,
+        arrays,
+        n_items,
+        cutoffs=settings.cutoffs,
+        tie_mode=settings.tie_mode,
+        item_support=vocabulary.support,
+        ranks_out=collector,
+    )
     record = {
         "model": name,
         "kind": "baseline",
@@ -110,7 +140,7 @@ def run_baseline_evaluation(
         },
         "provenance": collect_provenance(config or {}),
     }
-    return write_results(metrics, recall_path, metrics_path, f"baseline {name}", record)
+    return write_results(metrics, recall_path, metrics_path, f"baseline {name}", record, ranks_path, collector)
 
 
 def run_oracle_evaluation(
@@ -122,13 +152,23 @@ def run_oracle_evaluation(
     settings: EvaluationSettings | None = None,
     threads: int = 1,
     config: dict | None = None,
+    ranks_path=None,
 ) -> dict:
     """Evaluate the synthetic process's Bayes-optimal next-item distribution: the ceiling of every model."""
     settings = settings or EvaluationSettings()
     configure_threads(threads)
     arrays, vocabulary = load_evaluation_data(eval_path, vocab_path)
     scorer = OracleScorer(Oracle.load(Path(process_path)), vocabulary)
-    metrics = evaluate_scorer(scorer, arrays, vocabulary.n_items, cutoffs=settings.cutoffs, tie_mode=settings.tie_mode)
+    collector = RankCollector(arrays, max(check_cutoffs(settings.cutoffs))) if ranks_path is not None else None
+    metrics = evaluate_scorer(
+        scorer,
+        arrays,
+        vocabulary.n_items,
+        cutoffs=settings.cutoffs,
+        tie_mode=settings.tie_mode,
+        item_support=vocabulary.support,
+        ranks_out=collector,
+    )
     record = {
         "model": "oracle",
         "kind": "oracle",
@@ -136,4 +176,5 @@ def run_oracle_evaluation(
         "timings": {"eval_seconds": metrics.get("seconds"), "eval_events_per_s": metrics.get("events_per_s")},
         "provenance": collect_provenance(config or {}),
     }
-    return write_results(metrics, recall_path, metrics_path, "oracle (Bayes-optimal on the synthetic process)", record)
+    title = "oracle (Bayes-optimal on the synthetic process)"
+    return write_results(metrics, recall_path, metrics_path, title, record, ranks_path, collector)

@@ -16,6 +16,7 @@ import numpy as np
 from gru4rec_pipeline.data.arrays import SessionArrays
 from gru4rec_pipeline.data.vocabulary import Vocabulary
 from gru4rec_pipeline.errors import DataFormatError, PipelineError
+from gru4rec_pipeline.evaluation.event_ranks import RankCollector
 from gru4rec_pipeline.evaluation.metrics import write_metrics_json, write_recall_txt
 from gru4rec_pipeline.evaluation.ranking import MetricAccumulator
 from gru4rec_pipeline.names import DEFAULT_CUTOFFS
@@ -53,8 +54,13 @@ def load_evaluation_data(eval_path, vocab_path) -> tuple[SessionArrays, Vocabula
     return arrays, vocabulary
 
 
-def write_results(metrics: dict, recall_path, metrics_path, title: str, record: dict) -> dict:
-    """Both output files; ``record`` (model, kind, settings, timings, provenance) goes into the JSON."""
+def write_results(
+    metrics: dict, recall_path, metrics_path, title: str, record: dict, ranks_path=None, ranks: RankCollector = None
+) -> dict:
+    """The output files; ``record`` (model, kind, settings, timings, provenance) goes into the JSON, the
+    collected per-event ranks (when given) to ``ranks_path``."""
+    if ranks_path is not None:
+        ranks.result().save(ranks_path)
     write_recall_txt(metrics, recall_path, title=title)
     write_metrics_json(metrics, metrics_path, extra=record)
     log.info("%s: recall@%s %s", title, max(metrics["recall"]), metrics["recall"][max(metrics["recall"])])

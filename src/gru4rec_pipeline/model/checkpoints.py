@@ -63,8 +63,10 @@ def load_checkpoint(path: Path) -> dict | None:
 
 
 def write_history(path: str | Path, history: list[dict]) -> None:
+    """``HISTORY_COLUMNS``, then any further columns of the rows (a learning curve's recall@k, mrr@k, eval_s)."""
+    extra = [key for key in (history[0] if history else {}) if key not in HISTORY_COLUMNS]
     with atomic_output(path) as temporary, open(temporary, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=HISTORY_COLUMNS)
+        writer = csv.DictWriter(handle, fieldnames=[*HISTORY_COLUMNS, *extra])
         writer.writeheader()
         writer.writerows(history)
 

@@ -72,6 +72,7 @@ def run_training(
     processes: int = 1,
     nodes: int = 1,
     state_path: str | Path | None = None,
+    epoch_evaluation=None,
 ) -> dict:
     """The training stage: train ``loss`` with ``hyperparameters`` on the session arrays ``train_path``.
 
@@ -104,16 +105,33 @@ def run_training(
             run["checkpoint_dir"] = str(Path(checkpoint_root) / training_fingerprint(identity, train_path))
             log.info("checkpoints in %s", run["checkpoint_dir"])
         if run["world_size"] > 1:
+            _refuse_epoch_evaluation_across_processes(epoch_evaluation)
             summary = _launch_processes(run, processes, nodes)
         else:
-            summary = train_run(run, inputs=(train, vocabulary))
+            summary = train_run(run, inputs=(train, vocabulary), epoch_evaluation=epoch_evaluation)
         if checkpoint_root is not None:
             shutil.rmtree(checkpoint_root, ignore_errors=True)
     log.info("training summary: %s", summary)
     return summary
 
 
-def train_run(run: dict, group=None, inputs: tuple[SessionArrays, Vocabulary] | None = None) -> dict:
+def _refuse_epoch_evaluation_across_processes(epoch_evaluation) -> None:
+    """The per-epoch evaluation runs in the training's own process: a data-parallel training goes without its
+    learning curve (said so), and early stopping, which would be ignored there, is refused."""
+    if epoch_evaluation is None:
+        return
+    if epoch_evaluation.stopping is not None:
+        raise ConfigError(
+            "training.early_stopping",
+            "early stopping needs the per-epoch evaluation, which a data-parallel training (training.processes or "
+            "training.nodes above 1) does not run; turn one of them off",
+        )
+    log.warning("a data-parallel training is not evaluated after each epoch: history.csv has no learning curve")
+
+
+def train_run(
+    run: dict, group=None, inputs: tuple[SessionArrays, Vocabulary] | None = None, epoch_evaluation=None
+) -> dict:
     """One process's part of the training ``run`` (what ``run_training`` describes): reads the inputs (unless
     given: the session arrays and the vocabulary), trains, and (the only process, or rank 0 of ``group``)
     writes the summary."""
@@ -132,6 +150,7 @@ def train_run(run: dict, group=None, inputs: tuple[SessionArrays, Vocabulary] | 
         vocabulary_identity=vocabulary.identity(),
         group=group,
         state_path=run.get("state_path"),
+        epoch_evaluation=epoch_evaluation,
     )
     if group is None or group.is_writer:
         write_json_atomic(run["summary_path"], summary)
@@ -164,6 +183,7 @@ def train_model(
     group=None,
     initial: WarmStart | None = None,
     state_path=None,
+    epoch_evaluation=None,
 ) -> dict:
     """Train GRU4Rec; write the model and the history; return a summary.
 
@@ -174,6 +194,8 @@ def train_model(
     every process trains its lanes, rank 0 alone writes the files.
     ``initial``: a parent model's state to continue from (a retrain, ``warm_start.py``); ``state_path``: where
     to write the training state a later retrain continues (beside the model).
+    ``epoch_evaluation`` (``evaluation.epoch_evaluation.EpochEvaluation``) adds each epoch's metrics to its
+    history row, may stop the training early and restores the best epoch's weights before the model is saved.
     Summary keys: epochs, train_seconds, events, events_per_s, final_loss, device, threads, fast_path
     (and processes in a data-parallel training).
     """
@@ -206,6 +228,8 @@ def train_model(
         Path(checkpoint_dir).mkdir(parents=True, exist_ok=True)
         checkpoint_path = Path(checkpoint_dir) / CHECKPOINT_NAME
     history, start_epoch = _resume(checkpoint_path, fingerprint, config, step, sampler)
+    if epoch_evaluation is not None:
+        epoch_evaluation.resume(history)
 
     # Run the epochs: the per-step loop or the fast path (epochs.py).
     if device.type == "cpu":
@@ -221,9 +245,10 @@ def train_model(
         wall = time.perf_counter() - started
         check_divergence(epoch, mean_loss, history, model, config)
         events = steps * config.batch_size
-        history.append(
-            {"epoch": epoch, "loss": mean_loss, "events": events, "events_per_s": events / wall, "wall_s": wall}
-        )
+        row = {"epoch": epoch, "loss": mean_loss, "events": events, "events_per_s": events / wall, "wall_s": wall}
+        if epoch_evaluation is not None:
+            row.update(epoch_evaluation.measure(epoch, model, row))
+        history.append(row)
         log.info("epoch %d: loss %.6f, %d events, %.0f events/s", epoch, mean_loss, events, events / wall)
         if group is not None:
             distributed.check_replicas(group, _replicated_tensors(step), epoch)
@@ -233,15 +258,18 @@ def train_model(
             save_checkpoint(checkpoint_path, _checkpoint_payload(fingerprint, epoch, step, sampler, history))
         if on_epoch is not None:
             on_epoch(epoch, model)
+        if epoch_evaluation is not None and epoch_evaluation.should_stop:
+            break
 
-    # The model, and the summary.
+    # The model (the best epoch's weights where training stopped early), and the summary.
+    evaluated = epoch_evaluation.finish(model) if epoch_evaluation is not None else {}
     if writes:
         model.save(model_path)
         if state_path is not None:
             save_training_state(state_path, config, step, sampler, train, initial)
         if not history_path.exists():
             write_history(history_path, history)
-    summary = _summary(history, device, epochs.name)
+    summary = {**_summary(history, device, epochs.name), **evaluated}
     if group is not None:
         summary["processes"] = group.world_size
         summary["all_reduce"] = exchange.figures()

@@ -18,6 +18,7 @@ import pyarrow.parquet as pq
 from gru4rec_pipeline.errors import DataFormatError
 from gru4rec_pipeline.files import atomic_output, read_json
 from gru4rec_pipeline.names import HISTORY_COLUMNS, LOSSES
+from gru4rec_pipeline.report.aggregate import aggregate_runs, metric_columns
 from gru4rec_pipeline.report.summary import load_metrics, summary_table
 
 log = logging.getLogger(__name__)
@@ -136,18 +137,20 @@ def model_styles(table: pd.DataFrame) -> list[dict]:
 
 
 def plot_metrics_by_cutoff(metrics_paths: list[str | Path], out_png: str | Path) -> None:
-    """Recall@k and MRR@k against the cut-off k, one line per model (baselines dashed, oracle dotted)."""
+    """Recall@k and MRR@k against the cut-off k, one line per model (baselines dashed, oracle dotted); over
+    repeated runs the mean with the standard deviation as error bars."""
     plt = _pyplot()
-    table = summary_table(load_metrics(metrics_paths))
+    table = aggregate_runs(summary_table(load_metrics(metrics_paths)))
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
     for (_, row), style in zip(table.iterrows(), model_styles(table)):
         for ax, metric in zip(axes, ("recall", "mrr")):
-            columns = [c for c in table.columns if c.startswith(f"{metric}@") and not pd.isna(row[c])]
+            columns = [c for c in metric_columns(table) if c.startswith(f"{metric}@") and not pd.isna(row[c])]
             cutoffs = [int(c.split("@")[1]) for c in columns]
-            ax.plot(cutoffs, [row[c] for c in columns], label=row["model"], **style)
+            spread = [row[f"{c}_std"] for c in columns] if f"{metric}@{cutoffs[0]}_std" in row else None
+            ax.errorbar(cutoffs, [row[c] for c in columns], yerr=spread, capsize=3, label=row["model"], **style)
     for ax, label in zip(axes, ("Recall@k", "MRR@k")):
         ax.set_xscale("log")
-        cutoffs = sorted({int(c.split("@")[1]) for c in table.columns if "@" in c})
+        cutoffs = sorted({int(c.split("@")[1]) for c in metric_columns(table)})
         ax.set_xticks(cutoffs, [str(k) for k in cutoffs])
         ax.minorticks_off()
         ax.set_xlabel("cut-off k (length of the recommendation list)")

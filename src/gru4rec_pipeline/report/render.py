@@ -44,21 +44,40 @@ def _metric_columns(cutoffs: list[int]) -> list[tuple[str, str]]:
     return [(f"recall@{k}", f"Recall@{k}") for k in cutoffs] + [(f"mrr@{k}", f"MRR@{k}") for k in cutoffs]
 
 
+def metric_cell(row: pd.Series, column: str) -> str:
+    """A metric's value; over repeated runs its mean ± standard deviation; a dagger where it is not
+    significantly worse than the best model's."""
+    text = format_metric(row[column])
+    if f"{column}_std" in row and not pd.isna(row[column]):
+        text += f" ± {row[f'{column}_std']:.4f}"
+    if bool(row.get(f"{column}_not_worse", False)):
+        text += " †"
+    return text
+
+
 def accuracy_table(table: pd.DataFrame, cutoffs: list[int]) -> Table:
-    """Recall and MRR per model; the best value of each metric among trained models and
-    baselines is marked (the oracle is an upper bound and never counts as best)."""
+    """Recall and MRR per model (coverage and popularity where measured); the best value of each accuracy
+    metric among trained models and baselines is marked (the oracle is an upper bound and never counts as best)."""
     metric_columns = _metric_columns(cutoffs)
     competing = table[table["kind"] != "oracle"]
     best = {column: competing[column].round(4).max() for column, _ in metric_columns}
+    beyond = [(c, c.replace("coverage", "Coverage").replace("popularity", "Popularity"))
+              for c in table.columns if c.startswith(("coverage@", "popularity@")) and "_" not in c]  # fmt: skip
+    header = ["Model", "Kind", *[label for _, label in metric_columns]]
+    if "runs" in table.columns:
+        header.insert(2, "Runs")
     rows = []
     for _, row in table.iterrows():
         cells = [(row["model"], False), (row["kind"], False)]
+        if "runs" in table.columns:
+            cells.append((f"{int(row['runs'])}", False))
         for column, _ in metric_columns:
             value = row[column]
             is_best = not pd.isna(value) and row["kind"] != "oracle" and round(value, 4) == best[column]
-            cells.append((format_metric(value), is_best))
+            cells.append((metric_cell(row, column), is_best))
+        cells += [(metric_cell(row, column), False) for column, _ in beyond]
         rows.append(cells)
-    header = ["Model", "Kind", *[label for _, label in metric_columns]]
+    header += [label for _, label in beyond]
     return Table(header, rows, list(table["kind"]), text_columns=2)
 
 
@@ -110,6 +129,18 @@ def context_notes(table: pd.DataFrame, context: dict) -> list[str]:
     if tie_modes:
         notes.append(f"Tied scores are ranked in '{'/'.join(tie_modes)}' mode.")
     notes.append("Best value per metric (trained models and baselines; the oracle is an upper bound) in bold.")
+    if "runs" in table.columns:
+        notes.append("Over repeated runs (seeds seed, seed+1, ...): mean ± sample standard deviation.")
+    if any(column.endswith("_not_worse") for column in table.columns):
+        notes.append(
+            "† not significantly worse than the best model (paired tests over the test events, Holm-adjusted "
+            "p >= 0.05; results/significance.tsv)."
+        )
+    if any(column.startswith("coverage@") for column in table.columns):
+        notes.append(
+            "Coverage: share of the training items in at least one top-k list; popularity: mean training "
+            "popularity of the recommended items, relative to the most popular item."
+        )
     return notes
 
 

@@ -21,6 +21,7 @@ import pandas as pd
 from gru4rec_pipeline.errors import DataFormatError
 from gru4rec_pipeline.files import atomic_outputs, read_json
 from gru4rec_pipeline.names import BASELINES, LOSSES, TUNED_SUFFIX
+from gru4rec_pipeline.report.aggregate import aggregate_runs, mark_not_worse, not_worse_than_best, read_significance
 from gru4rec_pipeline.report.render import render_html, render_markdown, render_tsv, summary_blocks
 
 log = logging.getLogger(__name__)
@@ -40,6 +41,9 @@ MODEL_DESCRIPTIONS = {
     "itemknn": "Item-to-item co-occurrence (cosine)",
     "oracle": "Knows the generating process (upper bound)",
 }
+
+# Beyond-accuracy metrics of the metrics files, shown at the largest cut-off.
+BEYOND_ACCURACY = ("coverage", "popularity")
 
 TIMING_KEYS = ["train_seconds", "train_events_per_s", "eval_seconds", "eval_events_per_s"]
 
@@ -113,6 +117,9 @@ def load_metrics(paths: list[str | Path]) -> list[dict]:
                 record[key] = {_cutoff_key(k): float(v) for k, v in record[key].items()}
             except (TypeError, ValueError):
                 raise DataFormatError(path, f"'{key}' must map integer cut-offs to numbers") from None
+        for key in BEYOND_ACCURACY:
+            if isinstance(record.get(key), dict):
+                record[key] = {_cutoff_key(k): float(v) for k, v in record[key].items()}
         record["_source"] = str(path)
         records.append(record)
     return records
@@ -167,6 +174,9 @@ def summary_table(records: list[dict]) -> pd.DataFrame:
             row[f"recall@{k}"] = record["recall"].get(k, math.nan)
         for k in cutoffs:
             row[f"mrr@{k}"] = record["mrr"].get(k, math.nan)
+        for key in BEYOND_ACCURACY:
+            if any(key in r for r in records):
+                row[f"{key}@{cutoffs[-1]}"] = (record.get(key) or {}).get(cutoffs[-1], math.nan)
         row["epochs"] = record.get("epochs", math.nan)
         for key in TIMING_KEYS:
             row[key] = timings.get(key, math.nan)
@@ -243,12 +253,17 @@ def write_summary(
     md_path: str | Path,
     html_path: str | Path | None = None,
     dataset: str | None = None,
+    significance_path: str | Path | None = None,
 ) -> pd.DataFrame:
-    """Build the summary from metrics files and write the TSV, markdown and (optionally) HTML."""
+    """Build the summary from metrics files (several runs of a model: their mean, std and count) and write the
+    TSV, markdown and (optionally) HTML; ``significance_path`` marks the models not significantly worse than the
+    best."""
     records = load_metrics(metrics_paths)
     if not records:
         raise DataFormatError("<summary>", "no metrics files given")
-    table = summary_table(records)
+    table = aggregate_runs(summary_table(records))
+    if significance_path is not None:
+        table = mark_not_worse(table, not_worse_than_best(table, read_significance(significance_path)))
     cutoffs = all_cutoffs(records)
     published = published_table(cutoffs)
     provenance, differing = shared_provenance(records)

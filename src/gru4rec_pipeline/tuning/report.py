@@ -29,6 +29,7 @@ from gru4rec_pipeline.tuning.best import BestSetting
 from gru4rec_pipeline.tuning.settings import TuningSettings
 from gru4rec_pipeline.tuning.space import SearchSpace
 from gru4rec_pipeline.tuning.study import DEFAULT, FAILURE, FINISHED, RETRY_OF, RUN, WORKER, StudyLocation
+from gru4rec_pipeline.tuning.trial import BEST_EPOCH
 from gru4rec_pipeline.tuning.worker import route_optuna_messages
 
 log = logging.getLogger(__name__)
@@ -181,17 +182,31 @@ def run_study_report(
     if not complete:
         raise PipelineError(f"study {location.name}: none of its {finished} finished trials completed (all pruned)")
     summary = study_summary(study, location, settings)
-    best = BestSetting(loss, search_space.hyperparameters(study.best_trial.params))
+    hyperparameters = search_space.hyperparameters(study.best_trial.params)
+    best_epoch = study.best_trial.user_attrs.get(BEST_EPOCH)
+    if best_epoch is not None:
+        hyperparameters["epochs"] = int(best_epoch)  # chosen on valid by early stopping
+        summary["best_epoch"] = int(best_epoch)
+    best = BestSetting(loss, hyperparameters)
     by_state = ", ".join(f"{n} {state}" for state, n in summary["trials_by_state"].items() if n)
     default = summary["default_value"]
     epochs = f"{settings.epochs} epoch{'s' if settings.epochs > 1 else ''}"
+    if best_epoch is not None:
+        epochs = f"its best epoch {best_epoch} (early stopping, at most {epochs})"
+    length = (
+        ["epochs is the best trial's best epoch on valid, which the retraining on train_full uses"]
+        if best_epoch is not None
+        else [
+            f"Paste it under training.losses.{loss} in config/config.yaml; epochs is that loss's configured training",
+            "length, which the retraining on train_full uses (results/recall_" + f"{loss}_tuned.txt).",
+        ]
+    )
     comments = [
         f"Best setting of GRU4Rec with loss {loss}, from study {location.name} ({location.describe()}):",
         f"trial {summary['best_trial']}, the best of {len(study.trials)} trials ({by_state}): {settings.metric} "
         f"{summary['best_value']:.4f} on valid after {epochs}"
         + ("." if default is None else f"; the configured setting (trial {summary['default_trial']}): {default:.4f}."),
-        f"Paste it under training.losses.{loss} in config/config.yaml; epochs is that loss's configured training",
-        "length, which the retraining on train_full uses (results/recall_" + f"{loss}_tuned.txt).",
+        *length,
     ]
     table = trials_table(study, search_space, settings.metric)
     best.save(best_path, comments)

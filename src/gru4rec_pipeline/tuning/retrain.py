@@ -28,8 +28,10 @@ def run_tuned_training(
     device: str = "auto",
     threads: int = 1,
     progress: bool = True,
+    epoch_evaluation=None,
 ) -> dict:
-    """Train ``loss`` with the setting in ``best_path`` (its epochs included) on the sessions ``train_path``."""
+    """Train ``loss`` with the setting in ``best_path`` (its epochs included) on the sessions ``train_path``;
+    ``epoch_evaluation``: the learning curve, as in :func:`~gru4rec_pipeline.model.training.run_training`."""
     best = BestSetting.load(best_path, loss)
     return run_training(
         train_path,
@@ -44,6 +46,7 @@ def run_tuned_training(
         device=device,
         threads=threads,
         progress=progress,
+        epoch_evaluation=epoch_evaluation,
     )
 
 
@@ -62,6 +65,7 @@ def run_tuned_evaluation(
     device: str = "auto",
     threads: int = 1,
     config: dict | None = None,
+    ranks_path=None,
 ) -> dict:
     """Evaluate the tuned model of ``loss``; its record names the study, the best trial and its valid metric."""
     best = BestSetting.load(best_path, loss)
@@ -81,4 +85,5 @@ def run_tuned_evaluation(
         seed=seed,
         config=config,
         extra={"loss": loss, "tuning": study},
+        ranks_path=ranks_path,
     )

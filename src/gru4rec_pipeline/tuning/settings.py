@@ -90,6 +90,7 @@ def study_fingerprint(
     tie_mode: str,
     train: SessionArrays,
     valid: SessionArrays,
+    early_stopping: dict | None = None,
 ) -> str:
     """The hex SHA-256 of everything a study's results depend on (see the module docstring)."""
     identity = {
@@ -105,6 +106,8 @@ def study_fingerprint(
         "train": arrays_digest(train),
         "valid": arrays_digest(valid),
     }
+    if early_stopping:  # only when on, so that the studies run without it keep their names
+        identity["early_stopping"] = early_stopping
     return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()
 
 

@@ -70,6 +70,7 @@ def run_tune_worker(
     seed: int = 42,
     device: str = "auto",
     threads: int = 1,
+    early_stopping: dict | None = None,
 ) -> dict:
     """The tuning stage for one worker slot of ``loss``'s study: trials on ``train_path`` (train_tr's sessions),
     each evaluated on ``eval_path`` (valid's), until the study holds ``tuning['trials']``.
@@ -86,7 +87,11 @@ def run_tune_worker(
     valid, vocabulary = load_evaluation_data(eval_path, vocab_path)
     train = SessionArrays.load(train_path)
     vocabulary.check_indices(train, train_path, vocab_path)
-    fingerprint = study_fingerprint(search_space, settings, seed, evaluation_settings.tie_mode, train, valid)
+    if early_stopping and not early_stopping.get("patience"):
+        early_stopping = None
+    fingerprint = study_fingerprint(
+        search_space, settings, seed, evaluation_settings.tie_mode, train, valid, early_stopping=early_stopping
+    )
     location = StudyLocation(study_name(loss, fingerprint), Path(folder), settings.storage)
     configure_threads(threads)
     route_optuna_messages()
@@ -106,6 +111,7 @@ def run_tune_worker(
         seed,
         device,
         threads,
+        early_stopping,
     )
     run = new_run_id()
     log.info(

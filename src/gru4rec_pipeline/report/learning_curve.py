@@ -1,0 +1,49 @@
+"""The learning-curve figure: recall@k and MRR@k after every epoch, one line per trained model.
+
+Reads the ``recall@k`` / ``mrr@k`` columns that the per-epoch evaluation adds to each
+``results/models/{setting}/{model}/history.csv`` (k: the largest cut-off the histories share). A history without
+them (``training.eval_every_epoch: false``) is left out, and said so in the figure.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from gru4rec_pipeline.report.plots import _loss_position, _pyplot, _save, history_name, read_history
+
+
+def shared_cutoff(histories) -> int | None:
+    """The largest k with recall@k and mrr@k in every history that has a learning curve."""
+    sets = [
+        {
+            int(c.split("@")[1])
+            for c in history.columns
+            if c.startswith("recall@") and f"mrr@{c.split('@')[1]}" in history
+        }
+        for _, history in histories
+    ]
+    common = set.intersection(*sets) if sets else set()
+    return max(common) if common else None
+
+
+def plot_learning_curve(history_paths: list[str | Path], out_png: str | Path, split: str) -> None:
+    """Two panels (recall@k, MRR@k) against the epoch; ``split`` names where the curve was measured."""
+    plt = _pyplot()
+    histories = sorted(((history_name(p), read_history(p)) for p in history_paths), key=_loss_position)
+    with_curve = [(name, history) for name, history in histories if any(c.startswith("mrr@") for c in history)]
+    cutoff = shared_cutoff(with_curve)
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.0))
+    for index, (name, history) in enumerate(with_curve if cutoff else []):
+        for ax, metric in zip(axes, ("recall", "mrr")):
+            ax.plot(history["epoch"], history[f"{metric}@{cutoff}"], marker="o", color=f"C{index % 10}", label=name)
+    for ax, metric in zip(axes, ("Recall", "MRR")):
+        ax.set_title(f"{metric}@{cutoff} on {split} after each epoch" if cutoff else f"{metric}: no learning curve")
+        ax.set_xlabel("epoch")
+        ax.xaxis.get_major_locator().set_params(integer=True)
+    left_out = [name for name, _ in histories if name not in dict(with_curve)]
+    if left_out:
+        fig.text(0.01, 0.01, "no per-epoch evaluation: " + ", ".join(left_out), fontsize=8)
+    if with_curve and cutoff:
+        axes[1].legend(loc="center left", bbox_to_anchor=(1.02, 0.5), frameon=False)
+    fig.tight_layout()
+    _save(fig, out_png)

@@ -49,6 +49,7 @@ use rule train_model as train_rolling_scratch with:
     input:
         train="results/rolling/sessions/day_{day}/train.npz",
         vocab="results/rolling/sessions/day_{day}/vocab.parquet",
+        evaluation=[],
         code=code_inputs("train_model"),
     output:
         model="results/rolling/{loss}/scratch/day_{day}/model.pt",
@@ -64,6 +65,10 @@ use rule train_model as train_rolling_scratch with:
         seed=config["seed"],
         device=config["device"],
         checkpoint_root="results/rolling/{loss}/scratch/day_{day}/checkpoints",
+        # No learning curve for the day-by-day models: they are evaluated on their day once (evaluate_rolling_day).
+        eval_every_epoch=False,
+        eval_split="",
+        early_stopping=None,
 
 
 use rule retrain_model as retrain_rolling_warm with:

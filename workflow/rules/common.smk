@@ -85,10 +85,15 @@ def module_files(module):
 
 def imported_package_modules(source):
     """Package modules named by the import statements anywhere in the file ``source`` (also inside functions),
-    and those it starts as processes by name (a string constant such as ``"-m", "gru4rec_pipeline.model.x"``)."""
+    and those it starts as processes by name (a string constant such as ``"-m", "gru4rec_pipeline.model.x"``).
+    """
     modules = set()
     for node in ast.walk(ast.parse(Path(source).read_text(), filename=str(source))):
-        if isinstance(node, ast.Constant) and isinstance(node.value, str) and "." in node.value:
+        if (
+            isinstance(node, ast.Constant)
+            and isinstance(node.value, str)
+            and "." in node.value
+        ):
             modules.add(node.value)
         elif isinstance(node, ast.Import):
             modules.update(alias.name for alias in node.names)

@@ -54,7 +54,9 @@ use rule train_model as train_model_replicate with:
         model=replicate_model_file("{setting}", "{loss}", "{seed}", "model.pt"),
         history=replicate_model_file("{setting}", "{loss}", "{seed}", "history.csv"),
         summary=replicate_model_file("{setting}", "{loss}", "{seed}", "training.json"),
-        state=replicate_model_file("{setting}", "{loss}", "{seed}", names.TRAINING_STATE_FILE),
+        state=replicate_model_file(
+            "{setting}", "{loss}", "{seed}", names.TRAINING_STATE_FILE
+        ),
     log:
         "logs/train_model/{setting}/{loss}/seed{seed}.log",
     benchmark:

@@ -13,7 +13,7 @@ SAMPLED_LOSSES = ("ce_sampled", "bpr", "bpr_max", "top1", "top1_max")
 RANKING_LOSSES = ("bpr", "bpr_max", "top1", "top1_max")
 
 # Non-neural baselines, and the synthetic data's Bayes-optimal predictor (a ceiling, not a baseline to beat).
-BASELINES = ("pop", "spop", "itemknn")
+BASELINES = ("pop", "spop", "itemknn", "sknn", "vsknn", "stan")
 ORACLE = "oracle"
 
 # The RSC15 protocol's splits, and which of them a setting trains on and evaluates on.
@@ -60,6 +60,17 @@ PROTOCOL_DEFAULTS = {"min_session_length": 2, "min_item_support": 5, "split_seco
 THREAD_DEFAULTS = {"training": 1, "evaluation": 2}
 # Item-kNN (config key baselines.itemknn): neighbours kept per item, shrinkage lambda.
 ITEMKNN_DEFAULTS = {"neighbors": 100, "lambda": 20.0}
+# Session-based kNN baselines (config keys baselines.sknn / vsknn / stan), defaults as session-rec's RSC15
+# configurations (conf/save/rsc15/window/window_rsc15_baselines.yml: sknn, vsknn; window_rsc15_stan.yml, the
+# stan-mrr setting: stan); vsknn's similarity is the constructor default (vec). lambda_snh is in days.
+SKNN_SIMILARITIES = ("jaccard", "cosine", "cosine_session_rec")
+# V-SKNN's weights of a current session's item by its position and of a neighbour by its latest shared click.
+POSITION_WEIGHTS = ("same", "div", "log", "quadratic")
+SESSION_KNN_DEFAULTS = {
+    "sknn": {"k": 500, "sample_size": 10000, "similarity": "jaccard"},
+    "vsknn": {"k": 100, "sample_size": 1000, "weighting": "quadratic", "weighting_score": "quadratic"},
+    "stan": {"k": 1000, "sample_size": 10000, "lambda_spw": 1e-05, "lambda_snh": 10.0, "lambda_inh": 2.0},
+}
 
 # Hyperparameter studies (config key tuning): finished trials per loss, worker jobs, the metric maximised on the
 # valid split, epochs per trial, the samplers' seed, median pruning, the Optuna storage ("" = a journal file), and

@@ -205,6 +205,11 @@ def get_training_gpu_share(wildcards):
     return 1 if config["device"] == "cuda" else 0
 
 
+def get_baseline_options(wildcards):
+    """A baseline's settings (config baselines.<name>; none for pop and spop)."""
+    return config["baselines"].get(wildcards.baseline, {})
+
+
 def get_baselines():
     chosen = config["baselines"]["run"]
     if not using_synthetic_data():

@@ -20,6 +20,7 @@ RULE_FILES = sorted((REPO / "workflow" / "rules").glob("*.smk"))
 PLANS = [
     (["all", "results/export/test.tsv", "results/recall_bpr_max_tuned.txt"], []),
     (["results/raw/download/yoochoose-data.7z"], ["--config", "source=download"]),
+    (["results/data/test_clicks.parquet"], []),
 ]
 
 

@@ -35,6 +35,7 @@ def schema_at(*path: str) -> dict:
         (("own_data", "time_format"), names.TIME_FORMATS),
         (("own_data", "ids"), names.ID_MODES),
         (("synthetic", "preset"), names.SYNTHETIC_PRESETS),
+        (("protocol", "preset"), names.PROTOCOL_PRESETS),
         (("baselines", "sknn", "similarity"), names.SKNN_SIMILARITIES),
         (("baselines", "vsknn", "weighting"), names.POSITION_WEIGHTS),
         (("baselines", "vsknn", "weighting_score"), names.POSITION_WEIGHTS),

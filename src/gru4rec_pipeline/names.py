@@ -55,6 +55,9 @@ SYNTHETIC_PRESETS = ("tiny", "default", "full")
 # events are dropped, and sessions ending in the last day (86,400 s) form the test split. Exact duplicate
 # clicks are kept, as the published preprocessing keeps them (drop_duplicates drops them first).
 PROTOCOL_DEFAULTS = {"min_session_length": 2, "min_item_support": 5, "split_seconds": 86400.0, "drop_duplicates": False}
+# Protocols of the split stage (config key protocol.preset): RSC15's published one, and the deduplicated
+# Yoochoose protocol of the GRU4Rec authors' 2023 comparison.
+PROTOCOL_PRESETS = ("rsc15", "yoochoose")
 # Threads per job of each stage (config keys training.threads, evaluation.threads), measured with
 # bench/bench_threads.py: a training at batch 32 runs fastest on one thread; ranking gains from a second.
 THREAD_DEFAULTS = {"training": 1, "evaluation": 2}

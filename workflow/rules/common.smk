@@ -115,6 +115,13 @@ def get_click_log():
     return "results/raw/yoochoose-clicks.dat"
 
 
+def get_test_clicks(wildcards):
+    """yoochoose-test.dat's clicks, which the yoochoose protocol adds to the clicks (none without an archive)."""
+    if config["protocol"]["preset"] != "yoochoose" or config["own_data"]["path"] or config["clicks"]:
+        return []
+    return "results/data/test_clicks.parquet"
+
+
 def get_click_log_format():
     return "own" if config["own_data"]["path"] else "yoochoose"
 

@@ -16,6 +16,7 @@ include: "workflow/rules/model.smk"
 include: "workflow/rules/evaluation.smk"
 include: "workflow/rules/tuning.smk"
 include: "workflow/rules/report.smk"
+include: "workflow/rules/window.smk"
 
 
 rule all:

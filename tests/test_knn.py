@@ -73,7 +73,7 @@ def brute_force_scores(method: str, train: SessionArrays, items, times, settings
         candidates = []
         for s in sample:
             neighbour = set(training[s][0])
-            shared = sorted(set(current_set) & neighbour)
+            shared = [i for i in current_set if i in neighbour]  # in order of first click, as summed
             if method == "sknn":
                 mode = settings["similarity"]
                 if mode == "jaccard":

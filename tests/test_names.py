@@ -58,6 +58,7 @@ def test_schema_defaults_are_the_packages_defaults():
         (("baselines", "itemknn"), names.ITEMKNN_DEFAULTS),
         *((("baselines", method), defaults) for method, defaults in names.SESSION_KNN_DEFAULTS.items()),
         (("tuning",), names.TUNING_DEFAULTS),
+        (("protocol", "window"), names.WINDOW_DEFAULTS),
     ):
         assert {key: schema_at(*section, key)["default"] for key in defaults} == defaults
     assert schema_at("url")["default"] == names.RSC15_URL

@@ -57,7 +57,11 @@ SYNTHETIC_PRESETS = ("tiny", "default", "full")
 PROTOCOL_DEFAULTS = {"min_session_length": 2, "min_item_support": 5, "split_seconds": 86400.0, "drop_duplicates": False}
 # Protocols of the split stage (config key protocol.preset): RSC15's published one, and the deduplicated
 # Yoochoose protocol of the GRU4Rec authors' 2023 comparison.
-PROTOCOL_PRESETS = ("rsc15", "yoochoose")
+PROTOCOL_PRESETS = ("rsc15", "yoochoose", "window")
+# session-rec's sliding windows (config key protocol.window), as its RSC15 runs configure them
+# (conf/preprocess/session_based/window/rsc15.yml): 5 slices of 30 training days and 1 test day, 31 days apart,
+# the first 5 days after the first click.
+WINDOW_DEFAULTS = {"slices": 5, "days_train": 30, "days_test": 1, "days_shift": 31, "days_offset": 5}
 # Threads per job of each stage (config keys training.threads, evaluation.threads), measured with
 # bench/bench_threads.py: a training at batch 32 runs fastest on one thread; ranking gains from a second.
 THREAD_DEFAULTS = {"training": 1, "evaluation": 2}

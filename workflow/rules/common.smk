@@ -42,6 +42,7 @@ wildcard_constraints:
     setting="|".join(names.SETTINGS),
     split="|".join(SPLITS),
     worker=r"\d+",
+    slice=r"\d+",
 
 
 def module_files(module):
@@ -237,7 +238,18 @@ def get_report_targets():
     ]
 
 
+WINDOW = {**names.WINDOW_DEFAULTS, **config["protocol"].get("window", {})}
+WINDOW_SLICES = [str(i) for i in range(int(WINDOW["slices"]))]
+
+
+def get_window_models():
+    """What each slice of the window preset trains and evaluates: every loss and baseline (not the oracle)."""
+    return [*LOSSES, *(name for name in get_baselines() if name != names.ORACLE)]
+
+
 def get_final_output():
+    if config["protocol"]["preset"] == "window":
+        return ["results/data/window/stats.json", "results/window/summary.md"]
     return (
         ["results/data/stats.json"]
         + [recall_file(SETTING, name) for name in get_evaluated_models()]

@@ -113,7 +113,7 @@ def _top_k(similarity, n, k):
 def _session_scores(
     items, times, n_items, method, k, sample_size, similarity_mode, weighting, weighting_score,
     lambda_spw, lambda_snh, lambda_inh,
-    posting_ptr, posting_rank, rank_session, set_ptr, set_items, seq_ptr, seq_items, last_time,
+    posting_ptr, posting_rank, rank_session, set_ptr, set_items, seq_ptr, seq_items, set_size, last_time,
 ):  # fmt: skip
     n_rows = len(items) - 1
     scores = np.zeros((n_rows, n_items))
@@ -125,6 +125,7 @@ def _session_scores(
     n_distinct = 0
     similarity = np.empty(sample_size)
     shared_last = np.empty(sample_size, dtype=np.int64)
+    overlap = np.empty(sample_size)
     kept = np.empty(sample_size, dtype=np.int64)
     kept_similarity = np.empty(sample_size)
     seen = np.full(n_items, -1, dtype=np.int64)  # STAN: the neighbour whose last occurrence was already scored
@@ -147,30 +148,38 @@ def _session_scores(
                 norm += weight[i] * weight[i]
             else:
                 weight[i] = 1.0
+        # overlaps from the postings of the session's items: both lists ascend by rank, so one sequential
+        # merge per item, where reading each candidate's own items would cost a cache miss per candidate
+        overlap[:n_sample] = 0.0
+        shared_last[:n_sample] = 0
+        for d in range(n_distinct):
+            i = distinct[d]
+            a, b, stop = 0, posting_ptr[i], posting_ptr[i + 1]
+            while a < n_sample and b < stop:
+                if sample[a] < posting_rank[b]:
+                    a += 1
+                elif sample[a] > posting_rank[b]:
+                    b += 1
+                else:
+                    overlap[a] += weight[i]
+                    shared_last[a] = max(shared_last[a], last_position[i])
+                    a += 1
+                    b += 1
         for c in range(n_sample):
-            s = rank_session[sample[c]]
-            overlap = 0.0
-            latest = 0
-            for e in range(set_ptr[s], set_ptr[s + 1]):
-                i = set_items[e]
-                if last_position[i] > 0:
-                    overlap += weight[i]
-                    latest = max(latest, last_position[i])
-            size = set_ptr[s + 1] - set_ptr[s]
+            size = set_size[sample[c]]
             if method == 0:
                 if similarity_mode == 0:
-                    value = overlap / (n_distinct + size - overlap)
+                    value = overlap[c] / (n_distinct + size - overlap[c])
                 elif similarity_mode == 1:
-                    value = overlap / np.sqrt(n_distinct * size)
+                    value = overlap[c] / np.sqrt(n_distinct * size)
                 else:
-                    value = overlap / np.sqrt(size) * np.sqrt(n_distinct)
+                    value = overlap[c] / np.sqrt(size) * np.sqrt(n_distinct)
             elif method == 1:
-                value = overlap / n_distinct
+                value = overlap[c] / n_distinct
             else:
-                value = overlap / (np.sqrt(norm) * np.sqrt(size))
-                value *= np.exp(-(times[j] - last_time[s]) / lambda_snh)
+                value = overlap[c] / (np.sqrt(norm) * np.sqrt(size))
+                value *= np.exp(-(times[j] - last_time[sample[c]]) / lambda_snh)
             similarity[c] = value
-            shared_last[c] = latest
         # sknn and vsknn keep positive similarities only (stan keeps every sampled session)
         n_kept = 0
         for c in range(n_sample):
@@ -235,7 +244,8 @@ class SessionKNN:
 
 
 INDEX_ARRAYS = (
-    "posting_ptr", "posting_rank", "rank_session", "set_ptr", "set_items", "seq_ptr", "seq_items", "last_time",
+    "posting_ptr", "posting_rank", "rank_session", "set_ptr", "set_items", "seq_ptr", "seq_items", "set_size",
+    "last_time",
 )  # fmt: skip
 
 
@@ -245,7 +255,8 @@ def build_index(train: SessionArrays, n_items: int, sample_size: int) -> dict[st
     ``rank_session[r]``: the session of recency rank ``r`` (0: most recent last click; ties: the later
     session first); ``posting_rank[posting_ptr[i]:posting_ptr[i + 1]]``: the ranks of the up to
     ``sample_size`` most recent sessions containing item ``i``, ascending; ``set_items`` (by
-    ``set_ptr``): each session's distinct items, ascending; ``seq_items`` (``seq_ptr``): its clicks.
+    ``set_ptr``): each session's distinct items, ascending; ``seq_items`` (``seq_ptr``): its clicks;
+    ``set_size`` and ``last_time``: each rank's distinct items and last click.
     """
     lengths = train.lengths()
     n_sessions = len(lengths)
@@ -275,7 +286,9 @@ def build_index(train: SessionArrays, n_items: int, sample_size: int) -> dict[st
         "set_items": np.ascontiguousarray(pair_item),
         "seq_ptr": train.offsets.astype(np.int64),
         "seq_items": train.items.astype(np.int64),
-        "last_time": last_time,
+        # by rank, read in rank order for every sampled session
+        "set_size": np.diff(set_ptr)[order],
+        "last_time": last_time[order],
     }
 
 

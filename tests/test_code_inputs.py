@@ -21,6 +21,7 @@ PLANS = [
     (["all", "results/export/test.tsv", "results/recall_bpr_max_tuned.txt"], []),
     (["results/raw/download/yoochoose-data.7z"], ["--config", "source=download"]),
     (["results/data/test_clicks.parquet"], []),
+    (["results/window/summary.md"], ["--config", "protocol={preset: window}"]),
 ]
 
 

@@ -20,7 +20,7 @@ def window_table(metrics_paths) -> pd.DataFrame:
     rows = []
     for path in metrics_paths:
         path = Path(path)
-        record = read_json(path)
+        record = read_json(path, "metrics of a window slice")
         if "recall" not in record or "model" not in record:
             raise DataFormatError(path, "expected a metrics record with model, recall and mrr")
         rows.append({"model": record["model"], "slice": int(path.parent.parent.name), **_flat(record)})

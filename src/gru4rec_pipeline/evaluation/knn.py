@@ -25,7 +25,10 @@ neighbour, ``|.|`` the number of distinct items.
   ``exp(-|q_i - q*| / lambda_inh)``, ``q_i`` its last position in the neighbour, ``q*`` the last
   position there of any item of ``S``.
 
-Items of the current session are scored like any other (session-rec's ``remind``). The sample is
+Items of the current session are scored like any other (session-rec's ``remind``). Ties are broken by
+recency: among sessions with the same last click the later one in the training file is sampled first, and
+among equally similar sessions the more recent is a neighbour first. session-rec breaks both in the order
+its Python sets happen to iterate, so the two agree in their scores except where such ties decide. The sample is
 exact without a scan over the training sessions: a session among the ``sample_size`` most recent
 ones containing any item of ``S`` is among the ``sample_size`` most recent ones containing that
 item, so each item keeps only those, most recent first, and a session's sample is their merge.

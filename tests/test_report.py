@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO, run_snakemake
-
 from gru4rec_pipeline import names
 
 REPORT_RULES = REPO / "workflow" / "rules" / "report.smk"

@@ -34,6 +34,13 @@ if not set(TUNING["run"]) <= set(LOSSES):
         f"config key 'tuning.run': {sorted(set(TUNING['run']) - set(LOSSES))} not in training.losses, "
         "whose setting a study varies and whose epochs the tuned model trains for"
     )
+for method in names.SESSION_KNN_DEFAULTS:
+    knn_settings = {**names.SESSION_KNN_DEFAULTS[method], **config["baselines"].get(method, {})}
+    if knn_settings["k"] > knn_settings["sample_size"]:
+        raise WorkflowError(
+            f"config key 'baselines.{method}.k': {knn_settings['k']} neighbours cannot be chosen among "
+            f"sample_size={knn_settings['sample_size']} sessions"
+        )
 
 
 wildcard_constraints:

@@ -18,6 +18,7 @@ include: "workflow/rules/tuning.smk"
 include: "workflow/rules/retrain.smk"
 include: "workflow/rules/rolling.smk"
 include: "workflow/rules/report.smk"
+include: "workflow/rules/window.smk"
 
 
 rule all:

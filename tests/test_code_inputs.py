@@ -24,6 +24,8 @@ PLANS = [
         ["results/rolling/bpr_max.tsv", "results/retrained/bpr_max/training.json"],
         ["--config", 'rolling={"run": ["bpr_max"]}', 'retrain={"clicks": "results/data/test.parquet"}'],
     ),
+    (["results/data/test_clicks.parquet"], []),
+    (["results/window/summary.md"], ["--config", "protocol={preset: window}"]),
 ]
 
 

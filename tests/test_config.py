@@ -48,6 +48,8 @@ def test_every_config_key_is_commented():
         (["sha256=nothex"], "sha256"),
         (["replicates=0"], "replicates"),
         (["replicates=1.5"], "replicates"),
+        (["baselines={vsknn: {k: 2000}}"], "baselines.vsknn.k"),
+        (["protocol={preset: session-rec}"], "protocol.preset"),
     ],
 )
 def test_bad_config_fails_naming_the_key(workflow_copy: Path, override, key):

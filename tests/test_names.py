@@ -35,6 +35,10 @@ def schema_at(*path: str) -> dict:
         (("own_data", "time_format"), names.TIME_FORMATS),
         (("own_data", "ids"), names.ID_MODES),
         (("synthetic", "preset"), names.SYNTHETIC_PRESETS),
+        (("protocol", "preset"), names.PROTOCOL_PRESETS),
+        (("baselines", "sknn", "similarity"), names.SKNN_SIMILARITIES),
+        (("baselines", "vsknn", "weighting"), names.POSITION_WEIGHTS),
+        (("baselines", "vsknn", "weighting_score"), names.POSITION_WEIGHTS),
     ],
 )
 def test_schema_enums_are_the_packages_names(path, expected):
@@ -52,7 +56,9 @@ def test_schema_defaults_are_the_packages_defaults():
     for section, defaults in (
         (("protocol",), names.PROTOCOL_DEFAULTS),
         (("baselines", "itemknn"), names.ITEMKNN_DEFAULTS),
+        *((("baselines", method), defaults) for method, defaults in names.SESSION_KNN_DEFAULTS.items()),
         (("tuning",), names.TUNING_DEFAULTS),
+        (("protocol", "window"), names.WINDOW_DEFAULTS),
     ):
         assert {key: schema_at(*section, key)["default"] for key in defaults} == defaults
     assert schema_at("url")["default"] == names.RSC15_URL

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO, run_snakemake
+from gru4rec_pipeline import names
 
 REPORT_RULES = REPO / "workflow" / "rules" / "report.smk"
 REPORTED = [
@@ -57,7 +58,7 @@ def test_report_holds_every_figure_and_the_summary(tiny_run: Path, tmp_path: Pat
             assert decode(entry["data_uri"])[:8] == b"\x89PNG\r\n\x1a\n", path
 
     summary = decode(results["results/summary.html"]["data_uri"]).decode()
-    for name in ["ce_full", "ce_sampled", "bpr", "bpr_max", "top1", "top1_max", "pop", "spop", "itemknn", "oracle"]:
+    for name in [*names.LOSSES, *names.BASELINES, names.ORACLE]:
         assert f'<td class="text">{name}</td>' in summary, name
     assert "Published figures on the real RSC15 dataset" in summary
     assert "synthetic yoochoose-format data (preset tiny" in summary

@@ -13,7 +13,7 @@ SAMPLED_LOSSES = ("ce_sampled", "bpr", "bpr_max", "top1", "top1_max")
 RANKING_LOSSES = ("bpr", "bpr_max", "top1", "top1_max")
 
 # Non-neural baselines, and the synthetic data's Bayes-optimal predictor (a ceiling, not a baseline to beat).
-BASELINES = ("pop", "spop", "itemknn")
+BASELINES = ("pop", "spop", "itemknn", "sknn", "vsknn", "stan")
 ORACLE = "oracle"
 
 # The RSC15 protocol's splits, and which of them a setting trains on and evaluates on.
@@ -55,6 +55,13 @@ SYNTHETIC_PRESETS = ("tiny", "default", "full")
 # events are dropped, and sessions ending in the last day (86,400 s) form the test split. Exact duplicate
 # clicks are kept, as the published preprocessing keeps them (drop_duplicates drops them first).
 PROTOCOL_DEFAULTS = {"min_session_length": 2, "min_item_support": 5, "split_seconds": 86400.0, "drop_duplicates": False}
+# Protocols of the split stage (config key protocol.preset): RSC15's published one, and the deduplicated
+# Yoochoose protocol of the GRU4Rec authors' 2023 comparison.
+PROTOCOL_PRESETS = ("rsc15", "yoochoose", "window")
+# session-rec's sliding windows (config key protocol.window), as its RSC15 runs configure them
+# (conf/preprocess/session_based/window/rsc15.yml): 5 slices of 30 training days and 1 test day, 31 days apart,
+# the first 5 days after the first click.
+WINDOW_DEFAULTS = {"slices": 5, "days_train": 30, "days_test": 1, "days_shift": 31, "days_offset": 5}
 # Threads per job of each stage (config keys training.threads, evaluation.threads), measured with
 # bench/bench_threads.py: a training at batch 32 runs fastest on one thread; ranking gains from a second.
 THREAD_DEFAULTS = {"training": 1, "evaluation": 2}
@@ -63,6 +70,17 @@ THREAD_DEFAULTS = {"training": 1, "evaluation": 2}
 DATA_PARALLEL_DEFAULTS = {"processes": 1, "nodes": 1}
 # Item-kNN (config key baselines.itemknn): neighbours kept per item, shrinkage lambda.
 ITEMKNN_DEFAULTS = {"neighbors": 100, "lambda": 20.0}
+# Session-based kNN baselines (config keys baselines.sknn / vsknn / stan), defaults as session-rec's RSC15
+# configurations (conf/save/rsc15/window/window_rsc15_baselines.yml: sknn, vsknn; window_rsc15_stan.yml, the
+# stan-mrr setting: stan); vsknn's similarity is the constructor default (vec). lambda_snh is in days.
+SKNN_SIMILARITIES = ("jaccard", "cosine", "cosine_session_rec")
+# V-SKNN's weights of a current session's item by its position and of a neighbour by its latest shared click.
+POSITION_WEIGHTS = ("same", "div", "log", "quadratic")
+SESSION_KNN_DEFAULTS = {
+    "sknn": {"k": 500, "sample_size": 10000, "similarity": "jaccard"},
+    "vsknn": {"k": 100, "sample_size": 1000, "weighting": "quadratic", "weighting_score": "quadratic"},
+    "stan": {"k": 1000, "sample_size": 10000, "lambda_spw": 1e-05, "lambda_snh": 10.0, "lambda_inh": 2.0},
+}
 
 # Hyperparameter studies (config key tuning): finished trials per loss, worker jobs, the metric maximised on the
 # valid split, epochs per trial, the samplers' seed, median pruning, the Optuna storage ("" = a journal file), and

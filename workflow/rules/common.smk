@@ -34,6 +34,13 @@ if not set(TUNING["run"]) <= set(LOSSES):
         f"config key 'tuning.run': {sorted(set(TUNING['run']) - set(LOSSES))} not in training.losses, "
         "whose setting a study varies and whose epochs the tuned model trains for"
     )
+for method in names.SESSION_KNN_DEFAULTS:
+    knn_settings = {**names.SESSION_KNN_DEFAULTS[method], **config["baselines"].get(method, {})}
+    if knn_settings["k"] > knn_settings["sample_size"]:
+        raise WorkflowError(
+            f"config key 'baselines.{method}.k': {knn_settings['k']} neighbours cannot be chosen among "
+            f"sample_size={knn_settings['sample_size']} sessions"
+        )
 
 EARLY_STOPPING = config["training"]["early_stopping"]
 if EARLY_STOPPING["patience"] and SETTING == "final" and not TUNING["run"]:
@@ -70,6 +77,7 @@ wildcard_constraints:
     day=r"\d+",
     strategy="|".join(names.ROLLING_STRATEGIES),
     seed=r"\d+",
+    slice=r"\d+",
 
 
 def module_files(module):
@@ -149,6 +157,13 @@ def get_click_log():
     if config["clicks"]:
         return config["clicks"]
     return "results/raw/yoochoose-clicks.dat"
+
+
+def get_test_clicks(wildcards):
+    """yoochoose-test.dat's clicks, which the yoochoose protocol adds to the clicks (none without an archive)."""
+    if config["protocol"]["preset"] != "yoochoose" or config["own_data"]["path"] or config["clicks"]:
+        return []
+    return "results/data/test_clicks.parquet"
 
 
 def get_click_log_format():
@@ -341,6 +356,11 @@ def get_training_gpu_share(wildcards):
     return 1 if config["device"] == "cuda" else 0
 
 
+def get_baseline_options(wildcards):
+    """A baseline's settings (config baselines.<name>; none for pop and spop)."""
+    return config["baselines"].get(wildcards.baseline, {})
+
+
 def get_baselines():
     chosen = config["baselines"]["run"]
     if not using_synthetic_data():
@@ -363,7 +383,18 @@ def get_report_targets():
     ]
 
 
+WINDOW = {**names.WINDOW_DEFAULTS, **config["protocol"].get("window", {})}
+WINDOW_SLICES = [str(i) for i in range(int(WINDOW["slices"]))]
+
+
+def get_window_models():
+    """What each slice of the window preset trains and evaluates: every loss and baseline (not the oracle)."""
+    return [*LOSSES, *(name for name in get_baselines() if name != names.ORACLE)]
+
+
 def get_final_output():
+    if config["protocol"]["preset"] == "window":
+        return ["results/data/window/stats.json", "results/window/summary.md"]
     return (
         ["results/data/stats.json"]
         + [recall_file(SETTING, name) for name in get_evaluated_models()]

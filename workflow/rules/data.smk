@@ -73,9 +73,29 @@ rule clicks_to_parquet:
         "../scripts/clicks_to_parquet.py"
 
 
+rule extract_test_clicks:
+    input:
+        archive=get_archive(),
+        code=code_inputs("extract_test_clicks"),
+    output:
+        clicks="results/data/test_clicks.parquet",
+    log:
+        "logs/extract_test_clicks/extract_test_clicks.log",
+    benchmark:
+        "benchmarks/extract_test_clicks/extract_test_clicks.tsv"
+    conda:
+        "../../envs/data.yaml"
+    resources:
+        mem_mb=2000,
+        runtime=30,
+    script:
+        "../scripts/extract_test_clicks.py"
+
+
 rule split_sessions:
     input:
         clicks="results/data/clicks.parquet",
+        test_clicks=get_test_clicks,
         code=code_inputs("split_sessions"),
     output:
         **{split: f"results/data/{split}.parquet" for split in SPLITS},

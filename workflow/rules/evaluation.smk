@@ -112,7 +112,7 @@ rule evaluate_baseline:
         runtime=60,
     params:
         evaluation=get_evaluation_settings(),
-        itemknn=config["baselines"]["itemknn"],
+        options=get_baseline_options,
     script:
         "../scripts/evaluate_baseline.py"
 

@@ -1,4 +1,4 @@
-"""Evaluate a non-neural baseline (most popular, session popularity, item-kNN) with the model's evaluation code."""
+"""Evaluate a non-neural baseline (popularity, item-kNN, session kNNs) with the model's evaluation code."""
 
 import sys
 
@@ -19,7 +19,7 @@ run_baseline_evaluation(
     snakemake.output.recall,
     snakemake.output.metrics,
     settings=EvaluationSettings.from_dict(snakemake.params.evaluation),
-    options=snakemake.params.itemknn if name == "itemknn" else {},
+    options=snakemake.params.options,
     threads=snakemake.threads,
     config=snakemake.config,
     ranks_path=snakemake.output.ranks,

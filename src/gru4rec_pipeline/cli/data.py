@@ -6,7 +6,15 @@ import argparse
 from pathlib import Path
 
 from gru4rec_pipeline.cli.common import key_value
-from gru4rec_pipeline.names import ID_MODES, PROTOCOL_DEFAULTS, RSC15_URL, SPLITS, SYNTHETIC_PRESETS, TIME_FORMATS
+from gru4rec_pipeline.names import (
+    ID_MODES,
+    PROTOCOL_DEFAULTS,
+    PROTOCOL_PRESETS,
+    RSC15_URL,
+    SPLITS,
+    SYNTHETIC_PRESETS,
+    TIME_FORMATS,
+)
 
 
 def add_commands(subparsers) -> None:
@@ -109,6 +117,10 @@ def add_commands(subparsers) -> None:
         help="drop exact duplicate clicks (same session, item and time) before the filters; by default they are "
         "kept, as in the published protocol, and counted",
     )
+    parser.add_argument(
+        "--preset", choices=PROTOCOL_PRESETS, default="rsc15", help="protocol: rsc15 (default) or yoochoose"
+    )
+    parser.add_argument("--test-clicks", help="yoochoose: yoochoose-test.dat's clicks as parquet (added to --clicks)")
     parser.set_defaults(run=run_split)
 
     parser = subparsers.add_parser(
@@ -210,13 +222,15 @@ def run_own_data(args: argparse.Namespace) -> int:
 
 
 def run_split(args: argparse.Namespace) -> int:
-    from gru4rec_pipeline.data.protocol import run_split
+    from gru4rec_pipeline.data.presets import run_preset_split
 
     out_dir = Path(args.out_dir)
-    run_split(
+    run_preset_split(
         args.clicks,
         {name: out_dir / f"{name}.parquet" for name in SPLITS},
         args.stats,
+        preset=args.preset,
+        test_clicks_path=args.test_clicks,
         **{key: getattr(args, key) for key in PROTOCOL_DEFAULTS},
     )
     return 0

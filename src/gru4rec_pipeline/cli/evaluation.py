@@ -13,7 +13,10 @@ from gru4rec_pipeline.names import (
     DEFAULT_CUTOFFS,
     DEVICES,
     ITEMKNN_DEFAULTS,
+    POSITION_WEIGHTS,
     RANKING_METHODS,
+    SESSION_KNN_DEFAULTS,
+    SKNN_SIMILARITIES,
     THREAD_DEFAULTS,
     TIE_MODES,
 )
@@ -46,7 +49,9 @@ def add_commands(subparsers) -> None:
     parser.add_argument("--method", default="auto", choices=RANKING_METHODS, help="exact ranking method")
     parser.set_defaults(run=run_evaluate)
 
-    parser = subparsers.add_parser("baseline", help="fit and evaluate a non-neural baseline (pop, spop, itemknn)")
+    parser = subparsers.add_parser(
+        "baseline", help="fit and evaluate a non-neural baseline (" + ", ".join(BASELINES) + ")"
+    )
     parser.add_argument("name", choices=BASELINES)
     add_evaluation_arguments(parser, needs_train=True)
     parser.add_argument(
@@ -55,6 +60,14 @@ def add_commands(subparsers) -> None:
     parser.add_argument(
         "--shrink", type=float, default=ITEMKNN_DEFAULTS["lambda"], help="itemknn: lambda added to the supports"
     )
+    knn = "sknn, vsknn, stan (defaults: config/config.yaml's baselines)"
+    parser.add_argument("--k", type=positive_int, help=f"{knn}: neighbour sessions")
+    parser.add_argument("--sample-size", type=positive_int, help=f"{knn}: recent sessions the neighbours come from")
+    parser.add_argument("--similarity", choices=SKNN_SIMILARITIES, help="sknn: session similarity")
+    parser.add_argument("--weighting", choices=POSITION_WEIGHTS, help="vsknn: weight of a session item by position")
+    parser.add_argument("--weighting-score", choices=POSITION_WEIGHTS, help="vsknn: decay of a neighbour's items")
+    for name, what in (("spw", "position in the session"), ("snh", "neighbour age, days"), ("inh", "item distance")):
+        parser.add_argument(f"--lambda-{name}", type=float, help=f"stan: decay constant of the {what}")
     parser.set_defaults(run=run_baseline)
 
     parser = subparsers.add_parser("oracle", help="evaluate the synthetic data's Bayes-optimal predictor")
@@ -128,6 +141,9 @@ def run_baseline(args: argparse.Namespace) -> int:
     from gru4rec_pipeline.evaluation.scorer_evaluation import run_baseline_evaluation
 
     options = {"neighbors": args.neighbors, "lambda": args.shrink} if args.name == "itemknn" else {}
+    if args.name in SESSION_KNN_DEFAULTS:
+        given = {key: getattr(args, key) for key in SESSION_KNN_DEFAULTS[args.name]}
+        options = {key: value for key, value in given.items() if value is not None}
     run_baseline_evaluation(
         args.name,
         args.train,

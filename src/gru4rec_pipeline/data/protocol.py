@@ -45,7 +45,7 @@ from gru4rec_pipeline.data.events import (
     write_event_rows,
 )
 from gru4rec_pipeline.data.protocol_steps import StepLog, check_splits_not_empty, describe_step, report_duplicates
-from gru4rec_pipeline.data.split_window import check_test_window
+from gru4rec_pipeline.data.latest_window import check_test_window
 from gru4rec_pipeline.errors import ConfigError
 from gru4rec_pipeline.files import atomic_outputs
 from gru4rec_pipeline.names import PROTOCOL_DEFAULTS, SPLITS
@@ -343,7 +343,7 @@ def run_split(
     **thresholds,
 ) -> dict:
     """The split stage: ``clicks.parquet`` to the four split files and ``stats.json``; returns the statistics.
-    A test split of fewer than ``min_test_predictions`` next-item predictions is refused (split_window.py)."""
+    A test split of fewer than ``min_test_predictions`` next-item predictions is refused (latest_window.py)."""
     for path in [*split_paths.values(), stats_path]:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
     events = read_events(clicks_path)

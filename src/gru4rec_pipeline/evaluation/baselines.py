@@ -10,6 +10,7 @@ fitted on the training :class:`~gru4rec_pipeline.data.arrays.SessionArrays` (ite
                co-occurrence ``c_ij / sqrt((s_i + lambda) (s_j + lambda))`` (``c_ij`` counts pairs of
                events of items i and j in the same session, ``s_i`` the events of item i), top
                ``neighbors`` kept per item, every other item scores 0;
+- ``sknn``, ``vsknn``, ``stan``: session-based nearest neighbours (:mod:`.knn`);
 - :class:`OracleScorer`: the synthetic process's Bayes-optimal next-item distribution.
 """
 
@@ -22,7 +23,8 @@ import numpy as np
 from gru4rec_pipeline.data.arrays import SessionArrays
 from gru4rec_pipeline.data.vocabulary import Vocabulary
 from gru4rec_pipeline.errors import ConfigError, DataFormatError
-from gru4rec_pipeline.names import BASELINES, ITEMKNN_DEFAULTS
+from gru4rec_pipeline.evaluation.knn import SessionKNN
+from gru4rec_pipeline.names import BASELINES, ITEMKNN_DEFAULTS, SESSION_KNN_DEFAULTS
 
 log = logging.getLogger(__name__)
 
@@ -169,9 +171,10 @@ class OracleScorer:
 
 
 def build_baseline(name: str, train: SessionArrays, n_items: int, **options):
-    """Fit baseline ``name`` (pop, spop, itemknn) on ``train`` over ``n_items`` items; returns ``(scorer, n_items)``.
+    """Fit baseline ``name`` (names.BASELINES) on ``train`` over ``n_items`` items; returns ``(scorer, n_items)``.
 
-    ``options`` are the baseline's settings (itemknn: ``neighbors``, ``lambda``).
+    ``options`` are the baseline's settings (itemknn: ``neighbors``, ``lambda``; the session kNNs: see
+    names.SESSION_KNN_DEFAULTS).
     """
     if train.n_events and (train.items.min() < 0 or train.items.max() >= n_items):
         raise DataFormatError("<training sessions>", f"item indices must lie in 0..{n_items - 1}")
@@ -190,4 +193,6 @@ def build_baseline(name: str, train: SessionArrays, n_items: int, **options):
             int(options.get("neighbors", ITEMKNN_DEFAULTS["neighbors"])),
             float(options.get("lambda", ITEMKNN_DEFAULTS["lambda"])),
         ), n_items
+    if name in SESSION_KNN_DEFAULTS:
+        return SessionKNN.fit(name, train, n_items, **options), n_items
     raise ConfigError("baselines.run", f"unknown baseline {name!r} (expected one of {', '.join(BASELINES)})")

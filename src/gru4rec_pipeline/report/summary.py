@@ -39,6 +39,9 @@ MODEL_DESCRIPTIONS = {
     "pop": "Most popular items in training",
     "spop": "Most popular in the session, then in training",
     "itemknn": "Item-to-item co-occurrence (cosine)",
+    "sknn": "Session kNN: items of the most similar recent sessions",
+    "vsknn": "Session kNN, recent clicks weigh more (V-SKNN)",
+    "stan": "Session kNN with position and recency decays (STAN)",
     "oracle": "Knows the generating process (upper bound)",
 }
 

@@ -1,0 +1,118 @@
+# The window preset (protocol.preset: window): session-rec's sliding windows. One split per slice
+# (results/data/window/{slice}/), and per slice the sessions, every model and baseline, trained and evaluated
+# (results/window/{slice}/); results/window/summary.md gives the mean over slices and each slice's figure.
+# The per-slice rules are the final setting's rules on the slice's files. Code: src/gru4rec_pipeline/data/window.py.
+
+
+rule split_window:
+    input:
+        clicks="results/data/clicks.parquet",
+        code=code_inputs("split_window"),
+    output:
+        splits=expand(
+            "results/data/window/{slice}/{split}.parquet",
+            slice=WINDOW_SLICES,
+            split=("train_full", "test"),
+        ),
+        stats="results/data/window/stats.json",
+    log:
+        "logs/split_window/split_window.log",
+    benchmark:
+        "benchmarks/split_window/split_window.tsv"
+    conda:
+        "../../envs/data.yaml"
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    params:
+        protocol=config["protocol"],
+    script:
+        "../scripts/split_window.py"
+
+
+use rule build_sessions as build_window_sessions with:
+    input:
+        train="results/data/window/{slice}/train_full.parquet",
+        evaluation="results/data/window/{slice}/test.parquet",
+        code=code_inputs("build_sessions"),
+    output:
+        vocab="results/window/{slice}/sessions/vocab.parquet",
+        train="results/window/{slice}/sessions/train.npz",
+        evaluation="results/window/{slice}/sessions/eval.npz",
+        counts="results/window/{slice}/sessions/counts.json",
+    log:
+        "logs/build_sessions/window/{slice}.log",
+    benchmark:
+        "benchmarks/build_sessions/window/{slice}.tsv"
+
+
+use rule train_model as train_model_window with:
+    input:
+        train="results/window/{slice}/sessions/train.npz",
+        vocab="results/window/{slice}/sessions/vocab.parquet",
+        code=code_inputs("train_model"),
+    output:
+        model="results/window/{slice}/models/{loss}/model.pt",
+        history="results/window/{slice}/models/{loss}/history.csv",
+        summary="results/window/{slice}/models/{loss}/training.json",
+    log:
+        "logs/train_model/window/{slice}/{loss}.log",
+    benchmark:
+        "benchmarks/train_model/window/{slice}/{loss}.tsv"
+    params:
+        hyperparameters=get_hyperparameters,
+        seed=config["seed"],
+        device=config["device"],
+        checkpoint_root="results/window/{slice}/models/{loss}/checkpoints",
+
+
+use rule evaluate_model as evaluate_model_window with:
+    input:
+        model="results/window/{slice}/models/{loss}/model.pt",
+        training="results/window/{slice}/models/{loss}/training.json",
+        evaluation="results/window/{slice}/sessions/eval.npz",
+        vocab="results/window/{slice}/sessions/vocab.parquet",
+        code=code_inputs("evaluate_model"),
+    output:
+        recall="results/window/{slice}/recall_{loss}.txt",
+        metrics="results/window/{slice}/metrics/{loss}.json",
+    log:
+        "logs/evaluate_model/window/{slice}/{loss}.log",
+    benchmark:
+        "benchmarks/evaluate_model/window/{slice}/{loss}.tsv"
+
+
+use rule evaluate_baseline as evaluate_baseline_window with:
+    input:
+        train="results/window/{slice}/sessions/train.npz",
+        evaluation="results/window/{slice}/sessions/eval.npz",
+        vocab="results/window/{slice}/sessions/vocab.parquet",
+        code=code_inputs("evaluate_baseline"),
+    output:
+        recall="results/window/{slice}/recall_{baseline}.txt",
+        metrics="results/window/{slice}/metrics/{baseline}.json",
+    log:
+        "logs/evaluate_baseline/window/{slice}/{baseline}.log",
+    benchmark:
+        "benchmarks/evaluate_baseline/window/{slice}/{baseline}.tsv"
+
+
+rule summarize_window:
+    input:
+        metrics=expand(
+            "results/window/{slice}/metrics/{name}.json",
+            slice=WINDOW_SLICES,
+            name=get_window_models(),
+        ),
+        code=code_inputs("summarize_window"),
+    output:
+        tsv="results/window/summary.tsv",
+        md="results/window/summary.md",
+    log:
+        "logs/summarize_window/summarize_window.log",
+    conda:
+        "../../envs/report.yaml"
+    params:
+        slices=WINDOW_SLICES,
+    script:
+        "../scripts/summarize_window.py"

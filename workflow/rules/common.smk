@@ -35,7 +35,10 @@ if not set(TUNING["run"]) <= set(LOSSES):
         "whose setting a study varies and whose epochs the tuned model trains for"
     )
 for method in names.SESSION_KNN_DEFAULTS:
-    knn_settings = {**names.SESSION_KNN_DEFAULTS[method], **config["baselines"].get(method, {})}
+    knn_settings = {
+        **names.SESSION_KNN_DEFAULTS[method],
+        **config["baselines"].get(method, {}),
+    }
     if knn_settings["k"] > knn_settings["sample_size"]:
         raise WorkflowError(
             f"config key 'baselines.{method}.k': {knn_settings['k']} neighbours cannot be chosen among "
@@ -161,7 +164,11 @@ def get_click_log():
 
 def get_test_clicks(wildcards):
     """yoochoose-test.dat's clicks, which the yoochoose protocol adds to the clicks (none without an archive)."""
-    if config["protocol"]["preset"] != "yoochoose" or config["own_data"]["path"] or config["clicks"]:
+    if (
+        config["protocol"]["preset"] != "yoochoose"
+        or config["own_data"]["path"]
+        or config["clicks"]
+    ):
         return []
     return "results/data/test_clicks.parquet"
 

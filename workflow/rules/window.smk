@@ -50,11 +50,17 @@ use rule train_model as train_model_window with:
     input:
         train="results/window/{slice}/sessions/train.npz",
         vocab="results/window/{slice}/sessions/vocab.parquet",
+        evaluation=(
+            "results/window/{slice}/sessions/eval.npz"
+            if config["training"]["eval_every_epoch"]
+            else []
+        ),
         code=code_inputs("train_model"),
     output:
         model="results/window/{slice}/models/{loss}/model.pt",
         history="results/window/{slice}/models/{loss}/history.csv",
         summary="results/window/{slice}/models/{loss}/training.json",
+        state=f"results/window/{{slice}}/models/{{loss}}/{names.TRAINING_STATE_FILE}",
     log:
         "logs/train_model/window/{slice}/{loss}.log",
     benchmark:
@@ -64,6 +70,9 @@ use rule train_model as train_model_window with:
         seed=config["seed"],
         device=config["device"],
         checkpoint_root="results/window/{slice}/models/{loss}/checkpoints",
+        # The slice's learning curve is measured on its test split, as the final setting's: for reading only.
+        eval_split="test",
+        early_stopping=None,
 
 
 use rule evaluate_model as evaluate_model_window with:
@@ -76,6 +85,7 @@ use rule evaluate_model as evaluate_model_window with:
     output:
         recall="results/window/{slice}/recall_{loss}.txt",
         metrics="results/window/{slice}/metrics/{loss}.json",
+        ranks="results/window/{slice}/metrics/{loss}.ranks.npz",
     log:
         "logs/evaluate_model/window/{slice}/{loss}.log",
     benchmark:
@@ -91,6 +101,7 @@ use rule evaluate_baseline as evaluate_baseline_window with:
     output:
         recall="results/window/{slice}/recall_{baseline}.txt",
         metrics="results/window/{slice}/metrics/{baseline}.json",
+        ranks="results/window/{slice}/metrics/{baseline}.ranks.npz",
     log:
         "logs/evaluate_baseline/window/{slice}/{baseline}.log",
     benchmark:

@@ -44,8 +44,8 @@ from gru4rec_pipeline.data.events import (
     session_time_order,
     write_event_rows,
 )
-from gru4rec_pipeline.data.protocol_steps import StepLog, check_splits_not_empty, describe_step, report_duplicates
 from gru4rec_pipeline.data.latest_window import check_test_window
+from gru4rec_pipeline.data.protocol_steps import StepLog, check_splits_not_empty, describe_step, report_duplicates
 from gru4rec_pipeline.errors import ConfigError
 from gru4rec_pipeline.files import atomic_outputs
 from gru4rec_pipeline.names import PROTOCOL_DEFAULTS, SPLITS

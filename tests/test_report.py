@@ -21,6 +21,8 @@ REPORTED = [
     "results/plots/training_speed.png",
     "results/plots/training_loss.png",
     "results/plots/dataset_statistics.png",
+    "results/plots/learning_curve.png",
+    "results/significance.tsv",
 ]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -147,3 +148,23 @@ def tiny_run(tmp_path_factory) -> Path:
     workdir = copy_workflow(tmp_path_factory.mktemp("tiny-run"))
     run_snakemake(workdir, "--cores", "2", "--configfile", "config/tiny.yaml")
     return workdir
+
+
+@contextlib.contextmanager
+def crash_after_next_checkpoint(monkeypatch):
+    """The training in the block writes its next checkpoint and then dies (KeyboardInterrupt, expected here), as a
+    process killed right after an epoch would; afterwards checkpoints are written as usual again."""
+    from gru4rec_pipeline.model import training
+
+    real_save = training.save_checkpoint
+
+    def save_then_crash(path, payload):
+        real_save(path, payload)
+        raise KeyboardInterrupt("simulated crash")
+
+    monkeypatch.setattr(training, "save_checkpoint", save_then_crash)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            yield
+    finally:
+        monkeypatch.setattr(training, "save_checkpoint", real_save)

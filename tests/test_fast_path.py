@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from conftest import crash_after_next_checkpoint
 from gru4rec_pipeline.model import fast_path, training
 from gru4rec_pipeline.model.fast_path import FastPathEpochs, FixedShapeSteps, fast_path_epochs, fast_path_wanted
 from gru4rec_pipeline.model.hyperparameters import TrainConfig
@@ -102,25 +103,15 @@ def test_fast_path_resume_equals_uninterrupted_and_mixes_with_the_loop(tmp_path,
     train, support = tiny_sessions()
     config = tiny_config("bpr_max", dropout_hidden=0.2, sample_store_size=40, fast_path="on")
     train_model(train, support, config, tmp_path / "full.pt", tmp_path / "full.csv", tmp_path / "ck", progress=False)
-    real_save = training.save_checkpoint
-
-    def crash_after_first_epoch(path, payload):
-        real_save(path, payload)
-        raise KeyboardInterrupt("simulated crash")
-
-    monkeypatch.setattr(training, "save_checkpoint", crash_after_first_epoch)
-    with pytest.raises(KeyboardInterrupt):
+    with crash_after_next_checkpoint(monkeypatch):
         train_model(train, support, config, tmp_path / "r.pt", tmp_path / "r.csv", tmp_path / "ck2", progress=False)
-    monkeypatch.setattr(training, "save_checkpoint", real_save)
     train_model(train, support, config, tmp_path / "r.pt", tmp_path / "r.csv", tmp_path / "ck2", progress=False)
     full, resumed = load_model(tmp_path / "full.pt"), load_model(tmp_path / "r.pt")
     for (name, x), (_, y) in zip(full.state_dict().items(), resumed.state_dict().items()):
         assert torch.equal(x, y), name
     # The same checkpoint resumed by the per-step loop (the setting is not part of the run's identity).
-    monkeypatch.setattr(training, "save_checkpoint", crash_after_first_epoch)
-    with pytest.raises(KeyboardInterrupt):
+    with crash_after_next_checkpoint(monkeypatch):
         train_model(train, support, config, tmp_path / "m.pt", tmp_path / "m.csv", tmp_path / "ck3", progress=False)
-    monkeypatch.setattr(training, "save_checkpoint", real_save)
     loop = TrainConfig.from_dict({**config.to_dict(), "fast_path": "off"})
     train_model(train, support, loop, tmp_path / "m.pt", tmp_path / "m.csv", tmp_path / "ck3", progress=False)
     assert len(read_history(tmp_path / "m.csv")) == config.epochs

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 import torch
 
+from conftest import crash_after_next_checkpoint
 from gru4rec_pipeline.data.increment import grow_vocabulary
 from gru4rec_pipeline.data.sessions import build_sessions
 from gru4rec_pipeline.data.vocabulary import Vocabulary
@@ -182,7 +183,6 @@ def test_refusals_name_the_files_and_write_nothing(tmp_path, caplog):
 
 
 def test_a_killed_retrain_resumes_and_never_touches_the_parent(tmp_path, monkeypatch, caplog):
-    from gru4rec_pipeline.model import training
 
     parent = trained_parent(tmp_path, clicks_frame())
     new = clicks_frame(n_sessions=150, items=[*range(100, 130), *range(900, 903)], start=1e5, seed=2)
@@ -196,17 +196,9 @@ def test_a_killed_retrain_resumes_and_never_touches_the_parent(tmp_path, monkeyp
         )  # fmt: skip
 
     retrain(tmp_path / "uninterrupted")
-    real_save = training.save_checkpoint
-
-    def crash_after_first_epoch(path, payload):
-        real_save(path, payload)
-        raise KeyboardInterrupt("simulated crash")
-
-    monkeypatch.setattr(training, "save_checkpoint", crash_after_first_epoch)
-    with pytest.raises(KeyboardInterrupt):
+    with crash_after_next_checkpoint(monkeypatch):
         retrain(tmp_path / "resumed")
     assert not (tmp_path / "resumed" / "model.pt").exists()
-    monkeypatch.setattr(training, "save_checkpoint", real_save)
     with caplog.at_level(logging.INFO, logger="gru4rec_pipeline"):
         retrain(tmp_path / "resumed")
     assert any("after epoch 1" in record.getMessage() for record in caplog.records)

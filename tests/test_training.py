@@ -11,10 +11,10 @@ import pandas as pd
 import pytest
 import torch
 
+from conftest import crash_after_next_checkpoint
 from gru4rec_pipeline.data.arrays import SessionArrays
 from gru4rec_pipeline.data.vocabulary import Vocabulary
 from gru4rec_pipeline.errors import ConfigError
-from gru4rec_pipeline.model import training
 from gru4rec_pipeline.model.hyperparameters import DEFAULT_HYPERPARAMETERS, TrainConfig
 from gru4rec_pipeline.model.loading import load_model
 from gru4rec_pipeline.model.network import GRU4Rec
@@ -225,20 +225,12 @@ def test_resumed_run_equals_uninterrupted_run(tmp_path, monkeypatch):
         train, support, config, tmp_path / "full.pt", tmp_path / "full.csv", tmp_path / "ck_full", progress=False
     )
 
-    real_save = training.save_checkpoint
-
-    def crash_after_first_epoch(path, payload):
-        real_save(path, payload)
-        raise KeyboardInterrupt("simulated crash")
-
-    monkeypatch.setattr(training, "save_checkpoint", crash_after_first_epoch)
-    with pytest.raises(KeyboardInterrupt):
+    with crash_after_next_checkpoint(monkeypatch):
         train_model(
             train, support, config, tmp_path / "resumed.pt", tmp_path / "resumed.csv", tmp_path / "ck", progress=False
         )
     assert not (tmp_path / "resumed.pt").exists()
     assert len(read_history(tmp_path / "resumed.csv")) == 1
-    monkeypatch.setattr(training, "save_checkpoint", real_save)
     train_model(
         train, support, config, tmp_path / "resumed.pt", tmp_path / "resumed.csv", tmp_path / "ck", progress=False
     )

@@ -135,3 +135,22 @@ def test_the_rsc15_preset_writes_what_the_rsc15_protocol_writes(archive_files, t
     for name in SPLITS:
         assert preset_paths[name].read_bytes() == plain_paths[name].read_bytes()
     assert (tmp_path / "preset" / "stats.json").read_bytes() == (tmp_path / "plain" / "stats.json").read_bytes()
+
+
+@pytest.mark.parametrize("presorted", [False, True])
+def test_the_sort_orders_rows_as_a_three_key_lexsort(presorted):
+    from gru4rec_pipeline.data.yoochoose import session_time_item_order
+
+    rng = np.random.default_rng(7)
+    for _ in range(200):
+        n = int(rng.integers(0, 50))
+        sessions, items = rng.integers(0, 6, n) * 1000, rng.integers(0, 5, n)
+        seconds = np.floor(rng.integers(0, 4, n) + rng.random(n)) - 2.0
+        if presorted:
+            by_time = np.lexsort((seconds, sessions))
+            sessions, seconds, items = sessions[by_time], seconds[by_time], items[by_time]
+        order = session_time_item_order(sessions, seconds, items)
+        order = np.arange(n) if order is None else order
+        expected = np.lexsort((items, seconds, sessions))
+        for column in (sessions, seconds, items):
+            np.testing.assert_array_equal(column[order], column[expected])

@@ -57,8 +57,9 @@ def yoochoose_masks(
     """The sorted event arrays (integer-second times), masks of the four splits over them, the steps, and the
     events / sessions / items of the input (``raw``) and of each split."""
     seconds = np.floor(times)
-    order = np.lexsort((item_ids, seconds, session_ids))
-    session_ids, item_ids, seconds = session_ids[order], item_ids[order], seconds[order]
+    order = session_time_item_order(session_ids, seconds, item_ids)
+    if order is not None:
+        session_ids, item_ids, seconds = session_ids[order], item_ids[order], seconds[order]
     del order
     session_codes, n_sessions = dense_codes(session_ids)
     item_codes, n_items = dense_codes(item_ids)
@@ -104,6 +105,46 @@ def yoochoose_masks(
         for name, rows in [("raw", np.ones(len(seconds), dtype=bool)), *masks.items()]
     }
     return (session_ids, item_ids, seconds), masks, steps.entries, counts
+
+
+def session_time_item_order(session_ids: np.ndarray, seconds: np.ndarray, item_ids: np.ndarray) -> np.ndarray | None:
+    """An order of the rows by session, second, item (``np.lexsort((item_ids, seconds, session_ids))`` up to
+    rows equal in all three), or None when they are in that order already.
+
+    The clicks come sorted by session and time (the clicks file and the test file one after the other), so
+    session and second are packed into one int64 key whose stable sort (timsort) merges the sorted runs in
+    linear time; items are then sorted only within runs of equal (session, second), which are few.
+    """
+    n = len(seconds)
+    if n < 2:
+        return None
+    low_session, high_session = int(session_ids.min()), int(session_ids.max())
+    low_second, high_second = float(seconds.min()), float(seconds.max())
+    second_span = int(high_second - low_second) + 1
+    if not np.isfinite(low_second + high_second) or (high_session - low_session + 1) * second_span >= 2**62:
+        return np.lexsort((item_ids, seconds, session_ids))
+    key = session_ids.astype(np.int64) - low_session
+    key *= second_span
+    key += (seconds - low_second).astype(np.int64)
+    order = None
+    if (key[1:] < key[:-1]).any():
+        order = np.argsort(key, kind="stable")
+        key = key[order]
+    same = key[1:] == key[:-1]
+    del key
+    if not same.any():
+        return order
+    # rows in runs of equal (session, second): order them by item within their run
+    tied = np.flatnonzero(np.concatenate([[False], same]) | np.concatenate([same, [False]]))
+    run = np.cumsum(np.concatenate([[True], ~same[tied[1:] - 1]]))
+    rows = tied if order is None else order[tied]
+    within = tied[np.lexsort((item_ids[rows], run))]
+    if np.array_equal(within, tied):
+        return order
+    if order is None:
+        order = np.arange(n)
+    order[tied] = order[within]
+    return order
 
 
 def _session_starts(session_codes: np.ndarray, n_sessions: int, seconds: np.ndarray, rows: np.ndarray) -> np.ndarray:

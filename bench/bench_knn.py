@@ -24,6 +24,8 @@ import time
 import types
 from pathlib import Path
 
+from gru4rec_pipeline.names import KNN_TIES
+
 METHODS = ("sknn", "vsknn", "stan")
 
 
@@ -100,7 +102,7 @@ def slice_of(train, evaluation, n_train: int, n_test: int):
     return sessions(train, np.arange(max(train.n_sessions - n_train, 0), train.n_sessions)), test
 
 
-def comparison_run(data: Path, root: Path, n_train: int, n_test: int) -> dict:
+def comparison_run(data: Path, root: Path, n_train: int, n_test: int, ties: str = "session_rec") -> dict:
     """session-rec's vsknn.py and ours on the same slice, ranked by the same code."""
     import numpy as np
     import pandas as pd
@@ -113,10 +115,12 @@ def comparison_run(data: Path, root: Path, n_train: int, n_test: int) -> dict:
     train, test = slice_of(train, evaluation, n_train, n_test)
     del evaluation
     settings = SESSION_KNN_DEFAULTS["vsknn"]
+    our_settings = {**settings, "ties": ties}
     theirs_class = load_session_rec_vsknn(root)
     frame = pd.DataFrame(
         {
-            "SessionId": np.repeat(np.arange(train.n_sessions), train.lengths()),
+            # the sessions' own ids, which decide the iteration order of session-rec's sets
+            "SessionId": np.repeat(train.session_ids, train.lengths()),
             "ItemId": train.items,
             "Time": train.times,
         }
@@ -129,7 +133,7 @@ def comparison_run(data: Path, root: Path, n_train: int, n_test: int) -> dict:
     sides = {"session-rec": [], "project": []}
     seconds = {"session-rec": 0.0, "project": 0.0}
     started = time.perf_counter()
-    ours = SessionKNN.fit("vsknn", train, n_items, **settings)
+    ours = SessionKNN.fit("vsknn", train, n_items, **our_settings)
     our_fit = time.perf_counter() - started
     ours.session_scores(test.items[:2], test.times[:2])  # compile outside the timing
     targets = []
@@ -178,10 +182,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--session-rec", type=Path, help="a checkout of rn5l/session-rec: compare its vsknn.py")
     parser.add_argument("--slice-train", type=int, default=100_000, help="training sessions of the comparison")
     parser.add_argument("--slice-test", type=int, default=200, help="evaluation sessions of the comparison")
+    parser.add_argument(
+        "--ties",
+        choices=KNN_TIES,
+        default="session_rec",
+        help="our vsknn's tie rule in the comparison (default session_rec: session-rec's set order)",
+    )
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker == "compare":
-        print(json.dumps(comparison_run(args.data, args.session_rec, args.slice_train, args.slice_test)))
+        print(json.dumps(comparison_run(args.data, args.session_rec, args.slice_train, args.slice_test, args.ties)))
         return 0
     if args.worker:
         print(json.dumps(full_run(args.worker, args.data)))
@@ -195,11 +205,14 @@ def main(argv: list[str] | None = None) -> int:
             f"{r['events_per_s']:>9.0f} {r['recall@20']:>7.4f} {r['mrr@20']:>7.4f} {r['peak_rss_mib']:>12.0f}"
         )
     if args.session_rec:
-        slice_args = ["--slice-train", str(args.slice_train), "--slice-test", str(args.slice_test)]
+        slice_args = ["--slice-train", str(args.slice_train), "--slice-test", str(args.slice_test), "--ties", args.ties]
         r = in_child(
             "--data", str(args.data), "--session-rec", str(args.session_rec), *slice_args, "--worker", "compare"
         )
-        print(f"\nvsknn on a slice: {r['train_sessions']:,} training sessions, {r['events']:,} test events")
+        print(
+            f"\nvsknn on a slice: {r['train_sessions']:,} training sessions, {r['events']:,} test events, "
+            f"ties: {args.ties}"
+        )
         for side in ("session-rec", "project"):
             s = r[side]
             print(

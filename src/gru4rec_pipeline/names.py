@@ -76,6 +76,8 @@ ITEMKNN_DEFAULTS = {"neighbors": 100, "lambda": 20.0}
 SKNN_SIMILARITIES = ("jaccard", "cosine", "cosine_session_rec")
 # V-SKNN's weights of a current session's item by its position and of a neighbour by its latest shared click.
 POSITION_WEIGHTS = ("same", "div", "log", "quadratic")
+# V-SKNN's tie rule among equally recent / equally similar sessions (baselines.vsknn.ties; first: default).
+KNN_TIES = ("recency", "session_rec")
 SESSION_KNN_DEFAULTS = {
     "sknn": {"k": 500, "sample_size": 10000, "similarity": "jaccard"},
     "vsknn": {"k": 100, "sample_size": 1000, "weighting": "quadratic", "weighting_score": "quadratic"},

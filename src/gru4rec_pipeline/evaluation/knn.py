@@ -26,9 +26,11 @@ neighbour, ``|.|`` the number of distinct items.
   position there of any item of ``S``.
 
 Items of the current session are scored like any other (session-rec's ``remind``). Ties are broken by
-recency: among sessions with the same last click the later one in the training file is sampled first, and
-among equally similar sessions the more recent is a neighbour first. session-rec breaks both in the order
-its Python sets happen to iterate, so the two agree in their scores except where such ties decide. The sample is
+recency (``ties: recency``, the default): among sessions with the same last click the later one in the training
+file is sampled first, and among equally similar sessions the more recent is a neighbour first. session-rec
+breaks both in the order its Python sets happen to iterate; V-SKNN's ``ties: session_rec`` reproduces that
+order (:mod:`.knn_session_rec`: the same sets of the training sessions' ids, built the same way; slower), for
+comparisons with session-rec. The sample is
 exact without a scan over the training sessions: a session among the ``sample_size`` most recent
 ones containing any item of ``S`` is among the ``sample_size`` most recent ones containing that
 item, so each item keeps only those, most recent first, and a session's sample is their merge.
@@ -41,7 +43,7 @@ import numpy as np
 from gru4rec_pipeline.data.arrays import SessionArrays
 from gru4rec_pipeline.errors import ConfigError
 from gru4rec_pipeline.model.kernels import COMPILE_OPTIONS, njit
-from gru4rec_pipeline.names import POSITION_WEIGHTS, SESSION_KNN_DEFAULTS, SKNN_SIMILARITIES
+from gru4rec_pipeline.names import KNN_TIES, POSITION_WEIGHTS, SESSION_KNN_DEFAULTS, SKNN_SIMILARITIES
 
 METHODS = {"sknn": 0, "vsknn": 1, "stan": 2}
 
@@ -221,14 +223,27 @@ class SessionKNN:
         self.n_items = n_items
         self.settings = settings
         self.index = index
+        self.session_rec_order = None  # ties: session_rec (V-SKNN): the candidates in session-rec's set order
 
     @classmethod
     def fit(cls, method: str, train: SessionArrays, n_items: int, **options) -> "SessionKNN":
         settings = check_settings(method, options)
-        return cls(method, n_items, settings, build_index(train, n_items, settings["sample_size"]))
+        knn = cls(method, n_items, settings, build_index(train, n_items, settings["sample_size"]))
+        if settings.get("ties", KNN_TIES[0]) == "session_rec":
+            from gru4rec_pipeline.evaluation.knn_session_rec import SessionRecOrder
+
+            knn.session_rec_order = SessionRecOrder(train, n_items, int(settings["sample_size"]))
+        return knn
 
     def session_scores(self, items: np.ndarray, times: np.ndarray) -> np.ndarray:
         s = self.settings
+        if self.session_rec_order is not None:
+            from gru4rec_pipeline.evaluation.knn_session_rec import ordered_vsknn_scores
+
+            index = self.index
+            return ordered_vsknn_scores(
+                self.session_rec_order, items, self.n_items, s, index["set_ptr"], index["set_items"], POSITION_WEIGHTS
+            )
         return _session_scores(
             np.ascontiguousarray(items, dtype=np.int64),
             np.ascontiguousarray(times, dtype=np.float64),
@@ -299,7 +314,7 @@ def check_settings(method: str, options: dict) -> dict:
     """The method's settings: its defaults (names.SESSION_KNN_DEFAULTS) overridden by ``options``."""
     defaults = SESSION_KNN_DEFAULTS[method]
     key = f"baselines.{method}"
-    unknown = set(options) - set(defaults)
+    unknown = set(options) - set(defaults) - ({"ties"} if method == "vsknn" else set())
     if unknown:
         raise ConfigError(key, f"unknown settings {sorted(unknown)} (expected {', '.join(defaults)})")
     settings = {**defaults, **options}
@@ -318,6 +333,8 @@ def check_settings(method: str, options: dict) -> dict:
     ):
         if name in settings and settings[name] not in allowed:
             raise ConfigError(f"{key}.{name}", f"got {settings[name]!r}, expected one of {', '.join(allowed)}")
+    if settings.get("ties", KNN_TIES[0]) not in KNN_TIES:
+        raise ConfigError(f"{key}.ties", f"got {settings['ties']!r}, expected one of {', '.join(KNN_TIES)}")
     for name in ("lambda_spw", "lambda_snh", "lambda_inh"):
         if name in settings and not float(settings[name]) > 0:
             raise ConfigError(f"{key}.{name}", f"must be positive, got {settings[name]!r}")

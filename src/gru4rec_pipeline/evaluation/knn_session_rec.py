@@ -22,7 +22,7 @@ import numpy as np
 
 from gru4rec_pipeline.data.arrays import SessionArrays
 from gru4rec_pipeline.errors import DataFormatError
-from gru4rec_pipeline.evaluation.knn import _distance_decay, _position_weight
+from gru4rec_pipeline.evaluation.knn import _distance_decay, _merge_recent, _position_weight
 from gru4rec_pipeline.model.kernels import COMPILE_OPTIONS, njit
 
 
@@ -100,6 +100,15 @@ class SessionRecOrder:
 
             self.index = pd.Index(ids)
         self.last_time = last_time
+        self.ids = ids
+        # recency ranks (0: the latest last click; ties: the later session) and each item's sessions by rank
+        self.by_rank = np.lexsort((-np.arange(len(ids)), -last_time))
+        self.rank_of = np.empty(len(ids), dtype=np.int64)
+        self.rank_of[self.by_rank] = np.arange(len(ids))
+        event_rank = np.repeat(self.rank_of, train.lengths())
+        pairs = np.unique(train.items.astype(np.int64) * max(len(ids), 1) + event_rank)
+        self.item_ranks = pairs % max(len(ids), 1)
+        self.item_ptr = np.searchsorted(pairs // max(len(ids), 1), np.arange(n_items + 1))
 
     def positions(self, session_ids: np.ndarray) -> np.ndarray:
         if self.index is not None:
@@ -107,24 +116,68 @@ class SessionRecOrder:
         return self.position[session_ids - self.low]
 
     def candidates(self, items: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """``(cand_ptr, cand_session)``: for each click but the last, the training sessions (positions) in order."""
-        relevant: set = set()
+        """``(cand_ptr, cand_session)``: for each click but the last, the training sessions (positions) in order.
+
+        While the session's candidate set is small it is built as session-rec builds it. Once it holds more
+        than ``sample_size`` ids only its ``sample_size + 1`` latest matter, which are among each item's
+        ``sample_size + 1`` latest: when their last clicks all differ, their order is by time alone and the
+        set is not needed; when two are equal, it is rebuilt from the session's first click on.
+        """
+        clicks = items[:-1].tolist()
+        relevant: set | None = set()
+        latest = np.zeros(0, dtype=np.int64)  # positions of the latest candidates, latest first
         parts, ptr = [], [0]
-        for item in items[:-1].tolist():
-            relevant = relevant | self.item_sessions[item]
-            if len(relevant) > self.sample_size:
-                ids = np.fromiter(relevant, np.int64, len(relevant))
-                latest = np.argsort(-self.last_time[self.positions(ids)], kind="stable")[: self.sample_size]
-                sample: set = set()
-                for session_id in ids[latest].tolist():
-                    sample.add(session_id)
-            else:
-                sample = relevant
-            ordered = self.positions(np.fromiter(sample, np.int64, len(sample)))
-            parts.append(ordered)
-            ptr.append(ptr[-1] + len(ordered))
+        sample_order = None
+        for j, item in enumerate(clicks):
+            if relevant is not None:
+                postings = self.item_sessions[item]
+                # a union is at least as large as either side: only a small one is built
+                relevant = relevant | postings if len(postings) <= self.sample_size else None
+                if relevant is not None and len(relevant) <= self.sample_size:
+                    ordered = self.positions(np.fromiter(relevant, np.int64, len(relevant)))
+                    parts.append(ordered)
+                    ptr.append(ptr[-1] + len(ordered))
+                    continue
+                relevant = None
+                for earlier in dict.fromkeys(clicks[: j + 1]):
+                    latest = self._merge_latest(latest, earlier)
+                sample_order = None
+            elif item not in clicks[:j]:
+                latest = self._merge_latest(latest, item)
+                sample_order = None
+            if sample_order is None:
+                times = self.last_time[latest]
+                if np.any(times[1:] == times[:-1]):
+                    # the order of equal times is the candidate set's, which changes with every click
+                    parts.append(self._exact_sample(clicks[: j + 1]))
+                    ptr.append(ptr[-1] + len(parts[-1]))
+                    continue
+                else:
+                    # set(list) adds the ids one by one in the list's order, as session-rec's loop of add()
+                    sample = set(self.ids[latest[: self.sample_size]].tolist())
+                    sample_order = self.positions(np.fromiter(sample, np.int64, len(sample)))
+            parts.append(sample_order)
+            ptr.append(ptr[-1] + len(sample_order))
         cand = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
         return np.asarray(ptr, dtype=np.int64), cand.astype(np.int64)
+
+    def _merge_latest(self, latest: np.ndarray, item: int) -> np.ndarray:
+        """The ``sample_size + 1`` latest of ``latest`` and of ``item``'s sessions, latest first."""
+        ranks = np.empty(self.sample_size + 1, dtype=np.int64)
+        ranks[: len(latest)] = self.rank_of[latest]
+        start = self.item_ptr[item]
+        postings = self.item_ranks[start : min(self.item_ptr[item + 1], start + self.sample_size + 1)]
+        return self.by_rank[ranks[: _merge_recent(ranks, len(latest), postings, len(ranks))]]
+
+    def _exact_sample(self, clicks: list) -> np.ndarray:
+        """session-rec's sample after ``clicks``: its candidate set rebuilt click by click, sorted stably by time."""
+        relevant: set = set()
+        for item in clicks:
+            relevant = relevant | self.item_sessions[item]
+        ids = np.fromiter(relevant, np.int64, len(relevant))
+        chosen = np.argsort(-self.last_time[self.positions(ids)], kind="stable")[: self.sample_size]
+        sample = set(ids[chosen].tolist())
+        return self.positions(np.fromiter(sample, np.int64, len(sample)))
 
 
 def ordered_vsknn_scores(order: SessionRecOrder, items, n_items, settings, set_ptr, set_items, weights) -> np.ndarray:

@@ -11,6 +11,8 @@ With ``--session-rec DIR`` (a checkout of rn5l/session-rec; this script fetches 
 ``algorithms/knn/vsknn.py`` (``VMContextKNN``, unmodified) and this project's ``vsknn`` score the same slice
 side by side: the last ``--slice-train`` training sessions and the first ``--slice-test`` evaluation sessions.
 Both sides' scores are ranked by the same code; the figures are events/s of scoring and recall@20 / MRR@20.
+session-rec is given the sessions' own ids, whose sets decide its ties; ours runs with ``--ties session_rec``
+(``baselines.vsknn.ties``: the same tie order) unless ``--ties recency`` (the default rule) is asked for.
 """
 
 from __future__ import annotations

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from tests.test_knn import N_ITEMS, distance_decay, position_weight, random_split, sessions_of
 
+from gru4rec_pipeline.cli import main
 from gru4rec_pipeline.data.arrays import SessionArrays
+from gru4rec_pipeline.data.vocabulary import Vocabulary
 from gru4rec_pipeline.errors import ConfigError
 from gru4rec_pipeline.evaluation.knn import SessionKNN
 
@@ -86,3 +90,14 @@ def test_ties_are_broken_in_session_recs_set_order(colliding, tied_times):
 def test_an_unknown_tie_rule_names_the_key():
     with pytest.raises(ConfigError, match="baselines.vsknn.ties"):
         SessionKNN.fit("vsknn", random_split(0, 10), N_ITEMS, ties="random")
+
+
+def test_the_baseline_command_passes_the_tie_rule(tmp_path):
+    train, test = random_split(5, 40), random_split(6, 10)
+    train.save(tmp_path / "train.npz")
+    test.save(tmp_path / "eval.npz")
+    Vocabulary(np.arange(N_ITEMS) + 100, np.bincount(train.items, minlength=N_ITEMS)).save(tmp_path / "vocab.parquet")
+    files = [f"--{kind}={tmp_path / name}" for kind, name in (("train", "train.npz"), ("eval", "eval.npz"))]
+    files += [f"--vocab={tmp_path / 'vocab.parquet'}", f"--recall={tmp_path / 'r.txt'}"]
+    assert main(["baseline", "vsknn", *files, f"--metrics={tmp_path / 'm.json'}", "--ties", "session_rec"]) == 0
+    assert json.loads((tmp_path / "m.json").read_text())["hyperparameters"] == {"ties": "session_rec"}

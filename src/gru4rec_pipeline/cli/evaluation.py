@@ -13,6 +13,7 @@ from gru4rec_pipeline.names import (
     DEFAULT_CUTOFFS,
     DEVICES,
     ITEMKNN_DEFAULTS,
+    KNN_TIES,
     POSITION_WEIGHTS,
     RANKING_METHODS,
     SESSION_KNN_DEFAULTS,
@@ -66,6 +67,9 @@ def add_commands(subparsers) -> None:
     parser.add_argument("--similarity", choices=SKNN_SIMILARITIES, help="sknn: session similarity")
     parser.add_argument("--weighting", choices=POSITION_WEIGHTS, help="vsknn: weight of a session item by position")
     parser.add_argument("--weighting-score", choices=POSITION_WEIGHTS, help="vsknn: decay of a neighbour's items")
+    parser.add_argument(
+        "--ties", choices=KNN_TIES, help="vsknn: tie rule, recency (default) or session_rec (session-rec's set order)"
+    )
     for name, what in (("spw", "position in the session"), ("snh", "neighbour age, days"), ("inh", "item distance")):
         parser.add_argument(f"--lambda-{name}", type=float, help=f"stan: decay constant of the {what}")
     parser.set_defaults(run=run_baseline)
@@ -142,7 +146,8 @@ def run_baseline(args: argparse.Namespace) -> int:
 
     options = {"neighbors": args.neighbors, "lambda": args.shrink} if args.name == "itemknn" else {}
     if args.name in SESSION_KNN_DEFAULTS:
-        given = {key: getattr(args, key) for key in SESSION_KNN_DEFAULTS[args.name]}
+        keys = [*SESSION_KNN_DEFAULTS[args.name], *(["ties"] if args.name == "vsknn" else [])]
+        given = {key: getattr(args, key) for key in keys}
         options = {key: value for key, value in given.items() if value is not None}
     run_baseline_evaluation(
         args.name,

@@ -11,8 +11,9 @@ decided by the sets' iteration order: an artefact of CPython's hash tables (for 
 ints, slot ``id & mask``, then probing), of the ids and of how each set was built.
 
 This mode reproduces that order by building the same sets, from the same ids (the training sessions'
-``SessionId`` values), the same way, in Python; similarities and scores are then computed by a compiled
-kernel over the candidates in that order. It is slower than the default rule (recency) and exists to
+``SessionId`` values), the same way, in Python (the large candidate sets only where last clicks tie, see
+:meth:`SessionRecOrder.candidates`); similarities and scores are then computed by a compiled kernel over the
+candidates in that order. It is slower than the default rule (recency) and exists to
 compare with session-rec; scores agree with session-rec up to the order of floating-point sums.
 """
 

@@ -108,6 +108,18 @@ def test_tuned_model_is_trained_on_train_full_and_evaluated_on_test(tuned_run: P
     assert metrics["events"] == int(np.maximum(test_sessions.lengths() - 1, 0).sum())
 
 
+def test_the_tuned_model_can_be_retrained_on_later_clicks(tuned_run: Path, tmp_path: Path):
+    from gru4rec_pipeline.model.retrain import run_retrain
+
+    folder = tuned_run / "results" / "models" / "final" / "bpr_max_tuned"
+    assert (folder / "training_state.pt").is_file()
+    summary = run_retrain(
+        folder / "model.pt", tuned_run / "results" / "sessions" / "final" / "vocab.parquet",
+        tuned_run / "results" / "data" / "test.parquet", tmp_path / "warm", epochs=1, device="cpu", progress=False,
+    )  # fmt: skip
+    assert summary["epochs"] == 1 and (tmp_path / "warm" / "model.pt").is_file()
+
+
 def test_a_finished_study_has_nothing_to_do(tuned_run: Path):
     config = with_overlays(tuned_run, tuning_test=TUNING_OVERLAY)
     assert planned_jobs(tuned_run, TUNED, config=config) == Counter()

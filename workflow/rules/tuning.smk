@@ -100,6 +100,7 @@ rule train_tuned_model:
         model=model_file("final", "{loss}_tuned", "model.pt"),
         history=model_file("final", "{loss}_tuned", "history.csv"),
         summary=model_file("final", "{loss}_tuned", "training.json"),
+        state=model_file("final", "{loss}_tuned", "training_state.pt"),
     log:
         "logs/train_tuned_model/{loss}.log",
     benchmark:

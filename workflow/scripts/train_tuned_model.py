@@ -29,6 +29,7 @@ run_tuned_training(
     model_path=snakemake.output.model,
     history_path=snakemake.output.history,
     summary_path=snakemake.output.summary,
+    state_path=snakemake.output.state,
     checkpoint_root=snakemake.params.checkpoint_root,
     seed=snakemake.params.seed,
     device=snakemake.params.device,

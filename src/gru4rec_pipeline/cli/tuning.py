@@ -14,7 +14,7 @@ from pathlib import Path
 from gru4rec_pipeline.cli.common import positive_int, provenance_config
 from gru4rec_pipeline.cli.evaluation import add_evaluation_arguments, print_recall, settings_of
 from gru4rec_pipeline.cli.model import add_training_run_arguments
-from gru4rec_pipeline.names import DEVICES, LOSSES, THREAD_DEFAULTS
+from gru4rec_pipeline.names import DEVICES, LOSSES, THREAD_DEFAULTS, TRAINING_STATE_FILE
 
 
 def add_commands(subparsers) -> None:
@@ -172,6 +172,7 @@ def run_tune_train(args: argparse.Namespace) -> int:
         model_path=args.model,
         history_path=folder / "history.csv",
         summary_path=folder / "training.json",
+        state_path=folder / TRAINING_STATE_FILE,
         checkpoint_root=args.checkpoint_dir,
         seed=args.seed,
         device=args.device,

@@ -29,9 +29,11 @@ def run_tuned_training(
     threads: int = 1,
     progress: bool = True,
     epoch_evaluation=None,
+    state_path=None,
 ) -> dict:
     """Train ``loss`` with the setting in ``best_path`` (its epochs included) on the sessions ``train_path``;
-    ``epoch_evaluation``: the learning curve, as in :func:`~gru4rec_pipeline.model.training.run_training`."""
+    ``epoch_evaluation`` (the learning curve) and ``state_path`` (the training state a retrain starts from) as
+    in :func:`~gru4rec_pipeline.model.training.run_training`."""
     best = BestSetting.load(best_path, loss)
     return run_training(
         train_path,
@@ -47,6 +49,7 @@ def run_tuned_training(
         threads=threads,
         progress=progress,
         epoch_evaluation=epoch_evaluation,
+        state_path=state_path,
     )
 
 

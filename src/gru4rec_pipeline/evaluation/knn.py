@@ -42,54 +42,11 @@ import numpy as np
 
 from gru4rec_pipeline.data.arrays import SessionArrays
 from gru4rec_pipeline.errors import ConfigError
+from gru4rec_pipeline.evaluation.knn_weights import distance_decay, merge_recent, position_weight
 from gru4rec_pipeline.model.kernels import COMPILE_OPTIONS, njit
 from gru4rec_pipeline.names import KNN_TIES, POSITION_WEIGHTS, SESSION_KNN_DEFAULTS, SKNN_SIMILARITIES
 
 METHODS = {"sknn": 0, "vsknn": 1, "stan": 2}
-
-
-@njit(**COMPILE_OPTIONS)
-def _position_weight(mode: int, position: float, length: float) -> float:
-    if mode == 0:
-        return 1.0
-    if mode == 1:
-        return position / length
-    if mode == 2:
-        return 1.0 / np.log10(length - position + 1.7)
-    return (position / length) ** 2
-
-
-@njit(**COMPILE_OPTIONS)
-def _distance_decay(mode: int, distance: float) -> float:
-    if mode == 0:
-        return 1.0
-    if mode == 1:
-        return 1.0 / distance
-    if mode == 2:
-        return 1.0 / np.log10(distance + 1.7)
-    return 1.0 / (distance * distance)
-
-
-@njit(**COMPILE_OPTIONS)
-def _merge_recent(sample, n_sample, postings, limit):
-    """Union of two ascending rank lists (``sample[:n_sample]`` and ``postings``), first ``limit``."""
-    merged = np.empty(min(n_sample + len(postings), limit), dtype=np.int64)
-    a = b = m = 0
-    while m < len(merged) and (a < n_sample or b < len(postings)):
-        if b >= len(postings) or (a < n_sample and sample[a] < postings[b]):
-            value = sample[a]
-            a += 1
-        elif a >= n_sample or postings[b] < sample[a]:
-            value = postings[b]
-            b += 1
-        else:
-            value = sample[a]
-            a += 1
-            b += 1
-        merged[m] = value
-        m += 1
-    sample[:m] = merged[:m]
-    return m
 
 
 @njit(**COMPILE_OPTIONS)
@@ -141,13 +98,13 @@ def _session_scores(
             distinct[n_distinct] = item
             n_distinct += 1
             postings = posting_rank[posting_ptr[item] : posting_ptr[item + 1]]
-            n_sample = _merge_recent(sample, n_sample, postings, sample_size)
+            n_sample = merge_recent(sample, n_sample, postings, sample_size)
         last_position[item] = length
         norm = 0.0
         for d in range(n_distinct):
             i = distinct[d]
             if method == 1:
-                weight[i] = _position_weight(weighting, last_position[i], length)
+                weight[i] = position_weight(weighting, last_position[i], length)
             elif method == 2:
                 weight[i] = np.exp((last_position[i] - length) / lambda_spw)
                 norm += weight[i] * weight[i]
@@ -209,7 +166,7 @@ def _session_scores(
             else:
                 gain = similarity[c]
                 if method == 1:
-                    gain *= _distance_decay(weighting_score, length - shared_last[c] + 1)
+                    gain *= distance_decay(weighting_score, length - shared_last[c] + 1)
                 for e in range(set_ptr[s], set_ptr[s + 1]):
                     row[set_items[e]] += gain
     return scores

@@ -23,7 +23,7 @@ import numpy as np
 
 from gru4rec_pipeline.data.arrays import SessionArrays
 from gru4rec_pipeline.errors import DataFormatError
-from gru4rec_pipeline.evaluation.knn import _distance_decay, _merge_recent, _position_weight
+from gru4rec_pipeline.evaluation.knn_weights import distance_decay, merge_recent, position_weight
 from gru4rec_pipeline.model.kernels import COMPILE_OPTIONS, njit
 
 
@@ -45,7 +45,7 @@ def _ordered_vsknn_scores(items, n_items, k, weighting, weighting_score, cand_pt
             n_distinct += 1
         last_position[item] = length
         for d in range(n_distinct):
-            weight[distinct[d]] = _position_weight(weighting, last_position[distinct[d]], length)
+            weight[distinct[d]] = position_weight(weighting, last_position[distinct[d]], length)
         start, stop = cand_ptr[j], cand_ptr[j + 1]
         kept = np.empty(stop - start, dtype=np.int64)
         similarity = np.empty(stop - start)
@@ -68,7 +68,7 @@ def _ordered_vsknn_scores(items, n_items, k, weighting, weighting_score, cand_pt
         chosen = np.argsort(-similarity[:n_kept], kind="mergesort")[:k]
         row = scores[j]
         for c in chosen:
-            gain = similarity[c] * _distance_decay(weighting_score, length - shared_last[c] + 1)
+            gain = similarity[c] * distance_decay(weighting_score, length - shared_last[c] + 1)
             s = kept[c]
             for e in range(set_ptr[s], set_ptr[s + 1]):
                 row[set_items[e]] += gain
@@ -168,7 +168,7 @@ class SessionRecOrder:
         ranks[: len(latest)] = self.rank_of[latest]
         start = self.item_ptr[item]
         postings = self.item_ranks[start : min(self.item_ptr[item + 1], start + self.sample_size + 1)]
-        return self.by_rank[ranks[: _merge_recent(ranks, len(latest), postings, len(ranks))]]
+        return self.by_rank[ranks[: merge_recent(ranks, len(latest), postings, len(ranks))]]
 
     def _exact_sample(self, clicks: list) -> np.ndarray:
         """session-rec's sample after ``clicks``: its candidate set rebuilt click by click, sorted stably by time."""

@@ -17,9 +17,11 @@ import pandas as pd
 import pytest
 import torch
 
-from gru4rec_pipeline.model import distributed, training
+from gru4rec_pipeline.errors import PipelineError
+from gru4rec_pipeline.model import distributed, shared_exchange, training
 from gru4rec_pipeline.model.distributed import free_port, lane_share
 from gru4rec_pipeline.model.loading import load_model
+from gru4rec_pipeline.model.shared_exchange import SharedMemoryExchange, exchange_for
 from gru4rec_pipeline.model.training import run_training, train_model
 from test_training import N_ITEMS, tiny_config, tiny_sessions
 
@@ -82,6 +84,7 @@ def test_two_processes_train_the_weights_of_one(tmp_path, loss):
     one = train(tmp_path, "one", loss)
     two = train(tmp_path, "two", loss, processes=2)
     assert two["processes"] == 2 and "processes" not in one
+    assert two["exchange"]["exchange"] == "shared_memory"  # auto, CPU processes on one node
     assert two["events"] == one["events"] and two["final_loss"] == pytest.approx(one["final_loss"], rel=1e-5)
     assert_same_weights(tmp_path, "one", "two")
     # Rank 0 alone wrote the files; the run description is gone.
@@ -94,6 +97,38 @@ def test_four_processes_train_the_weights_of_one(tmp_path, loss):
     train(tmp_path, "one", loss, settings={"epochs": 1})
     train(tmp_path, "four", loss, processes=4, settings={"epochs": 1})
     assert_same_weights(tmp_path, "one", "four")
+
+
+def test_two_processes_exchanging_by_all_reduce_train_the_weights_of_one(tmp_path):
+    """The replicated path (what nodes and GPUs use) on one node: every process updates a replica of its own."""
+    train(tmp_path, "one", "ce_sampled", settings={"epochs": 1})
+    two = train(tmp_path, "two", "ce_sampled", processes=2, settings={"epochs": 1}, exchange="all_reduce")
+    assert two["exchange"]["exchange"] == "all_reduce"
+    assert_same_weights(tmp_path, "one", "two")
+
+
+def test_the_shared_memory_exchange_is_refused_where_it_cannot_run(monkeypatch):
+    group = distributed.ProcessGroup(0, 2, 0, torch.device("cpu"))
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
+    assert isinstance(exchange_for(group, "auto", True, 16), SharedMemoryExchange)
+    assert isinstance(exchange_for(group, "auto", False, 16), distributed.GradientExchange)
+    with pytest.raises(training.ConfigError, match="training.exchange.*compiled CPU kernels"):
+        exchange_for(group, "shared_memory", False, 16)  # the fixed-shape step (fast_path: on)
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "1")  # one process a node: two nodes
+    with pytest.raises(training.ConfigError, match="training.exchange.*not all on one node"):
+        exchange_for(group, "shared_memory", True, 16)
+
+
+def test_shared_memory_that_cannot_be_reserved_is_an_error_leaving_no_file(monkeypatch, tmp_path):
+    def full(descriptor, offset, length):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "posix_fallocate", full)
+    monkeypatch.setattr(shared_exchange, "SHARED_MEMORY_FOLDER", tmp_path)
+    exchange = SharedMemoryExchange(distributed.ProcessGroup(0, 2, 0, torch.device("cpu")), 16)
+    with pytest.raises(PipelineError, match=r"cannot reserve 1\.0 MB of shared memory.*training.exchange: all_reduce"):
+        exchange._create(1_000_000)
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_two_processes_on_the_fixed_shape_path_train_the_weights_of_one(tmp_path):

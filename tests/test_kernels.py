@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from gru4rec_pipeline.model import kernels
+from gru4rec_pipeline.model import kernels, shared_kernels
 from gru4rec_pipeline.model.losses import loss_and_grad
 from gru4rec_pipeline.model.network import gru_gates, gru_gates_backward
 from test_losses import naive_loss
@@ -89,3 +89,45 @@ def test_gru_kernels_match_the_tensor_code():
     backward_ref = gru_gates_backward(d_h, h, *forward_ref[1:], use_kernels=False)
     for got, want in zip(backward, backward_ref):
         torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("world", [1, 2, 3])
+def test_owned_row_updates_of_every_process_equal_one_update_of_the_summed_slots(world):
+    """Each process of ``world`` updating the rows it owns from the slots' sum = one update of all rows."""
+    rng = np.random.default_rng(world)
+    f32 = np.float32
+    n_rows, width, entries, n_bias = 40, 5, 30, 22
+    rows = rng.integers(0, n_rows, entries)  # duplicates, inside and outside the biased prefix
+    slots = rng.normal(size=(world, entries + 3, width)).astype(f32)  # slots may be longer than the step
+    bias_slots = rng.normal(size=(world, entries + 3)).astype(f32)
+    param, state = rng.normal(size=(n_rows, width)).astype(f32), rng.random((n_rows, 2 * width)).astype(f32)
+    bias, bias_state = rng.normal(size=(n_rows, 1)).astype(f32), rng.random((n_rows, 2)).astype(f32)
+    scalars = (f32(0.05), f32(0.3), f32(1e-6))
+    expected = [array.copy() for array in (param, state, bias, bias_state)]
+    kernels.adagrad_momentum_rows(
+        *expected[:2], rows, slots.sum(axis=0)[:entries], *expected[2:],
+        bias_slots.sum(axis=0)[:n_bias, None], np.full(n_rows, -1), *scalars,
+    )  # fmt: skip
+    first_entry = np.full(n_rows, -1)
+    for owner in range(world):
+        shared_kernels.adagrad_momentum_owned_rows(
+            param, state, rows, slots, bias, bias_state, bias_slots, n_bias, first_entry,
+            np.empty((entries, width), f32), owner, world, *scalars,
+        )  # fmt: skip
+    assert (first_entry == -1).all()
+    for got, want in zip((param, state, bias, bias_state), expected):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
+def test_dense_slices_of_every_process_equal_one_dense_update():
+    rng = np.random.default_rng(0)
+    f32 = np.float32
+    param, state = rng.normal(size=101).astype(f32), rng.random((2, 101)).astype(f32)
+    slots = rng.normal(size=(3, 101)).astype(f32)
+    scalars = (f32(0.05), f32(0.3), f32(1e-6))
+    want, want_state = param.copy(), state.copy()
+    kernels.adagrad_momentum_dense(want, want_state, slots.sum(axis=0), *scalars)
+    for start in range(0, 101, 34):
+        shared_kernels.adagrad_momentum_dense_slice(param, state, slots, start, min(start + 34, 101), *scalars)
+    np.testing.assert_allclose(param, want, rtol=1e-6)
+    np.testing.assert_allclose(state, want_state, rtol=1e-6)

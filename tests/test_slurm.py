@@ -149,6 +149,7 @@ def test_a_data_parallel_training_runs_as_one_slurm_job_of_two_tasks(slurm_clust
     assert "rank 1: epoch 1" in training_log and "process 1 of 2 (gloo" in training_log, training_log[-3000:]
     summary = (workdir / "results" / "models" / "final" / "bpr" / "training.json").read_text()
     assert '"processes": 2' in summary, (summary, job_log[-2000:])
+    assert '"exchange": "shared_memory"' in summary, summary  # both tasks on the one node
 
 
 @pytest.mark.slurm

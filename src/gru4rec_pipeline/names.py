@@ -67,7 +67,12 @@ WINDOW_DEFAULTS = {"slices": 5, "days_train": 30, "days_test": 1, "days_shift": 
 THREAD_DEFAULTS = {"training": 1, "evaluation": 2}
 # Data-parallel training (config keys training.processes, training.nodes): processes per node and nodes that
 # train one model together; 1 and 1 is one process, without torch.distributed.
-DATA_PARALLEL_DEFAULTS = {"processes": 1, "nodes": 1}
+DATA_PARALLEL_DEFAULTS = {"processes": 1, "nodes": 1, "exchange": "auto"}
+# How the processes of a data-parallel training combine their gradients (config key training.exchange):
+# shared_memory (one copy of the weights on a node, each process updating its share: model/shared_exchange.py),
+# all_reduce (torch.distributed's all-reduce, every process updating a replica of its own: model/distributed.py),
+# auto (shared_memory for CPU processes on one node, else all_reduce).
+EXCHANGES = ("auto", "shared_memory", "all_reduce")
 # Item-kNN (config key baselines.itemknn): neighbours kept per item, shrinkage lambda.
 ITEMKNN_DEFAULTS = {"neighbors": 100, "lambda": 20.0}
 # Session-based kNN baselines (config keys baselines.sknn / vsknn / stan), defaults as session-rec's RSC15

@@ -37,6 +37,7 @@ rule train_model:
         hyperparameters=get_hyperparameters,
         processes=get_training_processes()[0],
         nodes=get_training_processes()[1],
+        exchange=config["training"]["exchange"],
         seed=config["seed"],
         device=config["device"],
         checkpoint_root="results/models/{setting}/{loss}/checkpoints",

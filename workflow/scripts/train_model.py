@@ -38,6 +38,7 @@ run_training(
     threads=max(1, snakemake.threads // snakemake.params.processes),
     processes=snakemake.params.processes,
     nodes=snakemake.params.nodes,
+    exchange=snakemake.params.exchange,
     state_path=snakemake.output.state,
     epoch_evaluation=epoch_evaluation,
 )

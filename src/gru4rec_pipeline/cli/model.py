@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from gru4rec_pipeline.cli.common import key_value, positive_int
-from gru4rec_pipeline.names import DEVICES, LOSSES, THREAD_DEFAULTS, TRAINING_STATE_FILE
+from gru4rec_pipeline.names import DEVICES, EXCHANGES, LOSSES, THREAD_DEFAULTS, TRAINING_STATE_FILE
 
 
 def add_commands(subparsers) -> None:
@@ -28,6 +28,12 @@ def add_commands(subparsers) -> None:
         "--processes", type=positive_int, default=1, help="data-parallel processes per node (default 1: one process)"
     )
     parser.add_argument("--nodes", type=positive_int, default=1, help="nodes of a data-parallel training (SLURM)")
+    parser.add_argument(
+        "--exchange",
+        choices=EXCHANGES,
+        default="auto",
+        help="how data-parallel processes combine their gradients (default auto: shared memory on one CPU node)",
+    )
     parser.set_defaults(run=run_train)
 
 
@@ -64,6 +70,7 @@ def run_train(args: argparse.Namespace) -> int:
         progress=not args.quiet,
         processes=args.processes,
         nodes=args.nodes,
+        exchange=args.exchange,
         state_path=folder / TRAINING_STATE_FILE,
     )
     return 0

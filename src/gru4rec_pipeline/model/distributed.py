@@ -76,7 +76,10 @@ def _slurm_rendezvous() -> dict:
         text=True,
         check=True,
     ).stdout.split()
+    # One node: every task is local (what torchrun calls LOCAL_WORLD_SIZE; the shared-memory exchange needs it).
+    local = {"LOCAL_WORLD_SIZE": os.environ["SLURM_NTASKS"]} if len(hosts) == 1 else {}
     return {
+        **local,
         "RANK": os.environ["SLURM_PROCID"],
         "WORLD_SIZE": os.environ["SLURM_NTASKS"],
         "LOCAL_RANK": os.environ.get("SLURM_LOCALID", "0"),
@@ -123,11 +126,22 @@ def leave_process_group() -> None:
 class GradientExchange:
     """Sums tensors across the processes in place, with one all-reduce of one flat bucket per call."""
 
+    name = "all_reduce"
+    owns_update = False  # every process applies the whole (summed) update itself
+
     def __init__(self, group: ProcessGroup):
         self.group = group
         self.bucket: Tensor | None = None
         self.calls = 0  # all-reduces so far
         self.seconds = 0.0  # spent in them (waiting for the slowest process included)
+
+    def attach(self, step, sampler=None) -> "GradientExchange":
+        """Nothing to set up: every process keeps its own replica (and sampler)."""
+        return self
+
+    def row_grads_like(self, touched_rows: Tensor) -> Tensor:
+        """Zeros: the input entries of other processes' lanes must add nothing to the sum."""
+        return torch.zeros_like(touched_rows)
 
     def sum_(self, tensors: list[Tensor | None]) -> None:
         import torch.distributed as dist
@@ -156,7 +170,11 @@ class GradientExchange:
 
     def figures(self) -> dict:
         """For the training's summary: the bucket's bytes and the mean seconds of one all-reduce."""
-        return {"bytes_per_step": self.bytes_per_step, "seconds_per_step": self.seconds / max(self.calls, 1)}
+        return {
+            "exchange": self.name,
+            "bytes_per_step": self.bytes_per_step,
+            "seconds_per_step": self.seconds / max(self.calls, 1),
+        }
 
 
 def weights_digest(tensors: list[Tensor]) -> int:

@@ -105,17 +105,22 @@ class NegativeSampler:
         self.store: Tensor | None = None
         self.pointer = 0
         self.fill_state: Tensor | None = None  # generator state just before the current store was drawn
+        # Set by a data-parallel exchange whose processes share one store: (sampler, uniform) -> the store.
+        self.shared_fill = None
 
     def _fill(self) -> None:
         self.fill_state = self.generator.get_state()
         uniform = torch.rand(
             self.rows * self.n_sample, generator=self.generator, dtype=torch.float64, device=self.device
         )
-        if self.search is not None:
-            samples = self.search(uniform)
+        if self.shared_fill is not None:
+            self.store = self.shared_fill(self, uniform)
         else:
-            samples = torch.searchsorted(self.cdf, uniform, right=True)
-        self.store = samples.clamp_(max=self.n_items - 1).view(self.rows, self.n_sample)
+            if self.search is not None:
+                samples = self.search(uniform)
+            else:
+                samples = torch.searchsorted(self.cdf, uniform, right=True)
+            self.store = samples.clamp_(max=self.n_items - 1).view(self.rows, self.n_sample)
         self.pointer = 0
 
     def next(self) -> Tensor:

@@ -101,23 +101,21 @@ class TrainStep:
         if self.full:
             self.dense_names += ["item_weight", "item_bias"]
             dense_params += [model.item_weight, model.item_bias]
-        sizes = [p.numel() for p in dense_params]
-        self.dense_flat = torch.cat([p.detach().reshape(-1) for p in dense_params])
-        self.dense_grad = torch.zeros_like(self.dense_flat)
-        self.dense_grads: dict[str, Tensor] = {}
-        offset = 0
-        for name, param, size in zip(self.dense_names, dense_params, sizes):
-            param.data = self.dense_flat[offset : offset + size].view(param.shape)
-            self.dense_grads[name] = self.dense_grad[offset : offset + size].view(param.shape)
-            offset += size
+        self.dense_params = dense_params
+        flat = torch.cat([p.detach().reshape(-1) for p in dense_params])
+        self.bind_dense(flat, torch.zeros_like(flat))
         self.optimizer.add_dense("dense", self.dense_flat)
+        # Parameters updated by rows (the rows a step touched), by their optimizer name.
+        self.row_params: dict[str, Tensor] = {}
         if not self.full:
-            self.optimizer.add_rows("item_weight", model.item_weight)
-            self.optimizer.add_rows("item_bias", model.item_bias)
+            self.row_params["item_weight"] = model.item_weight
+            self.row_params["item_bias"] = model.item_bias
         if self.mode == "separate":
-            self.optimizer.add_rows("input_embedding", model.input_embedding)
+            self.row_params["input_embedding"] = model.input_embedding
         if self.mode == "none":
-            self.optimizer.add_rows("gru_input_weights.0", model.gru_input_weights[0])
+            self.row_params["gru_input_weights.0"] = model.gru_input_weights[0]
+        for name, param in self.row_params.items():
+            self.optimizer.add_rows(name, param)
 
         # logQ correction per candidate: logq * log(support) for the minibatch targets and
         # logq * log(support ** sample_alpha) for the extra samples.
@@ -130,6 +128,18 @@ class TrainStep:
             )
         self.n_items = model.n_items
         self.use_kernels: bool | None = None
+
+    def bind_dense(self, flat: Tensor, grad: Tensor) -> None:
+        """Make the dense parameters views of ``flat`` (holding their values) and their gradients views of
+        ``grad``: one buffer each, so that a single update (or exchange) covers them all."""
+        self.dense_flat, self.dense_grad = flat, grad
+        self.dense_grads: dict[str, Tensor] = {}
+        offset = 0
+        for name, param in zip(self.dense_names, self.dense_params):
+            size = param.numel()
+            param.data = flat[offset : offset + size].view(param.shape)
+            self.dense_grads[name] = grad[offset : offset + size].view(param.shape)
+            offset += size
 
     @property
     def use_kernels(self) -> bool | None:
@@ -173,6 +183,8 @@ class TrainStep:
             total_rows=self.batch_size,
         )
         row_grads, bias_grads, input_grads = self._backward(rows, inputs, output, caches, embed_mask, d_scores, scale)
+        if self.exchange is not None and self.exchange.owns_update:  # the processes share the update out
+            return self.exchange.update(self, rows, inputs, row_grads, bias_grads, input_grads, loss)
         if self.exchange is not None:
             self.exchange.sum_([self.dense_grad, row_grads, bias_grads, input_grads, loss])
         self._update(rows, inputs, row_grads, bias_grads, input_grads)
@@ -258,8 +270,10 @@ class TrainStep:
         else:
             # One gradient row per touched entry: candidates from the scores, inputs (shared) below.
             # Across processes the input entries of other processes' lanes must add nothing: zeros.
-            allocate = torch.empty_like if self.lanes is None else torch.zeros_like
-            row_grads = allocate(rows.touched_rows)
+            if self.exchange is not None:
+                row_grads = self.exchange.row_grads_like(rows.touched_rows)
+            else:
+                row_grads = torch.empty_like(rows.touched_rows)
             torch.mm(d_scores.t(), output_scaled, out=row_grads[:n_candidates])
             bias_grads = d_scores.sum(dim=0).mul_(scale)
             if mode == "shared":

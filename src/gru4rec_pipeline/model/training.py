@@ -40,6 +40,7 @@ from gru4rec_pipeline.model.hyperparameters import TrainConfig
 from gru4rec_pipeline.model.iterator import SessionParallelIterator
 from gru4rec_pipeline.model.network import GRU4Rec
 from gru4rec_pipeline.model.sampling import NegativeSampler, set_generator_state
+from gru4rec_pipeline.model.shared_exchange import exchange_for
 from gru4rec_pipeline.model.train_step import TrainStep
 from gru4rec_pipeline.model.warm_start import WarmStart, save_training_state
 from gru4rec_pipeline.progress import Progress
@@ -73,6 +74,7 @@ def run_training(
     nodes: int = 1,
     state_path: str | Path | None = None,
     epoch_evaluation=None,
+    exchange: str = "auto",
 ) -> dict:
     """The training stage: train ``loss`` with ``hyperparameters`` on the session arrays ``train_path``.
 
@@ -80,7 +82,8 @@ def run_training(
     threads); returns the summary. With ``checkpoint_root`` an interrupted training resumes from its last
     epoch, and the checkpoints are removed once the model is written (a forced rerun then trains anew).
     ``processes`` per node x ``nodes`` > 1: one model trained data-parallel by that many processes
-    (``distributed``), which this call launches and waits for.
+    (``distributed``), which this call launches and waits for; ``exchange`` (``names.EXCHANGES``) is how they
+    combine their gradients.
     """
     run = {
         "train_path": str(train_path),
@@ -91,6 +94,7 @@ def run_training(
         "settings": {**hyperparameters, "loss": loss, "seed": seed, "device": device, "threads": threads},
         "progress": progress,
         "world_size": processes * nodes,
+        "exchange": exchange,
         "state_path": None if state_path is None else str(state_path),
     }
     config = TrainConfig.from_dict(run["settings"])
@@ -149,6 +153,7 @@ def train_run(
         progress=run["progress"],
         vocabulary_identity=vocabulary.identity(),
         group=group,
+        exchange=run.get("exchange", "auto"),
         state_path=run.get("state_path"),
         epoch_evaluation=epoch_evaluation,
     )
@@ -181,6 +186,7 @@ def train_model(
     vocabulary_identity: dict | None = None,
     on_epoch=None,
     group=None,
+    exchange: str = "auto",
     initial: WarmStart | None = None,
     state_path=None,
     epoch_evaluation=None,
@@ -191,7 +197,8 @@ def train_model(
     records of its vocabulary (``Vocabulary.identity()``). ``on_epoch(epoch, model)`` runs after each
     epoch is recorded (a tuning trial evaluates the model there, and stops the training by raising).
     ``group``: this process's ``distributed.ProcessGroup`` in a data-parallel training (None: one process);
-    every process trains its lanes, rank 0 alone writes the files.
+    every process trains its lanes, rank 0 alone writes the files; ``exchange``: how the processes combine their
+    gradients (``names.EXCHANGES``).
     ``initial``: a parent model's state to continue from (a retrain, ``warm_start.py``); ``state_path``: where
     to write the training state a later retrain continues (beside the model).
     ``epoch_evaluation`` (``evaluation.epoch_evaluation.EpochEvaluation``) adds each epoch's metrics to its
@@ -208,11 +215,14 @@ def train_model(
     configure_threads(config.threads)
     log.info("training %s on %s with %d threads", config.loss, device, torch.get_num_threads())
     iterator = _session_iterator(train, config)
-    lanes = exchange = None
+    lanes = gradient_exchange = None
     if group is not None:
         lanes = distributed.lane_share(config.batch_size, group.world_size, group.rank)
-        exchange = distributed.GradientExchange(group)
-    step, sampler = build_step(config, item_support, device, lanes=lanes, exchange=exchange)
+        compiled = device.type == "cpu" and config.fast_path != "on"  # the per-step loop's compiled kernels
+        gradient_exchange = exchange_for(group, exchange, compiled, config.n_sample)
+    step, sampler = build_step(config, item_support, device, lanes=lanes, exchange=gradient_exchange)
+    if gradient_exchange is not None:
+        gradient_exchange = gradient_exchange.attach(step, sampler)
     model = step.model
     model.vocabulary = vocabulary_identity
     if initial is not None:
@@ -272,7 +282,7 @@ def train_model(
     summary = {**_summary(history, device, epochs.name), **evaluated}
     if group is not None:
         summary["processes"] = group.world_size
-        summary["all_reduce"] = exchange.figures()
+        summary["exchange"] = gradient_exchange.figures()
     return summary
 
 

@@ -56,27 +56,27 @@ def test_the_history_holds_the_learning_curve_ending_at_the_final_evaluation(tin
 
 
 @pytest.mark.slow
-def test_three_replicates_keep_the_first_runs_and_summarise_means_and_spread(tiny_run: Path, tmp_path: Path):
+def test_replicates_keep_the_first_runs_and_summarise_means_and_spread(tiny_run: Path, tmp_path: Path):
     workdir = tmp_path / "replicates"
     shutil.copytree(tiny_run, workdir, symlinks=True)
     first_runs = {name: (workdir / "results" / f"recall_{name}.txt").read_bytes() for name in MODELS}
-    config = (*TINY, "--config", "replicates=3")
+    config = (*TINY, "--config", "replicates=2")  # two runs a loss are enough for a spread and a Welch test
     jobs = rules_of(planned_jobs(workdir, config=config))
-    assert jobs["train_model_replicate"] == 2 * len(LOSSES) and "train_model" not in jobs, jobs
+    assert jobs["train_model_replicate"] == len(LOSSES) and "train_model" not in jobs, jobs
     run_snakemake(workdir, "--cores", "2", *config)
     for name, text in first_runs.items():
         assert (workdir / "results" / f"recall_{name}.txt").read_bytes() == text
     for loss in LOSSES:
         seeds = [json.loads((workdir / "results" / "metrics" / "final" / f"{loss}.json").read_text())["seed"]]
-        for seed in (43, 44):
+        for seed in (43,):
             record = json.loads((workdir / "results" / "metrics" / "final" / loss / f"seed{seed}.json").read_text())
             seeds.append(record["seed"])
             assert (workdir / "results" / "models" / "final" / loss / f"seed{seed}" / "model.pt").exists()
             assert (workdir / "results" / f"recall_{loss}_seed{seed}.txt").exists()
-        assert seeds == [42, 43, 44]
+        assert seeds == [42, 43]
     summary = pd.read_csv(workdir / "results" / "summary.tsv", sep="\t")
     summary = summary[summary["kind"] != "published_rsc15"].set_index("model")
-    assert (summary.loc[LOSSES, "runs"] == 3).all() and (summary.loc[["pop", "oracle"], "runs"] == 1).all()
+    assert (summary.loc[LOSSES, "runs"] == 2).all() and (summary.loc[["pop", "oracle"], "runs"] == 1).all()
     assert (summary.loc[LOSSES, "recall@20_std"] > 0).any() and (summary.loc[LOSSES, "mrr@20_std"] > 0).all()
     assert list(summary.columns).index("recall@20_std") == list(summary.columns).index("recall@20") + 1
     seeds_block = pd.read_csv(workdir / "results" / "significance.tsv", sep="\t")

@@ -126,6 +126,16 @@ def test_a_data_parallel_training_runs_as_one_slurm_job_of_two_tasks(slurm_clust
     profile = write_test_profile(tmp_path / "profile", slurm_cluster)
     overlay = "training: {threads: 1, processes: 2, losses: {bpr: {epochs: 1}}}\n"
     (workdir / "config" / "two_tasks.yaml").write_text(overlay)
+    # The data stages run here first (each of them on SLURM is the test above): SLURM runs the training alone.
+    sessions = "results/sessions/final/train.npz"
+    local = subprocess.run(
+        snakemake_command(sessions, "--cores", "1", *TINY, "config/two_tasks.yaml"),
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert local.returncode == 0, (local.stdout + local.stderr)[-4000:]
     model = "results/models/final/bpr/model.pt"
     result = subprocess.run(
         snakemake_command(model, *TINY, "config/two_tasks.yaml", "--workflow-profile", str(profile)),

@@ -71,6 +71,27 @@ def _adagrad_momentum(acc, velocity, g, learning_rate, momentum, eps):
     return acc, momentum * velocity - learning_rate * g / np.sqrt(acc + eps)
 
 
+@njit(inline="always", **COMPILE_OPTIONS)
+def update_row(param, state, row, grads, entry, learning_rate, momentum, eps):
+    """Row ``row`` of ``param`` [n, k] and its ``state`` [n, 2k] by the gradient ``grads[entry]``. Written with
+    plain 2-d indexing (no per-row views): measurably faster in numba."""
+    width = param.shape[1]
+    for k in range(width):
+        state[row, k], state[row, width + k] = _adagrad_momentum(
+            state[row, k], state[row, width + k], grads[entry, k], learning_rate, momentum, eps
+        )
+        param[row, k] += state[row, width + k]
+
+
+@njit(inline="always", **COMPILE_OPTIONS)
+def update_bias(bias, bias_state, row, grad, learning_rate, momentum, eps):
+    """The bias ``bias[row, 0]`` and its ``bias_state`` [n, 2] by the gradient ``grad``."""
+    bias_state[row, 0], bias_state[row, 1] = _adagrad_momentum(
+        bias_state[row, 0], bias_state[row, 1], grad, learning_rate, momentum, eps
+    )
+    bias[row, 0] += bias_state[row, 1]
+
+
 @njit(**COMPILE_OPTIONS)
 def adagrad_momentum_rows(
     param, state, rows, grads, bias, bias_state, bias_grads, first_entry, learning_rate, momentum, eps
@@ -105,7 +126,6 @@ def adagrad_momentum_rows(
     for i in range(count):
         first_entry[rows[i]] = -1
 
-    # Written with plain 2-d indexing (no per-row views): measurably faster in numba.
     for i in range(count):
         if i + ROWS_AHEAD < count:
             _prefetch_row(param, rows[i + ROWS_AHEAD])
@@ -113,16 +133,9 @@ def adagrad_momentum_rows(
         if not is_first[i]:
             continue
         row = rows[i]
-        for k in range(width):
-            state[row, k], state[row, width + k] = _adagrad_momentum(
-                state[row, k], state[row, width + k], grads[i, k], learning_rate, momentum, eps
-            )
-            param[row, k] += state[row, width + k]
+        update_row(param, state, row, grads, i, learning_rate, momentum, eps)
         if i < n_bias:
-            bias_state[row, 0], bias_state[row, 1] = _adagrad_momentum(
-                bias_state[row, 0], bias_state[row, 1], bias_grads[i, 0], learning_rate, momentum, eps
-            )
-            bias[row, 0] += bias_state[row, 1]
+            update_bias(bias, bias_state, row, bias_grads[i, 0], learning_rate, momentum, eps)
 
 
 @njit(**COMPILE_OPTIONS)

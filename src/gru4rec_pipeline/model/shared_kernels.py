@@ -16,6 +16,8 @@ from gru4rec_pipeline.model.kernels import (
     _adagrad_momentum,
     _prefetch_row,
     njit,
+    update_bias,
+    update_row,
 )
 
 
@@ -64,16 +66,9 @@ def adagrad_momentum_owned_rows(
             _prefetch_row(state, rows[owned[j + ROWS_AHEAD]])
         i = owned[j]
         row = rows[i]
-        for k in range(width):
-            state[row, k], state[row, width + k] = _adagrad_momentum(
-                state[row, k], state[row, width + k], summed[i, k], learning_rate, momentum, eps
-            )
-            param[row, k] += state[row, width + k]
+        update_row(param, state, row, summed, i, learning_rate, momentum, eps)
         if i < n_bias:
-            bias_state[row, 0], bias_state[row, 1] = _adagrad_momentum(
-                bias_state[row, 0], bias_state[row, 1], bias_sum[i], learning_rate, momentum, eps
-            )
-            bias[row, 0] += bias_state[row, 1]
+            update_bias(bias, bias_state, row, bias_sum[i], learning_rate, momentum, eps)
 
 
 @njit(**COMPILE_OPTIONS)

@@ -13,10 +13,13 @@ prediction of the day, a target a model does not know counted as a miss).
 At RSC15 scale (``--preset full``: ~30M training events) a training from scratch takes hours on one thread.
 ``--parent-sessions N`` trains the parent on the last N sessions before day 1 only and skips the scratch
 training: its seconds are then extrapolated from the parent's measured events/s (printed as such) and its
-recall is not measured. The warm day is always measured in full.
+recall is not measured. ``--side-by-side`` trains the parent and the scratch model at the same time in two
+processes (one thread each, so two cores are busy): the full comparison at RSC15 scale in the time of one
+training. The warm day is always measured in full.
 
     .venv/bin/python bench/bench_retrain.py --preset default
     .venv/bin/python bench/bench_retrain.py --preset full --parent-sessions 500000
+    .venv/bin/python bench/bench_retrain.py --preset full --side-by-side
 
 Floor: a warm day at least 20x cheaper than a scratch training.
 """
@@ -27,6 +30,8 @@ import argparse
 import json
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
 from pathlib import Path
 
 import yaml
@@ -45,7 +50,28 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--epochs-warm", type=int, default=1)
     parser.add_argument("--parent-sessions", type=int, default=0, help="0: all sessions before day 1")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument(
+        "--side-by-side", action="store_true", help="train the parent and the scratch model at once, in two processes"
+    )
     return parser.parse_args()
+
+
+def train(run: Path, name: str, sessions: str, loss: str, hyperparameters: dict, threads: int) -> dict:
+    """One training from scratch on ``run/sessions``, written to ``run/name``; its summary and wall seconds."""
+    from gru4rec_pipeline.compute import configure_threads
+    from gru4rec_pipeline.model.training import run_training
+    from gru4rec_pipeline.names import TRAINING_STATE_FILE
+
+    configure_threads(threads)
+    folder = run / name
+    started = time.perf_counter()
+    summary = run_training(
+        run / sessions / "train.npz", run / sessions / "vocab.parquet", loss, hyperparameters, folder / "model.pt",
+        folder / "history.csv", folder / "training.json", device="cpu", threads=threads, progress=False,
+        state_path=folder / TRAINING_STATE_FILE,
+    )  # fmt: skip
+    summary["wall_s"] = time.perf_counter() - started
+    return summary
 
 
 def main() -> None:
@@ -58,8 +84,6 @@ def main() -> None:
     from gru4rec_pipeline.data.sessions import build_sessions
     from gru4rec_pipeline.evaluation.rolling import evaluate_day
     from gru4rec_pipeline.model.retrain import run_retrain
-    from gru4rec_pipeline.model.training import run_training
-    from gru4rec_pipeline.names import TRAINING_STATE_FILE
 
     configure_threads(args.threads)
     hyperparameters = yaml.safe_load((BENCH_DIR.parent / "config" / "config.yaml").read_text())["training"]
@@ -88,20 +112,20 @@ def main() -> None:
             run / "s1" / "train.npz"
         )
 
-    def train(name: str, sessions: str) -> dict:
-        folder = run / name
-        started = time.perf_counter()
-        summary = run_training(
-            run / sessions / "train.npz", run / sessions / "vocab.parquet", args.loss, hyperparameters,
-            folder / "model.pt", folder / "history.csv", folder / "training.json", device="cpu",
-            threads=args.threads, progress=False, state_path=folder / TRAINING_STATE_FILE,
-        )  # fmt: skip
-        summary["wall_s"] = time.perf_counter() - started
-        return summary
-
-    timings = {"parent": train("parent", "s1")}
-    if not args.parent_sessions:
-        timings["scratch"] = train("scratch", "s2")
+    trainings = {"parent": "s1"} if args.parent_sessions else {"parent": "s1", "scratch": "s2"}
+    if args.side_by_side and len(trainings) == 2:
+        # spawn, not fork: each worker sets its own thread count before torch and numba start their pools.
+        with ProcessPoolExecutor(max_workers=2, mp_context=get_context("spawn")) as pool:
+            futures = {
+                name: pool.submit(train, run, name, sessions, args.loss, hyperparameters, args.threads)
+                for name, sessions in trainings.items()
+            }
+            timings = {name: future.result() for name, future in futures.items()}
+    else:
+        timings = {
+            name: train(run, name, sessions, args.loss, hyperparameters, args.threads)
+            for name, sessions in trainings.items()
+        }
     started = time.perf_counter()
     timings["warm"] = run_retrain(
         run / "parent" / "model.pt", run / "s1" / "vocab.parquet", run / "day_1.parquet", run / "warm",
@@ -131,7 +155,9 @@ def main() -> None:
         scratch_seconds = before_2 * epochs / parent_rate
         scratch_note = f"extrapolated: {before_2:,} events x {epochs} epochs at {parent_rate:,.0f} events/s"
     warm_seconds = timings["warm"]["train_seconds"]
-    print(f"preset {args.preset}, loss {args.loss}, {args.threads} thread(s); days: {json.dumps(days['days'])}")
+    alongside = ", parent and scratch trained side by side" if args.side_by_side and "scratch" in timings else ""
+    days_json = json.dumps(days["days"])
+    print(f"preset {args.preset}, loss {args.loss}, {args.threads} thread(s){alongside}; days: {days_json}")
     print(f"{'model':<8} {'trained on':>26} {'train s':>10} {'recall@20':>10} {'MRR@20':>8} {'items':>7}")
     described = {
         "scratch": (f"{before_2:,} ev x {epochs} ep", scratch_seconds),

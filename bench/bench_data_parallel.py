@@ -88,8 +88,6 @@ def main() -> None:
                         f" (barrier waits {1e3 * spent['wait_seconds_per_step']:.2f} ms, this process's share of the "
                         f"update {1e3 * spent['update_seconds_per_step']:.2f} ms)"
                     )
-                    if "item_gradients" in spent:
-                        detail += f"; item gradients as {spent['item_gradients']}"
                 print(
                     f"  {processes} x 1 thread, {exchange}: {many:,.0f} events/s, {many / one:.2f}x "
                     f"(rounds {[round(v) for v in speeds[processes, exchange]]}); a step {1e3 * step_many:.2f} ms "

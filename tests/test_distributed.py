@@ -92,26 +92,6 @@ def test_two_processes_train_the_weights_of_one(tmp_path, loss):
     assert written == ["history.csv", "model.pt", "training.json"]
 
 
-@pytest.mark.parametrize(
-    "embedding, layers, n_sample, published",
-    [("shared", [12], 8, "rows"), ("shared", [32], 24, "factors"), ("separate", [32], 24, "factors"),
-     ("none", [16, 32], 24, "factors")],
-)  # fmt: skip
-def test_two_processes_publishing_item_gradients_as_rows_or_factors_train_the_weights_of_one(
-    tmp_path, embedding, layers, n_sample, published
-):
-    """Fewer lanes a process than candidates x units / (candidates + units): the score gradients and outputs
-    are published instead of the candidates' row gradients (``shared_exchange``); either way, one process's
-    weights, whatever the input embedding."""
-    settings = {"epochs": 1, "layers": layers, "n_sample": n_sample, "sample_store_size": 10 * n_sample}
-    settings["embedding"], settings["embedding_dim"] = embedding, 16 if embedding == "separate" else 0
-    one = train(tmp_path, "one", "bpr_max", settings=settings)
-    two = train(tmp_path, "two", "bpr_max", processes=2, settings=settings)
-    assert two["exchange"]["item_gradients"] == published
-    assert one["events"] == two["events"]
-    assert_same_weights(tmp_path, "one", "two")
-
-
 @pytest.mark.parametrize("loss", ["ce_sampled", "bpr_max"])
 def test_four_processes_train_the_weights_of_one(tmp_path, loss):
     train(tmp_path, "one", loss, settings={"epochs": 1})

@@ -92,42 +92,27 @@ def test_gru_kernels_match_the_tensor_code():
 
 
 @pytest.mark.parametrize("world", [1, 2, 3])
-@pytest.mark.parametrize("from_scores", [False, True])
-def test_owned_row_updates_of_every_process_equal_one_update_of_the_summed_slots(world, from_scores):
-    """Each process of ``world`` updating the rows it owns from the slots' sum = one update of all rows. With
-    ``from_scores`` the candidates' gradients come as factors (each process's score gradients and outputs),
-    multiplied by the owner for its rows only, and the entries after the candidates from the slots."""
+def test_owned_row_updates_of_every_process_equal_one_update_of_the_summed_slots(world):
+    """Each process of ``world`` updating the rows it owns from the slots' sum = one update of all rows."""
     rng = np.random.default_rng(world)
     f32 = np.float32
-    n_rows, width, entries, n_bias, lanes = 40, 5, 30, 22, 3
+    n_rows, width, entries, n_bias = 40, 5, 30, 22
     rows = rng.integers(0, n_rows, entries)  # duplicates, inside and outside the biased prefix
     slots = rng.normal(size=(world, entries + 3, width)).astype(f32)  # slots may be longer than the step
     bias_slots = rng.normal(size=(world, entries + 3)).astype(f32)
-    score_slots = rng.normal(size=(world, lanes, n_bias + 2)).astype(f32)
-    outputs = rng.normal(size=(world, lanes, width)).astype(f32)
     param, state = rng.normal(size=(n_rows, width)).astype(f32), rng.random((n_rows, 2 * width)).astype(f32)
     bias, bias_state = rng.normal(size=(n_rows, 1)).astype(f32), rng.random((n_rows, 2)).astype(f32)
     scalars = (f32(0.05), f32(0.3), f32(1e-6))
-    grads = slots.sum(axis=0)[:entries]
-    n_scored = n_bias if from_scores else 0
-    if from_scores:
-        grads[:n_scored] = np.einsum("slc,slk->ck", score_slots[:, :, :n_scored], outputs)
     expected = [array.copy() for array in (param, state, bias, bias_state)]
     kernels.adagrad_momentum_rows(
-        *expected[:2], rows, grads, *expected[2:], bias_slots.sum(axis=0)[:n_bias, None], np.full(n_rows, -1),
-        *scalars,
+        *expected[:2], rows, slots.sum(axis=0)[:entries], *expected[2:],
+        bias_slots.sum(axis=0)[:n_bias, None], np.full(n_rows, -1), *scalars,
     )  # fmt: skip
     first_entry = np.full(n_rows, -1)
     for owner in range(world):
-        scored_grads = np.empty((0, 1), f32)
-        if from_scores:
-            columns = np.full((world * lanes, n_bias + 2), np.nan, f32)
-            n_owned = shared_kernels.owned_score_columns(rows, n_scored, score_slots, owner, world, columns)
-            assert n_owned == int((rows[:n_scored] % world == owner).sum())
-            scored_grads = columns[:, :n_owned].T @ outputs.reshape(world * lanes, width)
         shared_kernels.adagrad_momentum_owned_rows(
-            param, state, rows, slots, bias, bias_state, bias_slots, n_bias, np.ascontiguousarray(scored_grads),
-            n_scored, first_entry, np.empty((entries, width), f32), owner, world, *scalars,
+            param, state, rows, slots, bias, bias_state, bias_slots, n_bias, first_entry,
+            np.empty((entries, width), f32), owner, world, *scalars,
         )  # fmt: skip
     assert (first_entry == -1).all()
     for got, want in zip((param, state, bias, bias_state), expected):

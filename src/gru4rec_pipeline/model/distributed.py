@@ -139,13 +139,9 @@ class GradientExchange:
         """Nothing to set up: every process keeps its own replica (and sampler)."""
         return self
 
-    def item_row_grads(self, touched_rows: Tensor, n_candidates: int, d_scores: Tensor, outputs: Tensor) -> Tensor:
-        """One gradient row per touched entry, the candidates' ``d_scores^T @ outputs``; zeros for the input
-        entries (shared embedding), which the backward pass fills for this process's lanes: other processes'
-        lanes must add nothing to the sum."""
-        row_grads = torch.zeros_like(touched_rows)
-        torch.mm(d_scores.t(), outputs, out=row_grads[:n_candidates])
-        return row_grads
+    def row_grads_like(self, touched_rows: Tensor) -> Tensor:
+        """Zeros: the input entries of other processes' lanes must add nothing to the sum."""
+        return torch.zeros_like(touched_rows)
 
     def sum_(self, tensors: list[Tensor | None]) -> None:
         import torch.distributed as dist

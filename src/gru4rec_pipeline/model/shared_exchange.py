@@ -8,11 +8,6 @@ process sums the slots for what it owns and updates it in place:
 - the item rows (item matrix and biases, a separate input embedding, a one-hot first layer): process r owns the
   rows with ``row % world == r``, with their Adagrad-momentum state (``shared_kernels.adagrad_momentum_owned_rows``);
 - the dense weights (GRU, and the item matrix of ce_full), one flat buffer: process r owns a contiguous slice.
-The candidates' row gradients are a product, ``d_scores^T @ outputs`` (candidates x lanes times lanes x
-units): where a process's lanes are fewer than that (``lanes * (candidates + units) < candidates * units``, at
-published settings below about 95 lanes a process) it publishes the two factors instead of their product, a
-third of the bytes at 32 lanes, and each owner multiplies the columns of its own rows by every process's outputs
-(``shared_kernels.owned_score_columns``): the same arithmetic, done once and split by rows instead of lanes.
 A second barrier ends the step, so that no process reads a row before its owner has written it. The weights and
 the optimizer state exist once on the node, so the replicas cannot diverge; the losses are summed from the slots
 in rank order. The arithmetic is the one process's: the same sums, in another order (float rounding only).
@@ -122,16 +117,10 @@ class SharedMemoryExchange:
             layout.add(f"{name}/state", tuple(step.optimizer.state[name].shape))
         self.entries = batch + self.n_sample + (batch if step.mode == "shared" else 0)
         self.candidates = batch + self.n_sample
-        self.lanes = -(-batch // world)  # the most lanes a process has (lane_share)
-        self.publishes_scores = False
         if "item_weight" in step.row_params:
             width = step.row_params["item_weight"].shape[1]
             layout.add("item_weight/grad", (world, self.entries, width))
             layout.add("item_bias/grad", (world, self.candidates))
-            self.publishes_scores = self.lanes * (self.candidates + width) < self.candidates * width
-            if self.publishes_scores:
-                layout.add("scores/grad", (world, self.lanes, self.candidates))
-                layout.add("outputs", (world, self.lanes, width))
         input_name = next(
             (name for name in ("input_embedding", "gru_input_weights.0") if name in step.row_params), None
         )
@@ -191,15 +180,9 @@ class SharedMemoryExchange:
         }
         share = -(-dense_size // world)
         self.dense_slice = (min(self.rank * share, dense_size), min((self.rank + 1) * share, dense_size))
-        written = [name for name in tensors if name.endswith("grad") or name in ("loss", "outputs")]
-        self.slot_bytes = sum(tensors[name][self.rank].numel() * 4 for name in written)
-        if self.publishes_scores:  # of the item rows' slot only the input entries' part (shared embedding)
-            self.slot_bytes -= self.candidates * tensors["item_weight"].shape[1] * 4
-            self.score_slot, self.output_slot = tensors["scores/grad"][self.rank], tensors["outputs"][self.rank]
-            self.outputs = tensors["outputs"].view(world * self.lanes, -1)
-            self.columns = np.empty((world * self.lanes, self.candidates), np.float32)
-            self.scored_grads = np.empty((self.candidates, tensors["item_weight"].shape[1]), np.float32)
-        self.no_scored_grads = np.empty((0, 1), np.float32)
+        self.slot_bytes = sum(
+            tensors[name][self.rank].numel() * 4 for name in tensors if name.endswith("grad") or name == "loss"
+        )
         shared_kernels.warm_up()
         # What each step's update passes to the kernels, bound once.
         scalars = step.optimizer._scalars(step.dense_flat)
@@ -248,17 +231,10 @@ class SharedMemoryExchange:
         return path
 
     # -- the step -----------------------------------------------------------------------------
-    def item_row_grads(self, touched_rows: Tensor, n_candidates: int, d_scores: Tensor, outputs: Tensor) -> Tensor:
-        """This process's gradients of the step's item rows, in its slot: the candidates' ``d_scores^T @
-        outputs``, or (``publishes_scores``) the two factors in slots of their own. Returns the slot, whose
-        input entries (shared embedding) the backward pass fills; those of other processes' lanes stay zero."""
-        slot = self.tensors["item_weight/grad"][self.rank, : touched_rows.shape[0]]
-        if self.publishes_scores:
-            self.score_slot[: d_scores.shape[0], :n_candidates].copy_(d_scores)
-            self.output_slot[: outputs.shape[0]].copy_(outputs)
-        else:
-            torch.mm(d_scores.t(), outputs, out=slot[:n_candidates])
-        return slot
+    def row_grads_like(self, touched_rows: Tensor) -> Tensor:
+        """Where this process's item-row gradients of a step go: its slot (the entries of other processes'
+        lanes stay zero: nothing writes them)."""
+        return self.tensors["item_weight/grad"][self.rank, : touched_rows.shape[0]]
 
     def update(self, step, rows, inputs: Tensor, row_grads, bias_grads, input_grads, loss: Tensor) -> Tensor:
         """This process's gradients are in its slot (the dense and item-row ones already): publish the rest,
@@ -272,26 +248,16 @@ class SharedMemoryExchange:
         started = time.perf_counter()
         shared_kernels.adagrad_momentum_dense_slice(*self.dense_arguments)
         if rows.touched is not None:
-            touched, n_candidates = rows.touched.numpy(), bias_grads.shape[0]
-            n_scored, scored_grads = 0, self.no_scored_grads
-            if self.publishes_scores:  # this process's rows' gradients: their score columns times all outputs
-                n_scored = n_candidates
-                n_owned = shared_kernels.owned_score_columns(
-                    touched, n_candidates, self.views["scores/grad"], self.rank, self.world, self.columns
-                )
-                scored_grads = self.scored_grads
-                columns = torch.from_numpy(self.columns[:, :n_owned])
-                torch.mm(columns.t(), self.outputs, out=torch.from_numpy(scored_grads[:n_owned]))
             table, state, grads, bias, bias_state, bias_grads_slots, first_entry, summed = self.item_arguments
             shared_kernels.adagrad_momentum_owned_rows(
-                table, state, touched, grads, bias, bias_state, bias_grads_slots, n_candidates,
-                scored_grads, n_scored, first_entry, summed, *self.owner_arguments,
+                table, state, rows.touched.numpy(), grads, bias, bias_state, bias_grads_slots, bias_grads.shape[0],
+                first_entry, summed, *self.owner_arguments,
             )  # fmt: skip
         if self.input_arguments is not None:
             table, state, grads, bias, bias_state, bias_grads_slots, first_entry, summed = self.input_arguments
             shared_kernels.adagrad_momentum_owned_rows(
-                table, state, inputs.numpy(), grads, bias, bias_state, bias_grads_slots, 0, self.no_scored_grads,
-                0, first_entry, summed, *self.owner_arguments,
+                table, state, inputs.numpy(), grads, bias, bias_state, bias_grads_slots, 0, first_entry, summed,
+                *self.owner_arguments,
             )  # fmt: skip
         total = sum(self.losses.tolist())  # in rank order: the same sum on every process
         self.update_seconds += time.perf_counter() - started
@@ -341,7 +307,6 @@ class SharedMemoryExchange:
         steps = max(self.steps, 1)
         return {
             "exchange": self.name,
-            "item_gradients": "factors" if self.publishes_scores else "rows",
             "bytes_per_step": self.slot_bytes,
             "seconds_per_step": (self.wait_seconds + self.update_seconds) / steps,
             "wait_seconds_per_step": self.wait_seconds / steps,

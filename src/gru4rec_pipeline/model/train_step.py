@@ -271,10 +271,10 @@ class TrainStep:
             # One gradient row per touched entry: candidates from the scores, inputs (shared) below.
             # Across processes the input entries of other processes' lanes must add nothing: zeros.
             if self.exchange is not None:
-                row_grads = self.exchange.item_row_grads(rows.touched_rows, n_candidates, d_scores, output_scaled)
+                row_grads = self.exchange.row_grads_like(rows.touched_rows)
             else:
                 row_grads = torch.empty_like(rows.touched_rows)
-                torch.mm(d_scores.t(), output_scaled, out=row_grads[:n_candidates])
+            torch.mm(d_scores.t(), output_scaled, out=row_grads[:n_candidates])
             bias_grads = d_scores.sum(dim=0).mul_(scale)
             if mode == "shared":
                 first = n_candidates + self.first_lane

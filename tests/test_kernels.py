@@ -112,7 +112,7 @@ def test_owned_row_updates_of_every_process_equal_one_update_of_the_summed_slots
     for owner in range(world):
         shared_kernels.adagrad_momentum_owned_rows(
             param, state, rows, slots, bias, bias_state, bias_slots, n_bias, first_entry,
-            np.empty((entries, width), f32), owner, world, *scalars,
+            np.empty(entries, np.int64), owner, world, *scalars,
         )  # fmt: skip
     assert (first_entry == -1).all()
     for got, want in zip((param, state, bias, bias_state), expected):

@@ -170,10 +170,9 @@ class SharedMemoryExchange:
             step.row_params[name].data = tensors[name].view(step.row_params[name].shape)
             step.optimizer.state[name] = tensors[f"{name}/state"]
         self.tensors = tensors
-        # Scratch for the summed gradients of the entries this process owns, per row parameter.
-        self.summed = {
-            name: np.empty((self.entries if name == "item_weight" else batch, tensors[name].shape[1]), np.float32)
-            for name in self.row_names
+        # Scratch of the update kernel per row parameter: each entry's next entry of the same row.
+        self.next_entry = {
+            name: np.empty(self.entries if name == "item_weight" else batch, np.int64) for name in self.row_names
         }
         self.first_entry = {
             name: np.full(step.row_params[name].shape[0], -1, dtype=np.int64) for name in self.row_names
@@ -193,14 +192,14 @@ class SharedMemoryExchange:
             self.item_arguments = (
                 views["item_weight"], views["item_weight/state"], views["item_weight/grad"], views["item_bias"],
                 views["item_bias/state"], views["item_bias/grad"], self.first_entry["item_weight"],
-                self.summed["item_weight"],
+                self.next_entry["item_weight"],
             )  # fmt: skip
             self.bias_slot = tensors["item_bias/grad"][self.rank]
         if input_name is not None:
             self.input_arguments = (
                 views[input_name], views[f"{input_name}/state"], views[f"{input_name}/grad"],
                 np.empty((0, 1), np.float32), np.empty((0, 2), np.float32), np.empty((world, 0), np.float32),
-                self.first_entry[input_name], self.summed[input_name],
+                self.first_entry[input_name], self.next_entry[input_name],
             )  # fmt: skip
             self.input_slot = tensors[f"{input_name}/grad"][self.rank]
         self.losses = views["loss"][:, 0]
@@ -248,15 +247,15 @@ class SharedMemoryExchange:
         started = time.perf_counter()
         shared_kernels.adagrad_momentum_dense_slice(*self.dense_arguments)
         if rows.touched is not None:
-            table, state, grads, bias, bias_state, bias_grads_slots, first_entry, summed = self.item_arguments
+            table, state, grads, bias, bias_state, bias_grads_slots, first_entry, next_entry = self.item_arguments
             shared_kernels.adagrad_momentum_owned_rows(
                 table, state, rows.touched.numpy(), grads, bias, bias_state, bias_grads_slots, bias_grads.shape[0],
-                first_entry, summed, *self.owner_arguments,
+                first_entry, next_entry, *self.owner_arguments,
             )  # fmt: skip
         if self.input_arguments is not None:
-            table, state, grads, bias, bias_state, bias_grads_slots, first_entry, summed = self.input_arguments
+            table, state, grads, bias, bias_state, bias_grads_slots, first_entry, next_entry = self.input_arguments
             shared_kernels.adagrad_momentum_owned_rows(
-                table, state, inputs.numpy(), grads, bias, bias_state, bias_grads_slots, 0, first_entry, summed,
+                table, state, inputs.numpy(), grads, bias, bias_state, bias_grads_slots, 0, first_entry, next_entry,
                 *self.owner_arguments,
             )  # fmt: skip
         total = sum(self.losses.tolist())  # in rank order: the same sum on every process

@@ -6,8 +6,9 @@ Usage: python bench/bench_data_parallel.py [--events 300000] [--loss ce_sampled]
 The data of bench_training.py (~37k items, RSC15-like sessions), the loss's published settings otherwise, one
 epoch. For each global minibatch (``--lanes``) it trains with one process and with ``--processes`` for each
 gradient exchange (``training.exchange``: shared_memory, all_reduce), all through ``run_training`` as the workflow
-does (torchrun on 127.0.0.1), alternating the runs ``--rounds`` times, and prints events/s of each, the ratio to
-one process, and where the rest goes: per step, the ideal (one process's step divided by P), the exchange's
+does (torchrun on 127.0.0.1), alternating the runs ``--rounds`` times, and prints events/s of each (and of each
+round), the ratio to one process (and each round's, to the single process of that round), and where the rest
+goes: per step, the ideal (one process's step divided by P), the exchange's
 seconds as measured inside the step (barrier waits and this process's share of the update for shared_memory; the
 all-reduce for all_reduce; waiting for the slower process included) and the remainder.
 """
@@ -77,7 +78,10 @@ def main() -> None:
                     figures[processes, exchange] = summary.get("exchange")
             one = np.mean(speeds[1, None])
             step_one = lanes / one
-            print(f"{args.loss}, {lanes} lanes: 1 x 1 thread {one:,.0f} events/s, a step {1e3 * step_one:.2f} ms")
+            print(
+                f"{args.loss}, {lanes} lanes: 1 x 1 thread {one:,.0f} events/s (rounds "
+                f"{[round(v) for v in speeds[1, None]]}), a step {1e3 * step_one:.2f} ms"
+            )
             for processes, exchange in runs[1:]:
                 many = np.mean(speeds[processes, exchange])
                 step_many, ideal = lanes / many, step_one / processes
@@ -88,9 +92,12 @@ def main() -> None:
                         f" (barrier waits {1e3 * spent['wait_seconds_per_step']:.2f} ms, this process's share of the "
                         f"update {1e3 * spent['update_seconds_per_step']:.2f} ms)"
                     )
+                # Each round's ratio to the single process of the same round, so that the spread shows.
+                ratios = [f"{a / b:.2f}x" for a, b in zip(speeds[processes, exchange], speeds[1, None])]
                 print(
                     f"  {processes} x 1 thread, {exchange}: {many:,.0f} events/s, {many / one:.2f}x "
-                    f"(rounds {[round(v) for v in speeds[processes, exchange]]}); a step {1e3 * step_many:.2f} ms "
+                    f"(rounds {[round(v) for v in speeds[processes, exchange]]}, each round's ratio "
+                    f"{', '.join(ratios)}); a step {1e3 * step_many:.2f} ms "
                     f"against an ideal {1e3 * ideal:.2f} ms; {spent['bytes_per_step'] / 1e6:.2f} MB a process a "
                     f"step; {detail}; the rest {1e3 * (step_many - ideal - spent['seconds_per_step']):.2f} ms"
                 )

@@ -38,6 +38,21 @@ def test_restore_continues_the_same_stream():
         torch.testing.assert_close(restored.next(), row)
 
 
+def test_every_store_is_the_search_of_the_next_uniform_draws():
+    """The stream is ``searchsorted(cdf, torch.rand(rows * n_sample, generator))`` store after store, whatever
+    buffers a refill reuses."""
+    from gru4rec_pipeline.model.sampling import sampling_cdf
+
+    sampler = NegativeSampler(SUPPORT, n_sample=4, alpha=0.5, store_size=12, seed=3)
+    generator = torch.Generator().manual_seed(3)
+    cdf = torch.as_tensor(sampling_cdf(SUPPORT, 0.5))
+    for _ in range(3):  # three stores of three rows
+        uniform = torch.rand(12, generator=generator, dtype=torch.float64)
+        expected = torch.searchsorted(cdf, uniform, right=True).clamp_(max=len(SUPPORT) - 1).view(3, 4)
+        for row in expected:
+            torch.testing.assert_close(sampler.next(), row)
+
+
 def test_store_rows_and_shape():
     sampler = NegativeSampler(SUPPORT, n_sample=3, alpha=0.0, store_size=10)
     assert sampler.rows == 3

@@ -109,7 +109,7 @@ class NegativeSampler:
         self.uniform = torch.zeros(self.rows * self.n_sample, dtype=torch.float64, device=self.device)
         self.found = torch.zeros(self.rows * self.n_sample, dtype=torch.int64) if self.search is not None else None
         self.fill_state: Tensor | None = None  # generator state just before the current store was drawn
-        # Set by a data-parallel exchange whose processes share one store: (sampler, uniform) -> the store.
+        # (sampler, uniform) -> the store, for a data-parallel exchange whose processes share one (fill_through).
         self.shared_fill = None
 
     def _fill(self) -> None:
@@ -124,6 +124,11 @@ class NegativeSampler:
                 samples = torch.searchsorted(self.cdf, uniform, right=True)
             self.store = samples.clamp_(max=self.n_items - 1).view(self.rows, self.n_sample)
         self.pointer = 0
+
+    def fill_through(self, shared_fill) -> None:
+        """Let ``shared_fill(sampler, uniform) -> store`` make every later store (a data-parallel exchange whose
+        processes share one store); this sampler's own search buffer is then not needed."""
+        self.shared_fill, self.found = shared_fill, None
 
     def next(self) -> Tensor:
         """The next row of the store: int64 [n_sample] on the device."""

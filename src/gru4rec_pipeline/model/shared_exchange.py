@@ -205,8 +205,7 @@ class SharedMemoryExchange:
         self.losses = views["loss"][:, 0]
         if shares_samples:
             self.samples = views["samples"]
-            sampler.shared_fill = self._fill_samples
-            sampler.found = None  # the store is the file's
+            sampler.fill_through(self._fill_samples)
             # Map every page of the store now (this process's share written, the rest read), not at the first
             # refill: page faults on a fresh 80 MB mapping cost each process about 0.1 s there (measured).
             start, stop = self._sample_share()

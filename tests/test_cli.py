@@ -57,3 +57,28 @@ def test_argument_parsing_lives_in_the_cli_package_only():
             for alias in node.names
         } | {node.module for node in ast.walk(ast.parse(path.read_text())) if isinstance(node, ast.ImportFrom)}
         assert "argparse" not in imported, f"{path.relative_to(REPO)} imports argparse"
+
+
+def test_version_prints_the_package_version_and_the_citation_agrees():
+    from gru4rec_pipeline import __version__
+
+    result = subprocess.run(
+        [sys.executable, "-m", "gru4rec_pipeline", "--version"],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, PYTHONPATH=str(REPO / "src")),
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == f"gru4rec-pipeline {__version__}"
+    # CITATION.cff names the same version: the one definition is the package's.
+    assert f'version: "{__version__}"' in (REPO / "CITATION.cff").read_text()
+
+
+def test_the_workflow_carries_a_licence_the_package_states():
+    import tomllib
+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    assert project["license"] == "MIT"
+    assert (REPO / "LICENSE").read_text().startswith("MIT License")
+    assert (REPO / ".snakemake-workflow-catalog.yml").exists()

@@ -10,6 +10,7 @@ import argparse
 import logging
 import sys
 
+from gru4rec_pipeline import __version__
 from gru4rec_pipeline.cli import data, evaluation, model, report, retrain, tuning
 from gru4rec_pipeline.errors import PipelineError
 from gru4rec_pipeline.files import clean_up_on_sigterm, no_space_error
@@ -24,6 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="gru4rec-pipeline",
         description="GRU4Rec on RSC15: every stage of the workflow as a command of its own.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("--log", help="append log lines to this file instead of stderr")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for group in COMMAND_GROUPS:

@@ -135,3 +135,23 @@ def test_a_nan_or_infinity_anywhere_is_refused_by_the_check():
         config_problem(config, SCHEMA)
         == "config key 'tuning.spaces.bpr.learning_rate.high': got inf, expected a finite number"
     )
+
+
+def test_the_parameter_page_is_the_schema_rendered():
+    """config/README.md is generated from config/schema.yaml; regenerate it when the schema changes:
+    python -m gru4rec_pipeline.config_docs config/schema.yaml > config/README.md"""
+    from gru4rec_pipeline.config_docs import render
+
+    schema = yaml.safe_load((REPO / "config" / "schema.yaml").read_text())
+    assert (REPO / "config" / "README.md").read_text() == render(schema)
+
+
+def test_the_parameter_page_lists_every_key_of_the_schema():
+    from gru4rec_pipeline.config_docs import render
+
+    schema = yaml.safe_load((REPO / "config" / "schema.yaml").read_text())
+    page = render(schema)
+    for key, node in schema["properties"].items():
+        for child in node.get("properties", {}):
+            assert f"`{key}.{child}" in page, f"{key}.{child} missing from the parameter page"
+        assert f"`{key}" in page

@@ -134,3 +134,7 @@ RETRAIN_DEFAULTS = {"clicks": "", "epochs": 1, "support_decay": 0.0}
 ROLLING_DEFAULTS = {"run": [], "days": 3, "epochs_warm": 1}
 # Its strategies: a new training on all days before, yesterday's model retrained on yesterday, the first day's.
 ROLLING_STRATEGIES = ("scratch", "warm", "frozen")
+
+# The data sets of the GRU4Rec authors' comparison of implementations (data/datasets/registry.py describes each):
+# RSC15's yoochoose clicks (the default), Rees46, Coveo, RetailRocket and Diginetica.
+DATASETS = ("rsc15", "rees46", "coveo", "retailrocket", "diginetica")

@@ -19,7 +19,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from gru4rec_pipeline.data.datasets.protocol import SessionEvents
-from gru4rec_pipeline.data.datasets.raw import CsvLayout, appearance_codes, read_table
+from gru4rec_pipeline.data.datasets.raw import CsvLayout, appearance_codes, existing_raw_file, read_table
 from gru4rec_pipeline.data.datasets.sessionize import cut_sessions, event_counts, event_mask, first_entry, script_order
 
 RAW_FILE = "release_10_23_2020.csv"
@@ -53,7 +53,7 @@ LAYOUT = CsvLayout(
 
 def coveo_events(raw_dir: str | Path) -> SessionEvents:
     """The ``detail`` events of ``raw_dir/release_10_23_2020.csv`` as sessions, in the script's order."""
-    path = Path(raw_dir) / RAW_FILE
+    path = existing_raw_file(Path(raw_dir) / RAW_FILE, LAYOUT)
     columns = ["session_id_hash", "product_action", "product_skus_hash", "server_timestamp_epoch_ms"]
     table = read_table(path, LAYOUT, columns)
     ticks = table.column("server_timestamp_epoch_ms").to_numpy()

@@ -18,7 +18,7 @@ import pyarrow as pa
 
 from gru4rec_pipeline.data.codes import dense_codes
 from gru4rec_pipeline.data.datasets.protocol import SessionEvents
-from gru4rec_pipeline.data.datasets.raw import CsvLayout, read_table
+from gru4rec_pipeline.data.datasets.raw import CsvLayout, existing_raw_file, read_table
 from gru4rec_pipeline.data.datasets.sessionize import first_entry, script_order
 
 RAW_FILE = "train-item-views.csv"
@@ -48,7 +48,7 @@ LAYOUT = CsvLayout(
 
 def diginetica_events(raw_dir: str | Path) -> SessionEvents:
     """The views of ``raw_dir/train-item-views.csv`` as sessions, in the script's order."""
-    path = Path(raw_dir) / RAW_FILE
+    path = existing_raw_file(Path(raw_dir) / RAW_FILE, LAYOUT)
     table = read_table(path, LAYOUT, list(LAYOUT.columns))
     session_ids = table.column("sessionId").to_numpy()
     item_ids = table.column("itemId").to_numpy()

@@ -14,6 +14,7 @@ file and the 1-based line (the header is line 1).
 from __future__ import annotations
 
 import dataclasses
+import gzip
 import logging
 import time
 from pathlib import Path
@@ -58,9 +59,14 @@ class _MissingValue(Exception):
     """A column that may not be empty has an empty value."""
 
 
+def _open_binary(path: Path):
+    """The file's bytes, decompressed when it is gzipped (``.gz``)."""
+    return gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")
+
+
 def _check_header(path: Path, layout: CsvLayout) -> int:
     """The header's byte length; DataFormatError (line 1) when it does not name the layout's columns."""
-    with open(path, "rb") as stream:
+    with _open_binary(path) as stream:
         first = stream.readline(1 << 16)
     if not first.strip():
         raise DataFormatError(path, f"empty file; expected the header line {layout.describe()!r}", line=1)
@@ -104,13 +110,12 @@ def iter_batches(path: str | Path, layout: CsvLayout, columns: list[str]) -> Ite
 
     Raises DataFormatError naming the file, and the line of the first malformed one.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise DataFormatError(path, f"file not found; expected the {layout.name} file")
+    path = existing_raw_file(path, layout)
     _check_header(path, layout)
     rows, started = 0, time.perf_counter()
     try:
-        reader = pa_csv.open_csv(path, **_csv_options(layout, columns, READ_BLOCK_BYTES, header=True))
+        # A .gz file is decompressed as it is read.
+        reader = pa_csv.open_csv(str(path), **_csv_options(layout, columns, READ_BLOCK_BYTES, header=True))
         with reader:
             while True:
                 try:
@@ -125,6 +130,17 @@ def iter_batches(path: str | Path, layout: CsvLayout, columns: list[str]) -> Ite
     if rows == 0:
         raise DataFormatError(path, f"no rows after the header; expected lines {layout.describe()!r}")
     log.info("read %s rows of %s in %.1f s", f"{rows:,}", path, time.perf_counter() - started)
+
+
+def existing_raw_file(path: str | Path, layout: CsvLayout) -> Path:
+    """``path``, or ``path.gz`` when only the gzipped file is there (as some sets are published)."""
+    path = Path(path)
+    if path.is_file():
+        return path
+    zipped = path.with_name(path.name + ".gz")
+    if zipped.is_file():
+        return zipped
+    raise DataFormatError(path, f"file not found (nor {zipped.name}); expected the {layout.name} file")
 
 
 def read_table(path: str | Path, layout: CsvLayout, columns: list[str]) -> pa.Table:
@@ -169,8 +185,8 @@ def find_malformed_line(path: str | Path, layout: CsvLayout, columns: list[str])
 def _line_blocks(path: Path, block_bytes: int, offset: int) -> Iterator[bytes]:
     """The file from ``offset`` on, in blocks that end at a line end (the last one may not)."""
     carry = b""
-    with open(path, "rb") as stream:
-        stream.seek(offset)
+    with _open_binary(path) as stream:
+        stream.read(offset)
         for data in iter(lambda: stream.read(block_bytes), b""):
             cut = data.rfind(b"\n") + 1
             if cut == 0:

@@ -22,7 +22,7 @@ import numpy as np
 import pyarrow as pa
 
 from gru4rec_pipeline.data.datasets.protocol import SessionEvents
-from gru4rec_pipeline.data.datasets.raw import CsvLayout, appearance_codes, read_table
+from gru4rec_pipeline.data.datasets.raw import CsvLayout, appearance_codes, existing_raw_file, read_table
 from gru4rec_pipeline.data.datasets.sessionize import cut_sessions, event_counts, event_mask, first_entry
 
 RAW_FILES = ("2019-Oct.csv", "2019-Nov.csv")
@@ -61,7 +61,7 @@ COLUMNS = ["event_time", "event_type", "product_id", "user_id"]
 
 def rees46_events(raw_dir: str | Path) -> SessionEvents:
     """The views of ``raw_dir``'s October and November files as sessions, in the script's order."""
-    paths = [Path(raw_dir) / name for name in RAW_FILES]
+    paths = [existing_raw_file(Path(raw_dir) / name, LAYOUT) for name in RAW_FILES]
     tables = [read_table(path, LAYOUT, COLUMNS) for path in paths]
     raw = {
         path.name: {"rows": table.num_rows, "events": event_counts(table.column("event_type"))}

@@ -18,7 +18,7 @@ import numpy as np
 import pyarrow as pa
 
 from gru4rec_pipeline.data.datasets.protocol import SessionEvents
-from gru4rec_pipeline.data.datasets.raw import CsvLayout, read_table
+from gru4rec_pipeline.data.datasets.raw import CsvLayout, existing_raw_file, read_table
 from gru4rec_pipeline.data.datasets.sessionize import cut_sessions, event_counts, event_mask, first_entry, script_order
 
 RAW_FILE = "events.csv"
@@ -44,7 +44,7 @@ LAYOUT = CsvLayout(
 
 def retailrocket_events(raw_dir: str | Path) -> SessionEvents:
     """The views of ``raw_dir/events.csv`` as sessions, in the script's order."""
-    path = Path(raw_dir) / RAW_FILE
+    path = existing_raw_file(Path(raw_dir) / RAW_FILE, LAYOUT)
     table = read_table(path, LAYOUT, ["timestamp", "visitorid", "event", "itemid"])
     ticks = table.column("timestamp").to_numpy()
     visitors = table.column("visitorid").to_numpy()

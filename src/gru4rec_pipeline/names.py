@@ -138,3 +138,13 @@ ROLLING_STRATEGIES = ("scratch", "warm", "frozen")
 # The data sets of the GRU4Rec authors' comparison of implementations (data/datasets/registry.py describes each):
 # RSC15's yoochoose clicks (the default), Rees46, Coveo, RetailRocket and Diginetica.
 DATASETS = ("rsc15", "rees46", "coveo", "retailrocket", "diginetica")
+# Their raw files under their published names (a gzipped one, name.gz, is read as well), and the time format of
+# Rees46's event_time column.
+DATASET_RAW_FILES = {
+    "rsc15": ("yoochoose-clicks.dat", "yoochoose-test.dat"),
+    "rees46": ("2019-Oct.csv", "2019-Nov.csv"),
+    "coveo": ("release_10_23_2020.csv",),
+    "retailrocket": ("events.csv",),
+    "diginetica": ("train-item-views.csv",),
+}
+REES46_TIME_FORMAT = "%Y-%m-%d %H:%M:%S UTC"

@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from gru4rec_pipeline.data.datasets.coveo import RAW_FILE
 from gru4rec_pipeline.files import atomic_output
+from gru4rec_pipeline.names import DATASET_RAW_FILES
 from gru4rec_pipeline.synthetic.browsing import (
     BrowsingSpec,
     add_boundary_visits,
@@ -27,6 +27,7 @@ from gru4rec_pipeline.synthetic.browsing import (
     write_csv,
 )
 
+RAW_FILE = DATASET_RAW_FILES["coveo"][0]
 START = 1543190400  # 2018-11-26 00:00 UTC
 PERIOD_SECONDS = 86400
 # Kinds of the process, in order: what each row is.

@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from gru4rec_pipeline.data.datasets.diginetica import MILLISECONDS_PER_DAY, RAW_FILE
 from gru4rec_pipeline.files import atomic_output
+from gru4rec_pipeline.names import DATASET_RAW_FILES
 from gru4rec_pipeline.synthetic.browsing import (
     BrowsingSpec,
     add_boundary_visits,
@@ -25,6 +25,8 @@ from gru4rec_pipeline.synthetic.browsing import (
     write_csv,
 )
 
+RAW_FILE = DATASET_RAW_FILES["diginetica"][0]
+MILLISECONDS_PER_DAY = 86_400_000
 START = 1451606400  # 2016-01-01 00:00 UTC
 PERIOD_SECONDS = 7 * 86400
 ANONYMOUS_SHARE = 0.8

@@ -15,8 +15,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from gru4rec_pipeline.data.datasets.rees46 import RAW_FILES, TIME_FORMAT
 from gru4rec_pipeline.files import atomic_outputs
+from gru4rec_pipeline.names import DATASET_RAW_FILES, REES46_TIME_FORMAT
 from gru4rec_pipeline.synthetic.browsing import (
     BrowsingSpec,
     add_boundary_visits,
@@ -27,6 +27,7 @@ from gru4rec_pipeline.synthetic.browsing import (
     write_csv,
 )
 
+RAW_FILES = DATASET_RAW_FILES["rees46"]
 START = 1569888000  # 2019-10-01 00:00 UTC
 NOVEMBER = 1572566400  # 2019-11-01 00:00 UTC
 SPLIT_TIME = 1575158400  # the authors' split, 2019-12-01 00:00 UTC
@@ -72,7 +73,7 @@ def write_rees46_raw(folder: str | Path, spec: BrowsingSpec, seed: int = 42) -> 
 
     def times(start: int, stop: int) -> pa.Array:
         stamps = pa.array(tick[start:stop], type=pa.timestamp("s", tz="UTC"))
-        return pc.strftime(stamps, format=TIME_FORMAT)
+        return pc.strftime(stamps, format=REES46_TIME_FORMAT)
 
     columns = {
         "event_time": times,

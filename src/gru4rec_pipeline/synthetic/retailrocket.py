@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from gru4rec_pipeline.data.datasets.retailrocket import RAW_FILE
 from gru4rec_pipeline.files import atomic_output
+from gru4rec_pipeline.names import DATASET_RAW_FILES
 from gru4rec_pipeline.synthetic.browsing import (
     BrowsingSpec,
     add_boundary_visits,
@@ -23,6 +23,7 @@ from gru4rec_pipeline.synthetic.browsing import (
     write_csv,
 )
 
+RAW_FILE = DATASET_RAW_FILES["retailrocket"][0]
 SPLIT_TIME = 1442545200  # the authors' split, 2015-09-18 03:00 UTC
 PERIOD_SECONDS = 7 * 86400
 EVENTS = ("view", "addtocart", "transaction")

@@ -20,8 +20,9 @@ from gru4rec_pipeline.data.codes import dense_codes
 from gru4rec_pipeline.data.datasets.protocol import SessionEvents
 from gru4rec_pipeline.data.datasets.raw import CsvLayout, existing_raw_file, read_table
 from gru4rec_pipeline.data.datasets.sessionize import first_entry, script_order
+from gru4rec_pipeline.names import DATASET_RAW_FILES
 
-RAW_FILE = "train-item-views.csv"
+RAW_FILE = DATASET_RAW_FILES["diginetica"][0]
 MILLISECONDS_PER_DAY = 86_400_000
 LAYOUT = CsvLayout(
     name="Diginetica train-item-views.csv",

@@ -24,10 +24,11 @@ import pyarrow as pa
 from gru4rec_pipeline.data.datasets.protocol import SessionEvents
 from gru4rec_pipeline.data.datasets.raw import CsvLayout, appearance_codes, existing_raw_file, read_table
 from gru4rec_pipeline.data.datasets.sessionize import cut_sessions, event_counts, event_mask, first_entry
+from gru4rec_pipeline.names import DATASET_RAW_FILES, REES46_TIME_FORMAT
 
-RAW_FILES = ("2019-Oct.csv", "2019-Nov.csv")
+RAW_FILES = DATASET_RAW_FILES["rees46"]
 SESSION_GAP_SECONDS = 3600
-TIME_FORMAT = "%Y-%m-%d %H:%M:%S UTC"
+TIME_FORMAT = REES46_TIME_FORMAT
 LAYOUT = CsvLayout(
     name="Rees46 eCommerce behaviour CSV",
     columns=(

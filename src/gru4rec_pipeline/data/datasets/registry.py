@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from gru4rec_pipeline.names import DATASETS
+from gru4rec_pipeline.names import DATASET_RAW_FILES, DATASETS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -106,7 +106,7 @@ DATASETS_BY_NAME: dict[str, Dataset] = {
     "rsc15": Dataset(
         name="rsc15",
         title="Yoochoose (RecSys Challenge 2015)",
-        raw_files=("yoochoose-clicks.dat", "yoochoose-test.dat"),
+        raw_files=DATASET_RAW_FILES["rsc15"],
         download=Download(page="https://2015.recsyschallenge.com/"),  # the archive: names.RSC15_URL
         period_seconds=86400,
         split_time=None,
@@ -128,7 +128,7 @@ DATASETS_BY_NAME: dict[str, Dataset] = {
     "rees46": Dataset(
         name="rees46",
         title="Rees46 (eCommerce behaviour data from a multi-category store, Oct-Nov 2019)",
-        raw_files=("2019-Oct.csv", "2019-Nov.csv"),
+        raw_files=DATASET_RAW_FILES["rees46"],
         download=Download(
             page="https://rees46.com/en/open-cdp",
             urls={
@@ -149,7 +149,7 @@ DATASETS_BY_NAME: dict[str, Dataset] = {
     "coveo": Dataset(
         name="coveo",
         title="Coveo (shopper intent prediction data, 2020)",
-        raw_files=("release_10_23_2020.csv",),
+        raw_files=DATASET_RAW_FILES["coveo"],
         download=Download(
             page="https://github.com/coveooss/shopper-intent-prediction-nature-2020",
             sign_up="https://www.coveo.com/en/ailabs/shopper-intent-prediction-from-clickstream-e-commerce-data-with-minimal-browsing-information",
@@ -168,7 +168,7 @@ DATASETS_BY_NAME: dict[str, Dataset] = {
     "retailrocket": Dataset(
         name="retailrocket",
         title="RetailRocket (e-commerce data set, 2015)",
-        raw_files=("events.csv",),
+        raw_files=DATASET_RAW_FILES["retailrocket"],
         download=Download(
             page="https://www.kaggle.com/datasets/retailrocket/ecommerce-dataset",
             sign_up="https://www.kaggle.com/datasets/retailrocket/ecommerce-dataset",
@@ -196,7 +196,7 @@ DATASETS_BY_NAME: dict[str, Dataset] = {
     "diginetica": Dataset(
         name="diginetica",
         title="Diginetica (CIKM Cup 2016, personalized e-commerce search)",
-        raw_files=("train-item-views.csv",),
+        raw_files=DATASET_RAW_FILES["diginetica"],
         download=Download(
             page="https://competitions.codalab.org/competitions/11161",
             sign_up="https://competitions.codalab.org/competitions/11161#learn_the_details-data2",

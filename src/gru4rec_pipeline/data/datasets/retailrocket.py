@@ -20,8 +20,9 @@ import pyarrow as pa
 from gru4rec_pipeline.data.datasets.protocol import SessionEvents
 from gru4rec_pipeline.data.datasets.raw import CsvLayout, existing_raw_file, read_table
 from gru4rec_pipeline.data.datasets.sessionize import cut_sessions, event_counts, event_mask, first_entry, script_order
+from gru4rec_pipeline.names import DATASET_RAW_FILES
 
-RAW_FILE = "events.csv"
+RAW_FILE = DATASET_RAW_FILES["retailrocket"][0]
 SESSION_GAP_SECONDS = 3600
 LAYOUT = CsvLayout(
     name="RetailRocket events.csv",

@@ -6,7 +6,8 @@
 - :func:`raw_paths`: the files it reads (for a rule's input);
 - :func:`download_raw`: the public files, resumable and verified like the RSC15 archive's download; for a set
   behind a sign-up, an error naming where to get it and the ``raw`` key that takes the local folder;
-- :func:`write_synthetic_raw`: a set's synthetic raw files, of a preset's size or of about ``n_events`` rows.
+
+A set's synthetic raw files: ``synthetic/datasets.py``.
 
 RSC15 keeps its own stages (``data/clicks.py``, ``data/yoochoose.py``); the other sets are read here.
 """
@@ -123,29 +124,3 @@ def download_raw(name: str, raw_dir: str | Path, sha256: dict[str, str] | None =
                 )
         paths.append(dest)
     return paths
-
-
-SYNTHETIC_WRITERS = {
-    "rees46": "write_rees46_raw",
-    "coveo": "write_coveo_raw",
-    "retailrocket": "write_retailrocket_raw",
-    "diginetica": "write_diginetica_raw",
-}
-
-
-def write_synthetic_raw(
-    name: str, folder: str | Path, preset: str = "tiny", seed: int = 42, n_events: int | None = None
-) -> dict:
-    """Synthetic raw files of ``name`` in ``folder``: the preset's size (tiny, default, full: the published
-    size), or about ``n_events`` rows at the full preset's proportions."""
-    from gru4rec_pipeline.synthetic.browsing import scaled_spec
-
-    if name not in SYNTHETIC_WRITERS:
-        raise ConfigError(
-            "dataset", f"no synthetic raw files for {name!r}; expected one of {', '.join(SYNTHETIC_WRITERS)}"
-        )
-    module = importlib.import_module(f"gru4rec_pipeline.synthetic.{name}")
-    if preset not in module.PRESETS:
-        raise ConfigError("synthetic.preset", f"got {preset!r}, expected one of {', '.join(module.PRESETS)}")
-    spec = module.PRESETS[preset] if n_events is None else scaled_spec(module.PRESETS["full"], int(n_events))
-    return getattr(module, SYNTHETIC_WRITERS[name])(folder, spec, seed=seed)

@@ -34,3 +34,12 @@ def write_synthetic_raw(
         raise ConfigError("synthetic.preset", f"got {preset!r}, expected one of {', '.join(module.PRESETS)}")
     spec = module.PRESETS[preset] if n_events is None else scaled_spec(module.PRESETS["full"], int(n_events))
     return getattr(module, SYNTHETIC_WRITERS[name])(folder, spec, seed=seed)
+
+
+def published_size(name: str) -> int:
+    """The raw rows of ``name`` at its published size (its ``full`` preset)."""
+    if name not in SYNTHETIC_WRITERS:
+        raise ConfigError(
+            "dataset", f"no synthetic raw files for {name!r}; expected one of {', '.join(SYNTHETIC_WRITERS)}"
+        )
+    return importlib.import_module(f"gru4rec_pipeline.synthetic.{name}").PRESETS["full"].n_events

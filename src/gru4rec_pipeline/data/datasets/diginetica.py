@@ -19,7 +19,7 @@ import pyarrow as pa
 from gru4rec_pipeline.data.codes import dense_codes
 from gru4rec_pipeline.data.datasets.protocol import SessionEvents
 from gru4rec_pipeline.data.datasets.raw import CsvLayout, existing_raw_file, read_table
-from gru4rec_pipeline.data.datasets.sessionize import first_entry, script_order
+from gru4rec_pipeline.data.datasets.sessionize import distinct_count, first_entry, script_order
 from gru4rec_pipeline.names import DATASET_RAW_FILES
 
 RAW_FILE = DATASET_RAW_FILES["diginetica"][0]
@@ -59,8 +59,8 @@ def diginetica_events(raw_dir: str | Path) -> SessionEvents:
     raw = {
         RAW_FILE: {
             "rows": table.num_rows,
-            "sessions": int(len(np.unique(session_ids))),
-            "items": int(len(np.unique(item_ids))),
+            "sessions": distinct_count(session_ids),
+            "items": distinct_count(item_ids),
             "users": int(len(users.unique().drop_null())),
             "anonymous_rows": int(users.null_count),
         }

@@ -103,6 +103,52 @@ def is_script_order(session_ids: np.ndarray, ticks: np.ndarray) -> bool:
     return bool(np.all(later | (same & (ticks[1:] >= ticks[:-1]))))
 
 
+class SessionRuns:
+    """Rows sorted by session: per-session counts and per-row lookups over the runs, one pass each (no scatter)."""
+
+    def __init__(self, session_ids: np.ndarray):
+        n = len(session_ids)
+        new_run = np.ones(n, dtype=bool)
+        np.not_equal(session_ids[1:], session_ids[:-1], out=new_run[1:])
+        self.starts = np.flatnonzero(new_run)
+        self.lengths = np.diff(np.append(self.starts, n))
+
+    def sizes(self, rows: np.ndarray) -> np.ndarray:
+        """Rows of each session among ``rows``."""
+        if len(self.starts) == 0:
+            return np.zeros(0, dtype=np.int64)
+        return np.add.reduceat(rows.view(np.int8), self.starts, dtype=np.int64)
+
+    def present(self, rows: np.ndarray) -> int:
+        return int(np.count_nonzero(self.sizes(rows)))
+
+    def rows_of(self, flags: np.ndarray) -> np.ndarray:
+        """Each row's session's flag."""
+        return np.repeat(flags, self.lengths)
+
+    def first(self, values: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """Each session's first value among ``rows`` (sorted by time within a session); int64 max when none."""
+        if len(self.starts) == 0:
+            return np.zeros(0, dtype=np.int64)
+        return np.minimum.reduceat(np.where(rows, values, np.iinfo(np.int64).max), self.starts)
+
+
+class RunSteps(StepLog):
+    """:class:`StepLog` for rows sorted by session: sessions counted over the runs."""
+
+    def __init__(self, runs: SessionRuns, entries: list[dict]):
+        self.runs = runs
+        self.entries = [dict(entry) for entry in entries]
+
+    def record(self, step: str, rows: np.ndarray, removal: bool = True, **extra: int) -> None:
+        entry = {"step": step, "events": int(np.count_nonzero(rows)), "sessions": self.runs.present(rows)}
+        if removal and self.entries:
+            before = self.entries[-1]
+            entry["removed_events"] = before["events"] - entry["events"]
+            entry["removed_sessions"] = before["sessions"] - entry["sessions"]
+        self.entries.append({**entry, **extra})
+
+
 def protocol_masks(
     events: SessionEvents, rule: SplitRule, min_session_length: int = 2, min_item_support: int = 5
 ) -> tuple[dict[str, np.ndarray], list[dict], dict[str, dict[str, int]], float]:
@@ -110,10 +156,9 @@ def protocol_masks(
     events / sessions / items of the protocol's input (``raw``) and of each split, and the split time (epoch
     seconds)."""
     session_ids, item_ids, ticks = events.session_ids, events.item_ids, events.ticks
-    session_codes, n_sessions = dense_codes(session_ids)
+    runs = SessionRuns(session_ids)
     item_codes, n_items = dense_codes(item_ids)
-    steps = StepLog(session_codes, n_sessions)
-    steps.entries = [dict(step) for step in events.steps]
+    steps = RunSteps(runs, events.steps)
     if not steps.entries:
         steps.record("input events", np.ones(len(ticks), dtype=bool))
     keep = np.ones(len(ticks), dtype=bool)
@@ -123,7 +168,7 @@ def protocol_masks(
     while left != int(np.count_nonzero(keep)):
         left = int(np.count_nonzero(keep))
         rounds += 1
-        keep &= lookup_codes(count_codes(session_codes, n_sessions, keep) >= min_session_length, session_codes)
+        keep &= runs.rows_of(runs.sizes(keep) >= min_session_length)
         steps.record(f"filter round {rounds}: sessions shorter than min_session_length={min_session_length}", keep)
         support = count_codes(item_codes, n_items, keep)
         keep &= lookup_codes(support >= min_item_support, item_codes)
@@ -133,50 +178,39 @@ def protocol_masks(
             keep,
             removed_items=rare,
         )
-    start = _session_starts(session_codes, n_sessions, ticks, keep)
+    start = runs.first(ticks, keep)
     period = rule.period_seconds * events.ticks_per_second
     if rule.split_time is None:
         split = int(np.max(ticks, where=keep, initial=np.iinfo(np.int64).min)) if keep.any() else 0
     else:
         split = rule.split_time * events.ticks_per_second
     boundary = split - period
-    test = keep & lookup_codes(start >= boundary, session_codes)
+    test = keep & runs.rows_of(start >= boundary)
     steps.record(f"sessions beginning at or after the split time - {rule.period_seconds} s -> test", test, False)
 
     def before(rows: np.ndarray, limit: int, name: str) -> np.ndarray:
         early = rows & (ticks < limit)
         steps.record(f"events before the split time - {(split - limit) // events.ticks_per_second} s -> {name}",
                      early, removal=False)  # fmt: skip
-        early &= lookup_codes(count_codes(session_codes, n_sessions, early) >= min_session_length, session_codes)
+        early &= runs.rows_of(runs.sizes(early) >= min_session_length)
         steps.record(f"{name} sessions shorter than min_session_length={min_session_length}", early)
         return early
 
     train_full = before(keep, boundary, "train_full")
     train_tr = before(train_full, boundary - period, "train_tr")
-    valid = train_full & lookup_codes(start >= boundary - period, session_codes)
+    valid = train_full & runs.rows_of(start >= boundary - period)
     steps.record("train_full sessions beginning in the period before the test period -> valid", valid, False)
     masks = {"train_full": train_full, "test": test, "train_tr": train_tr, "valid": valid}
     everything = np.ones(len(ticks), dtype=bool)
     counts = {
         name: {
             "events": int(np.count_nonzero(rows)),
-            "sessions": int(np.count_nonzero(codes_present(session_codes, n_sessions, rows))),
+            "sessions": runs.present(rows),
             "items": int(np.count_nonzero(codes_present(item_codes, n_items, rows))),
         }
         for name, rows in [("raw", everything), *masks.items()]
     }
     return masks, steps.entries, counts, split / events.ticks_per_second
-
-
-def _session_starts(session_codes: np.ndarray, n_sessions: int, ticks: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    """Each session's first time among ``rows`` (sorted by session, then time); the int64 maximum when none."""
-    kept = np.flatnonzero(rows)
-    start = np.full(n_sessions, np.iinfo(np.int64).max, dtype=np.int64)
-    if len(kept):
-        codes = session_codes[kept]
-        first = kept[np.concatenate([[True], codes[1:] != codes[:-1]])]
-        start[session_codes[first]] = ticks[first]
-    return start
 
 
 def write_dataset_splits(

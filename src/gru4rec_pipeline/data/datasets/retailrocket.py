@@ -14,12 +14,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pyarrow as pa
 
 from gru4rec_pipeline.data.datasets.protocol import SessionEvents
 from gru4rec_pipeline.data.datasets.raw import CsvLayout, existing_raw_file, read_table
-from gru4rec_pipeline.data.datasets.sessionize import cut_sessions, event_counts, event_mask, first_entry, script_order
+from gru4rec_pipeline.data.datasets.sessionize import (
+    cut_sessions,
+    distinct_count,
+    event_counts,
+    event_mask,
+    first_entry,
+    script_order,
+)
 from gru4rec_pipeline.names import DATASET_RAW_FILES
 
 RAW_FILE = DATASET_RAW_FILES["retailrocket"][0]
@@ -55,8 +61,8 @@ def retailrocket_events(raw_dir: str | Path) -> SessionEvents:
         RAW_FILE: {
             "rows": table.num_rows,
             "events": event_counts(table.column("event")),
-            "visitors": int(len(np.unique(visitors))),
-            "items": int(len(np.unique(items))),
+            "visitors": distinct_count(visitors),
+            "items": distinct_count(items),
         }
     }
     del table

@@ -2,7 +2,8 @@
 
 - :func:`event_mask` / :func:`event_counts`: rows of one event type, and the rows of each type, of a
   (dictionary-encoded) string column;
-- :func:`script_order`: the order of ``DataFrame.sort_values([a, b, c])`` over integer keys;
+- :func:`script_order`: the order of ``DataFrame.sort_values([group, time, item])`` over integer keys;
+- :func:`distinct_count`: distinct integers, for the raw files' counts;
 - :func:`cut_sessions`: numbers of sessions cut where the user (or the raw session) changes or two consecutive
   events are more than a gap apart, counted from 0 in row order as ``cumsum`` numbers them;
 - :func:`first_entry`: the first step of ``stats.json``, what reading and sessionising kept of the raw rows.
@@ -15,6 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from gru4rec_pipeline.data.codes import codes_present, dense_codes
+from gru4rec_pipeline.data.yoochoose import session_time_item_order
 
 
 def _chunks(column: pa.ChunkedArray | pa.Array) -> list[pa.Array]:
@@ -46,22 +48,25 @@ def event_counts(column: pa.ChunkedArray | pa.Array) -> dict[str, int]:
     return dict(sorted(counts.items(), key=lambda item: (-item[1], item[0])))
 
 
-def script_order(*keys: np.ndarray) -> np.ndarray | None:
-    """The permutation sorting rows by ``keys`` (the first the most significant), stable; None when sorted.
+def script_order(groups: np.ndarray, ticks: np.ndarray, items: np.ndarray) -> np.ndarray | None:
+    """The permutation sorting rows by group, time, item (``DataFrame.sort_values`` over the three), or None when
+    sorted. Rows equal in all three may come in any order: they differ only in columns the scripts drop.
 
-    Rows equal in every key keep their order, as pandas' multi-column sort keeps them.
+    One packed (group, time) key and a sort of the few tied runs by item (``yoochoose.session_time_item_order``),
+    not a three-key lexsort.
     """
-    n = len(keys[0])
-    if n < 2:
-        return None
-    ordered = np.ones(n - 1, dtype=bool)
-    tied = np.ones(n - 1, dtype=bool)
-    for key in keys:
-        ordered &= ~tied | (key[1:] >= key[:-1])
-        tied &= key[1:] == key[:-1]
-        if not ordered.all():
-            return np.lexsort(tuple(reversed(keys)))
-    return None
+    return session_time_item_order(groups, ticks, items)
+
+
+def distinct_count(values: np.ndarray) -> int:
+    """The number of distinct integers in ``values``."""
+    if len(values) == 0:
+        return 0
+    low, high = int(values.min()), int(values.max())
+    if high - low <= 8 * len(values):
+        return int(np.count_nonzero(np.bincount(values - low)))
+    ordered = np.sort(values)
+    return int(np.count_nonzero(ordered[1:] != ordered[:-1])) + 1
 
 
 def cut_sessions(groups: np.ndarray, ticks: np.ndarray, gap: int) -> np.ndarray:

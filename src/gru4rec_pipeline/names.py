@@ -134,3 +134,17 @@ RETRAIN_DEFAULTS = {"clicks": "", "epochs": 1, "support_decay": 0.0}
 ROLLING_DEFAULTS = {"run": [], "days": 3, "epochs_warm": 1}
 # Its strategies: a new training on all days before, yesterday's model retrained on yesterday, the first day's.
 ROLLING_STRATEGIES = ("scratch", "warm", "frozen")
+
+# The data sets of the GRU4Rec authors' comparison of implementations (data/datasets/registry.py describes each):
+# RSC15's yoochoose clicks (the default), Rees46, Coveo, RetailRocket and Diginetica.
+DATASETS = ("rsc15", "rees46", "coveo", "retailrocket", "diginetica")
+# Their raw files under their published names (a gzipped one, name.gz, is read as well), and the time format of
+# Rees46's event_time column.
+DATASET_RAW_FILES = {
+    "rsc15": ("yoochoose-clicks.dat", "yoochoose-test.dat"),
+    "rees46": ("2019-Oct.csv", "2019-Nov.csv"),
+    "coveo": ("release_10_23_2020.csv",),
+    "retailrocket": ("events.csv",),
+    "diginetica": ("train-item-views.csv",),
+}
+REES46_TIME_FORMAT = "%Y-%m-%d %H:%M:%S UTC"

@@ -34,8 +34,11 @@ DEVICES = ("auto", "cpu", "cuda")
 FAST_PATHS = ("auto", "on", "off")
 EMBEDDING_MODES = ("shared", "separate", "none")
 
-# How items scoring exactly like the target are ranked (as the official GRU4Rec evaluation defines them).
+# How items scoring exactly like the target are ranked (as the official GRU4Rec evaluation defines them), and the
+# default: conservative (every tied item before the target), the official evaluation's default, because a scorer
+# that gives many items one score (a kNN's 0) would otherwise be handed hits that its scores do not decide.
 TIE_MODES = ("standard", "conservative", "median")
+DEFAULT_TIE_MODE = "conservative"
 DEFAULT_CUTOFFS = (1, 5, 10, 20)
 RANKING_METHODS = ("auto", "certified", "brute-force")
 

@@ -11,6 +11,7 @@ from gru4rec_pipeline.errors import DataFormatError
 from gru4rec_pipeline.names import (
     BASELINES,
     DEFAULT_CUTOFFS,
+    DEFAULT_TIE_MODE,
     DEVICES,
     ITEMKNN_DEFAULTS,
     KNN_TIES,
@@ -34,7 +35,9 @@ def add_evaluation_arguments(parser: argparse.ArgumentParser, needs_train: bool 
     parser.add_argument("--recall", required=True, help="recall@k / MRR@k text file to write")
     parser.add_argument("--metrics", required=True, help="metrics JSON to write (with provenance and timings)")
     parser.add_argument("--cutoffs", type=positive_int, nargs="+", default=list(DEFAULT_CUTOFFS), help="cut-offs k")
-    parser.add_argument("--tie-mode", default="standard", choices=TIE_MODES, help="ranking of ties (default standard)")
+    parser.add_argument(
+        "--tie-mode", default=DEFAULT_TIE_MODE, choices=TIE_MODES, help=f"ranking of ties (default {DEFAULT_TIE_MODE})"
+    )
     threads = THREAD_DEFAULTS["evaluation"]
     parser.add_argument("--threads", type=positive_int, default=threads, help=f"CPU threads (default {threads})")
 

@@ -175,6 +175,8 @@ def _session_scores(
 class SessionKNN:
     """SKNN, V-SKNN or STAN fitted on training sessions; a :class:`SessionScorer`."""
 
+    no_score = 0.0  # in no neighbour session
+
     def __init__(self, method: str, n_items: int, settings: dict, index: dict):
         self.method = method
         self.n_items = n_items

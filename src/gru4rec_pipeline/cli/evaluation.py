@@ -187,6 +187,8 @@ def run_oracle(args: argparse.Namespace) -> int:
 
 def run_recommend(args: argparse.Namespace) -> int:
     from gru4rec_pipeline.evaluation.recommend import (
+        listed_ids,
+        parse_item_ids,
         read_sessions_file,
         recommend_from_files,
         sessions_from_ids,
@@ -199,11 +201,8 @@ def run_recommend(args: argparse.Namespace) -> int:
     if args.session:
         bad = [token for token in args.session if not INTEGER.fullmatch(token)]
         if integer_ids and bad:
-            raise DataFormatError("--session", f"ItemIds must be integers, found {', '.join(bad)}")
-        too_large = [token for token in args.session if integer_ids and not -(2**63) <= int(token) < 2**63]
-        if too_large:
-            raise DataFormatError("--session", f"ItemId {too_large[0]} does not fit in 64 bits")
-        ids = [int(token) for token in args.session] if integer_ids else list(args.session)
+            raise DataFormatError("--session", f"ItemIds must be integers, found {listed_ids(bad)}")
+        ids = parse_item_ids(args.session, "--session") if integer_ids else list(args.session)
         batch = sessions_from_ids(ids, label="--session")
     else:
         batch = read_sessions_file(args.sessions_file, integer_ids)

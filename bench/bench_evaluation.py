@@ -24,6 +24,7 @@ import torch
 
 from gru4rec_pipeline.data.arrays import SessionArrays
 from gru4rec_pipeline.evaluation.model_evaluation import evaluate_model
+from gru4rec_pipeline.names import DEFAULT_TIE_MODE, TIE_MODES
 
 
 class BenchGRU(torch.nn.Module):
@@ -112,7 +113,7 @@ def main() -> None:
     parser.add_argument(
         "--sharpness", type=float, default=2.0, help="scale of the output vectors (2: recall@20 about 0.64)"
     )
-    parser.add_argument("--tie-mode", default="standard")
+    parser.add_argument("--tie-mode", default=DEFAULT_TIE_MODE, choices=TIE_MODES)
     parser.add_argument("--methods", nargs="+", default=["certified"])
     parser.add_argument("--model", help="a trained model.pt to measure instead of the synthetic one (needs --eval)")
     parser.add_argument("--eval", help="evaluation sessions (.npz) for --model")

@@ -11,7 +11,7 @@ import pytest
 from gru4rec_pipeline.cli import main
 from gru4rec_pipeline.data.arrays import SessionArrays
 from gru4rec_pipeline.data.vocabulary import Vocabulary
-from gru4rec_pipeline.errors import ConfigError
+from gru4rec_pipeline.errors import ConfigError, PipelineError
 from gru4rec_pipeline.evaluation.baselines import (
     ItemKNN,
     OracleScorer,
@@ -20,6 +20,7 @@ from gru4rec_pipeline.evaluation.baselines import (
     cooccurrence_counts,
 )
 from gru4rec_pipeline.evaluation.scorer_evaluation import evaluate_scorer
+from gru4rec_pipeline.names import SESSION_KNN_DEFAULTS
 
 # Tiny tensors: a second torch thread only adds synchronisation (see conftest.one_thread).
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -154,7 +155,7 @@ def test_oracle_is_evaluated_like_any_scorer():
     metrics = evaluate_scorer(
         scorer, session_arrays([[1, 3], [1, 0], [0, 2]]), 4, cutoffs=[1, 2], tie_mode="conservative", progress=False
     )
-    # 1 -> 3: rank 1; 1 -> 0: rank 2; 0 -> 2: score 0 ties with item 1 (conservative) -> rank 4
+    # 1 -> 3: rank 1; 1 -> 0: rank 2; 0 -> 2: score 0, an item the process never emits -> a miss
     assert metrics["recall"] == pytest.approx({"1": 1 / 3, "2": 2 / 3})
     assert metrics["mrr"] == pytest.approx({"1": 1 / 3, "2": 1.5 / 3})
 
@@ -172,3 +173,88 @@ def test_baseline_command_writes_what_the_workflow_writes(tmp_path, capsys):
     record = json.loads((tmp_path / "metrics.json").read_text())
     assert record["kind"] == "baseline" and record["hyperparameters"] == {"neighbors": 100, "lambda": 20.0}
     assert {"provenance", "timings"} <= set(record) and record["provenance"]["config_sha256"]
+
+
+# ----------------------------------------------------------------------------- ties and unscored targets
+
+
+class ScoresNothing:
+    """Leaves every item at its ``no_score``: whatever ranks the ties give, it recommends nothing."""
+
+    no_score = 0.0
+
+    def session_scores(self, items, times):
+        return np.zeros((len(items) - 1, 4))
+
+
+@pytest.mark.parametrize("tie_mode", ["standard", "conservative", "median"])
+def test_a_scorer_that_scores_nothing_hits_nothing(tie_mode):
+    metrics = evaluate_scorer(ScoresNothing(), session_arrays([[0, 1, 2], [3, 0]]), 4, [1, 20], tie_mode, False)
+    assert metrics["recall"] == {"1": 0.0, "20": 0.0} and metrics["mrr"] == {"1": 0.0, "20": 0.0}
+    assert metrics["unscored_targets"] == 1.0 and metrics["tie_dependent_events"] == {"1": 0.0, "20": 0.0}
+
+
+@pytest.mark.parametrize("name", ["pop", "spop", "itemknn", "sknn", "vsknn", "stan"])
+def test_every_baseline_gives_an_item_it_did_not_score_its_no_score(name):
+    # item 4 has no training event and no co-occurrence: no baseline has evidence for it
+    scorer, _ = build_baseline(name, TRAIN, 5, **({"k": 2, "sample_size": 4} if name in SESSION_KNN_DEFAULTS else {}))
+    rows = scorer.session_scores(np.array([0, 1, 2]), np.array([100.0, 110.0, 120.0]))
+    assert (rows[:, 4] == scorer.no_score).all() and (rows[:, :4] != scorer.no_score).any()
+
+
+def baseline_files(tmp_path, eval_sessions) -> list[str]:
+    TRAIN.save(tmp_path / "train.npz")
+    session_arrays(eval_sessions).save(tmp_path / "eval.npz")
+    VOCAB.save(tmp_path / "vocab.parquet")
+    return [
+        *("--train", str(tmp_path / "train.npz"), "--eval", str(tmp_path / "eval.npz")),
+        *("--vocab", str(tmp_path / "vocab.parquet"), "--recall", str(tmp_path / "recall.txt")),
+        *("--metrics", str(tmp_path / "m.json")),
+    ]
+
+
+@pytest.mark.parametrize("tie_mode", ["standard", "conservative", "median"])
+def test_one_neighbour_sknn_gets_no_hit_for_a_target_it_never_scored(tmp_path, tie_mode):
+    # The one neighbour of [0] (the latest training session with item 0) is [0, 0, 1]: it scores items 0 and 1
+    # alike. 0 -> 1: tied with item 0 (rank 1, 2 or 1.5 by the tie mode); 0 -> 3: never scored, a miss.
+    files = baseline_files(tmp_path, [[0, 1], [0, 3]])
+    argv = [
+        "baseline",
+        "sknn",
+        *files,
+        "--k",
+        "1",
+        "--sample-size",
+        "1",
+        "--cutoffs",
+        "1",
+        "20",
+        "--tie-mode",
+        tie_mode,
+    ]
+    assert main(argv) == 0
+    record = json.loads((tmp_path / "m.json").read_text())
+    assert record["recall"]["20"] == 0.5 and record["unscored_targets"] == 0.5
+    assert record["recall"]["1"] == {"standard": 0.5, "conservative": 0.0, "median": 0.0}[tie_mode]
+    # the hit at 1 in the standard mode is one that the tie decided; whether 0 -> 1 is a hit at 1 depends on it
+    assert record["tie_decided_hits"] == {"1": 1.0 if tie_mode == "standard" else 0.0, "20": 0.0}
+    assert record["tie_dependent_events"] == {"1": 0.5, "20": 0.0}
+    decided = (
+        "# Decided by ties in mode standard (misses when tied items rank first): 100.0% of hits@1, 0.0% of hits@20"
+    )
+    assert (decided in (tmp_path / "recall.txt").read_text()) == (tie_mode == "standard")
+
+
+def test_the_default_tie_mode_is_conservative(tmp_path):
+    assert main(["baseline", "sknn", *baseline_files(tmp_path, [[0, 1]]), "--k", "1", "--sample-size", "1"]) == 0
+    record = json.loads((tmp_path / "m.json").read_text())
+    assert record["tie_mode"] == "conservative" and record["recall"]["1"] == 0.0 and record["recall"]["5"] == 1.0
+
+
+def test_nan_scores_are_refused_naming_the_scorer_and_session():
+    class Diverged(ScoresNothing):
+        def session_scores(self, items, times):
+            return np.full((len(items) - 1, 4), np.nan)
+
+    with pytest.raises(PipelineError, match="Diverged gave NaN scores for session 1"):
+        evaluate_scorer(Diverged(), session_arrays([[0], [3, 0]]), 4, [1], progress=False)

@@ -17,6 +17,8 @@ from gru4rec_pipeline.evaluation.metrics import format_recall_text, write_metric
 from gru4rec_pipeline.evaluation.model_evaluation import evaluate_model
 from gru4rec_pipeline.evaluation.ranking import (
     CertifiedRanker,
+    MetricAccumulator,
+    count_dense,
     metrics_from_ranks,
     rank_dense,
     rank_outputs_brute_force,
@@ -130,6 +132,40 @@ def test_fast_ranking_equals_brute_force(case, tie_mode):
     # small tiles: most events stop after the first one or two
     staged = CertifiedRanker(weights, bias, tile_items=37, tile_events=100).rank(hidden, targets, tie_mode, limit)
     assert torch.equal(staged, expected)
+
+
+def test_certified_counts_of_tied_items_are_exact_within_the_limit():
+    weights, bias = adversarial_cases()["integer ties"]
+    generator = torch.Generator().manual_seed(6)
+    hidden = torch.randint(-2, 3, (500, weights.shape[1]), generator=generator).float()
+    targets = torch.randint(0, weights.shape[0], (500,), generator=generator)
+    higher, ties = count_dense(hidden.double() @ weights.double().T + bias.double(), targets)
+    got_higher, got_ties = CertifiedRanker(weights, bias, tile_items=37, tile_events=100).count(hidden, targets, 20.0)
+    within = 1 + higher <= 20
+    assert bool(ties[within].gt(0).any()) and torch.isinf(got_higher[~within]).all()
+    assert torch.equal(got_higher[within], higher[within]) and torch.equal(got_ties[within], ties[within])
+
+
+def test_share_of_hits_decided_by_ties_by_hand():
+    # (higher, ties): a clear hit at 1; a target tied with 2 others, 1 above (ranks 2 / 4 / 3); 5 tied, none
+    # above (1 / 6 / 3.5); a miss in every mode (inf).
+    higher, ties = torch.tensor([0.0, 1.0, 0.0, math.inf]), torch.tensor([0.0, 2.0, 5.0, 0.0])
+    expected = {
+        "standard": ({"1": 1 / 2, "3": 2 / 3, "5": 1 / 3}, {"1": 2 / 4, "3": 3 / 4, "5": 3 / 4}),
+        "median": ({"1": 0.0, "3": 1 / 2, "5": 1 / 3}, {"1": 1 / 4, "3": 2 / 4, "5": 3 / 4}),
+        "conservative": ({"1": 0.0, "3": 0.0, "5": 0.0}, {"1": 1 / 4, "3": 1 / 4, "5": 2 / 4}),
+    }
+    for tie_mode, (decided, recall) in expected.items():
+        accumulator = MetricAccumulator([1, 3, 5], tie_mode)
+        accumulator.add_counts(higher, ties)
+        result = accumulator.result()
+        assert result["recall"] == pytest.approx(recall), tie_mode
+        assert result["tie_decided_hits"] == pytest.approx(decided), tie_mode
+        # hit with the tied items after the target, missed with them before: the same whatever the mode
+        assert result["tie_dependent_events"] == pytest.approx({"1": 1 / 4, "3": 2 / 4, "5": 1 / 4}), tie_mode
+    ranks_only = MetricAccumulator([1])
+    ranks_only.add([1.0, 2.0])
+    assert "tie_decided_hits" not in ranks_only.result()  # ranks alone cannot say what ties decided
 
 
 def test_certified_ranking_on_many_small_random_problems():
@@ -256,6 +292,8 @@ def test_evaluation_rejects_items_outside_the_vocabulary():
 class LastItemScorer:
     """Scores item (last + 1) highest, everything else by index: ranks computable by hand."""
 
+    no_score = None  # scores every item
+
     def __init__(self, n_items: int):
         self.n_items = n_items
 
@@ -282,7 +320,7 @@ def test_metrics_files(tmp_path):
     write_metrics_json(metrics, tmp_path / "metrics.json", extra={"model": "last", "seed": 1})
     record = json.loads((tmp_path / "metrics.json").read_text())
     assert record["model"] == "last" and record["recall"]["20"] == 1.0 and record["mrr"]["1"] == 1.0
-    assert record["events"] == 2 and record["tie_mode"] == "standard"
+    assert record["events"] == 2 and record["tie_mode"] == "conservative"  # the default
     assert sorted(p.name for p in tmp_path.iterdir()) == ["metrics.json", "recall.txt"]  # no temporary files left
     assert format_recall_text(metrics).count("\n") == 1 + 2 * 2
 

@@ -199,3 +199,21 @@ def test_baseline_command_passes_the_settings_given(tmp_path):
         SessionKNN.fit("vsknn", train, N_ITEMS, k=4, sample_size=9, weighting="div"), test, N_ITEMS, progress=False
     )
     assert f"Recall@20: {expected['recall']['20']:.4f}" in (tmp_path / "r.txt").read_text()
+
+
+@pytest.mark.parametrize(
+    "method, ties", [("sknn", "recency"), ("vsknn", "recency"), ("vsknn", "session_rec"), ("stan", "recency")]
+)
+def test_a_sample_size_beyond_the_training_sessions_scores_like_all_of_them(method, ties):
+    # 10**12 sessions would be 8 TB per buffer: the sample never holds more than the 30 training sessions
+    train, test = random_split(7, 30, tied_times=True), random_split(8, 6)
+    extra = {"ties": ties} if method == "vsknn" else {}
+    every = SessionKNN.fit(method, train, N_ITEMS, k=5, sample_size=30, **extra)
+    beyond = SessionKNN.fit(method, train, N_ITEMS, k=5, sample_size=10**12, **extra)
+    for items, times in sessions_of(test):
+        if len(items) > 1:
+            np.testing.assert_array_equal(
+                beyond.session_scores(np.array(items), np.array(times)),
+                every.session_scores(np.array(items), np.array(times)),
+            )
+    assert beyond.settings["sample_size"] == 10**12  # the setting as configured, for the metrics record

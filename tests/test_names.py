@@ -53,6 +53,7 @@ def test_schema_lists_the_losses_and_baselines():
 
 def test_schema_defaults_are_the_packages_defaults():
     assert tuple(schema_at("evaluation", "cutoffs")["default"]) == names.DEFAULT_CUTOFFS
+    assert schema_at("evaluation", "tie_mode")["default"] == names.DEFAULT_TIE_MODE == CONFIG["evaluation"]["tie_mode"]
     for section, defaults in (
         (("protocol",), names.PROTOCOL_DEFAULTS),
         (("baselines", "itemknn"), names.ITEMKNN_DEFAULTS),

@@ -265,3 +265,30 @@ def test_k_beyond_the_number_of_items_is_said(saved_model, capsys):
     printed = capsys.readouterr()
     assert f"-k 500 is more than the model's {N_ITEMS} items" in printed.err
     assert len(printed.out.splitlines()) == 1 + N_ITEMS
+
+
+def test_a_session_of_many_unknown_items_is_reported_in_a_short_line(model, item_of_index, caplog, tmp_path):
+    unknown = " ".join(str(900000 + i) for i in range(200_000))
+    batch = text_batch(tmp_path, f"{ITEM_IDS[3]} {unknown} {ITEM_IDS[5]}\n")
+    with caplog.at_level(logging.WARNING, logger="gru4rec_pipeline.evaluation.recommend"):
+        rows = recommend(model, item_of_index, batch, k=2)
+    first = caplog.records[0].getMessage()
+    assert first.startswith("line 1: unknown item ids 900000, 900001, ") and len(first) < 300
+    assert "900009 and 199990 more (not in the training vocabulary)" in first
+    assert "200000 of 200002 item ids not in the training vocabulary" in caplog.text
+    assert len(rows) == 2
+
+
+def test_an_item_id_of_thousands_of_digits_is_refused_naming_its_line(saved_model, tmp_path, capsys):
+    huge = "9" * 4301  # Python itself refuses to convert more than 4,300 digits
+    path = tmp_path / "sessions.txt"
+    path.write_text(f"{ITEM_IDS[1]}\n{ITEM_IDS[2]} {huge}\n")
+    with pytest.raises(DataFormatError, match=r"line 2: ItemId 9{40}\.\.\. \(4301 characters\) does not fit in 64"):
+        read_sessions_text(path)
+    model_path, vocab_path = saved_model
+    files = ["--model", str(model_path), "--vocab", str(vocab_path)]
+    assert main(["recommend", *files, "--sessions-file", str(path), "--out", str(tmp_path / "r.tsv")]) == 2
+    assert main(["recommend", *files, "--session", str(ITEM_IDS[1]), "-" + huge]) == 2
+    errors = capsys.readouterr().err
+    assert "line 2: ItemId 9999" in errors and "--session: ItemId -999" in errors and len(errors) < 1000
+    assert not (tmp_path / "r.tsv").exists()

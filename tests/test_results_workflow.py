@@ -27,6 +27,10 @@ def test_every_evaluation_writes_ranks_of_one_split_and_the_comparison_reads_the
         record = json.loads((metrics / f"{name}.json").read_text())
         assert len(ranks.ranks) == record["events"]
         assert np.mean(ranks.ranks <= 20) == pytest.approx(record["recall"]["20"])
+        # the default tie mode, and how much ties decided (baselines: also the targets they did not score)
+        assert record["tie_mode"] == "conservative" and set(record["tie_decided_hits"].values()) == {0.0}
+        assert set(record["tie_dependent_events"]) == {"1", "5", "10", "20"}
+        assert ("unscored_targets" in record) == (name not in LOSSES)
         assert 0 < record["coverage"]["20"] <= 1 and 0 < record["popularity"]["20"] <= 1
         assert "# Coverage@1:" in (tiny_run / "results" / f"recall_{name}.txt").read_text()
         fingerprints.add(ranks.split_fingerprint)

@@ -9,8 +9,10 @@ import pytest
 
 from conftest import TINY, copy_workflow, run_snakemake
 from gru4rec_pipeline.data.vocabulary import Vocabulary
+from gru4rec_pipeline.errors import DataFormatError
 from gru4rec_pipeline.evaluation.rolling import evaluate_day
 from gru4rec_pipeline.names import ROLLING_STRATEGIES
+from gru4rec_pipeline.report.rolling import rolling_table
 from test_retrain import clicks_frame, trained_parent
 
 
@@ -30,11 +32,31 @@ def test_unknown_targets_count_as_misses(tmp_path):
     assert mixed["train_seconds"] == 0.0 and json.loads((tmp_path / "b.json").read_text())["day"] == 2
 
 
+def rolling_record(path, strategy: str, day: int, cutoffs) -> str:
+    record = {"strategy": strategy, "day": day, "coverage": 1.0, "train_seconds": 1.0, "items": 5}
+    record.update(recall={str(k): k / 100 for k in cutoffs}, mrr={str(k): k / 200 for k in cutoffs})
+    path.write_text(json.dumps(record))
+    return str(path)
+
+
+def test_the_rolling_table_shows_recall_at_20_or_else_the_largest_cut_off(tmp_path):
+    with_20 = [rolling_record(tmp_path / f"{s}.json", s, 1, [1, 5, 20, 50]) for s in ROLLING_STRATEGIES]
+    assert list(rolling_table(with_20).columns[2:4]) == ["recall@20", "mrr@20"]
+    without = [rolling_record(tmp_path / f"{s}.json", s, 1, [5, 10]) for s in ROLLING_STRATEGIES]
+    assert rolling_table(without)["recall@10"].tolist() == [0.1, 0.1, 0.1]
+    with pytest.raises(DataFormatError, match=r"scratch\.json.*no recall@20.*5, 10 \(evaluation\.cutoffs\)"):
+        rolling_table(without, cutoff=20)
+
+
 def test_rolling_evaluation_of_the_tiny_preset(tmp_path):
+    # Cut-offs without 20: the table and figure show the largest configured (recall@10)
     workdir = copy_workflow(tmp_path / "wf")
-    (workdir / "rolling.yaml").write_text("rolling:\n  run: [bpr_max]\n  days: 2\n  epochs_warm: 1\n")
+    (workdir / "rolling.yaml").write_text(
+        "rolling:\n  run: [bpr_max]\n  days: 2\n  epochs_warm: 1\nevaluation:\n  cutoffs: [1, 5, 10]\n"
+    )
     run_snakemake(workdir, "results/rolling/bpr_max.tsv", "--cores", "2", *TINY, "rolling.yaml")
     table = pd.read_csv(workdir / "results" / "rolling" / "bpr_max.tsv", sep="\t")
+    assert list(table.columns[2:4]) == ["recall@10", "mrr@10"] and (table["recall@10"] > 0).all()
     assert sorted(zip(table["strategy"], table["day"])) == sorted((s, d) for s in ROLLING_STRATEGIES for d in (1, 2))
     rows = table.set_index(["strategy", "day"])
     day_one = Vocabulary.load(workdir / "results" / "rolling" / "sessions" / "day_1" / "vocab.parquet").n_items
@@ -45,6 +67,10 @@ def test_rolling_evaluation_of_the_tiny_preset(tmp_path):
     assert rows.loc[("frozen", 2), "train_seconds"] == 0.0
     assert 0 < rows.loc[("warm", 2), "train_seconds"] < rows.loc[("scratch", 2), "train_seconds"]
     summary = (workdir / "results" / "rolling" / "bpr_max.md").read_text()
-    assert "Mean over 2 days" in summary and (workdir / "results" / "rolling" / "bpr_max.png").stat().st_size > 0
+    assert (
+        "Mean over 2 days" in summary
+        and "mean recall@10" in summary
+        and (workdir / "results" / "rolling" / "bpr_max.png").stat().st_size > 0
+    )
     record = json.loads((workdir / "results" / "rolling" / "bpr_max" / "warm" / "day_2" / "training.json").read_text())
     assert record["retrained_from"]["clicks"] == "results/rolling/days/day_1.parquet"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 import numpy as np
@@ -10,8 +11,9 @@ import pytest
 import torch
 
 from gru4rec_pipeline.errors import DataFormatError
-from gru4rec_pipeline.evaluation.event_ranks import EventRanks, RankCollector, prediction_positions
+from gru4rec_pipeline.evaluation.event_ranks import EventRanks, RankCollector, check_comparable, prediction_positions
 from gru4rec_pipeline.evaluation.model_evaluation import evaluate_model
+from gru4rec_pipeline.evaluation.ranking import metrics_from_ranks
 from gru4rec_pipeline.evaluation.significance import (
     bootstrap_means,
     compare_models,
@@ -60,15 +62,56 @@ def test_ranks_in_split_order_coverage_and_popularity_equal_a_brute_force_comput
     assert len(prediction_positions(arrays)) == metrics["events"] == 10
 
 
+def save_evaluation(folder, name, ranks: EventRanks, tie_mode="conservative", **changed) -> dict:
+    """What an evaluation writes: ``{name}.ranks.npz`` and the metrics file ``{name}.json`` they agree with."""
+    ranks.save(folder / f"{name}.ranks.npz")
+    metrics = {**metrics_from_ranks(ranks.ranks, cutoffs=[1, 5, 20]), "tie_mode": tie_mode, **changed}
+    (folder / f"{name}.json").write_text(json.dumps(metrics))
+    return {"ranks_paths": {name: folder / f"{name}.ranks.npz"}, "model_metrics": {name: folder / f"{name}.json"}}
+
+
+def compare_saved(folder, *evaluations: dict, cutoff: int = 20, **options):
+    ranks_paths = {name: path for e in evaluations for name, path in e["ranks_paths"].items()}
+    model_metrics = {name: path for e in evaluations for name, path in e["model_metrics"].items()}
+    return compare_models(ranks_paths, folder / "s.tsv", cutoff, model_metrics=model_metrics, **options)
+
+
 def test_ranks_file_round_trip_and_refusal_of_another_split(tmp_path):
-    EventRanks(np.array([1.0, np.inf, 3.0]), "a" * 64, 20).save(tmp_path / "a.ranks.npz")
-    EventRanks(np.array([2.0, 1.0, 5.0]), "b" * 64, 20).save(tmp_path / "b.ranks.npz")
+    a = save_evaluation(tmp_path, "a", EventRanks(np.array([1.0, np.inf, 3.0]), "a" * 64, 20))
+    b = save_evaluation(tmp_path, "b", EventRanks(np.array([2.0, 1.0, 5.0]), "b" * 64, 20))
     loaded = EventRanks.load(tmp_path / "a.ranks.npz")
     assert loaded.ranks.tolist() == [1.0, np.inf, 3.0] and loaded.largest_cutoff == 20
     with pytest.raises(DataFormatError, match=r"a\.ranks\.npz.*split") as error:
-        compare_models({"a": tmp_path / "a.ranks.npz", "b": tmp_path / "b.ranks.npz"}, tmp_path / "s.tsv", cutoff=20)
+        compare_saved(tmp_path, a, b)
     assert "b.ranks.npz" in str(error.value)
     assert not (tmp_path / "s.tsv").exists()
+
+
+def test_a_truncated_ranks_file_is_called_truncated_not_another_split(tmp_path):
+    full = EventRanks(np.array([1.0, 2.0, np.inf, 4.0]), "f" * 64, 20)
+    a = save_evaluation(tmp_path, "a", full)
+    # the same split's ranks, cut short, and the metrics file of the full evaluation beside them
+    b = save_evaluation(tmp_path, "b", full)
+    EventRanks(full.ranks[:3], full.split_fingerprint, 20).save(tmp_path / "b.ranks.npz")
+    with pytest.raises(DataFormatError, match=r"b\.ranks\.npz.*3 ranks.*b\.json counts 4 events.*truncated"):
+        compare_saved(tmp_path, a, b)
+    # without the metrics file's count, the two files of one split still say which is which
+    with pytest.raises(DataFormatError, match=r"b\.ranks\.npz.*3 ranks.*4.*same split.*truncated"):
+        check_comparable(full, "a.ranks.npz", EventRanks(full.ranks[:3], full.split_fingerprint, 20), "b.ranks.npz", 20)
+    assert not (tmp_path / "s.tsv").exists()
+
+
+def test_ranks_that_contradict_their_metrics_file_are_refused(tmp_path):
+    ranks = EventRanks(np.array([1.0, 2.0, np.inf, 4.0]), "f" * 64, 20)
+    a = save_evaluation(tmp_path, "a", ranks)
+    b = save_evaluation(tmp_path, "b", ranks, recall={"1": 0.25, "5": 0.5, "20": 0.5})  # not the 0.75 of its ranks
+    with pytest.raises(DataFormatError, match=r"b\.ranks\.npz.*recall@5 0\.750000.*b\.json says 0\.500000"):
+        compare_saved(tmp_path, a, b)
+    c = save_evaluation(tmp_path, "c", ranks, tie_mode="standard")
+    with pytest.raises(DataFormatError, match=r"c\.json.*tie mode standard.*a\.json in conservative"):
+        compare_saved(tmp_path, a, c)
+    assert not (tmp_path / "s.tsv").exists()
+    assert len(compare_saved(tmp_path, a, save_evaluation(tmp_path, "d", ranks))) == 2 * 2
 
 
 def test_a_model_compared_with_itself_differs_by_zero_with_p_one():
@@ -118,12 +161,13 @@ def test_comparison_table_rows_columns_and_speed(tmp_path):
     paths = {}
     for m in range(10):
         ranks = rng.integers(1, 60 + 10 * m, 15000).astype(float)
-        EventRanks(np.where(ranks <= 20, ranks, np.inf), "same", 20).save(tmp_path / f"m{m}.ranks.npz")
-        paths[f"m{m}"] = tmp_path / f"m{m}.ranks.npz"
+        paths[f"m{m}"] = save_evaluation(
+            tmp_path, f"m{m}", EventRanks(np.where(ranks <= 20, ranks, np.inf), "same", 20)
+        )
     started = time.perf_counter()
-    table = compare_models(paths, tmp_path / "significance.tsv", cutoff=20)
+    table = compare_saved(tmp_path, *paths.values())
     assert time.perf_counter() - started < 30
-    written = pd.read_csv(tmp_path / "significance.tsv", sep="\t")
+    written = pd.read_csv(tmp_path / "s.tsv", sep="\t")
     assert list(written.columns[:3]) == ["model_a", "model_b", "metric"]
     assert {"difference", "ci_low", "ci_high", "p_value", "p_adjusted"} <= set(written.columns)
     assert len(written) == len(table) == 10 * 9 * 2

@@ -32,3 +32,17 @@ def test_mean_and_each_slice(tmp_path):
 
 def test_every_model_has_a_description_in_the_summary():
     assert set(LOSSES) | set(BASELINES) <= set(MODEL_DESCRIPTIONS)
+
+
+def test_slices_at_the_largest_cut_off_when_20_is_not_configured(tmp_path):
+    paths = []
+    for slice_id, value in enumerate([0.4, 0.6]):
+        path = tmp_path / str(slice_id) / "metrics" / "bpr.json"
+        path.parent.mkdir(parents=True)
+        path.write_text(
+            json.dumps({"model": "bpr", "recall": {"5": value / 2, "10": value}, "mrr": {"5": 0.1, "10": 0.2}})
+        )
+        paths.append(path)
+    table = write_window_summary(paths, tmp_path / "summary.tsv", tmp_path / "summary.md")
+    assert table.iloc[0]["recall@10 slice 0"] == pytest.approx(0.4) and table.iloc[0]["mrr@10 slice 1"] == 0.2
+    assert "recall@10 slice 1" in (tmp_path / "summary.md").read_text()

@@ -34,9 +34,23 @@ DEVICES = ("auto", "cpu", "cuda")
 FAST_PATHS = ("auto", "on", "off")
 EMBEDDING_MODES = ("shared", "separate", "none")
 
-# How items scoring exactly like the target are ranked (as the official GRU4Rec evaluation defines them).
+# How items scoring exactly like the target are ranked (as the official GRU4Rec evaluation defines them), and the
+# default: conservative (every tied item before the target), the official evaluation's default, because a scorer
+# that gives many items one score (a kNN's 0) would otherwise be handed hits that its scores do not decide.
 TIE_MODES = ("standard", "conservative", "median")
+DEFAULT_TIE_MODE = "conservative"
 DEFAULT_CUTOFFS = (1, 5, 10, 20)
+# The cut-off of the one figure a table shows per run (the day-by-day table and figure, the window summary's
+# slices): 20, the literature's, when evaluation.cutoffs has it, else the largest configured.
+HEADLINE_CUTOFF = 20
+
+
+def headline_cutoff(cutoffs) -> int:
+    """The cut-off a single figure is reported at, of ``cutoffs`` (see HEADLINE_CUTOFF)."""
+    values = [int(c) for c in cutoffs]
+    return HEADLINE_CUTOFF if HEADLINE_CUTOFF in values else max(values)
+
+
 RANKING_METHODS = ("auto", "certified", "brute-force")
 
 # Columns of results/models/{setting}/{loss}/history.csv, one row per epoch.

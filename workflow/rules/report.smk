@@ -160,6 +160,7 @@ rule plot_learning_curve:
 rule compare_models:
     input:
         ranks=[ranks_file(SETTING, name) for name in get_evaluated_models()],
+        metrics=[metrics_file(SETTING, name) for name in get_evaluated_models()],
         runs=get_replicate_metrics_files(),
         code=code_inputs("compare_models"),
     output:

@@ -16,4 +16,5 @@ compare_models(
     metrics_paths=snakemake.params.runs,
     resamples=snakemake.params.resamples,
     seed=snakemake.params.seed,
+    model_metrics=dict(zip(snakemake.params.models, snakemake.input.metrics)),
 )

@@ -11,6 +11,7 @@ from gru4rec_pipeline.errors import DataFormatError
 from gru4rec_pipeline.names import (
     BASELINES,
     DEFAULT_CUTOFFS,
+    DEFAULT_TIE_MODE,
     DEVICES,
     ITEMKNN_DEFAULTS,
     KNN_TIES,
@@ -34,7 +35,9 @@ def add_evaluation_arguments(parser: argparse.ArgumentParser, needs_train: bool 
     parser.add_argument("--recall", required=True, help="recall@k / MRR@k text file to write")
     parser.add_argument("--metrics", required=True, help="metrics JSON to write (with provenance and timings)")
     parser.add_argument("--cutoffs", type=positive_int, nargs="+", default=list(DEFAULT_CUTOFFS), help="cut-offs k")
-    parser.add_argument("--tie-mode", default="standard", choices=TIE_MODES, help="ranking of ties (default standard)")
+    parser.add_argument(
+        "--tie-mode", default=DEFAULT_TIE_MODE, choices=TIE_MODES, help=f"ranking of ties (default {DEFAULT_TIE_MODE})"
+    )
     threads = THREAD_DEFAULTS["evaluation"]
     parser.add_argument("--threads", type=positive_int, default=threads, help=f"CPU threads (default {threads})")
 
@@ -184,6 +187,8 @@ def run_oracle(args: argparse.Namespace) -> int:
 
 def run_recommend(args: argparse.Namespace) -> int:
     from gru4rec_pipeline.evaluation.recommend import (
+        listed_ids,
+        parse_item_ids,
         read_sessions_file,
         recommend_from_files,
         sessions_from_ids,
@@ -196,11 +201,8 @@ def run_recommend(args: argparse.Namespace) -> int:
     if args.session:
         bad = [token for token in args.session if not INTEGER.fullmatch(token)]
         if integer_ids and bad:
-            raise DataFormatError("--session", f"ItemIds must be integers, found {', '.join(bad)}")
-        too_large = [token for token in args.session if integer_ids and not -(2**63) <= int(token) < 2**63]
-        if too_large:
-            raise DataFormatError("--session", f"ItemId {too_large[0]} does not fit in 64 bits")
-        ids = [int(token) for token in args.session] if integer_ids else list(args.session)
+            raise DataFormatError("--session", f"ItemIds must be integers, found {listed_ids(bad)}")
+        ids = parse_item_ids(args.session, "--session") if integer_ids else list(args.session)
         batch = sessions_from_ids(ids, label="--session")
     else:
         batch = read_sessions_file(args.sessions_file, integer_ids)

@@ -12,6 +12,12 @@ fitted on the training :class:`~gru4rec_pipeline.data.arrays.SessionArrays` (ite
                ``neighbors`` kept per item, every other item scores 0;
 - ``sknn``, ``vsknn``, ``stan``: session-based nearest neighbours (:mod:`.knn`);
 - :class:`OracleScorer`: the synthetic process's Bayes-optimal next-item distribution.
+
+Each scores 0 exactly the items it has no evidence for (``no_score``), and a target scoring 0 is a miss in every
+tie mode: pop and spop an item without training events (not in the session, for spop), itemknn an item that is not
+among the last item's neighbours (similarities are positive), the session kNNs an item of no neighbour session
+(their gains are positive, or underflow to 0 where the evidence vanishes), the oracle an item the process never
+emits next.
 """
 
 from __future__ import annotations
@@ -37,6 +43,8 @@ def item_support(train: SessionArrays, n_items: int) -> np.ndarray:
 
 
 class MostPopular:
+    no_score = 0.0  # no training event
+
     def __init__(self, support: np.ndarray):
         self.scores = np.asarray(support, dtype=np.float64)
 
@@ -45,6 +53,8 @@ class MostPopular:
 
 
 class SessionPopular:
+    no_score = 0.0  # neither in the session nor in training
+
     def __init__(self, support: np.ndarray):
         support = np.asarray(support, dtype=np.float64)
         self.popularity = support / (support + 1.0)  # below 1: one more in-session occurrence always wins
@@ -60,6 +70,8 @@ class SessionPopular:
 
 class ItemKNN:
     """Neighbour lists in CSR form: ``indptr`` [n_items + 1], ``neighbours``, ``similarities``."""
+
+    no_score = 0.0  # not a neighbour of the last item
 
     def __init__(self, indptr: np.ndarray, neighbours: np.ndarray, similarities: np.ndarray):
         self.indptr = indptr
@@ -151,6 +163,8 @@ class OracleScorer:
     (``oracle.item_ids``); process items missing from the vocabulary are dropped, vocabulary items
     the process never emits score 0.
     """
+
+    no_score = 0.0  # probability 0 of coming next
 
     def __init__(self, oracle, vocab: Vocabulary):
         self.oracle = oracle

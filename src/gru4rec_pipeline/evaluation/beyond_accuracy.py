@@ -5,8 +5,8 @@
 - ``popularity@k``: per event, the mean training popularity of the k recommended items, each normalised by the
   most popular item's (support / max support, as session-rec defines it), averaged over the events.
 
-The ranking pass hands each batch's top lists (``ranking.top_items_*``) to :class:`TopListAccumulator`; items
-tying at the k-th place are cut in the order ``torch.topk`` returns them.
+The ranking pass hands each batch's top lists (:func:`top_items_dense`, :func:`top_items_of_outputs`) to
+:class:`TopListAccumulator`; items tying at the k-th place are cut in the order ``torch.topk`` returns them.
 """
 
 from __future__ import annotations
@@ -49,3 +49,27 @@ class TopListAccumulator:
             "coverage": {str(k): float(self.seen[k].sum()) / max(self.n_items, 1) for k in self.cutoffs},
             "popularity": {str(k): self.popularity_sum[k] / n for k in self.cutoffs},
         }
+
+
+def top_items_dense(scores, depth: int) -> torch.Tensor:
+    """The ``depth`` best-scoring items of each row of ``scores`` ([E, n_items]), best first."""
+    return torch.topk(torch.as_tensor(scores), depth, dim=1).indices
+
+
+def top_items_of_outputs(
+    hidden: torch.Tensor, weights: torch.Tensor, bias: torch.Tensor, depth: int, tile_events: int = 1024
+) -> torch.Tensor:
+    """The ``depth`` best items of each event under float32 scores ``hidden @ weights.T + bias``, best first.
+
+    Scored in tiles of events so that one tile's scores stay small ([tile, n_items]); which of two items
+    within float32 rounding of each other is listed first does not matter to coverage or popularity.
+    """
+    weights32 = weights.detach().to(torch.float32)
+    bias32 = bias.detach().to(torch.float32)
+    parts = [
+        torch.topk(
+            torch.addmm(bias32, hidden[a : a + tile_events].detach().to(torch.float32), weights32.T), depth
+        ).indices
+        for a in range(0, len(hidden), tile_events)
+    ]
+    return torch.cat(parts) if parts else torch.zeros((0, depth), dtype=torch.long, device=hidden.device)

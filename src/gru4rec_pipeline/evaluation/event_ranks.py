@@ -7,7 +7,9 @@
   different splits are never compared event by event;
 - ``largest_cutoff``: beyond it ranks are ``inf``.
 
-float32 holds every rank exactly (integers, or halves in the median tie mode, far below 2**24).
+float32 holds every rank exactly (integers, or halves in the median tie mode, far below 2**24). A reader pairs the
+file with the metrics JSON of the same evaluation (:func:`check_against_metrics`): ranks that do not give that
+file's events, recall@k and MRR@k are refused, whether truncated or from another run.
 """
 
 from __future__ import annotations
@@ -76,14 +78,47 @@ class EventRanks:
         return cls(ranks, fingerprint, largest)
 
 
+# How far a metric recomputed from the stored ranks may lie from the metrics file's (float64 sums in another order).
+METRIC_TOLERANCE = 1e-9
+
+
+def check_against_metrics(ranks: EventRanks, ranks_path, metrics: dict, metrics_path) -> None:
+    """Refuse ``ranks`` unless they give the events and the recall@k / MRR@k (every cut-off up to the largest
+    kept) of ``metrics``, the metrics file its evaluation wrote beside it."""
+    rerun = "rerun the evaluation that writes both"
+    events = metrics.get("events")
+    if events != len(ranks.ranks):
+        raise DataFormatError(
+            ranks_path, f"holds {len(ranks.ranks)} ranks, but {metrics_path} counts {events} events: the ranks file is "
+            f"truncated or from another evaluation; {rerun}"
+        )  # fmt: skip
+    for name in ("recall", "mrr"):
+        for cutoff, value in (metrics.get(name) or {}).items():
+            if int(cutoff) > ranks.largest_cutoff:
+                continue
+            inside = ranks.ranks <= int(cutoff)
+            own = float(inside.mean() if name == "recall" else np.where(inside, 1.0 / ranks.ranks, 0.0).mean())
+            if abs(own - float(value)) > METRIC_TOLERANCE:
+                raise DataFormatError(
+                    ranks_path, f"its ranks give {name}@{cutoff} {own:.6f}, {metrics_path} says {float(value):.6f}: "
+                    f"the two files come from different evaluations; {rerun}"
+                )  # fmt: skip
+
+
 def check_comparable(first: EventRanks, first_path, second: EventRanks, second_path, cutoff: int) -> None:
     """Refuse to compare two models event by event unless they ranked the same predictions up to ``cutoff``."""
-    if first.split_fingerprint != second.split_fingerprint or len(first.ranks) != len(second.ranks):
+    if first.split_fingerprint != second.split_fingerprint:
         raise DataFormatError(
             second_path,
             f"evaluated on another split than {first_path} (split fingerprints {second.split_fingerprint[:12]} "
             f"and {first.split_fingerprint[:12]}, {len(second.ranks)} and {len(first.ranks)} events): "
             "their per-event outcomes cannot be paired",
+        )
+    if len(first.ranks) != len(second.ranks):
+        raise DataFormatError(
+            second_path,
+            f"holds {len(second.ranks)} ranks and {first_path} {len(first.ranks)}, for the predictions of the same "
+            f"split (fingerprint {first.split_fingerprint[:12]}): one of them is truncated; rerun its evaluation",
         )
     for ranks, path in ((first, first_path), (second, second_path)):
         if ranks.largest_cutoff < cutoff:

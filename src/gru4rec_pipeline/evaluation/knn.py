@@ -175,11 +175,15 @@ def _session_scores(
 class SessionKNN:
     """SKNN, V-SKNN or STAN fitted on training sessions; a :class:`SessionScorer`."""
 
+    no_score = 0.0  # in no neighbour session
+
     def __init__(self, method: str, n_items: int, settings: dict, index: dict):
         self.method = method
         self.n_items = n_items
         self.settings = settings
         self.index = index
+        # the kernel's buffers hold a sample: never more than the training sessions, whatever sample_size says
+        self.sample_capacity = max(min(int(settings["sample_size"]), len(index["rank_session"])), 1)
         self.session_rec_order = None  # ties: session_rec (V-SKNN): the candidates in session-rec's set order
 
     @classmethod
@@ -189,7 +193,7 @@ class SessionKNN:
         if settings.get("ties", KNN_TIES[0]) == "session_rec":
             from gru4rec_pipeline.evaluation.knn_session_rec import SessionRecOrder
 
-            knn.session_rec_order = SessionRecOrder(train, n_items, int(settings["sample_size"]))
+            knn.session_rec_order = SessionRecOrder(train, n_items, knn.sample_capacity)
         return knn
 
     def session_scores(self, items: np.ndarray, times: np.ndarray) -> np.ndarray:
@@ -207,7 +211,7 @@ class SessionKNN:
             self.n_items,
             METHODS[self.method],
             int(s["k"]),
-            int(s["sample_size"]),
+            self.sample_capacity,
             SKNN_SIMILARITIES.index(s.get("similarity", "jaccard")),
             POSITION_WEIGHTS.index(s.get("weighting", "same")),
             POSITION_WEIGHTS.index(s.get("weighting_score", "same")),

@@ -3,7 +3,16 @@ code (for the tuning setting: ``results/tuning/recall_{name}.txt``, ``results/me
 
 Both come from the same metrics dict (``recall`` and ``mrr`` by cut-off, ``events``, ``sessions``,
 ``tie_mode``; ``coverage`` and ``popularity`` by cut-off, in the recall file as comment lines); the JSON adds
-what produced the numbers (model, hyperparameters, seed, device, timings, provenance).
+what produced the numbers (model, hyperparameters, seed, device, timings, provenance), and how much ties decided:
+
+- ``tie_decided_hits`` (by cut-off k): the share of the hits at k that ties decided, i.e. of the events counted as
+  hits in this tie mode, those that are misses when every item scoring exactly like the target ranks before it
+  (the conservative rank). Always 0 in the conservative mode; the recall file gives it as a comment line when it
+  is not 0 somewhere.
+- ``tie_dependent_events`` (by cut-off k): the share of all events whose hit at k depends on how ties are broken
+  (a hit with every tied item after the target, a miss with every one before it); the same in every tie mode.
+- ``unscored_targets`` (baselines and oracle): the share of events whose target the scorer did not score (a miss
+  in every tie mode, see :mod:`~gru4rec_pipeline.evaluation.scorer_evaluation`).
 """
 
 from __future__ import annotations
@@ -19,6 +28,10 @@ def format_recall_text(metrics: dict, title: str | None = None) -> str:
     for name, label in (("coverage", "Coverage"), ("popularity", "Popularity")):
         if name in metrics:
             lines.append("# " + ", ".join(f"{label}@{k}: {value:.4f}" for k, value in metrics[name].items()))
+    decided = metrics.get("tie_decided_hits") or {}
+    if any(value > 0 for value in decided.values()):
+        shares = ", ".join(f"{share:.1%} of hits@{k}" for k, share in decided.items())
+        lines.append(f"# Decided by ties in mode {metrics['tie_mode']} (misses when tied items rank first): {shares}")
     lines += [f"Recall@{k}: {value:.4f}" for k, value in metrics["recall"].items()]
     lines += [f"MRR@{k}: {value:.4f}" for k, value in metrics["mrr"].items()]
     return "\n".join(lines) + "\n"

@@ -18,16 +18,15 @@ import torch
 from gru4rec_pipeline.compute import configure_threads, resolve_device
 from gru4rec_pipeline.data.arrays import SessionArrays
 from gru4rec_pipeline.errors import ConfigError, DataFormatError
-from gru4rec_pipeline.evaluation.beyond_accuracy import TopListAccumulator
+from gru4rec_pipeline.evaluation.beyond_accuracy import TopListAccumulator, top_items_of_outputs
 from gru4rec_pipeline.evaluation.event_ranks import RankCollector
 from gru4rec_pipeline.evaluation.ranking import (
     CertifiedRanker,
     MetricAccumulator,
     check_cutoffs,
     check_tie_mode,
+    count_outputs_brute_force,
     rank_limit,
-    rank_outputs_brute_force,
-    top_items_of_outputs,
 )
 from gru4rec_pipeline.evaluation.stage import (
     EvaluationSettings,
@@ -38,7 +37,7 @@ from gru4rec_pipeline.evaluation.stage import (
 )
 from gru4rec_pipeline.files import read_json
 from gru4rec_pipeline.model.loading import check_vocabulary, load_model
-from gru4rec_pipeline.names import DEFAULT_CUTOFFS, RANKING_METHODS
+from gru4rec_pipeline.names import DEFAULT_CUTOFFS, DEFAULT_TIE_MODE, RANKING_METHODS
 from gru4rec_pipeline.progress import Progress
 from gru4rec_pipeline.report.provenance import collect_provenance
 
@@ -98,7 +97,7 @@ def evaluate_model(
     model,
     eval_arrays: SessionArrays,
     cutoffs=DEFAULT_CUTOFFS,
-    tie_mode: str = "standard",
+    tie_mode: str = DEFAULT_TIE_MODE,
     batch_size: int = 512,
     device=None,
     progress: bool = True,
@@ -126,7 +125,7 @@ def evaluate_model(
         )
     ranker = CertifiedRanker(weights, bias) if method == "certified" else None
     limit = rank_limit(cutoffs, tie_mode)
-    accumulator = MetricAccumulator(cutoffs)
+    accumulator = MetricAccumulator(cutoffs, tie_mode)
     top_lists = TopListAccumulator(item_support, cutoffs) if item_support is not None else None
     pending_outputs, pending_targets, pending_positions, pending = [], [], [], 0
 
@@ -142,10 +141,10 @@ def evaluate_model(
                 source, "the hidden outputs are not finite (NaN or inf): the model did not train properly"
             )
         if method == "brute-force":
-            ranks = rank_outputs_brute_force(outputs, targets, weights, bias, tie_mode)
+            higher, ties = count_outputs_brute_force(outputs, targets, weights, bias)
         else:
-            ranks = ranker.rank(outputs, targets, tie_mode, limit)
-        accumulator.add(ranks)
+            higher, ties = ranker.count(outputs, targets, limit)
+        ranks = accumulator.add_counts(higher, ties)
         if top_lists is not None:
             top_lists.add(top_items_of_outputs(outputs, weights, bias, top_lists.depth))
         if ranks_out is not None:

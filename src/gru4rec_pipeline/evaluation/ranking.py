@@ -4,7 +4,15 @@ Tie modes (as the official GRU4Rec evaluation defines them; the target itself ne
 - ``standard``:     rank = 1 + #items scoring strictly higher than the target;
 - ``conservative``: rank = 1 + #items scoring higher or equal;
 - ``median``:       rank = 1 + #higher + #equal / 2.
-An event counts for recall@k when rank <= k, and adds 1 / rank to MRR@k then.
+An event counts for recall@k when rank <= k, and adds 1 / rank to MRR@k then. The default is ``conservative``
+(names.DEFAULT_TIE_MODE), as in the official evaluation: the other two hand a scorer that gives many items one score
+the hits that tie-breaking decides. A scorer may also leave items unscored (a kNN's items that no neighbour holds,
+:class:`~gru4rec_pipeline.evaluation.scorer_evaluation.SessionScorer`'s ``no_score``): a target it did not score is a
+miss (rank ``inf``) in every tie mode, since the scorer did not recommend it.
+
+The rankers count, per event, the items scoring above the target (``higher``; ``inf`` for a miss in every mode)
+and the other items scoring exactly like it (``ties``); :class:`MetricAccumulator` turns the counts into ranks in
+its tie mode and also records how many hits the ties decided.
 
 Scores are compared in float64: the target's score and every candidate's score come from the
 same float32 parameters, multiplied and summed in float64, so float32 rounding cannot reorder two
@@ -29,7 +37,7 @@ import numpy as np
 import torch
 
 from gru4rec_pipeline.errors import ConfigError
-from gru4rec_pipeline.names import DEFAULT_CUTOFFS, TIE_MODES
+from gru4rec_pipeline.names import DEFAULT_CUTOFFS, DEFAULT_TIE_MODE, TIE_MODES
 
 
 def check_tie_mode(tie_mode: str) -> None:
@@ -72,28 +80,50 @@ def count_above(scores: torch.Tensor, thresholds: torch.Tensor, strict: bool) ->
     return torch.from_numpy(above.view(np.uint8).sum(1, dtype=np.int64))
 
 
-def rank_dense(scores, targets, tie_mode: str = "standard") -> torch.Tensor:
-    """Ranks of ``targets`` (int [E]) in the rows of ``scores`` ([E, n_items], numpy or torch).
+def count_dense(scores, targets, no_score: float | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(higher, ties)`` of ``targets`` (int [E]) in the rows of ``scores`` ([E, n_items], numpy or torch).
 
-    Brute force: every item is compared with the target. Returns float64 [E] (on the scores' device).
+    Brute force: every item is compared with the target. float64 [E] each, on the scores' device. A target whose
+    score is ``no_score`` (the scorer did not score it) gets ``higher = inf``: a miss in every tie mode.
     """
-    check_tie_mode(tie_mode)
     scores = torch.as_tensor(scores)
     targets = torch.as_tensor(targets, device=scores.device).long()
     reference = scores[torch.arange(len(targets), device=scores.device), targets]
     higher = count_above(scores, reference, strict=True)
-    ties = count_above(scores, reference, strict=False) - higher - 1  # the target equals itself
-    return ranks_from_counts(higher, ties, tie_mode)
+    ties = (count_above(scores, reference, strict=False) - higher - 1).to(torch.float64)  # the target equals itself
+    higher = higher.to(torch.float64)
+    if no_score is not None:
+        unscored = reference == no_score
+        higher = torch.where(unscored, math.inf, higher)
+        ties = torch.where(unscored, 0.0, ties)
+    return higher, ties
+
+
+def rank_dense(scores, targets, tie_mode: str = DEFAULT_TIE_MODE, no_score: float | None = None) -> torch.Tensor:
+    """Ranks of ``targets`` in the rows of ``scores`` (see :func:`count_dense`). Returns float64 [E]."""
+    check_tie_mode(tie_mode)
+    return ranks_from_counts(*count_dense(scores, targets, no_score), tie_mode)
 
 
 class MetricAccumulator:
-    """Sums hits and reciprocal ranks per cut-off over batches of ranks."""
+    """Sums hits and reciprocal ranks per cut-off over batches of ranks.
 
-    def __init__(self, cutoffs=DEFAULT_CUTOFFS):
+    Fed counts (:meth:`add_counts`), it ranks them in its tie mode and also sums, per cut-off, the hits that ties
+    decided (a hit in this mode, a miss with every tied item ranked before the target: the conservative rank) and
+    the events whose hit depends on how ties are broken at all (a hit with every tied item after the target, a
+    miss with every one before it).
+    """
+
+    def __init__(self, cutoffs=DEFAULT_CUTOFFS, tie_mode: str = DEFAULT_TIE_MODE):
+        check_tie_mode(tie_mode)
         self.cutoffs = check_cutoffs(cutoffs)
+        self.tie_mode = tie_mode
         self.hits = {c: 0.0 for c in self.cutoffs}
         self.reciprocal = {c: 0.0 for c in self.cutoffs}
+        self.tie_decided = {c: 0.0 for c in self.cutoffs}
+        self.tie_dependent = {c: 0.0 for c in self.cutoffs}
         self.events = 0
+        self.counted_events = 0  # events added as counts: the tie statistics cover only these
 
     def add(self, ranks) -> None:
         ranks = torch.as_tensor(ranks, dtype=torch.float64).cpu()
@@ -103,13 +133,34 @@ class MetricAccumulator:
             self.hits[c] += float(inside.sum())
             self.reciprocal[c] += float(torch.where(inside, 1.0 / ranks, 0.0).sum())
 
+    def add_counts(self, higher, ties) -> torch.Tensor:
+        """Add events given as counts of items above the target and tied with it; returns their ranks (float64,
+        on the counts' device)."""
+        higher = torch.as_tensor(higher, dtype=torch.float64)
+        ties = torch.as_tensor(ties, dtype=torch.float64, device=higher.device)
+        ranks = ranks_from_counts(higher, ties, self.tie_mode)
+        self.add(ranks)
+        self.counted_events += len(ranks)
+        best, worst, mode = 1.0 + higher.cpu(), 1.0 + higher.cpu() + ties.cpu(), ranks.cpu()
+        for c in self.cutoffs:
+            beyond_when_tied_items_first = worst > c
+            self.tie_decided[c] += float(((mode <= c) & beyond_when_tied_items_first).sum())
+            self.tie_dependent[c] += float(((best <= c) & beyond_when_tied_items_first).sum())
+        return ranks
+
     def result(self) -> dict:
         n = max(self.events, 1)
-        return {
+        result = {
             "recall": {str(c): self.hits[c] / n for c in self.cutoffs},
             "mrr": {str(c): self.reciprocal[c] / n for c in self.cutoffs},
             "events": self.events,
         }
+        if self.events and self.counted_events == self.events:
+            result["tie_decided_hits"] = {
+                str(c): self.tie_decided[c] / self.hits[c] if self.hits[c] else 0.0 for c in self.cutoffs
+            }
+            result["tie_dependent_events"] = {str(c): self.tie_dependent[c] / n for c in self.cutoffs}
+        return result
 
 
 def metrics_from_ranks(ranks, cutoffs=DEFAULT_CUTOFFS) -> dict:
@@ -135,18 +186,14 @@ def target_scores(
     return (hidden.to(torch.float64) * weights64[targets]).sum(1) + bias64[targets]
 
 
-def rank_outputs_brute_force(
-    hidden: torch.Tensor,
-    targets: torch.Tensor,
-    weights: torch.Tensor,
-    bias: torch.Tensor,
-    tie_mode: str = "standard",
-    chunk: int = 1024,
-) -> torch.Tensor:
-    """Exact ranks of ``targets`` under scores ``hidden @ weights.T + bias``, scoring every item (float64)."""
+def count_outputs_brute_force(
+    hidden: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor, bias: torch.Tensor, chunk: int = 1024
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Exact ``(higher, ties)`` of ``targets`` under scores ``hidden @ weights.T + bias``, scoring every item in
+    float64 (a network scores every item: none is left unscored)."""
     weights64 = weights.detach().to(torch.float64)
     bias64 = bias.detach().to(torch.float64)
-    ranks = []
+    highers, tieds = [], []
     for start in range(0, len(targets), chunk):
         h = hidden[start : start + chunk].detach().to(torch.float64)
         t = targets[start : start + chunk]
@@ -156,10 +203,25 @@ def rank_outputs_brute_force(
         own = scores[torch.arange(len(t), device=t.device), t]
         higher = count_above(scores, reference, strict=True) - (own > reference).long()
         ties = count_above(scores, reference, strict=False) - higher - (own >= reference).long()
-        ranks.append(ranks_from_counts(higher, ties, tie_mode))
-    if not ranks:
-        return torch.zeros(0, dtype=torch.float64, device=hidden.device)
-    return torch.cat(ranks)
+        highers.append(higher.to(torch.float64))
+        tieds.append(ties.to(torch.float64))
+    if not highers:
+        empty = torch.zeros(0, dtype=torch.float64, device=hidden.device)
+        return empty, empty.clone()
+    return torch.cat(highers), torch.cat(tieds)
+
+
+def rank_outputs_brute_force(
+    hidden: torch.Tensor,
+    targets: torch.Tensor,
+    weights: torch.Tensor,
+    bias: torch.Tensor,
+    tie_mode: str = DEFAULT_TIE_MODE,
+    chunk: int = 1024,
+) -> torch.Tensor:
+    """Exact ranks of ``targets`` under scores ``hidden @ weights.T + bias``, scoring every item (float64)."""
+    check_tie_mode(tie_mode)
+    return ranks_from_counts(*count_outputs_brute_force(hidden, targets, weights, bias, chunk), tie_mode)
 
 
 class CertifiedRanker:
@@ -234,20 +296,32 @@ class CertifiedRanker:
 
     def rank(self, hidden: torch.Tensor, targets: torch.Tensor, tie_mode: str, limit: float = math.inf) -> torch.Tensor:
         """float64 ranks; events whose rank exceeds ``limit`` get ``inf``."""
+        check_tie_mode(tie_mode)
+        ranks = ranks_from_counts(*self.count(hidden, targets, limit), tie_mode)
+        return torch.where(ranks <= limit, ranks, math.inf)
+
+    def count(
+        self, hidden: torch.Tensor, targets: torch.Tensor, limit: float = math.inf
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """float64 ``(higher, ties)``; ``higher`` is ``inf`` for events with ``limit`` or more items above the
+        target (a miss at every cut-off up to ``limit`` in every tie mode)."""
         h32 = hidden.detach().to(self.device, torch.float32).contiguous()
         targets = targets.to(self.device).long()
         if len(targets) == 0:
-            return torch.zeros(0, dtype=torch.float64, device=self.device)
+            empty = torch.zeros(0, dtype=torch.float64, device=self.device)
+            return empty, empty.clone()
         if not self.ordered:
             self._order_items(float(h32.norm(dim=1).mean()))
         parts = [
-            self._rank_events(h32[a : a + self.tile_events], targets[a : a + self.tile_events], tie_mode, limit)
+            self._count_events(h32[a : a + self.tile_events], targets[a : a + self.tile_events], limit)
             for a in range(0, len(targets), self.tile_events)
         ]
-        return torch.cat(parts)
+        return torch.cat([higher for higher, _ in parts]), torch.cat([ties for _, ties in parts])
 
-    def _rank_events(self, h32: torch.Tensor, targets: torch.Tensor, tie_mode: str, limit: float) -> torch.Tensor:
-        """Ranks of up to ``tile_events`` events, item tile by item tile."""
+    def _count_events(
+        self, h32: torch.Tensor, targets: torch.Tensor, limit: float
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Counts of up to ``tile_events`` events, item tile by item tile."""
         reference = target_scores(h32, targets, self.weights64, self.bias64)
         lengths = h32.to(torch.float64).norm(dim=1)
         error = 2.0 * self.gamma * (lengths * self.largest_weight + self.largest_bias)
@@ -289,45 +363,24 @@ class CertifiedRanker:
                         break
                     active = (h32[rows], upper[rows], lower[rows], positions[rows])
         rows = torch.cat([*complete, rows])
-        ranks = torch.full((len(targets),), math.inf, dtype=torch.float64, device=self.device)
-        ranks[rows] = ranks_from_counts(surely_higher[rows], torch.zeros_like(rows), tie_mode)
+        higher = torch.full((len(targets),), math.inf, dtype=torch.float64, device=self.device)
+        ties = torch.zeros(len(targets), dtype=torch.float64, device=self.device)
+        # no other item inside the band: none scores exactly like the target
+        higher[rows] = surely_higher[rows].to(torch.float64)
         # the target itself always lies inside the band; any other item there needs float64
         unsure = rows[at_least_band[rows] - surely_higher[rows] != 1]
         if len(unsure):
-            exact = rank_outputs_brute_force(h32[unsure], targets[unsure], self.weights64, self.bias64, tie_mode)
-            ranks[unsure] = torch.where(exact <= limit, exact, math.inf)
-        return ranks
+            exact_higher, exact_ties = count_outputs_brute_force(
+                h32[unsure], targets[unsure], self.weights64, self.bias64
+            )
+            beyond = 1.0 + exact_higher > limit
+            higher[unsure] = torch.where(beyond, math.inf, exact_higher)
+            ties[unsure] = torch.where(beyond, 0.0, exact_ties)
+        return higher, ties
 
 
 def rank_outputs_certified(
-    hidden, targets, weights, bias, tie_mode: str = "standard", limit: float = math.inf, **tiles
+    hidden, targets, weights, bias, tie_mode: str = DEFAULT_TIE_MODE, limit: float = math.inf, **tiles
 ):
     """Ranks from a one-off :class:`CertifiedRanker` (``tiles``: its ``tile_items`` / ``tile_events``)."""
     return CertifiedRanker(weights, bias, **tiles).rank(hidden, targets, tie_mode, limit)
-
-
-# ----------------------------------------------------------------------------- top lists
-
-
-def top_items_dense(scores, depth: int) -> torch.Tensor:
-    """The ``depth`` best-scoring items of each row of ``scores`` ([E, n_items]), best first."""
-    return torch.topk(torch.as_tensor(scores), depth, dim=1).indices
-
-
-def top_items_of_outputs(
-    hidden: torch.Tensor, weights: torch.Tensor, bias: torch.Tensor, depth: int, tile_events: int = 1024
-) -> torch.Tensor:
-    """The ``depth`` best items of each event under float32 scores ``hidden @ weights.T + bias``, best first.
-
-    Scored in tiles of events so that one tile's scores stay small ([tile, n_items]); which of two items
-    within float32 rounding of each other is listed first does not matter to coverage or popularity.
-    """
-    weights32 = weights.detach().to(torch.float32)
-    bias32 = bias.detach().to(torch.float32)
-    parts = [
-        torch.topk(
-            torch.addmm(bias32, hidden[a : a + tile_events].detach().to(torch.float32), weights32.T), depth
-        ).indices
-        for a in range(0, len(hidden), tile_events)
-    ]
-    return torch.cat(parts) if parts else torch.zeros((0, depth), dtype=torch.long, device=hidden.device)

@@ -28,8 +28,38 @@ log = logging.getLogger(__name__)
 
 # Individual warnings about unknown items; beyond this only the totals are reported.
 MAX_WARNINGS = 20
+# Unknown ids a warning names for one session; beyond this it counts them.
+MAX_IDS_SHOWN = 10
+# Characters of an offending token a message shows (a 4,301-digit id would fill the screen).
+MAX_TOKEN_CHARS = 40
 OUTPUT_COLUMNS = ["SessionId", "rank", "ItemId", "score"]
 INTEGER_PATTERN = r"[+-]?\d+"
+# A decimal int64 has at most 19 digits: longer tokens are refused before Python converts them (which refuses
+# strings of more than 4,300 digits with a ValueError of its own).
+INT64_DIGITS = 19
+
+
+def shown_token(token: str) -> str:
+    """``token`` as a message shows it: cut, with its length, when longer than MAX_TOKEN_CHARS."""
+    return token if len(token) <= MAX_TOKEN_CHARS else f"{token[:MAX_TOKEN_CHARS]}... ({len(token)} characters)"
+
+
+def parse_item_ids(tokens: list[str], source, line: int | None = None) -> list[int]:
+    """Integer ItemIds from text; a token that is not an integer or does not fit in 64 bits is a
+    :class:`DataFormatError` naming ``source`` (and ``line``) and the token."""
+    for token in tokens:
+        if not re.fullmatch(INTEGER_PATTERN, token):
+            raise DataFormatError(source, f"'{shown_token(token)}' is not an integer ItemId", line=line)
+        if len(token.lstrip("+-").lstrip("0")) > INT64_DIGITS or not -(2**63) <= int(token) < 2**63:
+            raise DataFormatError(source, f"ItemId {shown_token(token)} does not fit in 64 bits", line=line)
+    return [int(token) for token in tokens]
+
+
+def listed_ids(ids) -> str:
+    """Distinct ``ids`` in order, the first MAX_IDS_SHOWN of them and how many more."""
+    distinct = list(dict.fromkeys(ids))
+    shown = ", ".join(shown_token(str(i)) for i in distinct[:MAX_IDS_SHOWN])
+    return shown + (f" and {len(distinct) - MAX_IDS_SHOWN} more" if len(distinct) > MAX_IDS_SHOWN else "")
 
 
 @dataclass
@@ -79,12 +109,7 @@ def read_sessions_text(path: str | Path, integer_ids: bool = True) -> SessionBat
             continue
         ids = [token for token in re.split(r"[,\s]+", text) if token]
         if integer_ids:
-            bad = [token for token in ids if not re.fullmatch(INTEGER_PATTERN, token)]
-            if bad:
-                raise DataFormatError(path, f"'{bad[0]}' is not an integer ItemId", line=number)
-            too_large = [token for token in ids if not -(2**63) <= int(token) < 2**63]
-            if too_large:
-                raise DataFormatError(path, f"ItemId {too_large[0]} does not fit in 64 bits", line=number)
+            ids = parse_item_ids(ids, path, line=number)
         session_ids.append(number)
         lengths.append(len(ids))
         items.extend(ids)
@@ -152,7 +177,7 @@ def keep_known(batch: SessionBatch, known: np.ndarray, where: str) -> np.ndarray
         log.warning(
             "%s: unknown item ids %s (not in %s): skipped for the hidden state",
             batch.labels[s],
-            ", ".join(str(i) for i in dict.fromkeys(unknown.tolist())),
+            listed_ids(unknown.tolist()),
             where,
         )
     if len(affected):

@@ -1,7 +1,8 @@
 """Next-item evaluation of predictors that are not networks: the baselines and the synthetic data's oracle.
 
 Anything implementing :class:`SessionScorer` is ranked exactly like a model's scores (the same ranks and
-metrics), one session at a time.
+metrics), one session at a time. A scorer may leave items unscored (``no_score``): a target it did not score is a
+miss in every tie mode, and the metrics add ``unscored_targets``, the share of events whose target it did not score.
 """
 
 from __future__ import annotations
@@ -12,18 +13,19 @@ from pathlib import Path
 from typing import Protocol
 
 import numpy as np
+import torch
 
 from gru4rec_pipeline.compute import configure_threads
 from gru4rec_pipeline.data.arrays import SessionArrays
+from gru4rec_pipeline.errors import PipelineError
 from gru4rec_pipeline.evaluation.baselines import OracleScorer, build_baseline
-from gru4rec_pipeline.evaluation.beyond_accuracy import TopListAccumulator
+from gru4rec_pipeline.evaluation.beyond_accuracy import TopListAccumulator, top_items_dense
 from gru4rec_pipeline.evaluation.event_ranks import RankCollector
 from gru4rec_pipeline.evaluation.ranking import (
     MetricAccumulator,
     check_cutoffs,
     check_tie_mode,
-    rank_dense,
-    top_items_dense,
+    count_dense,
 )
 from gru4rec_pipeline.evaluation.stage import (
     EvaluationSettings,
@@ -32,7 +34,7 @@ from gru4rec_pipeline.evaluation.stage import (
     load_evaluation_data,
     write_results,
 )
-from gru4rec_pipeline.names import DEFAULT_CUTOFFS
+from gru4rec_pipeline.names import DEFAULT_CUTOFFS, DEFAULT_TIE_MODE
 from gru4rec_pipeline.progress import Progress
 from gru4rec_pipeline.report.provenance import collect_provenance
 from gru4rec_pipeline.synthetic.oracle import Oracle
@@ -42,6 +44,11 @@ log = logging.getLogger(__name__)
 
 class SessionScorer(Protocol):
     """A next-item predictor that is not a neural network (baselines, oracle)."""
+
+    #: The score of every item the scorer did not score (a kNN's items that no neighbour holds: 0), or None when
+    #: it scores every item. A target scoring exactly this is a miss whatever the tie mode: the scorer did not
+    #: recommend it, however many other items it left unscored too.
+    no_score: float | None
 
     def session_scores(self, items: np.ndarray, times: np.ndarray) -> np.ndarray:
         """float64 [len(items) - 1, n_items]: row ``j`` scores every item as the successor of
@@ -53,7 +60,7 @@ def evaluate_scorer(
     eval_arrays: SessionArrays,
     n_items: int,
     cutoffs=DEFAULT_CUTOFFS,
-    tie_mode: str = "standard",
+    tie_mode: str = DEFAULT_TIE_MODE,
     progress: bool = True,
     rank_chunk: int = 256,
     item_support=None,
@@ -65,7 +72,9 @@ def evaluate_scorer(
     check_tie_mode(tie_mode)
     check_eval_items(eval_arrays, n_items)
     started = time.perf_counter()
-    accumulator = MetricAccumulator(cutoffs)
+    accumulator = MetricAccumulator(cutoffs, tie_mode)
+    no_score = scorer.no_score
+    unscored = 0
     top_lists = TopListAccumulator(item_support, cutoffs) if item_support is not None else None
     pending_scores, pending_targets, pending_positions, pending = [], [], [], 0
     lengths = eval_arrays.lengths()
@@ -76,14 +85,18 @@ def evaluate_scorer(
             scores = np.asarray(scorer.session_scores(eval_arrays.items[a:b], eval_arrays.times[a:b]), dtype=np.float64)
             if scores.shape != (b - a - 1, n_items):
                 raise ValueError(f"scorer returned scores of shape {scores.shape}, expected {(b - a - 1, n_items)}")
+            if np.isnan(scores).any():
+                # NaN compares false with everything: its target would rank first
+                raise PipelineError(f"{type(scorer).__name__} gave NaN scores for session {s} of the evaluation split")
             pending_scores.append(scores)
             pending_targets.append(eval_arrays.items[a + 1 : b])
             pending_positions.append(np.arange(a + 1, b))
             pending += b - a - 1
             if pending >= rank_chunk or s == sessions[-1]:
                 scores = np.concatenate(pending_scores)
-                ranks = rank_dense(scores, np.concatenate(pending_targets), tie_mode)
-                accumulator.add(ranks)
+                higher, ties = count_dense(scores, np.concatenate(pending_targets), no_score)
+                unscored += int(torch.isinf(higher).sum())
+                ranks = accumulator.add_counts(higher, ties)
                 if top_lists is not None:
                     top_lists.add(top_items_dense(scores, top_lists.depth))
                 if ranks_out is not None:
@@ -91,7 +104,10 @@ def evaluate_scorer(
                 bar.update(pending)
                 pending_scores, pending_targets, pending_positions, pending = [], [], [], 0
     beyond = top_lists.result() if top_lists is not None else {}
-    return finish_metrics(accumulator, len(sessions), time.perf_counter() - started, tie_mode, **beyond)
+    seconds = time.perf_counter() - started
+    metrics = finish_metrics(accumulator, len(sessions), seconds, tie_mode, **beyond)
+    metrics["unscored_targets"] = unscored / metrics["events"]
+    return metrics
 
 
 def run_baseline_evaluation(

@@ -11,7 +11,9 @@ One row per ordered pair of models and metric (recall@k and MRR@k at the largest
 
 With replicates a second block (``unit`` seeds) compares the per-seed metrics of models that ran more than once
 (Welch's t-test, its 95% interval of the difference of the means); the event block (``unit`` events) pairs each
-model's first run. Models evaluated on different splits are refused (:func:`event_ranks.check_comparable`).
+model's first run. Models evaluated on different splits are refused (:func:`event_ranks.check_comparable`), and so
+are ranks that contradict their evaluation's metrics file (:func:`event_ranks.check_against_metrics`) and models
+ranked in different tie modes.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import pandas as pd
 from scipy import stats
 
 from gru4rec_pipeline.errors import DataFormatError
-from gru4rec_pipeline.evaluation.event_ranks import EventRanks, check_comparable
+from gru4rec_pipeline.evaluation.event_ranks import EventRanks, check_against_metrics, check_comparable
 from gru4rec_pipeline.files import read_json, write_text_atomic
 
 log = logging.getLogger(__name__)
@@ -156,14 +158,30 @@ def compare_models(
     metrics_paths: dict[str, list[str]] | None = None,
     resamples: int = 1000,
     seed: int = 42,
+    *,
+    model_metrics: dict[str, str],
 ) -> pd.DataFrame:
-    """Write ``output_path`` (TSV, :data:`SIGNIFICANCE_COLUMNS`) from each model's ranks file (its first run) and,
-    for the seed block, each model's metrics files (one per run)."""
+    """Write ``output_path`` (TSV, :data:`SIGNIFICANCE_COLUMNS`) from each model's ranks file (its first run),
+    checked against ``model_metrics``, the metrics file of the same run, and, for the seed block, each model's
+    metrics files (one per run)."""
     started = time.perf_counter()
     names = list(ranks_paths)
     if not names:
         raise DataFormatError("<compare_models>", "no models to compare")
     loaded = [EventRanks.load(ranks_paths[name]) for name in names]
+    tie_modes = {}
+    for name, ranks in zip(names, loaded):
+        if name not in model_metrics:
+            raise DataFormatError(ranks_paths[name], f"no metrics file given for model {name!r} to check its ranks by")
+        metrics = read_json(model_metrics[name], "metrics")
+        check_against_metrics(ranks, ranks_paths[name], metrics, model_metrics[name])
+        tie_modes.setdefault(metrics.get("tie_mode"), model_metrics[name])
+    if len(tie_modes) > 1:
+        (mode, path), (other, other_path) = list(tie_modes.items())[:2]
+        raise DataFormatError(
+            other_path, f"ranked in tie mode {other}, {path} in {mode}: models ranked differently cannot be paired; "
+            "rerun their evaluations with one evaluation.tie_mode"
+        )  # fmt: skip
     for name, ranks in zip(names, loaded):
         check_comparable(loaded[0], ranks_paths[names[0]], ranks, ranks_paths[name], cutoff)
     rows = event_block(names, loaded, cutoff, resamples, seed)

@@ -19,7 +19,7 @@ from gru4rec_pipeline.errors import DataFormatError, PipelineError
 from gru4rec_pipeline.evaluation.event_ranks import RankCollector
 from gru4rec_pipeline.evaluation.metrics import write_metrics_json, write_recall_txt
 from gru4rec_pipeline.evaluation.ranking import MetricAccumulator
-from gru4rec_pipeline.names import DEFAULT_CUTOFFS
+from gru4rec_pipeline.names import DEFAULT_CUTOFFS, DEFAULT_TIE_MODE
 
 log = logging.getLogger(__name__)
 
@@ -29,12 +29,12 @@ class EvaluationSettings:
     """The config's ``evaluation`` section: cut-offs, tie mode, sessions evaluated side by side."""
 
     cutoffs: tuple[int, ...] = DEFAULT_CUTOFFS
-    tie_mode: str = "standard"
+    tie_mode: str = DEFAULT_TIE_MODE
     batch_size: int = 512
 
     @classmethod
     def from_dict(cls, values: dict) -> "EvaluationSettings":
-        return cls(tuple(values.get("cutoffs", DEFAULT_CUTOFFS)), values.get("tie_mode", "standard"),
+        return cls(tuple(values.get("cutoffs", DEFAULT_CUTOFFS)), values.get("tie_mode", DEFAULT_TIE_MODE),
                    int(values.get("batch_size", 512)))  # fmt: skip
 
 

@@ -2,7 +2,8 @@
 
 Reads the metrics JSON of every model on every slice (``results/window/{slice}/metrics/{name}.json``) and
 writes ``results/window/summary.tsv`` and ``summary.md``: one row per model, in the order the main summary
-uses (losses, then baselines), the mean at every cut-off, then ``recall@20`` / ``mrr@20`` of each slice.
+uses (losses, then baselines), the mean at every cut-off, then ``recall@k`` / ``mrr@k`` of each slice at the headline
+cut-off k (names.headline_cutoff: 20 when evaluation.cutoffs has it, else the largest).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import pandas as pd
 
 from gru4rec_pipeline.errors import DataFormatError
 from gru4rec_pipeline.files import atomic_outputs, read_json
-from gru4rec_pipeline.names import BASELINES, LOSSES
+from gru4rec_pipeline.names import BASELINES, LOSSES, headline_cutoff
 
 
 def window_table(metrics_paths) -> pd.DataFrame:
@@ -31,9 +32,10 @@ def window_table(metrics_paths) -> pd.DataFrame:
     metrics = [column for column in long.columns if column not in ("model", "slice")]
     table = long.groupby("model")[metrics].mean()
     table.insert(0, "slices", long.groupby("model")["slice"].nunique())
+    k = headline_cutoff(column.split("@")[1] for column in metrics if column.startswith("recall@"))
     for slice_id in sorted(long["slice"].unique()):
         of_slice = long[long["slice"] == slice_id].set_index("model")
-        for metric in ("recall@20", "mrr@20"):
+        for metric in (f"recall@{k}", f"mrr@{k}"):
             if metric in of_slice:
                 table[f"{metric} slice {slice_id}"] = of_slice[metric]
     table = table.reset_index()

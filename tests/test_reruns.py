@@ -6,6 +6,8 @@ oversubscribing it, and the generated archive is reused between workflow copies 
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import re
 import shutil
@@ -15,6 +17,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import pandas as pd
+import py7zr
 import pytest
 import yaml
 
@@ -34,7 +38,14 @@ from gru4rec_pipeline import names
 pytestmark = pytest.mark.slow
 
 TINY_BPR_EPOCHS = yaml.safe_load((REPO / "config" / "tiny.yaml").read_text())["training"]["losses"]["bpr"]["epochs"]
-DATA_RULES = {"synthesize_archive", "extract_clicks", "clicks_to_parquet", "split_sessions", "build_sessions"}
+DATA_RULES = {
+    "synthesize_archive",
+    "record_data_source",
+    "extract_clicks",
+    "clicks_to_parquet",
+    "split_sessions",
+    "build_sessions",
+}
 
 
 def with_overlay(workdir: Path, name: str, text: str) -> tuple[str, ...]:
@@ -115,6 +126,76 @@ def test_training_after_a_code_edit_starts_over_instead_of_resuming(finished_run
     assert "resuming" not in log, log[-3000:]
     trained = [int(n) for n in re.findall(r"epoch (\d+): loss", log)]
     assert trained == list(range(1, TINY_BPR_EPOCHS + 1)), log[-3000:]
+
+
+def source_overlay(directory: Path, key: str, value) -> str:
+    """A config file outside the workflow setting the data source key ``key`` (dotted) to ``value``."""
+    overlay = directory / f"source-{key}.yaml"
+    parent, _, leaf = key.rpartition(".")
+    text = f"{leaf}: {value}" if not parent else f"{parent}: {{{leaf}: {value}}}"
+    overlay.write_text(text + "\n")
+    return str(overlay)
+
+
+@pytest.mark.parametrize("key", ["archive", "clicks", "own_data.path"])
+def test_a_missing_source_file_stops_the_run_naming_the_key_and_the_path(tiny_run: Path, tmp_path: Path, key):
+    """With the results of another source in place, Snakemake would find nothing to do: the workflow stops first."""
+    missing = tmp_path / "not-there" / "data.file"
+    config = (*TINY, source_overlay(tmp_path, key, missing))
+    result = run_snakemake(tiny_run, "--dry-run", "--cores", "2", "results/recall_bpr.txt", *config, check=False)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, output[-3000:]
+    assert f"config key '{key}': {missing} does not exist" in output, output[-3000:]
+    assert "Nothing to be done" not in output and "rule " not in output, output[-3000:]
+
+
+def other_source(finished: Path, directory: Path, key: str) -> str:
+    """Another data set for the source key ``key``: fewer of the tiny run's clicks, in that key's format, in a file
+    dated long before the run (so that only the change of source can rerun anything); ``synthetic.seed``: 7."""
+    if key == "synthetic.seed":
+        return "7"
+    lines = (finished / "results" / "raw" / "yoochoose-clicks.dat").read_text().splitlines(keepends=True)
+    fewer = directory / "yoochoose-clicks.dat"
+    fewer.write_text("".join(lines[: len(lines) * 3 // 4]))
+    path = fewer
+    if key == "archive":
+        path = directory / "yoochoose-data.7z"
+        with py7zr.SevenZipFile(path, "w") as archive:
+            archive.write(fewer, "yoochoose-clicks.dat")
+    elif key == "own_data.path":
+        path = directory / "my_clicks.csv"
+        clicks = pd.read_parquet(finished / "results" / "data" / "clicks.parquet")
+        clicks[["SessionId", "ItemId", "Time"]].iloc[: len(clicks) * 3 // 4].to_csv(path, index=False)
+    os.utime(path, (1e9, 1e9))
+    return str(path)
+
+
+@pytest.mark.parametrize("key", ["archive", "clicks", "own_data.path", "synthetic.seed"])
+def test_another_source_reruns_every_stage_from_the_data_down(finished_run: Path, tmp_path: Path, key):
+    config = (*TINY, source_overlay(tmp_path, key, other_source(finished_run, tmp_path, key)))
+    jobs = rules_of(planned_jobs(finished_run, config=config))
+    assert jobs["record_data_source"] == 1 and jobs["clicks_to_parquet"] == 1 and jobs["split_sessions"] == 1, jobs
+    assert jobs["extract_clicks"] == (key in ("archive", "synthetic.seed")), jobs
+    assert jobs["synthesize_archive"] == (key == "synthetic.seed"), jobs
+    assert jobs["train_model"] == len(LOSSES) and jobs["evaluate_model"] == len(LOSSES), jobs
+    assert jobs["evaluate_baseline"] == len(names.BASELINES), jobs
+
+
+def test_a_source_file_replaced_in_place_by_an_older_one_is_recorded_again(finished_run: Path, tmp_path: Path):
+    """Same path, other content, and a modification time no newer than before: the data stages still rerun."""
+    clicks = tmp_path / "yoochoose-clicks.dat"
+    lines = (finished_run / "results" / "raw" / "yoochoose-clicks.dat").read_text().splitlines(keepends=True)
+    clicks.write_text("".join(lines))
+    config = (*TINY, source_overlay(tmp_path, "clicks", clicks))
+    run_snakemake(finished_run, "results/data/clicks.parquet", "--cores", "2", *config)
+    record = json.loads((finished_run / "results" / "data" / "source.json").read_text())
+    assert record["kind"] == "clicks" and record["path"] == str(clicks)
+    assert record["sha256"] == hashlib.sha256(clicks.read_bytes()).hexdigest()
+    before = clicks.stat().st_mtime_ns
+    clicks.write_text("".join(lines[:-100]))
+    os.utime(clicks, ns=(before, before))
+    jobs = rules_of(planned_jobs(finished_run, "results/data/clicks.parquet", config=config))
+    assert jobs["record_data_source"] == 1 and jobs["clicks_to_parquet"] == 1, jobs
 
 
 def wait_for(condition, timeout: float, what: str, process: subprocess.Popen) -> None:

@@ -27,6 +27,7 @@ TINY = ("--configfile", "config/tiny.yaml")
 # Every stage behind results/recall_bpr.txt on the synthetic tiny preset; each must be its own SLURM job.
 STAGES_FOR_BPR = [
     "synthesize_archive",
+    "record_data_source",
     "extract_clicks",
     "clicks_to_parquet",
     "split_sessions",

@@ -177,20 +177,42 @@ def test_command_line(tmp_path, metrics_files, capsys):
     assert (tmp_path / "s.html").exists()
 
 
-def test_dataset_description_names_the_data_and_the_split():
-    synthetic = {
-        "source": "synthetic",
-        "synthetic": {"preset": "tiny", "seed": 7},
-        "own_data": {"path": ""},
-        "clicks": "",
-        "archive": "",
-        "setting": "final",
-    }
-    assert describe_dataset(synthetic) == (
-        "synthetic yoochoose-format data (preset tiny, seed 7); trained on train_full, evaluated on test"
+def data_record(kind="synthetic", sha256="ab" * 32, **fields) -> dict:
+    from gru4rec_pipeline.data.source import DataSource
+
+    fields = fields or {"preset": "tiny", "seed": 7}
+    return DataSource(kind, "results/raw/synthetic/yoochoose-data.7z", 1000, sha256, **fields).as_record()
+
+
+def test_dataset_description_names_the_data_its_fingerprint_and_the_split():
+    assert describe_dataset(data_record(), "final") == (
+        "synthetic yoochoose-format data (preset tiny, seed 7), sha256 abababababab; "
+        "trained on train_full, evaluated on test"
     )
-    own = dict(synthetic, own_data={"path": "my.csv"}, setting="tuning")
-    assert describe_dataset(own) == "own click log my.csv; trained on train_tr, evaluated on valid"
+    own = data_record("own_data", "cd" * 32, path="my.csv")
+    assert describe_dataset(own, "tuning") == (
+        "own click log my.csv, sha256 cdcdcdcdcdcd; trained on train_tr, evaluated on valid"
+    )
+
+
+def test_models_measured_on_other_data_are_named(tmp_path):
+    """The metrics files name their data; a model measured on other data (or on data not recorded) is pointed out,
+    and each row of the TSV names its data."""
+    source = data_record()
+    records = [
+        metrics_record("bpr_max", "gru4rec", 0.55, 0.20, data=source),
+        metrics_record("pop", "baseline", 0.10, 0.03, data=data_record(sha256="cd" * 32)),
+        metrics_record("itemknn", "baseline", 0.45, 0.18),
+    ]
+    write_summary(write_metrics(tmp_path, records), tmp_path / "s.tsv", tmp_path / "s.md", data_source=source)
+    text = (tmp_path / "s.md").read_text()
+    assert "Dataset: synthetic yoochoose-format data (preset tiny, seed 7), sha256 abababababab." in text
+    assert (
+        "Measured on other data than the dataset named above, by their metrics files: pop (sha256 cdcdcdcdcdcd), "
+        "itemknn (no data recorded)"
+    ) in text
+    table = pd.read_csv(tmp_path / "s.tsv", sep="\t", dtype={"data": str}).set_index("model")
+    assert table.loc["bpr_max", "data"] == "abababababab" and table.loc["pop", "data"] == "cdcdcdcdcdcd"
 
 
 def test_a_tuned_model_follows_its_loss_and_names_its_study(tmp_path):

@@ -17,7 +17,9 @@ def test_mean_and_each_slice(tmp_path):
         for model, value in (("vsknn", vsknn), ("bpr", bpr)):
             path = tmp_path / str(slice_id) / "metrics" / f"{model}.json"
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps({"model": model, "recall": {"20": value}, "mrr": {"20": value / 2}}))
+            data = {"description": "yoochoose archive /data/yoochoose-data.7z, sha256 0123456789ab"}
+            record = {"model": model, "recall": {"20": value}, "mrr": {"20": value / 2}, "data": data}
+            path.write_text(json.dumps(record))
             paths.append(path)
     table = write_window_summary(paths, tmp_path / "summary.tsv", tmp_path / "summary.md")
     assert list(table["model"]) == ["bpr", "vsknn"]
@@ -25,9 +27,9 @@ def test_mean_and_each_slice(tmp_path):
     assert bpr["recall@20"] == pytest.approx(0.7) and bpr["mrr@20"] == pytest.approx(0.35)
     assert bpr["recall@20 slice 0"] == pytest.approx(0.6) and bpr["recall@20 slice 1"] == pytest.approx(0.8)
     assert bpr["slices"] == 2
-    assert (
-        "| vsknn | 2 | 0.6000 | 0.3000 | 0.7000 | 0.3500 | 0.5000 | 0.2500 |" in (tmp_path / "summary.md").read_text()
-    )
+    text = (tmp_path / "summary.md").read_text()
+    assert "| vsknn | 2 | 0.6000 | 0.3000 | 0.7000 | 0.3500 | 0.5000 | 0.2500 |" in text
+    assert "Dataset: yoochoose archive /data/yoochoose-data.7z, sha256 0123456789ab." in text
 
 
 def test_every_model_has_a_description_in_the_summary():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import shutil
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
 
 from conftest import LOSSES, REPO, REPORT_RULES, planned_jobs, rules_of, run_snakemake
 from gru4rec_pipeline import names
@@ -47,6 +49,26 @@ def test_tiny_run_builds_every_result(tiny_run: Path):
         assert 0.0 <= mrr <= recall <= 1.0, (name, text)
     for rule_logs in ["synthesize_archive", "extract_clicks", "split_sessions", "train_model", "evaluate_model"]:
         assert any((tiny_run / "logs" / rule_logs).iterdir()), f"no log for {rule_logs}"
+
+
+@pytest.mark.slow
+def test_every_result_names_the_data_set(tiny_run: Path):
+    """The recall files, the metrics files and the summary say which data they were measured on: the synthetic
+    preset and seed, and the start of the SHA-256 of the archive the clicks came from."""
+    synthetic = yaml.safe_load((REPO / "config" / "config.yaml").read_text())["synthetic"]
+    archive = tiny_run / "results" / "raw" / "synthetic" / "yoochoose-data.7z"
+    sha256 = hashlib.sha256(archive.read_bytes()).hexdigest()
+    named = f"synthetic yoochoose-format data (preset tiny, seed {synthetic['seed']}), sha256 {sha256[:12]}"
+    for name in LOSSES + BASELINES:
+        assert f"# data: {named}\n" in (tiny_run / "results" / f"recall_{name}.txt").read_text(), name
+        data = json.loads((tiny_run / "results" / "metrics" / "final" / f"{name}.json").read_text())["data"]
+        assert data["sha256"] == sha256 and data["description"] == named, (name, data)
+        assert data["kind"] == "synthetic" and data["preset"] == "tiny", data
+    summary_md = (tiny_run / "results" / "summary.md").read_text()
+    assert f"Dataset: {named}; trained on train_full, evaluated on test." in summary_md
+    summary = pd.read_csv(tiny_run / "results" / "summary.tsv", sep="\t", dtype={"data": str})
+    models = summary[summary["kind"] != "published_rsc15"]
+    assert (models["data"] == sha256[:12]).all(), models[["model", "data"]]
 
 
 @pytest.mark.slow

@@ -14,6 +14,11 @@ SOURCE_ROOT = Path(workflow.basedir) / "src"
 sys.path.insert(0, str(SOURCE_ROOT))
 from gru4rec_pipeline import names
 from gru4rec_pipeline.config_check import config_problem
+from gru4rec_pipeline.data.source import (
+    configured_source,
+    missing_source_problem,
+    source_change_marker,
+)
 
 # Checked here first so that a bad value stops the run with one line naming key, value and expectation
 # (Snakemake's own message prints the schema and the instance: for an unknown top-level key, the whole
@@ -23,6 +28,12 @@ problem = config_problem(config, yaml.safe_load(SCHEMA_PATH.read_text()))
 if problem:
     raise WorkflowError(problem)
 validate(config, schema="../../config/schema.yaml")
+# A configured file that is not there stops the run here, before any job: with the results of an earlier source
+# present, Snakemake would otherwise find nothing to do and report those as up to date.
+problem = missing_source_problem(config)
+if problem:
+    raise WorkflowError(problem)
+
 
 LOSSES = list(config["training"]["losses"])
 BASELINES = list(names.BASELINES)
@@ -135,30 +146,38 @@ def code_inputs(script):
     return sorted(os.path.relpath(path) for path in files)
 
 
+SOURCE = configured_source(config)
+# The record of the data the clicks come from (data/source.py): every data stage depends on it, every result
+# names it.
+DATA_SOURCE = "results/data/source.json"
+
+
 def using_synthetic_data():
-    return (
-        not config["own_data"]["path"]
-        and not config["clicks"]
-        and not config["archive"]
-        and config["source"] == "synthetic"
-    )
+    return SOURCE["kind"] == "synthetic"
+
+
+def get_source_file():
+    """The file the clicks come from: the configured one, or the archive the workflow downloads or generates."""
+    return SOURCE["file"]
+
+
+def get_source_marker():
+    """The configured source (kind, path, URL, preset, seed) and a given file's size and mtime: a change of any
+    reruns record_data_source (its params) and so every data stage."""
+    return source_change_marker(config)
 
 
 def get_archive():
-    """The yoochoose-data.7z the clicks are extracted from."""
-    if config["archive"]:
-        return config["archive"]
-    if config["source"] == "download":
-        return "results/raw/download/yoochoose-data.7z"
-    return "results/raw/synthetic/yoochoose-data.7z"
+    """The yoochoose-data.7z the clicks are extracted from (with own_data.path or clicks set, none is read)."""
+    if SOURCE["kind"] in ("own_data", "clicks"):
+        return configured_source({**config, "own_data": {}, "clicks": ""})["file"]
+    return SOURCE["file"]
 
 
 def get_click_log():
     """The raw click log turned into results/data/clicks.parquet."""
-    if config["own_data"]["path"]:
-        return config["own_data"]["path"]
-    if config["clicks"]:
-        return config["clicks"]
+    if SOURCE["kind"] in ("own_data", "clicks"):
+        return SOURCE["file"]
     return "results/raw/yoochoose-clicks.dat"
 
 
@@ -174,7 +193,7 @@ def get_test_clicks(wildcards):
 
 
 def get_click_log_format():
-    return "own" if config["own_data"]["path"] else "yoochoose"
+    return "own" if SOURCE["kind"] == "own_data" else "yoochoose"
 
 
 def get_synthetic_process(wildcards):

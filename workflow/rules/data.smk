@@ -1,4 +1,5 @@
-# Data stages: archive -> raw clicks -> clicks.parquet -> protocol splits -> session arrays (+ exports).
+# Data stages: the source's record -> archive -> raw clicks -> clicks.parquet -> protocol splits -> session arrays
+# (+ exports).
 # Code: src/gru4rec_pipeline/data/.
 
 
@@ -30,9 +31,31 @@ rule download_archive:
         "../scripts/download_archive.py"
 
 
+# What the clicks come from (data/source.py): reruns when the configured source changes (another path, preset,
+# seed, URL) or its file does (size, mtime), and everything from the clicks down reruns after it.
+rule record_data_source:
+    input:
+        data=get_source_file(),
+        code=code_inputs("record_data_source"),
+    output:
+        record=DATA_SOURCE,
+    log:
+        "logs/record_data_source/record_data_source.log",
+    conda:
+        "../../envs/data.yaml"
+    resources:
+        mem_mb=500,
+        runtime=30,
+    params:
+        source=get_source_marker(),
+    script:
+        "../scripts/record_data_source.py"
+
+
 rule extract_clicks:
     input:
         archive=get_archive(),
+        source=DATA_SOURCE,
         code=code_inputs("extract_clicks"),
     output:
         clicks="results/raw/yoochoose-clicks.dat",
@@ -54,6 +77,7 @@ rule extract_clicks:
 rule clicks_to_parquet:
     input:
         clicks=get_click_log(),
+        source=DATA_SOURCE,
         code=code_inputs("clicks_to_parquet"),
     output:
         parquet="results/data/clicks.parquet",
@@ -76,6 +100,7 @@ rule clicks_to_parquet:
 rule extract_test_clicks:
     input:
         archive=get_archive(),
+        source=DATA_SOURCE,
         code=code_inputs("extract_test_clicks"),
     output:
         clicks="results/data/test_clicks.parquet",

@@ -1,7 +1,8 @@
 # Evaluation stage: recall@k and MRR@k against all items of every trained model, the baselines and, on
 # synthetic data, the oracle. Code: src/gru4rec_pipeline/evaluation/.
 # Each rule evaluates the final setting (train_full -> test, results/recall_{name}.txt); its `_on_valid` twin
-# evaluates the tuning setting (train_tr -> valid, results/tuning/recall_{name}.txt), so both coexist.
+# evaluates the tuning setting (train_tr -> valid, results/tuning/recall_{name}.txt), so both coexist. A twin's
+# input replaces the whole input of the rule it uses. Every output names the data set (results/data/source.json).
 
 
 rule evaluate_model:
@@ -10,6 +11,7 @@ rule evaluate_model:
         training=model_file("final", "{loss}", "training.json"),
         evaluation="results/sessions/final/eval.npz",
         vocab="results/sessions/final/vocab.parquet",
+        source=DATA_SOURCE,
         code=code_inputs("evaluate_model"),
     output:
         recall=recall_file("final", "{loss}"),
@@ -40,6 +42,8 @@ use rule evaluate_model as evaluate_model_on_valid with:
         training=model_file("tuning", "{loss}", "training.json"),
         evaluation="results/sessions/tuning/eval.npz",
         vocab="results/sessions/tuning/vocab.parquet",
+        source=DATA_SOURCE,
+        code=code_inputs("evaluate_model"),
     output:
         recall=recall_file("tuning", "{loss}"),
         metrics=metrics_file("tuning", "{loss}"),
@@ -57,6 +61,7 @@ use rule evaluate_model as evaluate_model_replicate with:
         training=replicate_model_file("final", "{loss}", "{seed}", "training.json"),
         evaluation="results/sessions/final/eval.npz",
         vocab="results/sessions/final/vocab.parquet",
+        source=DATA_SOURCE,
         code=code_inputs("evaluate_model"),
     output:
         recall=replicate_recall_file("final", "{loss}", "{seed}"),
@@ -79,6 +84,7 @@ use rule evaluate_model_replicate as evaluate_model_replicate_on_valid with:
         training=replicate_model_file("tuning", "{loss}", "{seed}", "training.json"),
         evaluation="results/sessions/tuning/eval.npz",
         vocab="results/sessions/tuning/vocab.parquet",
+        source=DATA_SOURCE,
         code=code_inputs("evaluate_model"),
     output:
         recall=replicate_recall_file("tuning", "{loss}", "{seed}"),
@@ -95,6 +101,7 @@ rule evaluate_baseline:
         train="results/sessions/final/train.npz",
         evaluation="results/sessions/final/eval.npz",
         vocab="results/sessions/final/vocab.parquet",
+        source=DATA_SOURCE,
         code=code_inputs("evaluate_baseline"),
     output:
         recall=recall_file("final", "{baseline}"),
@@ -122,6 +129,8 @@ use rule evaluate_baseline as evaluate_baseline_on_valid with:
         train="results/sessions/tuning/train.npz",
         evaluation="results/sessions/tuning/eval.npz",
         vocab="results/sessions/tuning/vocab.parquet",
+        source=DATA_SOURCE,
+        code=code_inputs("evaluate_baseline"),
     output:
         recall=recall_file("tuning", "{baseline}"),
         metrics=metrics_file("tuning", "{baseline}"),
@@ -137,6 +146,7 @@ rule evaluate_oracle:
         process=get_synthetic_process,
         evaluation="results/sessions/final/eval.npz",
         vocab="results/sessions/final/vocab.parquet",
+        source=DATA_SOURCE,
         code=code_inputs("evaluate_oracle"),
     output:
         recall=recall_file("final", "oracle"),
@@ -160,8 +170,11 @@ rule evaluate_oracle:
 
 use rule evaluate_oracle as evaluate_oracle_on_valid with:
     input:
+        process=get_synthetic_process,
         evaluation="results/sessions/tuning/eval.npz",
         vocab="results/sessions/tuning/vocab.parquet",
+        source=DATA_SOURCE,
+        code=code_inputs("evaluate_oracle"),
     output:
         recall=recall_file("tuning", "oracle"),
         metrics=metrics_file("tuning", "oracle"),

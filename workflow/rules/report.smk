@@ -12,6 +12,7 @@ rule summarize_results:
         metrics=[metrics_file(SETTING, name) for name in get_evaluated_models()]
         + get_repeated_run_metrics_files(),
         significance="results/significance.tsv",
+        source=DATA_SOURCE,
         code=code_inputs("summarize_results"),
     output:
         tsv=report(

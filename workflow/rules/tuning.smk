@@ -131,6 +131,7 @@ rule evaluate_tuned_model:
         training=model_file("final", "{loss}_tuned", "training.json"),
         evaluation="results/sessions/final/eval.npz",
         vocab="results/sessions/final/vocab.parquet",
+        source=DATA_SOURCE,
         code=code_inputs("evaluate_tuned_model"),
     output:
         recall=recall_file("final", "{loss}_tuned"),

@@ -81,6 +81,7 @@ use rule evaluate_model as evaluate_model_window with:
         training="results/window/{slice}/models/{loss}/training.json",
         evaluation="results/window/{slice}/sessions/eval.npz",
         vocab="results/window/{slice}/sessions/vocab.parquet",
+        source=DATA_SOURCE,
         code=code_inputs("evaluate_model"),
     output:
         recall="results/window/{slice}/recall_{loss}.txt",
@@ -97,6 +98,7 @@ use rule evaluate_baseline as evaluate_baseline_window with:
         train="results/window/{slice}/sessions/train.npz",
         evaluation="results/window/{slice}/sessions/eval.npz",
         vocab="results/window/{slice}/sessions/vocab.parquet",
+        source=DATA_SOURCE,
         code=code_inputs("evaluate_baseline"),
     output:
         recall="results/window/{slice}/recall_{baseline}.txt",

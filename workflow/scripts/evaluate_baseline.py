@@ -7,6 +7,7 @@ from _prologue import start
 
 start(snakemake)
 
+from gru4rec_pipeline.data.source import DataSource
 from gru4rec_pipeline.evaluation.scorer_evaluation import run_baseline_evaluation
 from gru4rec_pipeline.evaluation.stage import EvaluationSettings
 
@@ -23,4 +24,5 @@ run_baseline_evaluation(
     threads=snakemake.threads,
     config=snakemake.config,
     ranks_path=snakemake.output.ranks,
+    dataset=DataSource.load(snakemake.input.source).as_record(),
 )

@@ -7,6 +7,7 @@ from _prologue import start
 
 start(snakemake)
 
+from gru4rec_pipeline.data.source import DataSource
 from gru4rec_pipeline.evaluation.model_evaluation import run_model_evaluation
 from gru4rec_pipeline.evaluation.stage import EvaluationSettings
 
@@ -25,4 +26,5 @@ run_model_evaluation(
     seed=snakemake.params.seed,
     config=snakemake.config,
     ranks_path=snakemake.output.ranks,
+    dataset=DataSource.load(snakemake.input.source).as_record(),
 )

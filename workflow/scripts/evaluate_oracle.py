@@ -7,6 +7,7 @@ from _prologue import start
 
 start(snakemake)
 
+from gru4rec_pipeline.data.source import DataSource
 from gru4rec_pipeline.evaluation.scorer_evaluation import run_oracle_evaluation
 from gru4rec_pipeline.evaluation.stage import EvaluationSettings
 
@@ -20,4 +21,5 @@ run_oracle_evaluation(
     threads=snakemake.threads,
     config=snakemake.config,
     ranks_path=snakemake.output.ranks,
+    dataset=DataSource.load(snakemake.input.source).as_record(),
 )

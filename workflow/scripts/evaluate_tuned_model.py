@@ -7,6 +7,7 @@ from _prologue import start
 
 start(snakemake)
 
+from gru4rec_pipeline.data.source import DataSource
 from gru4rec_pipeline.evaluation.stage import EvaluationSettings
 from gru4rec_pipeline.tuning.retrain import run_tuned_evaluation
 
@@ -26,4 +27,5 @@ run_tuned_evaluation(
     threads=snakemake.threads,
     config=snakemake.config,
     ranks_path=snakemake.output.ranks,
+    dataset=DataSource.load(snakemake.input.source).as_record(),
 )

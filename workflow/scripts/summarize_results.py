@@ -7,13 +7,16 @@ from _prologue import start
 
 start(snakemake)
 
+from gru4rec_pipeline.data.source import DataSource
 from gru4rec_pipeline.report.summary import describe_dataset, write_summary
 
+source = DataSource.load(snakemake.input.source).as_record()
 write_summary(
     snakemake.input.metrics,
     snakemake.output.tsv,
     snakemake.output.md,
     snakemake.output.html,
-    dataset=describe_dataset(snakemake.config),
+    dataset=describe_dataset(source, snakemake.config["setting"]),
     significance_path=snakemake.input.significance,
+    data_source=source,
 )

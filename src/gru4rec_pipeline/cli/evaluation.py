@@ -40,6 +40,7 @@ def add_evaluation_arguments(parser: argparse.ArgumentParser, needs_train: bool 
     )
     threads = THREAD_DEFAULTS["evaluation"]
     parser.add_argument("--threads", type=positive_int, default=threads, help=f"CPU threads (default {threads})")
+    parser.add_argument("--data-source", help="the data source record (results/data/source.json) the outputs name")
 
 
 def add_commands(subparsers) -> None:
@@ -116,6 +117,15 @@ def settings_of(args: argparse.Namespace):
     return EvaluationSettings(tuple(args.cutoffs), args.tie_mode, getattr(args, "batch_size", 512))
 
 
+def dataset_of(args: argparse.Namespace) -> dict | None:
+    """The data source record ``--data-source`` names, as the outputs hold it."""
+    if not args.data_source:
+        return None
+    from gru4rec_pipeline.data.source import DataSource
+
+    return DataSource.load(args.data_source).as_record()
+
+
 def print_recall(path) -> None:
     with open(path, encoding="utf-8") as handle:
         sys.stdout.write(handle.read())
@@ -139,6 +149,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         training_summary_path=args.training,
         method=args.method,
         config=provenance_config(args),
+        dataset=dataset_of(args),
     )
     print_recall(args.recall)
     return 0
@@ -163,6 +174,7 @@ def run_baseline(args: argparse.Namespace) -> int:
         options=options,
         threads=args.threads,
         config=provenance_config(args),
+        dataset=dataset_of(args),
     )
     print_recall(args.recall)
     return 0
@@ -180,6 +192,7 @@ def run_oracle(args: argparse.Namespace) -> int:
         settings=settings_of(args),
         threads=args.threads,
         config=provenance_config(args),
+        dataset=dataset_of(args),
     )
     print_recall(args.recall)
     return 0

@@ -13,6 +13,9 @@ what produced the numbers (model, hyperparameters, seed, device, timings, proven
   (a hit with every tied item after the target, a miss with every one before it); the same in every tie mode.
 - ``unscored_targets`` (baselines and oracle): the share of events whose target the scorer did not score (a miss
   in every tie mode, see :mod:`~gru4rec_pipeline.evaluation.scorer_evaluation`).
+
+Both name the data set the numbers were measured on (``results/data/source.json``,
+:mod:`gru4rec_pipeline.data.source`): the recall file in a comment line, the JSON under ``data``.
 """
 
 from __future__ import annotations
@@ -22,8 +25,11 @@ from pathlib import Path
 from gru4rec_pipeline.files import write_json_atomic, write_text_atomic
 
 
-def format_recall_text(metrics: dict, title: str | None = None) -> str:
+def format_recall_text(metrics: dict, title: str | None = None, dataset: dict | None = None) -> str:
+    """``dataset``: the data source record (its ``description`` line is shown)."""
     lines = [f"# {title}"] if title else []
+    if dataset:
+        lines.append(f"# data: {dataset.get('description', 'not recorded')}")
     lines.append(f"# {metrics['events']} events in {metrics['sessions']} sessions, tie mode {metrics['tie_mode']}")
     for name, label in (("coverage", "Coverage"), ("popularity", "Popularity")):
         if name in metrics:
@@ -37,9 +43,9 @@ def format_recall_text(metrics: dict, title: str | None = None) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_recall_txt(metrics: dict, path: str | Path, title: str | None = None) -> None:
+def write_recall_txt(metrics: dict, path: str | Path, title: str | None = None, dataset: dict | None = None) -> None:
     """Human-readable metrics, one per line (``Recall@20: 0.7283``), after ``#`` comment lines."""
-    write_text_atomic(path, format_recall_text(metrics, title))
+    write_text_atomic(path, format_recall_text(metrics, title, dataset))
 
 
 def write_metrics_json(metrics: dict, path: str | Path, extra: dict | None = None) -> None:

@@ -185,10 +185,12 @@ def run_model_evaluation(
     config: dict | None = None,
     extra: dict | None = None,
     ranks_path=None,
+    dataset: dict | None = None,
 ) -> dict:
     """Evaluate the trained GRU4Rec ``model_path`` (loss ``name``); ``config``: what provenance records;
     ``extra``: further keys for the metrics record (a tuned model's study); ``ranks_path``: where every
-    event's rank goes (:mod:`~gru4rec_pipeline.evaluation.event_ranks`)."""
+    event's rank goes (:mod:`~gru4rec_pipeline.evaluation.event_ranks`); ``dataset``: the data source record
+    the outputs name."""
     settings = settings or EvaluationSettings()
     configure_threads(threads)
     arrays, vocabulary = load_evaluation_data(eval_path, vocab_path)
@@ -226,4 +228,5 @@ def run_model_evaluation(
         "provenance": collect_provenance(config or {}),
         **(extra or {}),
     }
-    return write_results(metrics, recall_path, metrics_path, f"GRU4Rec, loss {name}", record, ranks_path, collector)
+    title = f"GRU4Rec, loss {name}"
+    return write_results(metrics, recall_path, metrics_path, title, record, ranks_path, collector, dataset)

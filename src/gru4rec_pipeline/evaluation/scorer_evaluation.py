@@ -122,6 +122,7 @@ def run_baseline_evaluation(
     threads: int = 1,
     config: dict | None = None,
     ranks_path=None,
+    dataset: dict | None = None,
 ) -> dict:
     """Fit the baseline ``name`` (pop, spop, itemknn; ``options``: its settings) and evaluate it; ``ranks_path``:
     where every event's rank goes."""
@@ -156,7 +157,8 @@ def run_baseline_evaluation(
         },
         "provenance": collect_provenance(config or {}),
     }
-    return write_results(metrics, recall_path, metrics_path, f"baseline {name}", record, ranks_path, collector)
+    title = f"baseline {name}"
+    return write_results(metrics, recall_path, metrics_path, title, record, ranks_path, collector, dataset)
 
 
 def run_oracle_evaluation(
@@ -169,6 +171,7 @@ def run_oracle_evaluation(
     threads: int = 1,
     config: dict | None = None,
     ranks_path=None,
+    dataset: dict | None = None,
 ) -> dict:
     """Evaluate the synthetic process's Bayes-optimal next-item distribution: the ceiling of every model."""
     settings = settings or EvaluationSettings()
@@ -193,4 +196,4 @@ def run_oracle_evaluation(
         "provenance": collect_provenance(config or {}),
     }
     title = "oracle (Bayes-optimal on the synthetic process)"
-    return write_results(metrics, recall_path, metrics_path, title, record, ranks_path, collector)
+    return write_results(metrics, recall_path, metrics_path, title, record, ranks_path, collector, dataset)

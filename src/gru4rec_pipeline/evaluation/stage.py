@@ -55,13 +55,23 @@ def load_evaluation_data(eval_path, vocab_path) -> tuple[SessionArrays, Vocabula
 
 
 def write_results(
-    metrics: dict, recall_path, metrics_path, title: str, record: dict, ranks_path=None, ranks: RankCollector = None
+    metrics: dict,
+    recall_path,
+    metrics_path,
+    title: str,
+    record: dict,
+    ranks_path=None,
+    ranks: RankCollector = None,
+    dataset: dict | None = None,
 ) -> dict:
     """The output files; ``record`` (model, kind, settings, timings, provenance) goes into the JSON, the
-    collected per-event ranks (when given) to ``ranks_path``."""
+    collected per-event ranks (when given) to ``ranks_path``; ``dataset`` (the data source record,
+    ``results/data/source.json``) is named by both files."""
     if ranks_path is not None:
         ranks.result().save(ranks_path)
-    write_recall_txt(metrics, recall_path, title=title)
+    if dataset is not None:
+        record = {**record, "data": dataset}
+    write_recall_txt(metrics, recall_path, title=title, dataset=dataset)
     write_metrics_json(metrics, metrics_path, extra=record)
     log.info("%s: recall@%s %s", title, max(metrics["recall"]), metrics["recall"][max(metrics["recall"])])
     return metrics

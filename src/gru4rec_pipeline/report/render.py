@@ -112,6 +112,12 @@ def published_rows(published: pd.DataFrame, cutoffs: list[int]) -> Table:
 def context_notes(table: pd.DataFrame, context: dict) -> list[str]:
     """Sentences that qualify the accuracy table (synthetic data, evaluated events, ties)."""
     notes = []
+    if context.get("data_differs"):
+        notes.append(
+            "Measured on other data than the dataset named above, by their metrics files: "
+            + ", ".join(context["data_differs"])
+            + ": their figures do not compare with the others."
+        )
     if context.get("is_synthetic"):
         notes.append(
             "These models ran on synthetic data (the oracle row exists): compare them with each other and "

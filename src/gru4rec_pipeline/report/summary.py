@@ -186,6 +186,7 @@ def summary_table(records: list[dict]) -> pd.DataFrame:
         row["eval_events"] = record.get("events", math.nan)
         row["tie_mode"] = record.get("tie_mode", "")
         row["device"] = record.get("device", "")
+        row["data"] = data_fingerprint(record)
         rows.append(row)
     table = pd.DataFrame(rows)
     for column in ["epochs", *TIMING_KEYS, "eval_events"]:
@@ -207,24 +208,31 @@ def published_table(cutoffs: list[int]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def describe_dataset(config: dict) -> str:
-    """One line naming the data and the split the models were trained and evaluated on."""
-    own = (config.get("own_data") or {}).get("path")
-    synthetic = config.get("synthetic") or {}
-    if own:
-        data = f"own click log {own}"
-    elif config.get("clicks"):
-        data = f"yoochoose clicks file {config['clicks']}"
-    elif config.get("archive"):
-        data = f"RSC15 archive {config['archive']}"
-    elif config.get("source") == "download":
-        data = "RSC15 (yoochoose-data.7z, downloaded)"
-    else:
-        preset, seed = synthetic.get("preset", "?"), synthetic.get("seed", "?")
-        data = f"synthetic yoochoose-format data (preset {preset}, seed {seed})"
+def describe_dataset(source: dict, setting: str | None = None) -> str:
+    """One line naming the data (``source``: the data source record, results/data/source.json) and the split
+    the models were trained and evaluated on."""
+    data = source.get("description") or "data not recorded"
     split = {"final": "trained on train_full, evaluated on test", "tuning": "trained on train_tr, evaluated on valid"}
-    setting = config.get("setting")
     return f"{data}; {split[setting]}" if setting in split else data
+
+
+def data_fingerprint(record: dict) -> str:
+    """The short SHA-256 of the data a metrics record was measured on ("" where it names none)."""
+    data = record.get("data")
+    return str(data.get("fingerprint", "")) if isinstance(data, dict) else ""
+
+
+def models_on_other_data(records: list[dict], source: dict | None) -> list[str]:
+    """The models whose metrics name other data than ``source`` (when None: than the first record that names
+    any), or none: ``model (sha256 ...)`` or ``model (no data recorded)``."""
+    expected = (source or {}).get("fingerprint") or next(filter(None, map(data_fingerprint, records)), "")
+    if not expected:
+        return []
+    return [
+        f"{r['model']} ({'sha256 ' + data_fingerprint(r) if data_fingerprint(r) else 'no data recorded'})"
+        for r in records
+        if data_fingerprint(r) != expected
+    ]
 
 
 def evaluated_event_counts(records: list[dict]) -> dict[str, int]:
@@ -257,13 +265,21 @@ def write_summary(
     html_path: str | Path | None = None,
     dataset: str | None = None,
     significance_path: str | Path | None = None,
+    data_source: dict | None = None,
 ) -> pd.DataFrame:
     """Build the summary from metrics files (several runs of a model: their mean, std and count) and write the
     TSV, markdown and (optionally) HTML; ``significance_path`` marks the models not significantly worse than the
-    best."""
+    best.
+
+    ``dataset``: the line naming the data (default: the data record of the metrics files); ``data_source``: the
+    data source record the models should have been measured on: the summary names those measured on other data.
+    """
     records = load_metrics(metrics_paths)
     if not records:
         raise DataFormatError("<summary>", "no metrics files given")
+    if dataset is None:
+        named = next((r["data"] for r in records if data_fingerprint(r)), data_source)
+        dataset = describe_dataset(named) if named else None
     table = aggregate_runs(summary_table(records))
     if significance_path is not None:
         table = mark_not_worse(table, not_worse_than_best(table, read_significance(significance_path)))
@@ -272,6 +288,7 @@ def write_summary(
     provenance, differing = shared_provenance(records)
     context = {
         "dataset": dataset,
+        "data_differs": models_on_other_data(records, data_source),
         "is_synthetic": bool((table["kind"] == "oracle").any()),
         "event_counts": evaluated_event_counts(records),
         "provenance": provenance,

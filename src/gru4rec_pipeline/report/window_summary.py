@@ -4,6 +4,7 @@ Reads the metrics JSON of every model on every slice (``results/window/{slice}/m
 writes ``results/window/summary.tsv`` and ``summary.md``: one row per model, in the order the main summary
 uses (losses, then baselines), the mean at every cut-off, then ``recall@k`` / ``mrr@k`` of each slice at the headline
 cut-off k (names.headline_cutoff: 20 when evaluation.cutoffs has it, else the largest).
+The markdown names the data set the metrics files name (``data``: results/data/source.json's record).
 """
 
 from __future__ import annotations
@@ -52,8 +53,19 @@ def _flat(record: dict) -> dict:
     return values
 
 
+def dataset_line(metrics_paths) -> str:
+    """The data set the metrics files name, or each of them where they differ."""
+    named = set()
+    for path in metrics_paths:
+        data = read_json(path, "metrics of a window slice").get("data")
+        named.add(str(data.get("description")) if isinstance(data, dict) else "data not recorded")
+    named = sorted(named)
+    return named[0] if len(named) == 1 else "the slices' metrics name different data: " + "; ".join(named)
+
+
 def write_window_summary(metrics_paths, tsv_path, md_path) -> pd.DataFrame:
     table = window_table(metrics_paths)
+    dataset = dataset_line(metrics_paths)
     with atomic_outputs() as staged:
         table.to_csv(staged.temporary(tsv_path), sep="\t", index=False, float_format="%.4f")
         header = "| " + " | ".join(table.columns) + " |\n| " + " | ".join("---" for _ in table.columns) + " |\n"
@@ -63,6 +75,7 @@ def write_window_summary(metrics_paths, tsv_path, md_path) -> pd.DataFrame:
         ]
         staged.temporary(md_path).write_text(
             "# Results over session-rec's sliding windows (mean over slices, then each slice)\n\n"
+            + f"Dataset: {dataset}.\n\n"
             + header
             + "\n".join(lines)
             + "\n"

@@ -69,8 +69,10 @@ def run_tuned_evaluation(
     threads: int = 1,
     config: dict | None = None,
     ranks_path=None,
+    dataset: dict | None = None,
 ) -> dict:
-    """Evaluate the tuned model of ``loss``; its record names the study, the best trial and its valid metric."""
+    """Evaluate the tuned model of ``loss``; its record names the study, the best trial and its valid metric
+    (``dataset``: the data source record the outputs name)."""
     best = BestSetting.load(best_path, loss)
     study = read_study_record(study_path)
     return run_model_evaluation(
@@ -89,4 +91,5 @@ def run_tuned_evaluation(
         config=config,
         extra={"loss": loss, "tuning": study},
         ranks_path=ranks_path,
+        dataset=dataset,
     )

@@ -62,3 +62,48 @@ def test_ordinary_days_pass_without_a_warning(tmp_path, caplog):
         stats = protocol.split_clicks(daily_clicks(), paths(tmp_path), min_test_predictions=10)
     assert stats["splits"]["test"]["sessions"] >= 30
     assert not [r for r in caplog.records if "test window" in r.getMessage()]
+
+
+def rolling_paths(tmp_path, days):
+    return (
+        [tmp_path / f"before_{d}.parquet" for d in range(1, days + 1)],
+        [tmp_path / f"day_{d}.parquet" for d in range(1, days + 1)],
+        tmp_path / "days.json",
+    )
+
+
+def test_an_outlier_session_as_a_rolling_day_is_warned_about_and_refused_under_the_minimum(tmp_path, caplog):
+    """The day-by-day evaluation's days are counted back from the latest event too: each is held to the test
+    split's rules."""
+    from gru4rec_pipeline.data.rolling import split_days
+
+    with_outlier(daily_clicks()).to_parquet(tmp_path / "clicks.parquet")
+    all_events = {"min_item_support": 1}
+    with caplog.at_level(logging.WARNING):
+        record = split_days(tmp_path / "clicks.parquet", *rolling_paths(tmp_path, 1), protocol=all_events)
+    assert record["days"][0]["sessions"] == 1
+    warning = " ".join(r.getMessage() for r in caplog.records if r.levelno == logging.WARNING)
+    assert "rolling day 1 of 1 (2999-12-31T00:00:02Z .. 3000-01-01T00:00:02Z) holds 1 sessions" in warning
+    assert "fewer than 0.1 x the 30 of a typical window" in warning and "session 99999 at 3000-01-01" in warning
+    with pytest.raises(DataFormatError) as refused:
+        split_days(
+            tmp_path / "clicks.parquet", *rolling_paths(tmp_path / "three", 3), protocol=all_events,
+            min_test_predictions=10,
+        )  # fmt: skip
+    message = str(refused.value)
+    assert "rolling day 1 of 3 (2999-12-29T00:00:02Z .. 2999-12-30T00:00:02Z) gives 0 next-item predictions" in message
+    assert "limits.min_test_predictions=10" in message and "session 99999 at 3000-01-01" in message
+    assert not (tmp_path / "three").exists()
+
+
+def test_ordinary_rolling_days_pass_without_a_warning(tmp_path, caplog):
+    from gru4rec_pipeline.data.rolling import split_days
+
+    daily_clicks().to_parquet(tmp_path / "clicks.parquet")
+    with caplog.at_level(logging.WARNING):
+        record = split_days(
+            tmp_path / "clicks.parquet", *rolling_paths(tmp_path, 3), protocol={"min_item_support": 1},
+            min_test_predictions=10,
+        )  # fmt: skip
+    assert len(record["days"]) == 3 and all(day["sessions"] >= 30 for day in record["days"])
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import pandas as pd
 import pytest
@@ -74,3 +75,41 @@ def test_rolling_evaluation_of_the_tiny_preset(tmp_path):
     )
     record = json.loads((workdir / "results" / "rolling" / "bpr_max" / "warm" / "day_2" / "training.json").read_text())
     assert record["retrained_from"]["clicks"] == "results/rolling/days/day_1.parquet"
+
+
+def rolling_overlay(workdir, text: str) -> tuple[str, ...]:
+    (workdir / "rolling.yaml").write_text(text + "\n")
+    return (*TINY, "rolling.yaml")
+
+
+@pytest.mark.slow
+def test_lowering_rolling_days_splits_the_days_again(tiny_run, tmp_path):
+    """3 days, then 2: the split reruns, and its days are the last two of the data (not the first two of three)."""
+    workdir = tmp_path / "copy"
+    shutil.copytree(tiny_run, workdir, symlinks=True)
+    days_folder = workdir / "results" / "rolling" / "days"
+    run_snakemake(
+        workdir, "results/rolling/days/days.json", "--cores", "2", *rolling_overlay(workdir, "rolling: {days: 3}")
+    )
+    three = json.loads((days_folder / "days.json").read_text())["days"]
+    last_of_three = pd.read_parquet(days_folder / "day_3.parquet")
+    run_snakemake(
+        workdir, "results/rolling/days/days.json", "--cores", "2", *rolling_overlay(workdir, "rolling: {days: 2}")
+    )
+    two = json.loads((days_folder / "days.json").read_text())["days"]
+    assert [day["day"] for day in two] == [1, 2]
+    assert [(day["start"], day["end"]) for day in two] == [(day["start"], day["end"]) for day in three[1:]]
+    assert pd.read_parquet(days_folder / "day_2.parquet").equals(last_of_three)
+
+
+@pytest.mark.slow
+def test_a_rolling_day_giving_too_few_predictions_is_refused_naming_it(tiny_run, tmp_path):
+    """Every day is a test set: limits.min_test_predictions applies to each, as to the test split."""
+    workdir = tmp_path / "copy"
+    shutil.copytree(tiny_run, workdir, symlinks=True)
+    config = rolling_overlay(workdir, "rolling: {days: 2}\nlimits: {min_test_predictions: 100000}")
+    result = run_snakemake(workdir, "results/rolling/days/days.json", "--cores", "2", *config, check=False)
+    log = (workdir / "logs" / "split_rolling_days" / "split_rolling_days.log").read_text()
+    assert result.returncode != 0
+    assert "rolling day 1 of 2 (" in log and "fewer than limits.min_test_predictions=100000" in log, log[-2000:]
+    assert not (workdir / "results" / "rolling" / "days").exists()

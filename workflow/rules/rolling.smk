@@ -25,6 +25,10 @@ rule split_rolling_days:
         runtime=30,
     params:
         protocol=config["protocol"],
+        # The number of day files: without it in the params, lowering rolling.days would leave the files of the
+        # earlier, longer split in place (the first days of the old count, not the last of the new one).
+        days=ROLLING["days"],
+        min_test_predictions=config["limits"]["min_test_predictions"],
     script:
         "../scripts/split_rolling_days.py"
 

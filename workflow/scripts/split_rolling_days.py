@@ -15,4 +15,5 @@ split_days(
     list(snakemake.output.days),
     snakemake.output.record,
     protocol=snakemake.params.protocol,
+    min_test_predictions=snakemake.params.min_test_predictions,
 )

@@ -6,7 +6,8 @@ error anywhere. :func:`check_test_window` warns, naming the latest session and i
 holds fewer than ``FEW_SESSIONS_FRACTION`` of the sessions a typical window holds (the median over the earlier
 windows of the same length, counted back from the latest event, that hold any session ending in them), and
 refuses a test split giving fewer than ``min_test_predictions`` next-item predictions (``limits`` in the config),
-naming that cause where it is the one.
+naming that cause where it is the one. The day-by-day evaluation's days (:mod:`.rolling`) are counted back from
+the latest event too, and each is a test set: :func:`check_rolling_days` holds each of them to the same rules.
 """
 
 from __future__ import annotations
@@ -24,36 +25,63 @@ log = logging.getLogger(__name__)
 FEW_SESSIONS_FRACTION = 0.1
 
 
-def _utc(seconds: float) -> str:
+def utc(seconds: float) -> str:
     try:
         return datetime.fromtimestamp(seconds, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     except (OverflowError, OSError, ValueError):
         return f"{seconds:.0f} s after 1970"
 
 
+def _session_ends(session_ids: np.ndarray, times: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each session's id and last time among ``rows`` (rows sorted by SessionId, then Time)."""
+    ids, stamps = session_ids[rows], times[rows]
+    session_end = np.r_[ids[1:] != ids[:-1], True] if len(ids) else np.zeros(0, dtype=bool)
+    return ids[session_end], stamps[session_end]
+
+
+def typical_window_sessions(last_times: np.ndarray, before: float, window_seconds: float) -> tuple[float, int]:
+    """The median number of sessions ending in a window of ``window_seconds``, over the windows counted back from
+    ``before`` that end at or before it and hold any (nan when none does), and how many windows those are."""
+    earlier = last_times[last_times <= before]
+    if len(earlier) == 0:
+        return float("nan"), 0
+    _, sessions = np.unique(np.floor((before - earlier) / window_seconds).astype(np.int64), return_counts=True)
+    return float(np.median(sessions)), len(sessions)
+
+
+def _outlier_sentence(what: str, sessions: int, typical: float, windows: int, latest: str = "") -> str:
+    return (
+        f"{what} holds {sessions} sessions, fewer than {FEW_SESSIONS_FRACTION:g} x the {typical:g} of a typical "
+        f"window (the median over the {windows} earlier windows holding sessions){latest}: an outlier timestamp?"
+    )
+
+
 def last_window_outlier(session_ids: np.ndarray, times: np.ndarray, rows: np.ndarray, split_seconds: float):
     """A sentence naming the latest session and its time when the last ``split_seconds`` before the latest event
     hold far fewer sessions than a typical window; None otherwise. Rows sorted by SessionId, then Time."""
-    ids, stamps = session_ids[rows], times[rows]
-    if len(ids) == 0:
+    last_ids, last_times = _session_ends(session_ids, times, rows)
+    if len(last_ids) == 0:
         return None
-    session_end = np.r_[ids[1:] != ids[:-1], True]
-    last_times, last_ids = stamps[session_end], ids[session_end]
     latest = int(np.argmax(last_times))
-    windows = np.floor((last_times[latest] - last_times) / split_seconds).astype(np.int64)
-    window, sessions = np.unique(windows, return_counts=True)
-    in_test = int(sessions[0]) if window[0] == 0 else 0
-    earlier = sessions[window > 0]
-    if len(earlier) == 0:
+    end = float(last_times[latest])
+    in_test = int(np.count_nonzero(last_times > end - split_seconds))
+    typical, windows = typical_window_sessions(last_times, end - split_seconds, split_seconds)
+    if windows == 0 or in_test >= FEW_SESSIONS_FRACTION * typical:
         return None
-    typical = float(np.median(earlier))
-    if in_test >= FEW_SESSIONS_FRACTION * typical:
-        return None
-    return (
-        f"the test window (the last {split_seconds:g} s before the latest event, session {last_ids[latest]} at "
-        f"{_utc(float(last_times[latest]))}) holds {in_test} sessions, fewer than {FEW_SESSIONS_FRACTION:g} x the "
-        f"{typical:g} of a typical window (the median over the {len(earlier)} earlier windows holding sessions): "
-        "an outlier timestamp?"
+    latest_session = f"session {last_ids[latest]} at {utc(end)}"
+    what = f"the test window (the last {split_seconds:g} s before the latest event, {latest_session})"
+    return _outlier_sentence(what, in_test, typical, windows)
+
+
+def refuse_few_predictions(source, what: str, predictions: int, min_test_predictions: int, cause: str) -> None:
+    """DataFormatError naming ``source``, the set (``what``) and ``cause`` when ``predictions`` fall short of
+    ``min_test_predictions`` (config key limits.min_test_predictions)."""
+    if predictions >= min_test_predictions:
+        return
+    raise DataFormatError(
+        source,
+        f"{what} gives {predictions} next-item predictions, fewer than limits.min_test_predictions="
+        f"{min_test_predictions}. {cause[0].upper()}{cause[1:]}, or lower limits.min_test_predictions",
     )
 
 
@@ -65,16 +93,31 @@ def check_test_window(
     outlier = last_window_outlier(session_ids, times, rows, split_seconds)
     if outlier is not None:
         log.warning("%s: %s", source, outlier)
-    predictions = test_counts["events"] - test_counts["sessions"]
-    if predictions >= min_test_predictions:
-        return
     cause = (
-        f"{outlier[0].upper()}{outlier[1:]} Correct or drop that session's events"
+        f"{outlier} Correct or drop that session's events"
         if outlier is not None
         else f"the data's last {split_seconds:g} s hold few sessions; use more data or a longer protocol.split_seconds"
     )
-    raise DataFormatError(
-        source,
-        f"the test split gives {predictions} next-item predictions, fewer than limits.min_test_predictions="
-        f"{min_test_predictions}. {cause}, or lower limits.min_test_predictions",
-    )
+    predictions = test_counts["events"] - test_counts["sessions"]
+    refuse_few_predictions(source, "the test split", predictions, min_test_predictions, cause)
+
+
+def check_rolling_days(
+    session_ids, times, days: list[dict], day_seconds: float, min_test_predictions: int, source: str | Path
+) -> None:
+    """The test split's rules for each day of the day-by-day evaluation (``days``: their ``day``, ``start``
+    (epoch seconds), ``sessions`` and ``events``, first day first; the rows sorted by SessionId, then Time): a
+    warning naming a day that holds far fewer sessions than a typical day before the first one, with the latest
+    session and its time, and a DataFormatError for a day giving fewer than ``min_test_predictions``."""
+    last_ids, last_times = _session_ends(session_ids, times, np.ones(len(times), dtype=bool))
+    latest = int(np.argmax(last_times))
+    typical, windows = typical_window_sessions(last_times, days[0]["start"], day_seconds)
+    for day in days:
+        what = f"rolling day {day['day']} of {len(days)} ({utc(day['start'])} .. {utc(day['start'] + day_seconds)})"
+        cause = "the day holds few sessions; use more data or fewer rolling.days"
+        if windows and day["sessions"] < FEW_SESSIONS_FRACTION * typical:
+            latest_session = f", with the latest session {last_ids[latest]} at {utc(last_times[latest])}"
+            facts = (day["sessions"], typical, windows, latest_session)
+            log.warning("%s: %s", source, _outlier_sentence(what, *facts))
+            cause = f"{_outlier_sentence('the day', *facts)} Correct or drop that session's events"
+        refuse_few_predictions(source, what, day["events"] - day["sessions"], min_test_predictions, cause)

@@ -7,6 +7,11 @@ belongs to the day of its last event, as the protocol's time split assigns sessi
 writes ``before_{d}.parquet`` (every session ending before day ``d``: what a training from scratch for that
 day learns from) and ``day_{d}.parquet`` (the day's sessions: its test set, and the next day's warm retrain's
 new clicks), and ``days.json`` with each day's period, sessions, events and the items new on that day.
+
+Each day is a test set, held to the test split's rules (:func:`.latest_window.check_rolling_days`): a day with
+far fewer sessions than a typical day is warned about, naming the latest session and its time (one session with
+a wrong clock would otherwise be a day of its own), and a day giving fewer than ``min_test_predictions``
+next-item predictions (config key limits.min_test_predictions) is refused.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import numpy as np
 
 from gru4rec_pipeline.data.codes import dense_codes
 from gru4rec_pipeline.data.events import event_arrays, read_events, session_time_order, write_event_rows
+from gru4rec_pipeline.data.latest_window import check_rolling_days
 from gru4rec_pipeline.data.protocol import filter_sessions
 from gru4rec_pipeline.errors import DataFormatError
 from gru4rec_pipeline.files import atomic_outputs
@@ -40,10 +46,12 @@ def split_days(
     day_paths: list[str | Path],
     days_path: str | Path,
     protocol: dict | None = None,
+    min_test_predictions: int = 1,
 ) -> dict:
     """Write the ``D = len(day_paths)`` days (see the module docstring); return what ``days.json`` holds.
 
-    Refuses (nothing written) a day with no session, or a first day with nothing before it to train on.
+    Refuses (nothing written) a first day with nothing before it to train on, and a day giving fewer than
+    ``min_test_predictions`` next-item predictions.
     """
     n_days = len(day_paths)
     settings = {**PROTOCOL_DEFAULTS, **(protocol or {})}
@@ -82,16 +90,17 @@ def split_days(
             "sessions_before": int(len(np.unique(codes[before]))),
             "events_before": int(np.count_nonzero(before)),
         }
-        for what, count in (("day", entry["events"]), ("the clicks before it", entry["events_before"])):
-            if count == 0:
-                raise DataFormatError(
-                    clicks_path,
-                    f"rolling day {d} of {n_days} ({entry['start']} .. {entry['end']}): {what} has no session "
-                    f"after the protocol's filters; lower rolling.days",
-                )
+        if entry["events_before"] == 0:
+            raise DataFormatError(
+                clicks_path,
+                f"rolling day {d} of {n_days} ({entry['start']} .. {entry['end']}): the clicks before it have no "
+                "session after the protocol's filters; lower rolling.days",
+            )
         log.info("day %d: %s", d, entry)
         record["days"].append(entry)
         masks.append((before, in_day))
+    tested = [{**entry, "start": start} for entry, start in zip(record["days"], starts)]
+    check_rolling_days(session_ids, times, tested, DAY_SECONDS, min_test_predictions, clicks_path)
     with atomic_outputs() as staged:
         for (before, in_day), before_path, day_path in zip(masks, before_paths, day_paths):
             write_event_rows(staged.temporary(before_path), session_ids, item_ids, times, before)

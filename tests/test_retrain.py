@@ -182,6 +182,32 @@ def test_refusals_name_the_files_and_write_nothing(tmp_path, caplog):
     assert "1969-12-20" in warning and "1970-01-01" in warning
 
 
+def test_clicks_overlapping_the_parents_period_are_warned_about_naming_the_file_and_the_period(tmp_path, caplog):
+    parent = trained_parent(tmp_path, clicks_frame())  # sessions a minute apart from 0 s to 2 h
+    # New clicks from the second hour on: their first hour's sessions overlap the parent's period.
+    overlapping = clicks_frame(start=3600.0, seed=5)
+    overlapping.to_parquet(tmp_path / "overlapping.parquet")
+    with caplog.at_level(logging.WARNING, logger="gru4rec_pipeline"):
+        run_retrain(
+            parent / "model.pt", parent / "vocab.parquet", tmp_path / "overlapping.parquet", tmp_path / "warm",
+            device="cpu", progress=False, protocol=ALL_EVENTS,
+        )  # fmt: skip
+    warning = next(r.getMessage() for r in caplog.records if "overlaps" in r.getMessage())
+    assert str(tmp_path / "overlapping.parquet") in warning
+    assert "(1970-01-01T00:00:00Z .. 1970-01-01T01:59:" in warning
+    assert "of its 120 sessions end by its end, from 1970-01-01T01:00:00Z to 1970-01-01T01:59:" in warning
+    # New clicks that all come after the parent's data pass without either warning.
+    caplog.clear()
+    newer = clicks_frame(start=1e5, seed=6)
+    newer.to_parquet(tmp_path / "newer.parquet")
+    with caplog.at_level(logging.WARNING, logger="gru4rec_pipeline"):
+        run_retrain(
+            parent / "model.pt", parent / "vocab.parquet", tmp_path / "newer.parquet", tmp_path / "warm-newer",
+            device="cpu", progress=False, protocol=ALL_EVENTS,
+        )  # fmt: skip
+    assert not [r for r in caplog.records if "trained on" in r.getMessage()], caplog.text
+
+
 def test_a_killed_retrain_resumes_and_never_touches_the_parent(tmp_path, monkeypatch, caplog):
 
     parent = trained_parent(tmp_path, clicks_frame())

@@ -10,13 +10,17 @@ A model keeps learning on clicks that arrive after its training data (``gru4rec-
 - :func:`grow_vocabulary` keeps every item of the parent vocabulary at its index and appends the items
   never seen before, in ascending ItemId order, so every old row of the model stays where it was;
 - the sampler's support is recomputed from the new clicks, plus ``support_decay`` times the parent's
-  support (0: the new clicks only, the default; see :func:`grow_vocabulary`).
+  support (0: the new clicks only, the default; see :func:`grow_vocabulary`);
+- :func:`warn_about_old_sessions`: new sessions that end by the end of the parent's data (older clicks, or
+  clicks of the parent's own period, which it may have been trained on) are warned about, naming the file and
+  the period they cover.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +28,7 @@ import pandas as pd
 
 from gru4rec_pipeline.data.arrays import SessionArrays
 from gru4rec_pipeline.data.clicks import read_clicks
+from gru4rec_pipeline.data.codes import dense_codes
 from gru4rec_pipeline.data.events import event_arrays, events_from_table, read_events
 from gru4rec_pipeline.data.protocol import filter_sessions
 from gru4rec_pipeline.data.sessions import log_counts, to_session_arrays
@@ -78,11 +83,49 @@ def grow_vocabulary(parent: Vocabulary, item_ids: np.ndarray, support_decay: flo
     return Vocabulary(item_ids_grown, support), int(unseen.sum())
 
 
+def utc(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds, tz=timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def warn_about_old_sessions(
+    clicks_path: str | Path, session_ids: np.ndarray, times: np.ndarray, parent_range: tuple[float, float]
+) -> int:
+    """Warn, naming ``clicks_path`` and the period, when sessions of the new clicks end by the end of the data the
+    parent was trained on (``parent_range``: its first and last click): all of them (older clicks), or some (clicks
+    overlapping the parent's period, which may be clicks it has seen: retrained on, they count twice). A session
+    that begins in the parent's period and ends after it is new (the protocol gives a session to the period of
+    its last click). Returns the number of such sessions."""
+    codes, n_sessions = dense_codes(session_ids)
+    first, last = np.full(n_sessions, np.inf), np.full(n_sessions, -np.inf)
+    np.minimum.at(first, codes, times)
+    np.maximum.at(last, codes, times)
+    old = last <= parent_range[1]
+    count = int(np.count_nonzero(old))
+    parent = f"{utc(parent_range[0])} .. {utc(parent_range[1])}"
+    if count == n_sessions:
+        log.warning(
+            "%s (%s .. %s) is not newer than the data the model was trained on (%s): retraining on older clicks",
+            clicks_path, utc(first.min()), utc(last.max()), parent,
+        )  # fmt: skip
+    elif count:
+        log.warning(
+            "%s overlaps the data the model was trained on (%s): %d of its %d sessions end by its end, from %s to "
+            "%s; if the model saw them, the retrain counts them twice",
+            clicks_path, parent, count, n_sessions, utc(first[old].min()), utc(last[old].max()),
+        )  # fmt: skip
+    return count
+
+
 def new_sessions(
-    clicks_path: str | Path, parent: Vocabulary, protocol: dict | None = None, support_decay: float = 0.0
+    clicks_path: str | Path,
+    parent: Vocabulary,
+    protocol: dict | None = None,
+    support_decay: float = 0.0,
+    parent_range: tuple[float, float] | None = None,
 ) -> NewSessions:
     """The new clicks of ``clicks_path`` filtered by the protocol (``protocol``: the config's section; its
-    ``min_session_length`` and ``min_item_support`` apply) and mapped to the grown vocabulary.
+    ``min_session_length`` and ``min_item_support`` apply) and mapped to the grown vocabulary; ``parent_range``
+    (the first and last click the parent was trained on): sessions not newer than it are warned about.
 
     Refuses clicks that leave no session of two or more events, naming the file and the settings.
     """
@@ -97,7 +140,9 @@ def new_sessions(
             f"protocol.min_session_length={min_length} events, items with at least "
             f"protocol.min_item_support={min_support} events within these clicks): nothing to retrain on",
         )
-    _, item_ids, times = event_arrays(filtered, source=clicks_path)
+    session_ids, item_ids, times = event_arrays(filtered, source=clicks_path)
+    if parent_range is not None:
+        warn_about_old_sessions(clicks_path, session_ids, times, parent_range)
     vocabulary, n_new = grow_vocabulary(parent, item_ids, support_decay)
     arrays, counts = to_session_arrays(filtered, vocabulary, min_length)
     log_counts(f"new clicks {clicks_path}", counts)

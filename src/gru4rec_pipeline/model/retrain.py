@@ -72,17 +72,9 @@ def run_retrain(
     vocabulary = Vocabulary.load(vocab_path)
     check_vocabulary(load_model(model_path), vocabulary, model_path, vocab_path)
     warm = load_warm_start(model_path)
-    new = new_sessions(clicks_path, vocabulary, protocol, support_decay)
+    new = new_sessions(clicks_path, vocabulary, protocol, support_decay, parent_range=warm.time_range)
     parent_range = f"{utc(warm.time_range[0])} .. {utc(warm.time_range[1])}"
     new_range = f"{utc(new.time_range[0])} .. {utc(new.time_range[1])}"
-    if new.time_range[1] <= warm.time_range[1]:
-        log.warning(
-            "%s (%s) is not newer than the data %s was trained on (%s): retraining on older clicks",
-            clicks_path,
-            new_range,
-            model_path,
-            parent_range,
-        )
     config = TrainConfig.from_dict({**warm.config, "epochs": epochs, "device": device, "threads": threads})
     identity = {
         "config": {k: v for k, v in config.to_dict().items() if k not in ("device", "threads")},

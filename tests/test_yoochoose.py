@@ -14,7 +14,7 @@ from gru4rec_pipeline.data.events import read_events
 from gru4rec_pipeline.data.extract import extract_members
 from gru4rec_pipeline.data.presets import run_preset_split
 from gru4rec_pipeline.data.yoochoose import extract_test_clicks
-from gru4rec_pipeline.errors import ConfigError
+from gru4rec_pipeline.errors import ConfigError, DataFormatError
 from gru4rec_pipeline.names import SPLITS
 from gru4rec_pipeline.synthetic.archive import write_synthetic_archive
 
@@ -117,6 +117,59 @@ def test_an_archive_without_the_test_file_gives_an_empty_one_and_a_warning(tmp_p
         assert extract_test_clicks(tmp_path / "a.7z", tmp_path / "test_clicks.parquet") == 0
     assert "yoochoose-test.dat" in caplog.text and str(tmp_path / "a.7z") in caplog.text
     assert len(read_events(tmp_path / "test_clicks.parquet")) == 0
+
+
+def archive_with_test_file(tmp_path, test_bytes: bytes, name="a.7z"):
+    import py7zr
+
+    (tmp_path / "yoochoose-clicks.dat").write_text("1,2014-04-01T10:00:00.000Z,5,0\n")
+    (tmp_path / "yoochoose-test.dat").write_bytes(test_bytes)
+    with py7zr.SevenZipFile(tmp_path / name, "w") as archive:
+        for member in ("yoochoose-clicks.dat", "yoochoose-test.dat"):
+            archive.write(tmp_path / member, member)
+    return tmp_path / name
+
+
+def test_a_malformed_test_file_is_named_as_the_archives_member_without_its_binary_bytes(tmp_path):
+    good = b"5,2014-04-01T10:00:00.000Z,7,0\n"
+    archive = archive_with_test_file(tmp_path, good + bytes(range(256)) + b"\n" + good)
+    with pytest.raises(DataFormatError) as refused:
+        extract_test_clicks(archive, tmp_path / "out" / "test_clicks.parquet")
+    message = str(refused.value)
+    assert message.startswith(f"yoochoose-test.dat in {archive}, line 2: not a line of text: byte 0x00 at byte 1")
+    assert ".test-clicks-" not in message and message.isprintable(), message
+    assert not (tmp_path / "out" / "test_clicks.parquet").exists()
+
+
+def test_a_test_file_past_the_year_2255_is_read(tmp_path):
+    """Past 2**53 microseconds a time no longer fits a double exactly: it is rounded, not refused by pyarrow."""
+    archive = archive_with_test_file(tmp_path, b"5,2300-04-01T10:00:00.000Z,7,0\n")
+    assert extract_test_clicks(archive, tmp_path / "test_clicks.parquet") == 1
+    assert read_events(tmp_path / "test_clicks.parquet")["Time"].iloc[0] == pytest.approx(10421604000.0)
+
+
+def test_the_test_file_is_refused_when_its_session_ids_or_its_period_are_not_the_clicks(archive_files, tmp_path):
+    """The protocol joins the two files by session id; in RSC15 their ids are disjoint and their periods the same."""
+    folder, _ = archive_files
+    test = read_events(folder / "test_clicks.parquet")
+    clicks = read_events(folder / "clicks.parquet")
+    shared = test.assign(SessionId=test["SessionId"].where(test.index > 2, clicks["SessionId"].iloc[0]))
+    shared.to_parquet(tmp_path / "shared.parquet")
+    later = test.assign(Time=test["Time"] + 186 * 365.25 * DAY)
+    later.to_parquet(tmp_path / "later.parquet")
+    paths = {name: tmp_path / "out" / f"{name}.parquet" for name in SPLITS}
+    for test_file, problem in [
+        ("shared.parquet", f"session ids of {folder / 'clicks.parquet'} too (e.g. {clicks['SessionId'].iloc[0]})"),
+        ("later.parquet", "outside the period of"),
+    ]:
+        with pytest.raises(DataFormatError) as refused:
+            run_preset_split(
+                folder / "clicks.parquet", paths, tmp_path / "out" / "stats.json", preset="yoochoose",
+                test_clicks_path=tmp_path / test_file,
+            )  # fmt: skip
+        message = str(refused.value)
+        assert message.startswith(f"{tmp_path / test_file} (yoochoose-test.dat's clicks): ") and problem in message
+        assert not (tmp_path / "out").exists()
 
 
 def test_unknown_preset_names_the_key(tmp_path):

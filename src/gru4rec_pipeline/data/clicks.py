@@ -160,7 +160,9 @@ def _csv_options(fields: list[str], block_bytes: int) -> dict:
 def _typed_batch(raw: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
     # int64 microseconds -> float64 is exact below 2**53, and one correctly rounded division
     # gives the double nearest to the exact epoch seconds (1396867869.277, not ...276999).
-    microseconds = raw.column("Timestamp").cast(pa.int64())
+    # Past 2**53 microseconds (the year 2255) the cast rounds to the nearest double, a microsecond at most, where
+    # the safe cast would refuse: such a time is kept (the split stage's checks name an outlier).
+    microseconds = pc.cast(raw.column("Timestamp").cast(pa.int64()), pa.float64(), safe=False)
     seconds = pc.divide(microseconds, MICROSECONDS_PER_SECOND)
     columns = {"SessionId": raw.column("SessionId"), "ItemId": raw.column("ItemId"), "Time": seconds}
     if "Category" in schema.names:
@@ -171,9 +173,23 @@ def _typed_batch(raw: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
 def _malformed_file_error(path: Path, fields: list[str], exc: pa.ArrowInvalid) -> DataFormatError:
     located = find_malformed_line(path, fields)
     if located is None:
-        return DataFormatError(path, f"cannot parse as {RAW_LAYOUT}: {exc}")
+        return DataFormatError(path, f"cannot parse as {RAW_LAYOUT}: {shown_text(str(exc))}")
     line_number, problem = located
     return DataFormatError(path, problem, line=line_number)
+
+
+def shown_text(text: str, limit: int = 200) -> str:
+    """A message as it may be shown: control characters escaped, cut after ``limit`` characters."""
+    text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def binary_byte(line: bytes) -> tuple[int, int] | None:
+    """The 1-based position and the value of the first control byte of ``line`` (tab aside), which no line of text
+    holds but binary and compressed files do (a gzip file's second byte, a 7z file's sixth), or None."""
+    codes = np.frombuffer(line, dtype=np.uint8)
+    control = np.flatnonzero(((codes < 32) & ~np.isin(codes, list(b"\t\r\n"))) | (codes == 127))
+    return (int(control[0]) + 1, int(codes[control[0]])) if len(control) else None
 
 
 def find_malformed_line(path: str | Path, fields: list[str]) -> tuple[int, str] | None:
@@ -235,6 +251,13 @@ def _parses(data: bytes, fields: list[str]) -> bool:
 
 def _describe_problem(line: bytes, fields: list[str]) -> str:
     """Say what is wrong with one raw line, in the file format's own terms."""
+    binary = binary_byte(line.rstrip(b"\r\n"))
+    if binary is not None:
+        position, value = binary
+        return (
+            f"not a line of text: byte 0x{value:02x} at byte {position} of the line (a binary or compressed file?); "
+            f"expected lines {RAW_LAYOUT}"
+        )
     text = line.rstrip(b"\r\n").decode("utf-8", errors="replace")
     shown = text if len(text) <= 200 else text[:200] + "..."
     values = text.split(",")

@@ -35,9 +35,10 @@ from gru4rec_pipeline.data.clicks import clicks_to_parquet
 from gru4rec_pipeline.data.codes import codes_present, count_codes, dense_codes, lookup_codes
 from gru4rec_pipeline.data.events import EVENT_SCHEMA, event_arrays, read_events, write_event_rows
 from gru4rec_pipeline.data.extract import extract_members
-from gru4rec_pipeline.data.latest_window import check_test_window
+from gru4rec_pipeline.data.latest_window import check_test_window, utc
 from gru4rec_pipeline.data.protocol import split_statistics
 from gru4rec_pipeline.data.protocol_steps import StepLog, check_splits_not_empty, describe_step
+from gru4rec_pipeline.errors import DataFormatError
 from gru4rec_pipeline.files import atomic_output, atomic_outputs
 from gru4rec_pipeline.names import PROTOCOL_DEFAULTS, SPLITS
 
@@ -156,11 +157,16 @@ def _session_starts(session_codes: np.ndarray, n_sessions: int, seconds: np.ndar
     return start
 
 
-def with_test_file(clicks, test_clicks_path: str | Path | None):
-    """SessionId, ItemId, Time arrays of the clicks and, when there are any, of the test file's clicks.
+def with_test_file(clicks, test_clicks_path: str | Path | None, clicks_path: str | Path = "<clicks>", margin=86400.0):
+    """SessionId, ItemId, Time arrays of the clicks (read from ``clicks_path``) and, when there are any, of the test
+    file's clicks.
 
     A test file that is missing or holds no clicks is warned about: the protocol's test day then has
-    only the clicks file's sessions.
+    only the clicks file's sessions. One that cannot belong with the clicks is refused, naming both files: one
+    whose session ids the clicks file has too (the protocol joins the files by session id, so those sessions
+    would merge; in RSC15 the two files' ids are disjoint, so a shared id means a test file of other data), or
+    one whose clicks lie outside the clicks file's period by more than ``margin`` seconds (in RSC15 both cover
+    the same six months; a test file of another period or with a wrong clock would become the test split).
     """
     session_ids, item_ids, times = event_arrays(clicks)
     if test_clicks_path is None or not Path(test_clicks_path).exists():
@@ -171,6 +177,22 @@ def with_test_file(clicks, test_clicks_path: str | Path | None):
         log.warning("%s (%s) holds no clicks: 0 sessions added to the clicks", TEST_FILE, test_clicks_path)
         return session_ids, item_ids, times
     extra_sessions, extra_items, extra_times = event_arrays(extra, source=test_clicks_path)
+    test_source = f"{test_clicks_path} ({TEST_FILE}'s clicks)"
+    shared = np.intersect1d(np.unique(extra_sessions), session_ids, assume_unique=False)
+    if len(shared):
+        raise DataFormatError(
+            test_source,
+            f"{len(shared):,} of its session ids are session ids of {clicks_path} too (e.g. {shared[0]}); the "
+            "protocol joins the two files by session id, which would merge those sessions into one. In RSC15 the "
+            f"two files' ids are disjoint: is {TEST_FILE} from the same data as the clicks?",
+        )
+    if len(times) and (extra_times.min() < times.min() - margin or extra_times.max() > times.max() + margin):
+        raise DataFormatError(
+            test_source,
+            f"its clicks span {utc(extra_times.min())} .. {utc(extra_times.max())}, outside the period of "
+            f"{clicks_path} ({utc(times.min())} .. {utc(times.max())}) by more than protocol.split_seconds="
+            f"{margin:g} s; in RSC15 both files cover the same six months: a test file of other data or a wrong clock?",
+        )
     log.info(
         "%s: %d clicks in %d sessions added to the clicks",
         test_clicks_path,
@@ -204,7 +226,11 @@ def extract_test_clicks(archive: str | Path, parquet_path: str | Path) -> int:
             log.warning("%s: %s is empty: 0 sessions will be added to the clicks", archive, TEST_FILE)
             _write_empty(parquet_path)
             return 0
-        return clicks_to_parquet(dat, parquet_path)
+        try:
+            return clicks_to_parquet(dat, parquet_path)
+        except DataFormatError as exc:
+            # Named as the member of the archive it is: the extracted copy is gone when this is read.
+            raise DataFormatError(f"{names[0]} in {archive}", exc.detail, line=exc.line) from None
 
 
 def _write_empty(path: Path) -> None:
@@ -226,7 +252,7 @@ def split_yoochoose(
     repeated consecutive clicks are always collapsed).
     """
     settings = {**PROTOCOL_DEFAULTS, **thresholds}
-    arrays = with_test_file(read_events(clicks_path), test_clicks_path)
+    arrays = with_test_file(read_events(clicks_path), test_clicks_path, clicks_path, float(settings["split_seconds"]))
     (session_ids, item_ids, seconds), masks, steps, counts = yoochoose_masks(
         *arrays,
         min_session_length=int(settings["min_session_length"]),

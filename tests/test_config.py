@@ -48,6 +48,8 @@ def test_every_config_key_is_commented():
         (["sha256=nothex"], "sha256"),
         (["replicates=0"], "replicates"),
         (["replicates=1.5"], "replicates"),
+        # Capped: the plan of 1000 runs per loss took minutes and most of a GB before any job started.
+        (["replicates=1000"], "replicates"),
         (["baselines={vsknn: {k: 2000}}"], "baselines.vsknn.k"),
         (["protocol={preset: session-rec}"], "protocol.preset"),
     ],
@@ -155,3 +157,64 @@ def test_the_parameter_page_lists_every_key_of_the_schema():
         for child in node.get("properties", {}):
             assert f"`{key}.{child}" in page, f"{key}.{child} missing from the parameter page"
         assert f"`{key}" in page
+
+
+@pytest.mark.parametrize(
+    "overlay, message",
+    [
+        # The window preset trains each model once per slice, in the final setting: these would be ignored.
+        ("replicates: 3", "config key 'replicates': 3 is not supported under protocol.preset window"),
+        ("setting: tuning", "config key 'setting': 'tuning' is not supported under protocol.preset window"),
+        (
+            "training: {early_stopping: {patience: 2}}",
+            "config key 'training.early_stopping.patience': 2 is not supported under protocol.preset window",
+        ),
+        ("protocol: {window: {days_shift: 0}}", "config key 'protocol.window.days_shift': 0 gives 5 identical slices"),
+    ],
+)
+def test_settings_the_window_preset_would_ignore_are_refused_naming_the_key(workflow_copy: Path, overlay, message):
+    (workflow_copy / "window.yaml").write_text("protocol: {preset: window}\n")
+    (workflow_copy / "bad.yaml").write_text(overlay + "\n")
+    config = ("--configfile", "config/config.yaml", "window.yaml", "bad.yaml")
+    result = run_snakemake(workflow_copy, "--dry-run", *config, check=False)
+    assert result.returncode != 0
+    assert message in result.stdout + result.stderr, (result.stdout + result.stderr)[-2000:]
+
+
+@pytest.mark.parametrize(
+    "overlay, options, message",
+    [
+        (
+            "training: {processes: 2, losses: {bpr: {batch_size: 1}}}",
+            ("--cores", "2"),
+            "config key 'training.losses.bpr.batch_size': a minibatch of 1 cannot be shared out among the 2 x 1",
+        ),
+        (
+            "setting: tuning\ntraining: {processes: 2, early_stopping: {patience: 2}}",
+            ("--cores", "2"),
+            "config key 'training.early_stopping.patience': early stopping needs the per-epoch evaluation",
+        ),
+        (
+            "training: {processes: 2, nodes: 2}",
+            ("--cores", "2"),
+            "config key 'training.nodes': 2 nodes are started with srun, in a SLURM allocation; this run uses the "
+            "local executor",
+        ),
+        # On SLURM the same training is what the cluster profile is for.
+        ("training: {processes: 2, nodes: 2}", ("--executor", "slurm", "--jobs", "2"), None),
+    ],
+)
+def test_a_data_parallel_training_that_cannot_start_is_refused_before_any_job(
+    workflow_copy: Path, overlay, options, message
+):
+    (workflow_copy / "parallel.yaml").write_text(overlay + "\n")
+    config = ("--configfile", "config/config.yaml", "parallel.yaml")
+    target = "results/models/final/bpr/model.pt"
+    result = run_snakemake(workflow_copy, target, "--dry-run", *options, *config, check=False)
+    output = result.stdout + result.stderr
+    if message is None:
+        assert result.returncode == 0, output[-2000:]
+        assert "rule train_model:" in output, output[-2000:]
+    else:
+        assert result.returncode != 0 and message in output, output[-2000:]
+        assert "rule " not in output, output[-2000:]

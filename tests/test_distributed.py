@@ -283,7 +283,8 @@ def test_a_killed_process_stops_the_others_and_a_rerun_resumes(tmp_path):
 
 
 def test_the_training_rule_asks_for_every_process(workflow_copy: Path):
-    """Two processes per node on two nodes: the job's threads on a node, SLURM tasks and nodes, a GPU each."""
+    """Two processes per node on two nodes: the job's threads on a node, SLURM tasks and nodes, a GPU each (planned
+    for the SLURM executor: several nodes are refused outside SLURM)."""
     from conftest import run_snakemake
 
     (workflow_copy / "two.yaml").write_text("device: cuda\ntraining: {threads: 1, processes: 2, nodes: 2}\n")
@@ -291,7 +292,9 @@ def test_the_training_rule_asks_for_every_process(workflow_copy: Path):
         workflow_copy,
         "results/models/final/bpr/model.pt",
         "--dry-run",
-        "--cores",
+        "--executor",
+        "slurm",
+        "--jobs",
         "4",
         "--configfile",
         "config/config.yaml",

@@ -54,7 +54,9 @@ def test_slices_cover_the_configured_days_and_no_session_is_in_two_parts(tiny_cl
     "window, key, slice_name",
     [
         ({**WINDOW, "days_train": 60}, "protocol.window.days_train", "slice 0"),
-        ({**WINDOW, "slices": 6}, "protocol.window.days_train", "slice 4"),
+        # Slice 3 would test past the last click: its test day ends after it.
+        ({**WINDOW, "slices": 6}, "protocol.window.days_test", "slice 3"),
+        ({**WINDOW, "slices": 5, "days_shift": 8}, "protocol.window.days_train", "slice 3"),
         ({**WINDOW, "days_test": 0}, "protocol.window.days_test", ""),
         ({**WINDOW, "days": 3}, "protocol.window", ""),
     ],
@@ -72,7 +74,7 @@ def test_a_slice_without_test_sessions_is_refused(tmp_path):
     rows += [(s, item, (20 + s) * 86400.0 + k) for s in range(7, 12) for k, item in enumerate((3, 4))]
     clicks = pd.DataFrame(rows, columns=["SessionId", "ItemId", "Time"])
     clicks.to_parquet(tmp_path / "clicks.parquet", index=False)
-    window = {"slices": 1, "days_train": 10, "days_test": 25, "days_shift": 1, "days_offset": 0}
+    window = {"slices": 1, "days_train": 10, "days_test": 21, "days_shift": 1, "days_offset": 0}
     with pytest.raises(ConfigError, match=r"slice 0 .* no test sessions"):
         split_window(tmp_path / "clicks.parquet", tmp_path / "w", tmp_path / "stats.json", window=window)
     assert not (tmp_path / "stats.json").exists()

@@ -8,6 +8,9 @@ the config with :func:`config_problem` first and stops with its message alone.
 from __future__ import annotations
 
 import math
+import os
+
+from gru4rec_pipeline.names import DATA_PARALLEL_DEFAULTS, WINDOW_DEFAULTS
 
 # How a JSON-schema keyword's bound reads after "expected".
 BOUNDS = {
@@ -101,3 +104,89 @@ def describe(error) -> str:
     description = " ".join(str(schema.get("description", "")).split())
     about = f"\nconfig/schema.yaml on {_key(path)}: {description}" if description else ""
     return f"config key '{_key(path)}': got {_shown(value)}, expected {expected}{about}"
+
+
+# ---------------------------------------------------------------- checks across keys
+# Each returns one sentence naming the keys and what to change, or None; the workflow stops on the first at load,
+# before any job runs, where the run would otherwise fail late or quietly ignore a setting.
+
+
+def window_problem(config: dict) -> str | None:
+    """Settings the window preset (protocol.preset: window) cannot honour: its slices train and evaluate each model
+    once, in the final setting (train_full -> test of the slice), and `rule all` builds the window's results alone;
+    and slices that cannot differ."""
+    protocol = config.get("protocol") or {}
+    if protocol.get("preset") != "window":
+        return None
+    window = {**WINDOW_DEFAULTS, **(protocol.get("window") or {})}
+    if window["days_shift"] == 0 and window["slices"] > 1:
+        return (
+            f"config key 'protocol.window.days_shift': 0 gives {window['slices']} identical slices; "
+            "set the days between the slices' starts, or slices: 1"
+        )
+    ignored = {
+        "replicates": (config.get("replicates", 1) != 1, "each model is trained once per slice; set replicates: 1"),
+        "setting": (
+            config.get("setting", "final") != "final",
+            "the slices have no validation split: they train on train_full and test on test; set setting: final",
+        ),
+        "training.early_stopping.patience": (
+            bool(((config.get("training") or {}).get("early_stopping") or {}).get("patience")),
+            "early stopping needs a validation split, which the slices have not; set patience: 0",
+        ),
+        "tuning.run": (bool((config.get("tuning") or {}).get("run")), "studies tune on the valid split; set run: []"),
+        "rolling.run": (
+            bool((config.get("rolling") or {}).get("run")),
+            "rule all builds the window's results alone; set run: [] (results/rolling/{loss}.tsv can be asked for "
+            "by name under another preset)",
+        ),
+        "retrain.clicks": (
+            bool((config.get("retrain") or {}).get("clicks")),
+            "rule all builds the window's results alone, and the slices' models are not retrained; set clicks: ''",
+        ),
+    }
+    for key, (set_, why) in ignored.items():
+        if set_:
+            value = config
+            for part in key.split("."):
+                value = value[part]
+            return f"config key '{key}': {_shown(value)} is not supported under protocol.preset window: {why}"
+    return None
+
+
+def data_parallel_problem(config: dict, executor=None, environ: dict | None = None) -> str | None:
+    """A data-parallel training (training.processes x training.nodes above 1) that would fail once started: a
+    loss whose minibatch has fewer lanes than there are processes (each process takes a share of the lanes),
+    early stopping (the per-epoch evaluation does not run across processes), or several nodes outside SLURM
+    (they are started with srun, in a SLURM allocation). ``executor``: a callable giving the executor the
+    run was started with (None where unknown), asked only for several nodes; ``environ``: the environment."""
+    training = config.get("training") or {}
+    parallel = {**DATA_PARALLEL_DEFAULTS, **training}
+    processes, nodes = parallel["processes"], parallel["nodes"]
+    world = processes * nodes
+    if world == 1:
+        return None
+    for loss, hyperparameters in (training.get("losses") or {}).items():
+        batch_size = (hyperparameters or {}).get("batch_size")
+        if batch_size is not None and batch_size < world:
+            return (
+                f"config key 'training.losses.{loss}.batch_size': a minibatch of {batch_size} cannot be shared out "
+                f"among the {processes} x {nodes} processes of training.processes x training.nodes (each takes a "
+                f"share of its lanes); raise batch_size to at least {world}, or train on fewer processes"
+            )
+    if (training.get("early_stopping") or {}).get("patience") and config.get("setting") == "tuning":
+        return (
+            "config key 'training.early_stopping.patience': early stopping needs the per-epoch evaluation, which a "
+            f"data-parallel training (training.processes x training.nodes = {processes} x {nodes}) does not run; "
+            "set patience: 0, or processes: 1 and nodes: 1"
+        )
+    environ = os.environ if environ is None else environ
+    if nodes > 1 and "SLURM_JOB_ID" not in environ:
+        started_with = executor() if executor is not None else None
+        if started_with is not None and not started_with.startswith("slurm"):
+            return (
+                f"config key 'training.nodes': {nodes} nodes are started with srun, in a SLURM allocation; this run "
+                f"uses the {started_with} executor outside one: run with --workflow-profile profiles/slurm (or "
+                "inside salloc/sbatch), or set nodes: 1"
+            )
+    return None

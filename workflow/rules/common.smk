@@ -13,7 +13,11 @@ from snakemake.utils import validate
 SOURCE_ROOT = Path(workflow.basedir) / "src"
 sys.path.insert(0, str(SOURCE_ROOT))
 from gru4rec_pipeline import names
-from gru4rec_pipeline.config_check import config_problem
+from gru4rec_pipeline.config_check import (
+    config_problem,
+    data_parallel_problem,
+    window_problem,
+)
 from gru4rec_pipeline.data.source import (
     configured_source,
     missing_source_problem,
@@ -34,6 +38,24 @@ problem = missing_source_problem(config)
 if problem:
     raise WorkflowError(problem)
 
+
+def started_with_executor():
+    """The executor this run was started with (--executor, or its profile's; local when none), as Snakemake's own
+    parser reads the command line: the workflow's API does not say while the Snakefile loads. None if unknown.
+    """
+    from snakemake.cli import parse_args
+
+    try:
+        return parse_args(sys.argv[1:])[1].executor or "local"
+    except (Exception, SystemExit):
+        return None
+
+
+problem = window_problem(config) or data_parallel_problem(
+    config, executor=started_with_executor
+)
+if problem:
+    raise WorkflowError(problem)
 
 LOSSES = list(config["training"]["losses"])
 BASELINES = list(names.BASELINES)

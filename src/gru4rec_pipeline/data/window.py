@@ -11,7 +11,8 @@ The clicks are filtered once as RSC15's protocol filters them (sessions shorter 
 and holds the sessions whose LAST click lies in ``[start, end]``: those ending before ``middle`` are its
 ``train_full``, the others its ``test``, less the test clicks of items not in its training sessions and
 the test sessions then shorter than ``min_session_length``. A session belongs to one part of a slice
-only; slices may share sessions when ``days_shift`` is shorter than a slice.
+only; slices may share sessions when ``days_shift`` is shorter than a slice. A slice whose training or test period
+ends after the last click is refused, naming the key (it would cover fewer days than the others).
 """
 
 from __future__ import annotations
@@ -74,6 +75,12 @@ def window_masks(session_ids, item_ids, times, window: dict, min_session_length:
                 "protocol.window.days_train",
                 f"slice {i}: its training period ends {iso(middle)}, after the last click ({iso(last_time)}); "
                 "shorten days_train, days_offset or days_shift, or use fewer slices",
+            )
+        if end > last_time:
+            raise ConfigError(
+                "protocol.window.days_test",
+                f"slice {i}: its test period ends {iso(end)}, after the last click ({iso(last_time)}), so it would "
+                "test on less than its days_test; shorten days_test, days_offset or days_shift, or use fewer slices",
             )
         in_slice = (last >= start) & (last <= end)
         train = lookup_codes(in_slice & (last < middle), session_codes)

@@ -18,9 +18,10 @@ import importlib
 import logging
 from pathlib import Path
 
-from gru4rec_pipeline.data.datasets.protocol import SessionEvents, SplitRule, write_dataset_splits
+from gru4rec_pipeline.data.datasets.protocol import SessionEvents, SplitRule
 from gru4rec_pipeline.data.datasets.raw import existing_raw_file
 from gru4rec_pipeline.data.datasets.registry import dataset
+from gru4rec_pipeline.data.datasets.splits import write_dataset_splits
 from gru4rec_pipeline.errors import ConfigError
 
 log = logging.getLogger(__name__)

@@ -13,7 +13,7 @@ from typing import Iterator
 
 import numpy as np
 
-BLOCK_ROWS = 1 << 20
+BLOCK_ROWS = 1 << 18
 # Ids spanning at most this many times their count are ranked through a table of the span (no sort, no hashing).
 COMPACT_SPAN_FACTOR = 8
 
@@ -53,15 +53,20 @@ def lookup(flags: np.ndarray, codes: np.ndarray, rows: np.ndarray | None = None)
     """``flags[codes]`` (and ``rows``) for a per-code boolean table."""
     out = np.empty(len(codes), dtype=bool)
     for block in blocks(len(codes)):
-        np.take(flags, codes[block], out=out[block])
+        np.take(flags, codes[block], out=out[block], mode="clip")
         if rows is not None:
             out[block] &= rows[block]
     return out
 
 
-def run_lengths(sorted_codes: np.ndarray, n_codes: int) -> np.ndarray:
-    """Rows of each code 0 .. n_codes-1 in a non-decreasing array of codes."""
-    return count_codes(sorted_codes, n_codes)
+def run_starts(values: np.ndarray) -> np.ndarray:
+    """The first row of each run of equal values."""
+    if len(values) == 0:
+        return np.zeros(0, dtype=np.int64)
+    new = np.ones(len(values), dtype=bool)
+    for here, after in neighbours(len(values)):
+        np.not_equal(values[after], values[here], out=new[after])
+    return np.flatnonzero(new)
 
 
 def starts_of(lengths: np.ndarray) -> np.ndarray:
@@ -107,5 +112,5 @@ def dense_ranks(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     rank_of -= 1
     ranks = np.empty(len(values), dtype=np.int32)
     for block in blocks(len(values)):
-        np.take(rank_of, values[block] - low, out=ranks[block])
+        np.take(rank_of, values[block] - low, out=ranks[block], mode="clip")
     return ranks, (np.flatnonzero(present) + low).astype(values.dtype)

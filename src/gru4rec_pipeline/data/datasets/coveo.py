@@ -22,14 +22,13 @@ import pyarrow as pa
 from gru4rec_pipeline.data.datasets.appearance import AppearanceCodes
 from gru4rec_pipeline.data.datasets.arrays import compress_in_place
 from gru4rec_pipeline.data.datasets.columns import Column, ValueCounts, equal_rows
-from gru4rec_pipeline.data.datasets.phases import timed
+from gru4rec_pipeline.data.datasets.phases import phase
 from gru4rec_pipeline.data.datasets.protocol import SessionEvents
 from gru4rec_pipeline.data.datasets.raw import (
     CsvLayout,
     estimated_rows,
     existing_raw_file,
     iter_tables,
-    release_parser_memory,
 )
 from gru4rec_pipeline.data.datasets.sessionize import cut_sessions, first_entry, sort_by_group_time, sort_ties_by_item
 from gru4rec_pipeline.names import DATASET_RAW_FILES
@@ -73,7 +72,7 @@ def coveo_events(raw_dir: str | Path) -> SessionEvents:
     ticks, detail = Column(np.int64, rows), Column(bool, rows)
     session_hashes, product_hashes = AppearanceCodes(HASH.value_type, rows), AppearanceCodes(HASH.value_type, rows)
     actions = ValueCounts()
-    with timed(f"coveo: read {RAW_FILE}"):
+    with phase(f"coveo: read {RAW_FILE}"):
         for table in iter_tables(path, LAYOUT, COLUMNS):
             ticks.extend(table.column("server_timestamp_epoch_ms"))
             detail.append(equal_rows(table.column("product_action"), "detail"))
@@ -85,7 +84,6 @@ def coveo_events(raw_dir: str | Path) -> SessionEvents:
         session_numbers, n_session_hashes = session_hashes.finish(), session_hashes.n_values
         products, item_names = product_hashes.finish(), product_hashes.values()
         del session_hashes, product_hashes
-        release_parser_memory()
     raw = {
         RAW_FILE: {
             "rows": len(ticks),
@@ -95,9 +93,9 @@ def coveo_events(raw_dir: str | Path) -> SessionEvents:
             "products": len(item_names) - int(b"" in set(item_names.to_pylist())),
         }
     }
-    with timed("coveo: order by session and time"):
+    with phase("coveo: order by session and time"):
         session_numbers, ticks, products, detail = sort_by_group_time(session_numbers, ticks, products, detail)
-    with timed("coveo: sessions"):
+    with phase("coveo: sessions"):
         n_rows = len(ticks)
         session_ids = compress_in_place(cut_sessions(session_numbers, ticks, SESSION_GAP_SECONDS * 1000), detail)
         item_ids, detail_ticks = compress_in_place(products, detail), compress_in_place(ticks, detail)

@@ -22,14 +22,13 @@ import pyarrow as pa
 
 from gru4rec_pipeline.data.datasets.arrays import blocks, dense_ranks
 from gru4rec_pipeline.data.datasets.columns import Column, distinct_count, present_values
-from gru4rec_pipeline.data.datasets.phases import timed
+from gru4rec_pipeline.data.datasets.phases import phase
 from gru4rec_pipeline.data.datasets.protocol import SessionEvents
 from gru4rec_pipeline.data.datasets.raw import (
     CsvLayout,
     estimated_rows,
     existing_raw_file,
     iter_tables,
-    release_parser_memory,
 )
 from gru4rec_pipeline.data.datasets.sessionize import first_entry, sort_by_group_time, sort_packed, sort_ties_by_item
 from gru4rec_pipeline.names import DATASET_RAW_FILES
@@ -66,7 +65,7 @@ def diginetica_events(raw_dir: str | Path) -> SessionEvents:
     sessions, items = Column(np.int32, rows, integers=True), Column(np.int32, rows, integers=True)
     timeframes, days = Column(np.int32, rows, integers=True), Column(np.int32, rows)
     users, anonymous = Column(np.int32, 1 << 16, integers=True), 0
-    with timed(f"diginetica: read {RAW_FILE}"):
+    with phase(f"diginetica: read {RAW_FILE}"):
         for table in iter_tables(path, LAYOUT, list(LAYOUT.columns)):
             sessions.extend(table.column("sessionId"))
             items.extend(table.column("itemId"))
@@ -77,7 +76,6 @@ def diginetica_events(raw_dir: str | Path) -> SessionEvents:
                 anonymous += chunk.null_count
         del table
         sessions, items, timeframes, days = sessions.finish(), items.finish(), timeframes.finish(), days.finish()
-        release_parser_memory()
     raw = {
         RAW_FILE: {
             "rows": len(sessions),
@@ -88,7 +86,7 @@ def diginetica_events(raw_dir: str | Path) -> SessionEvents:
         }
     }
     del users
-    with timed("diginetica: times and order"):
+    with phase("diginetica: times and order"):
         session_ids, item_ids, ticks = script_order(sessions, items, timeframes, days)
     step = first_entry(
         f"views of {RAW_FILE}, timed from their session's first date plus timeframe", session_ids, len(ticks)
@@ -115,6 +113,6 @@ def script_order(sessions: np.ndarray, items: np.ndarray, timeframes: np.ndarray
         ranks = session_ranks[block]
         np.multiply(first_day[ranks], MILLISECONDS_PER_DAY, out=ticks[block], dtype=np.int64)
         ticks[block] += timeframes[block]
-        np.take(session_ids, ranks, out=sessions[block])
-        np.take(item_ids, item_ranks[block], out=items[block])
+        np.take(session_ids, ranks, out=sessions[block], mode="clip")
+        np.take(item_ids, item_ranks[block], out=items[block], mode="clip")
     return sessions, items, ticks

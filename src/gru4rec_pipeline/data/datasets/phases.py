@@ -1,18 +1,24 @@
-"""Where a split stage's time and memory go: each phase's CPU and wall seconds, and the memory after it.
+"""The phases of a split stage: the memory each one freed given back, and where time and memory went.
 
-``with timed("read"):`` logs, when the block ends, the CPU seconds (all threads) and wall seconds it took, the
-process's resident memory then and its peak so far (MiB), on this module's logger at INFO with the figures in
-the record's ``phase`` attribute, for a benchmark to collect (``bench/bench_datasets.py`` prints them).
+``with phase("read"):`` ends by giving the memory the block freed back to the system (arrow's allocator and
+glibc's keep freed blocks for reuse, and a block left between two live ones is never returned: the process's
+peak would grow phase after phase), then logs the CPU seconds (all threads) and wall seconds the block took, the
+process's resident memory then and its peak so far (MiB), on this module's logger at INFO with the figures in the
+record's ``phase`` attribute, for a benchmark to collect (``bench/bench_datasets.py`` prints them).
 """
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import logging
 import os
 import resource
 import time
 from contextlib import contextmanager
 from typing import Iterator
+
+import pyarrow as pa
 
 log = logging.getLogger(__name__)
 
@@ -31,12 +37,31 @@ def peak_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def _malloc_trim():
+    """glibc's ``malloc_trim`` (None elsewhere)."""
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+    except (OSError, AttributeError):
+        return None
+
+
+MALLOC_TRIM = _malloc_trim()
+
+
+def give_back_memory() -> None:
+    """Return the freed memory arrow's allocator and the C allocator hold to the system."""
+    pa.default_memory_pool().release_unused()
+    if MALLOC_TRIM is not None:
+        MALLOC_TRIM(0)
+
+
 @contextmanager
-def timed(phase: str) -> Iterator[None]:
+def phase(name: str) -> Iterator[None]:
     cpu, wall = time.process_time(), time.perf_counter()
     yield
+    give_back_memory()
     figures = {
-        "phase": phase,
+        "phase": name,
         "cpu_s": round(time.process_time() - cpu, 4),
         "wall_s": round(time.perf_counter() - wall, 4),
         "resident_mib": resident_mib(),
@@ -44,7 +69,7 @@ def timed(phase: str) -> Iterator[None]:
     }
     log.info(
         "%s: %.2f s CPU, %.2f s wall; %s MiB resident, %.0f MiB at the peak so far",
-        phase,
+        name,
         figures["cpu_s"],
         figures["wall_s"],
         "?" if figures["resident_mib"] is None else f"{figures['resident_mib']:.0f}",

@@ -39,7 +39,7 @@ from gru4rec_pipeline.data.datasets.arrays import (
     lookup,
     neighbours,
     rows_of_ranges,
-    run_lengths,
+    run_starts,
     runs_with,
     starts_of,
 )
@@ -176,6 +176,7 @@ def filter_rounds(events: SessionEvents, steps: Steps, settings: dict) -> tuple[
     n_sessions = len(session_numbers)
     # The session ids become the rows' session indices 0 .. sessions-1, in place.
     index = session_ids
+    del session_ids
     np.cumsum(keep, dtype=index.dtype, out=index)
     index -= 1
     inputs = {"events": n, "sessions": n_sessions, "items": int(np.count_nonzero(count_codes(codes, n_items)))}
@@ -185,8 +186,8 @@ def filter_rounds(events: SessionEvents, steps: Steps, settings: dict) -> tuple[
     index, codes, ticks = (compress_in_place(column, keep) for column in (index, codes, ticks))
     steps.record("an event repeating the item of the event before it in its session dropped", len(index),
                  n_sessions)  # fmt: skip
-    full_lengths = run_lengths(index, n_sessions)
-    first_rows = starts_of(full_lengths)
+    first_rows = run_starts(index)
+    full_lengths = np.diff(first_rows, append=len(index)).astype(np.int32)
     sizes = full_lengths.copy()
     support = count_codes(codes, n_items)
     keep = np.ones(len(index), dtype=bool)
@@ -201,7 +202,7 @@ def filter_rounds(events: SessionEvents, steps: Steps, settings: dict) -> tuple[
             rows = rows[keep[rows]]
             keep[rows] = False
             sizes[short] = 0
-            support -= count_codes(codes[rows], n_items)
+            np.subtract.at(support, codes[rows], support.dtype.type(1))
             events_left -= len(rows)
         steps.record(f"filter round {rounds}: sessions shorter than min_session_length={min_length}", events_left,
                      np.count_nonzero(sizes))  # fmt: skip
@@ -211,11 +212,14 @@ def filter_rounds(events: SessionEvents, steps: Steps, settings: dict) -> tuple[
             rows = np.flatnonzero(lookup(rare, codes, keep))
             keep[rows] = False
             support[rare] = 0
-            sizes -= count_codes(index[rows], n_sessions)
+            np.subtract.at(sizes, index[rows], sizes.dtype.type(1))
             events_left -= len(rows)
         steps.record(f"filter round {rounds}: items with fewer than min_item_support={min_support} events",
                      events_left, np.count_nonzero(sizes), removed_items=removed_items)  # fmt: skip
-    index, codes, ticks = (compress_in_place(column, keep) for column in (index, codes, ticks))
+    # The rows left, in arrays of their own size: the read's full-size arrays are given back one by one.
+    index = compress_in_place(index, keep).copy()
+    codes = compress_in_place(codes, keep).copy()
+    ticks = compress_in_place(ticks, keep).copy()
     del keep
     # Dense session indices again, over the sessions left.
     left = sizes > 0
@@ -225,6 +229,7 @@ def filter_rounds(events: SessionEvents, steps: Steps, settings: dict) -> tuple[
         index[block] = renumber[index[block]]
     lengths = sizes[left]
     filtered = FilteredEvents(index, codes, ticks, session_numbers[left], starts_of(lengths), lengths, n_items)
+    del sizes, full_lengths, first_rows, support
     return filtered, item_values, inputs
 
 

@@ -215,11 +215,6 @@ def estimated_rows(path: Path, sample_bytes: int = 1 << 20) -> int:
     return int(size / (len(sample) / lines) * 1.02) + 1024
 
 
-def release_parser_memory() -> None:
-    """Give the parser's freed buffers back to the system once a file is read (arrow's allocator keeps them)."""
-    pa.default_memory_pool().release_unused()
-
-
 def existing_raw_file(path: str | Path, layout: CsvLayout) -> Path:
     """``path``, or ``path.gz`` when only the gzipped file is there (as some sets are published)."""
     path = Path(path)

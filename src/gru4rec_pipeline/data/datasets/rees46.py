@@ -25,14 +25,13 @@ import pyarrow as pa
 from gru4rec_pipeline.data.datasets.appearance import IntegerAppearanceCodes
 from gru4rec_pipeline.data.datasets.arrays import compress_in_place
 from gru4rec_pipeline.data.datasets.columns import Column, ValueCounts, column_values, equal_rows
-from gru4rec_pipeline.data.datasets.phases import timed
+from gru4rec_pipeline.data.datasets.phases import phase
 from gru4rec_pipeline.data.datasets.protocol import SessionEvents
 from gru4rec_pipeline.data.datasets.raw import (
     CsvLayout,
     estimated_rows,
     existing_raw_file,
     iter_tables,
-    release_parser_memory,
 )
 from gru4rec_pipeline.data.datasets.sessionize import (
     cut_sessions,
@@ -86,7 +85,7 @@ def rees46_events(raw_dir: str | Path) -> SessionEvents:
     raw = {}
     for path in paths:
         events = ValueCounts()
-        with timed(f"rees46: read {path.name}"):
+        with phase(f"rees46: read {path.name}"):
             for table in iter_tables(path, LAYOUT, COLUMNS):
                 seconds.extend(table.column("event_time"))
                 view.append(equal_rows(table.column("event_type"), "view"))
@@ -97,15 +96,14 @@ def rees46_events(raw_dir: str | Path) -> SessionEvents:
                     products.append(part)
             del table
         raw[path.name] = {"rows": sum(events.counts.values()), "events": events.most_frequent_first()}
-    with timed("rees46: users and products numbered"):
+    with phase("rees46: users and products numbered"):
         seconds, view = seconds.finish(), view.finish()
         user_codes, product_codes = users.finish(), products.finish()
         product_ids = products.values()
         raw["all"] = {"rows": len(seconds), "users": users.n_values, "products": len(product_ids)}
         del users, products
-        release_parser_memory()
     n_rows = len(seconds)
-    with timed("rees46: views ordered by user and time"):
+    with phase("rees46: views ordered by user and time"):
         user_codes = compress_in_place(user_codes, view)
         seconds = compress_in_place(seconds, view)
         product_codes = compress_in_place(product_codes, view)
@@ -113,7 +111,7 @@ def rees46_events(raw_dir: str | Path) -> SessionEvents:
         if not sort_packed([user_codes, seconds, product_codes]):
             user_codes, seconds, product_codes = sort_by_group_time(user_codes, seconds, product_codes)
             sort_ties_by_item(user_codes, seconds, product_codes)
-    with timed("rees46: sessions"):
+    with phase("rees46: sessions"):
         sessions = cut_sessions(user_codes, seconds, SESSION_GAP_SECONDS)
         del user_codes
     step = first_entry(

@@ -19,14 +19,13 @@ import pyarrow as pa
 
 from gru4rec_pipeline.data.datasets.arrays import compress_in_place
 from gru4rec_pipeline.data.datasets.columns import Column, ValueCounts, distinct_count, equal_rows
-from gru4rec_pipeline.data.datasets.phases import timed
+from gru4rec_pipeline.data.datasets.phases import phase
 from gru4rec_pipeline.data.datasets.protocol import SessionEvents
 from gru4rec_pipeline.data.datasets.raw import (
     CsvLayout,
     estimated_rows,
     existing_raw_file,
     iter_tables,
-    release_parser_memory,
 )
 from gru4rec_pipeline.data.datasets.sessionize import (
     cut_sessions,
@@ -66,7 +65,7 @@ def retailrocket_events(raw_dir: str | Path) -> SessionEvents:
     ticks, view = Column(np.int64, rows), Column(bool, rows)
     visitors, items = Column(np.int32, rows, integers=True), Column(np.int32, rows, integers=True)
     events = ValueCounts()
-    with timed(f"retailrocket: read {RAW_FILE}"):
+    with phase(f"retailrocket: read {RAW_FILE}"):
         for table in iter_tables(path, LAYOUT, COLUMNS):
             ticks.extend(table.column("timestamp"))
             visitors.extend(table.column("visitorid"))
@@ -75,8 +74,7 @@ def retailrocket_events(raw_dir: str | Path) -> SessionEvents:
             events.add(table.column("event"))
         del table
         ticks, visitors, items, view = ticks.finish(), visitors.finish(), items.finish(), view.finish()
-        release_parser_memory()
-    with timed("retailrocket: order by visitor and time"):
+    with phase("retailrocket: order by visitor and time"):
         visitors, ticks, items, view = sort_by_group_time(visitors, ticks, items, view)
     raw = {
         RAW_FILE: {
@@ -86,7 +84,7 @@ def retailrocket_events(raw_dir: str | Path) -> SessionEvents:
             "items": distinct_count(items),
         }
     }
-    with timed("retailrocket: sessions"):
+    with phase("retailrocket: sessions"):
         n_rows = len(ticks)
         session_ids = compress_in_place(cut_sessions(visitors, ticks, SESSION_GAP_SECONDS * 1000), view)
         item_ids, view_ticks = compress_in_place(items, view), compress_in_place(ticks, view)

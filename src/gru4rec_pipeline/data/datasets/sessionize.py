@@ -77,7 +77,8 @@ def permute(order: np.ndarray, columns: list[np.ndarray]) -> list[np.ndarray]:
         if spare.nbytes < size:
             spare = np.empty(size, dtype=np.uint8)
         permuted[i] = spare[:size].view(column.dtype)
-        np.take(column, order, out=permuted[i])
+        # mode="clip": with the default mode numpy writes to a temporary as large as the column, then copies.
+        np.take(column, order, out=permuted[i], mode="clip")
         spare = np.ascontiguousarray(column).view(np.uint8)
     return permuted
 

@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from gru4rec_pipeline.data.datasets.arrays import blocks, count_codes
+from gru4rec_pipeline.data.datasets.arrays import count_codes
 from gru4rec_pipeline.data.datasets.columns import numpy_array
-from gru4rec_pipeline.data.datasets.phases import timed
+from gru4rec_pipeline.data.datasets.phases import phase
 from gru4rec_pipeline.data.datasets.protocol import (
     FilteredEvents,
     SessionEvents,
@@ -44,6 +44,8 @@ PARQUET_OPTIONS = dict(
     column_encoding={"SessionId": "DELTA_BINARY_PACKED", "ItemId": "PLAIN", "Time": "BYTE_STREAM_SPLIT"},
     compression="snappy",
 )
+# Rows per row group at most: the Parquet writer holds a row group's encoded pages until it is complete.
+WRITE_BLOCK_ROWS = 1 << 18
 ITEM_MAP_SCHEMA = pa.schema([("ItemId", pa.int64()), ("Original", pa.string())])
 
 
@@ -75,12 +77,13 @@ def write_event_rows(
     path: Path, filtered: FilteredEvents, rows: np.ndarray, item_values: np.ndarray, ticks_per_second: int
 ) -> None:
     """Write the ``rows`` of the filtered events as a split file: a row group for the selected rows of each block of
-    BLOCK_ROWS filtered rows, each column built for its block only."""
+    WRITE_BLOCK_ROWS filtered rows, each column built for its block only."""
     # Imported here: pyarrow.parquet brings pyarrow's file systems along, which the reading needs not hold.
     import pyarrow.parquet as pq
 
     with pq.ParquetWriter(path, EVENT_SCHEMA, **PARQUET_OPTIONS) as writer:
-        for block in blocks(len(rows)):
+        for start in range(0, len(rows), WRITE_BLOCK_ROWS):
+            block = slice(start, start + WRITE_BLOCK_ROWS)
             selected = rows[block]
             if not selected.any():
                 continue
@@ -142,24 +145,26 @@ def write_dataset_splits(
     if item_map_path is not None and events.item_names is None:
         raise ConfigError("item_map", f"{dataset} keeps its raw item ids: it has no item map")
     steps = Steps(events.steps)
-    with timed(f"{dataset}: repeats and filter rounds"):
+    with phase(f"{dataset}: repeats and filter rounds"):
         filtered, item_values, raw_counts = filter_rounds(events, steps, settings)
-    with timed(f"{dataset}: split"):
+    with phase(f"{dataset}: split"):
         masks, split = split_masks(filtered, steps, rule, events.ticks_per_second, settings["min_session_length"])
         counts = {"raw": raw_counts, **split_counts(filtered, masks)}
     for step in steps.entries:
         log.info("%s: %s", dataset, describe_step(step))
     check_splits_not_empty(counts, steps.entries, settings, source)
-    with timed(f"{dataset}: test window check"):
+    with phase(f"{dataset}: test window check"):
         rows = masks["train_full"] | masks["test"]
-        # The check reads the rows it is given whole: give it just those.
-        session_numbers = filtered.session_numbers[filtered.session_index[rows]]
-        seconds = _seconds(filtered.ticks[rows], events.ticks_per_second)
-        check_test_window(
-            session_numbers, seconds, slice(None), float(rule.period_seconds), counts["test"], min_test_predictions,
-            source,
-        )  # fmt: skip
-        del session_numbers, seconds
+        # The check looks at each session's last event: give it just those. A session's rows among these are its
+        # first ones (all of a test session's, a train_full session's before a time), so its last is first + n - 1.
+        taken = np.add.reduceat(rows, filtered.first_rows, dtype=np.int64) if len(rows) else np.zeros(0, np.int64)
+        last = (filtered.first_rows + taken - 1)[taken > 0]
+        del taken
+        session_numbers = filtered.session_numbers[filtered.session_index[last]]
+        seconds = _seconds(filtered.ticks[last], events.ticks_per_second)
+        period = float(rule.period_seconds)
+        check_test_window(session_numbers, seconds, slice(None), period, counts["test"], min_test_predictions, source)
+        del last, session_numbers, seconds
     stats = {
         "dataset": dataset,
         "sources": events.sources,
@@ -176,7 +181,7 @@ def write_dataset_splits(
     with atomic_outputs() as staged:
         for name in SPLITS:
             if name in paths:
-                with timed(f"{dataset}: write {name}"):
+                with phase(f"{dataset}: write {name}"):
                     write_event_rows(
                         staged.temporary(paths[name]), filtered, masks[name], item_values, events.ticks_per_second
                     )

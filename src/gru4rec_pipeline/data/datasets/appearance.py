@@ -32,8 +32,9 @@ class _NotFixedWidth(Exception):
 
 
 def _entries(dictionary: pa.Array) -> tuple[np.ndarray, np.ndarray]:
-    """(each entry's length, the entries' bytes as rows of a zero-padded uint8 matrix as wide as the non-empty
-    entries, 0 when there are none); _NotFixedWidth when their widths differ or are not multiples of 8."""
+    """(each entry's length, the entries' bytes as rows of 64-bit words, zero for an empty entry: as many words as
+    the non-empty entries have, none when there are none); _NotFixedWidth when their widths differ or are not
+    multiples of 8 bytes."""
     k = len(dictionary)
     offsets = np.frombuffer(dictionary.buffers()[1], dtype=np.int32, count=k + 1, offset=4 * dictionary.offset)
     lengths = np.diff(offsets)
@@ -43,23 +44,22 @@ def _entries(dictionary: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     if width % 8 or (widths != width).any():
         raise _NotFixedWidth
     data = np.frombuffer(dictionary.buffers()[2], dtype=np.uint8)[offsets[0] : offsets[-1]]
-    matrix = np.zeros((k, width), dtype=np.uint8)
-    matrix[filled] = data.reshape(-1, width) if width else data[:0].reshape(0, 0)
-    return lengths, matrix
+    words = np.zeros((k, width // 8), dtype=np.uint64)
+    words[filled] = data.view(np.uint64).reshape(-1, width // 8) if width else data[:0].view(np.uint64).reshape(0, 0)
+    return lengths, words
 
 
-def _widened(matrix: np.ndarray, width: int) -> np.ndarray:
-    """A matrix of entries no wider than ``width``, as wide: only one of no width (empty entries) is widened."""
-    if matrix.shape[1] == width:
-        return matrix
-    if matrix.shape[1]:
+def _widened(words: np.ndarray, width: int) -> np.ndarray:
+    """Entries of at most ``width`` words, as wide: only entries of no words (empty ones) are widened."""
+    if words.shape[1] == width:
+        return words
+    if words.shape[1]:
         raise _NotFixedWidth
-    return np.zeros((matrix.shape[0], width), dtype=np.uint8)
+    return np.zeros((words.shape[0], width), dtype=np.uint64)
 
 
-def fingerprints(lengths: np.ndarray, matrix: np.ndarray) -> np.ndarray:
-    """A 64-bit fingerprint of each entry's length and bytes."""
-    words = matrix.view(np.uint64)
+def fingerprints(lengths: np.ndarray, words: np.ndarray) -> np.ndarray:
+    """A 64-bit fingerprint of each entry's length and bytes (as words)."""
     hashes = lengths.astype(np.uint64) * LENGTH_MIX
     for column in range(words.shape[1]):
         hashes ^= words[:, column]
@@ -84,7 +84,7 @@ class AppearanceCodes:
         self.sorted_hashes = np.zeros(0, dtype=np.uint64)
         self.sorted_codes = np.zeros(0, dtype=np.int32)
         self.lengths = np.zeros(0, dtype=np.int32)
-        self.rows = np.zeros((0, 0), dtype=np.uint8)
+        self.rows = np.zeros((0, 0), dtype=np.uint64)
         # Exact mode: the values seen, in code order.
         self.seen: pa.Array | None = None
 
@@ -105,7 +105,7 @@ class AppearanceCodes:
         if not self.fixed_width:
             return self.seen if self.seen is not None else _empty(self.value_type)
         lengths = self.lengths[: self.n_values]
-        rows = self.rows[: self.n_values]
+        rows = np.ascontiguousarray(self.rows[: self.n_values]).view(np.uint8)
         data = rows[np.arange(rows.shape[1]) < lengths[:, None]]
         offsets = np.zeros(len(lengths) + 1, dtype=np.int32)
         np.cumsum(lengths, out=offsets[1:])
@@ -144,36 +144,36 @@ class AppearanceCodes:
         parts = [_entries(chunk.dictionary) for chunk in self.pending]
         width = max(self.rows.shape[1], *(part[1].shape[1] for part in parts))
         lengths = np.concatenate([part[0] for part in parts])
-        matrix = np.concatenate([_widened(part[1], width) for part in parts])
+        words = np.concatenate([_widened(part[1], width) for part in parts])
         del parts
         rows = _widened(self.rows, width)
-        hashes = fingerprints(lengths, matrix)
+        hashes = fingerprints(lengths, words)
         distinct, first, inverse = np.unique(hashes, return_index=True, return_inverse=True)
         # Every entry has the bytes of the first entry of its fingerprint (else two values share one).
         repeated = np.flatnonzero(first[inverse] != np.arange(len(inverse)))
-        _check_same(lengths[repeated], matrix[repeated], lengths[first[inverse[repeated]]],
-                    matrix[first[inverse[repeated]]])  # fmt: skip
+        _check_same(lengths[repeated], words[repeated], lengths[first[inverse[repeated]]],
+                    words[first[inverse[repeated]]])  # fmt: skip
         at = np.searchsorted(self.sorted_hashes, distinct)
         found = np.zeros(len(distinct), dtype=bool)
         inside = at < len(self.sorted_hashes)
         found[inside] = self.sorted_hashes[at[inside]] == distinct[inside]
         codes = np.empty(len(distinct), dtype=np.int32)
         codes[found] = self.sorted_codes[at[found]]
-        _check_same(self.lengths[codes[found]], rows[codes[found]], lengths[first[found]], matrix[first[found]])
+        _check_same(self.lengths[codes[found]], rows[codes[found]], lengths[first[found]], words[first[found]])
         new = np.flatnonzero(~found)
         by_appearance = new[np.argsort(first[new], kind="stable")]
         codes[by_appearance] = np.arange(self.n_values, self.n_values + len(new), dtype=np.int32)
         # The new values: their codes and fingerprints in the sorted index, their bytes in code order.
         self.sorted_hashes = np.insert(self.sorted_hashes, at[new], distinct[new])
         self.sorted_codes = np.insert(self.sorted_codes, at[new], codes[new])
-        self.rows = np.concatenate([rows[: self.n_values], matrix[first[by_appearance]]])
+        self.rows = np.concatenate([rows[: self.n_values], words[first[by_appearance]]])
         self.lengths = np.concatenate([self.lengths[: self.n_values], lengths[first[by_appearance]]])
         self.n_values += len(new)
         return codes[inverse]
 
 
 def _check_same(lengths: np.ndarray, rows: np.ndarray, other_lengths: np.ndarray, other_rows: np.ndarray) -> None:
-    """_NotFixedWidth unless the entries are the same values (two values share a fingerprint)."""
+    """_NotFixedWidth unless the entries (lengths and words) are the same values (two values share a fingerprint)."""
     if not (np.array_equal(lengths, other_lengths) and np.array_equal(rows, other_rows)):
         raise _NotFixedWidth
 

@@ -187,7 +187,7 @@ class IntegerAppearanceCodes:
     appearance, and those values in code order: rows wait in batches of ``pending_rows``, whose distinct values are
     sorted and looked up among the values seen (kept sorted), so no value is hashed."""
 
-    def __init__(self, capacity: int, pending_rows: int = 1 << 20):
+    def __init__(self, capacity: int, pending_rows: int = 1 << 18):
         self.codes = Column(np.int32, capacity)
         self.pending: list[np.ndarray] = []
         self.pending_count = 0

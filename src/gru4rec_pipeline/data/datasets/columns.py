@@ -48,17 +48,6 @@ def numpy_array(values: np.ndarray, type: pa.DataType) -> pa.Array:
     return pa.Array.from_buffers(type, len(values), [None, pa.py_buffer(values)])
 
 
-def concatenate(chunks: list[np.ndarray], dtype) -> np.ndarray:
-    """The chunks as one array, emptying ``chunks`` as it goes (one copy of the column at a time)."""
-    out = np.empty(sum(len(chunk) for chunk in chunks), dtype=dtype)
-    at = 0
-    while chunks:
-        chunk = chunks.pop(0)
-        out[at : at + len(chunk)] = chunk
-        at += len(chunk)
-    return out
-
-
 class Column:
     """A column filled chunk by chunk into one array of about the file's rows (``capacity``; grown by half when
     a chunk does not fit), so each value is copied once. ``integers``: kept as int32 while every value fits,

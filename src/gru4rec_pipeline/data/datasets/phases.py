@@ -10,7 +10,6 @@ record's ``phase`` attribute, for a benchmark to collect (``bench/bench_datasets
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import logging
 import os
 import resource
@@ -38,10 +37,10 @@ def peak_mib() -> float:
 
 
 def _malloc_trim():
-    """glibc's ``malloc_trim`` (None elsewhere)."""
+    """glibc's ``malloc_trim`` (None elsewhere), found among the interpreter's own symbols."""
     try:
-        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
-    except (OSError, AttributeError):
+        return ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError, TypeError):
         return None
 
 

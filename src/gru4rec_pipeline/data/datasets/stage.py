@@ -7,6 +7,9 @@
 - :func:`download_raw`: the public files, resumable and verified like the RSC15 archive's download; for a set
   behind a sign-up, an error naming where to get it and the ``raw`` key that takes the local folder;
 
+The split stage imports neither pandas nor torch, and holds the raw files' columns it needs in compact arrays, never
+their table (``raw.py``, ``columns.py``); where its time and memory go is logged phase by phase (``phases.py``).
+
 A set's synthetic raw files: ``synthetic/datasets.py``.
 
 RSC15 keeps its own stages (``data/clicks.py``, ``data/yoochoose.py``); the other sets are read here.

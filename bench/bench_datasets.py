@@ -197,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
     for phase in phases["phases"]:
         print(
             f"  {phase['phase']:<48} {phase['cpu_s']:>7.2f} {phase['wall_s']:>7.2f} "
-            f"{phase['resident_mib'] or 0:>10,.0f} {phase['peak_mib']:>9,.0f}"
+            f"{phase['resident_mib'] or 0:>10,.0f} {phase['peak_mib'] or 0:>9,.0f}"
         )
     print()
     print(f"load average (1, 5, 15 min): {fmt_load(load_before)} before, {fmt_load(load_after)} after")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import logging
 import subprocess
 import sys
 
@@ -121,3 +122,16 @@ def test_the_event_file_format_is_the_shared_one():
 )
 def test_steps_are_described_as_for_rsc15(step):
     assert splits.describe_step(step) == protocol_steps.describe_step(step)
+
+
+def test_each_phase_logs_its_time_and_memory(caplog):
+    from gru4rec_pipeline.data.datasets.phases import phase
+
+    with caplog.at_level(logging.INFO, logger="gru4rec_pipeline.data.datasets.phases"):
+        with phase("a phase"):
+            held = np.ones(1 << 22)  # 32 MiB, touched
+        del held
+    (record,) = [record for record in caplog.records if hasattr(record, "phase")]
+    figures = record.phase
+    assert figures["phase"] == "a phase" and figures["cpu_s"] >= 0 and figures["wall_s"] > 0
+    assert figures["peak_mib"] >= 32 and "a phase: " in record.getMessage()

@@ -12,7 +12,7 @@ from __future__ import annotations
 import ctypes
 import logging
 import os
-import resource
+import sys
 import time
 from contextlib import contextmanager
 from typing import Iterator
@@ -31,9 +31,15 @@ def resident_mib() -> float | None:
         return None
 
 
-def peak_mib() -> float:
-    """The process's peak resident memory so far, in MiB (Linux reports KiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+def peak_mib() -> float | None:
+    """The process's peak resident memory so far, in MiB (None where the system does not say)."""
+    try:
+        import resource  # Unix only
+    except ImportError:
+        return None
+    # Linux reports KiB, macOS bytes.
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if sys.platform == "darwin" else peak / 1024
 
 
 def _malloc_trim():
@@ -67,11 +73,11 @@ def phase(name: str) -> Iterator[None]:
         "peak_mib": peak_mib(),
     }
     log.info(
-        "%s: %.2f s CPU, %.2f s wall; %s MiB resident, %.0f MiB at the peak so far",
+        "%s: %.2f s CPU, %.2f s wall; %s MiB resident, %s MiB at the peak so far",
         name,
         figures["cpu_s"],
         figures["wall_s"],
         "?" if figures["resident_mib"] is None else f"{figures['resident_mib']:.0f}",
-        figures["peak_mib"],
+        "?" if figures["peak_mib"] is None else f"{figures['peak_mib']:.0f}",
         extra={"phase": figures},
     )

@@ -139,7 +139,7 @@ def _mapped_chunks(path: Path, offset: int, chunk_bytes: int) -> Iterator[pa.Buf
             yield whole.slice(start, end - start)
             start = end
             done = start - start % mmap.PAGESIZE
-            if done > released:
+            if done > released and hasattr(mmap, "MADV_DONTNEED"):  # not on every system
                 mapped.madvise(mmap.MADV_DONTNEED, released, done - released)
                 released = done
     finally:

@@ -6,7 +6,8 @@
   data and training code (:func:`training_fingerprint` names its folder).
 - ``history.csv``: one row per epoch (``names.HISTORY_COLUMNS``).
 - :class:`TrainingLock`: one training per output folder. A second one (say, started after a hard-killed
-  Snakemake left the first running) refuses to start instead of deleting files under the first.
+  Snakemake left the first running) refuses to start instead of deleting files under the first; the processes
+  of a data-parallel training hold it together.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ log = logging.getLogger(__name__)
 CHECKPOINT_FORMAT = "gru4rec_pipeline.checkpoint/1"
 CHECKPOINT_NAME = "checkpoint.pt"
 LOCK_NAME = ".training.lock"
+LOCK_ATTEMPTS = 10  # opens of the lock file before a lock on the file at its path is given up
 MODEL_CODE = Path(__file__).parent  # the training code a checkpoint belongs to
 
 
@@ -72,38 +74,87 @@ def write_history(path: str | Path, history: list[dict]) -> None:
 
 
 class TrainingLock:
-    """An exclusive lock on a training's output folder, held while the training runs.
+    """The lock on a training's output folder (``LOCK_NAME`` in it), held while the training runs.
 
-    The operating system releases it when the process ends, however it ends, so a lock left by a
-    killed training never blocks the next one; a training that is still running does.
+    A training takes it exclusively: a second training of the folder is refused, naming the holders' process
+    ids (written in the file). A data-parallel training then shares it (:meth:`share`) with its rank 0, which
+    joins with ``shared=True``, so the folder stays locked while any process of the training lives. The
+    operating system releases a holder's part when the process ends, however it ends, so a lock left by a killed
+    training never blocks the next one; the last holder to leave removes the file.
     """
 
-    def __init__(self, folder: str | Path):
+    def __init__(self, folder: str | Path, shared: bool = False):
         self.path = Path(folder) / LOCK_NAME
+        self.shared = shared
         self._handle = None
+        self._made_folder = False
 
     def __enter__(self) -> "TrainingLock":
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        handle = open(self.path, "a+")
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+        if not self.path.parent.exists():
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._made_folder = True
+        mode = fcntl.LOCK_SH if self.shared else fcntl.LOCK_EX
+        for _ in range(LOCK_ATTEMPTS):
+            handle = open(self.path, "a+")
+            try:
+                fcntl.flock(handle, mode | fcntl.LOCK_NB)
+            except BlockingIOError:
+                handle.seek(0)
+                holders = handle.read().split()
+                handle.close()
+                self._remove_made_folder()
+                raise PipelineError(
+                    f"{self.path.parent}: another training of this output is running "
+                    f"({'process' if len(holders) < 2 else 'processes'} {', '.join(holders) or 'unknown'}, lock "
+                    f"{self.path}); wait for it to finish or stop that process, then run again"
+                ) from None
+            if _same_file(handle, self.path):
+                break
+            handle.close()  # locked a file its last holder removed meanwhile: lock the one now in its place
+        else:
+            raise PipelineError(f"{self.path}: the lock file keeps being replaced; is another training starting?")
+        if not self.shared:
             handle.seek(0)
-            holder = handle.read().strip() or "unknown"
-            handle.close()
-            raise PipelineError(
-                f"{self.path.parent}: another training of this output is running (process {holder}, lock "
-                f"{self.path}); wait for it to finish or stop that process, then run again"
-            ) from None
-        handle.seek(0)
-        handle.truncate()
+            handle.truncate()
         handle.write(f"{os.getpid()}\n")
         handle.flush()
         self._handle = handle
         return self
 
+    def share(self) -> None:
+        """Let the training's rank 0 join (``shared=True``). Refused when another training took the lock in the
+        moment the exclusive lock is turned into a shared one (the system does not do that atomically)."""
+        try:
+            fcntl.flock(self._handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise PipelineError(f"{self.path.parent}: another training took this output's lock") from None
+
     def __exit__(self, *exc) -> None:
-        if self._handle is not None:
-            fcntl.flock(self._handle, fcntl.LOCK_UN)
-            self._handle.close()
-            self._handle = None
+        if self._handle is None:
+            return
+        try:  # the last holder removes the file (while still holding it: no one else can be locking it)
+            fcntl.flock(self._handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            if _same_file(self._handle, self.path):
+                self.path.unlink()
+        except BlockingIOError:
+            pass  # another process of the training still holds it
+        fcntl.flock(self._handle, fcntl.LOCK_UN)
+        self._handle.close()
+        self._handle = None
+        self._remove_made_folder()
+
+    def _remove_made_folder(self) -> None:
+        """The output folder this lock created, when nothing was written into it (a refused or failed run)."""
+        if self._made_folder:
+            try:
+                self.path.parent.rmdir()
+            except OSError:
+                pass  # not empty: it holds what the training wrote
+
+
+def _same_file(handle, path: Path) -> bool:
+    """``handle`` is open on the file now at ``path`` (not on one removed from there)."""
+    try:
+        return os.stat(path).st_ino == os.fstat(handle.fileno()).st_ino
+    except FileNotFoundError:
+        return False

@@ -102,7 +102,7 @@ def run_training(
     vocabulary = Vocabulary.load(vocab_path)
     train = SessionArrays.load(train_path)
     vocabulary.check_indices(train, train_path, vocab_path)
-    with TrainingLock(Path(model_path).parent):
+    with TrainingLock(Path(model_path).parent) as lock:
         run["checkpoint_dir"] = None
         if checkpoint_root is not None:
             identity = {k: v for k, v in config.to_dict().items() if k not in RUN_ONLY_SETTINGS}
@@ -110,6 +110,7 @@ def run_training(
             log.info("checkpoints in %s", run["checkpoint_dir"])
         if run["world_size"] > 1:
             _refuse_epoch_evaluation_across_processes(epoch_evaluation)
+            lock.share()  # with rank 0, which holds it too while it trains
             summary = _launch_processes(run, processes, nodes)
         else:
             summary = train_run(run, inputs=(train, vocabulary), epoch_evaluation=epoch_evaluation)

@@ -1,9 +1,10 @@
 """What a training leaves behind while it runs: per-epoch checkpoints, the history, the lock on its folder.
 
 - A checkpoint after every epoch holds the weights, the optimizer, the dropout and sampler generators
-  and the history, so an interrupted training resumes after its last finished epoch and ends with the
-  same weights as an uninterrupted one. It is only resumed by the very same training: same settings,
-  data and training code (:func:`training_fingerprint` names its folder).
+  and the history (and, with early stopping, the same of the best epoch so far), so an interrupted training
+  resumes after its last finished epoch and ends with the same weights as an uninterrupted one. It is only
+  resumed by the very same training: same settings, data and training code (:func:`training_fingerprint` names
+  its folder).
 - ``history.csv``: one row per epoch (``names.HISTORY_COLUMNS``).
 - :class:`TrainingLock`: one training per output folder. A second one (say, started after a hard-killed
   Snakemake left the first running) refuses to start instead of deleting files under the first; the processes
@@ -24,11 +25,12 @@ import torch
 
 from gru4rec_pipeline.errors import PipelineError
 from gru4rec_pipeline.files import atomic_output
+from gru4rec_pipeline.model.sampling import set_generator_state
 from gru4rec_pipeline.names import HISTORY_COLUMNS
 
 log = logging.getLogger(__name__)
 
-CHECKPOINT_FORMAT = "gru4rec_pipeline.checkpoint/1"
+CHECKPOINT_FORMAT = "gru4rec_pipeline.checkpoint/2"
 CHECKPOINT_NAME = "checkpoint.pt"
 LOCK_NAME = ".training.lock"
 LOCK_ATTEMPTS = 10  # opens of the lock file before a lock on the file at its path is given up
@@ -44,7 +46,43 @@ def training_fingerprint(settings: dict, train_path: str | Path) -> str:
     return digest.hexdigest()[:16]
 
 
+def capture_state(step, sampler, epoch: int) -> dict:
+    """A copy of what continues a training after ``epoch``: weights, optimizer state, dropout and sampler
+    generators (``step``: the ``TrainStep``; ``sampler``: its ``NegativeSampler`` or None)."""
+    return {
+        "epoch": epoch,
+        "model": {k: v.detach().cpu().clone() for k, v in step.model.state_dict().items()},
+        "optimizer": {k: v.clone() for k, v in step.optimizer.state_dict().items()},
+        "dropout_generator": step.dropout_generator.get_state(),
+        "sampler": _cloned(sampler.state_dict()) if sampler is not None else None,
+    }
+
+
+def restore_state(state: dict, step, sampler) -> None:
+    """Put a :func:`capture_state` back into the step and the sampler."""
+    step.model.load_state_dict(state["model"])
+    step.optimizer.load_state_dict(state["optimizer"])
+    set_generator_state(step.dropout_generator, state["dropout_generator"], "dropout")
+    if sampler is not None:
+        sampler.load_state_dict(state["sampler"])
+
+
+def _cloned(value):
+    if isinstance(value, torch.Tensor):
+        return value.clone()
+    if isinstance(value, dict):
+        return {key: _cloned(item) for key, item in value.items()}
+    return value
+
+
+def checkpoint_payload(fingerprint: dict, state: dict, history: list, best: dict | None) -> dict:
+    """The checkpoint after ``state["epoch"]``: the training's state, its history, and (early stopping) the state
+    of the best epoch so far, which the model keeps in the end even when the training is resumed after it."""
+    return {"format": CHECKPOINT_FORMAT, "fingerprint": fingerprint, **state, "history": history, "best": best}
+
+
 def save_checkpoint(path: Path, payload: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)  # made by the first checkpoint: a failed epoch 1 leaves none
     with atomic_output(path) as temporary:
         torch.save(payload, temporary)
 

@@ -95,8 +95,12 @@ def _copy_dense_state(target: Tensor, source: Tensor, names: list[str], parent_s
         raise PipelineError("the training state's dense optimizer state does not match the model's parameters")
 
 
-def save_training_state(path, config: TrainConfig, step, sampler, train, initial: WarmStart | None = None) -> None:
-    """Write what a retrain needs beside the weights (see the module docstring), atomically."""
+def save_training_state(
+    path, config: TrainConfig, step, sampler, train, initial: WarmStart | None, epochs_run: int, epochs_kept: int
+) -> None:
+    """Write what a retrain needs beside the weights (see the module docstring), atomically. ``epochs_run``: the
+    epochs this training ran; ``epochs_kept``: those the weights are the result of (the best epoch's number where
+    early stopping kept an earlier epoch's state, else ``epochs_run``)."""
     low, high = (float(train.times.min()), float(train.times.max())) if train.n_events else (0.0, 0.0)
     if initial is not None:
         low, high = min(low, initial.time_range[0]), max(high, initial.time_range[1])
@@ -108,7 +112,10 @@ def save_training_state(path, config: TrainConfig, step, sampler, train, initial
         "dropout_generator": step.dropout_generator.get_state(),
         "sampler": sampler.state_dict() if sampler is not None else None,
         "time_range": [low, high],
-        "epochs": config.epochs + (initial.epochs if initial is not None else 0),
+        # The epochs the kept weights are the result of, the parent's included (what a retrain continues).
+        "epochs": epochs_kept + (initial.epochs if initial is not None else 0),
+        "epochs_run": epochs_run,
+        "epochs_kept": epochs_kept,
     }
     with atomic_output(path) as temporary:
         torch.save(payload, temporary)

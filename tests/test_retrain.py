@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 
 import numpy as np
 import pandas as pd
@@ -47,7 +48,7 @@ def clicks_frame(n_sessions=120, items=range(100, 130), start=0.0, seed=0) -> pd
     )
 
 
-def trained_parent(tmp_path, clicks: pd.DataFrame, loss="bpr_max", epochs=2, name="parent", **hyperparameters):
+def trained_parent(tmp_path, clicks: pd.DataFrame, loss="bpr_max", epochs=2, name="parent", seed=42, **hyperparameters):
     """Sessions and vocabulary of ``clicks`` (the sessions stage), and a model trained on them with its state."""
     clicks.to_parquet(tmp_path / f"{name}_clicks.parquet")
     folder = tmp_path / name
@@ -67,6 +68,7 @@ def trained_parent(tmp_path, clicks: pd.DataFrame, loss="bpr_max", epochs=2, nam
         folder / "model.pt",
         folder / "history.csv",
         folder / "training.json",
+        seed=seed,
         device="cpu",
         progress=False,
         state_path=folder / "training_state.pt",
@@ -237,3 +239,23 @@ def test_warm_start_copies_the_parent_rows_once_and_leaves_new_rows_fresh(tmp_pa
             assert torch.count_nonzero(state) == torch.count_nonzero(warm.optimizer[name])
         else:
             assert torch.equal(state[:n_old], warm.optimizer[name]) and not state[n_old:].any(), name
+
+
+def test_a_training_state_of_another_model_with_the_same_vocabulary_is_refused_naming_both_files(tmp_path, capsys):
+    """bpr_max's state beside bpr's model, or a seed-43 state beside a seed-42 model (same vocabulary both times)
+    used to retrain with the other training's loss, settings and optimizer on these weights, with exit 0."""
+    from gru4rec_pipeline.cli import main
+
+    clicks = clicks_frame()
+    bpr = trained_parent(tmp_path, clicks, "bpr", name="bpr")
+    bpr_max = trained_parent(tmp_path, clicks, "bpr_max", name="bpr_max")
+    seed_43 = trained_parent(tmp_path, clicks, "bpr", name="seed_43", seed=43)
+    out = tmp_path / "warm"
+    for other in (bpr_max, seed_43):
+        shutil.copy(other / "training_state.pt", bpr / "training_state.pt")
+        argv = ["retrain", "--model", str(bpr / "model.pt"), "--vocab", str(bpr / "vocab.parquet"), "--clicks",
+                str(tmp_path / "bpr_clicks.parquet"), "--out", str(out), "--device", "cpu", "--quiet"]  # fmt: skip
+        assert main(argv) == 2
+        error = capsys.readouterr().err.splitlines()[-1]
+        assert str(bpr / "training_state.pt") in error and str(bpr / "model.pt") in error, error
+        assert "belongs to another model" in error and not out.exists()

@@ -23,10 +23,13 @@ from gru4rec_pipeline.errors import DataFormatError, PipelineError
 from gru4rec_pipeline.files import atomic_output
 from gru4rec_pipeline.model.hyperparameters import TrainConfig
 from gru4rec_pipeline.model.loading import load_model
+from gru4rec_pipeline.model.network import weights_digest
 from gru4rec_pipeline.model.sampling import set_generator_state
 from gru4rec_pipeline.names import TRAINING_STATE_FILE
 
-TRAINING_STATE_FORMAT = "gru4rec_pipeline.training_state/1"
+# 2: the weights' digest of the model it belongs to; the epochs run and kept (format 1 held the last epoch's
+# optimizer state beside an early-stopped model's best weights).
+TRAINING_STATE_FORMAT = "gru4rec_pipeline.training_state/2"
 # Parameters with one row per item: they grow with the vocabulary.
 ITEM_ROW_PARAMETERS = ("item_weight", "item_bias", "input_embedding", "gru_input_weights.0")
 
@@ -106,6 +109,8 @@ def save_training_state(
         low, high = min(low, initial.time_range[0]), max(high, initial.time_range[1])
     payload = {
         "format": TRAINING_STATE_FORMAT,
+        # The model it continues: the digest model.pt records of its weights (``network.weights_digest``).
+        "weights_sha256": weights_digest(step.model.state_dict()),
         "config": config.to_dict(),
         "vocabulary": step.model.vocabulary,
         "optimizer": step.optimizer.state_dict(),
@@ -143,8 +148,14 @@ def load_warm_start(model_path: str | Path) -> WarmStart:
             f"training state of format {found!r}; this version retrains from format {TRAINING_STATE_FORMAT!r} "
             "only: train the parent model again with this version",
         )
-    if payload["vocabulary"] != model.vocabulary:
-        raise DataFormatError(state_path, f"this training state belongs to another model than {model_path}")
+    continues, weights = payload["weights_sha256"], weights_digest(model.state_dict())
+    if continues != weights or payload["vocabulary"] != model.vocabulary:
+        raise DataFormatError(
+            state_path,
+            f"this training state belongs to another model than {model_path}: it continues the weights with "
+            f"SHA-256 {continues[:12]}, and {model_path} holds {weights[:12]} (a state copied from another "
+            "training's folder, of another loss or seed?); retrain from the model.pt it was written with",
+        )
     return WarmStart(
         weights={name: tensor.detach().clone() for name, tensor in model.state_dict().items()},
         optimizer=payload["optimizer"],

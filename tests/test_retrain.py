@@ -259,3 +259,68 @@ def test_a_training_state_of_another_model_with_the_same_vocabulary_is_refused_n
         error = capsys.readouterr().err.splitlines()[-1]
         assert str(bpr / "training_state.pt") in error and str(bpr / "model.pt") in error, error
         assert "belongs to another model" in error and not out.exists()
+
+
+def retrain_command(parent, clicks, out) -> list[str]:
+    return ["retrain", "--model", str(parent / "model.pt"), "--vocab", str(parent / "vocab.parquet"), "--clicks",
+            str(clicks), "--out", str(out), "--device", "cpu", "--quiet"]  # fmt: skip
+
+
+def test_an_empty_or_foreign_training_state_is_not_a_training_state(tmp_path, capsys):
+    """An empty file used to give an empty reason; a random one, torch's advice to load it with weights_only=False."""
+    from gru4rec_pipeline.cli import main
+
+    parent = trained_parent(tmp_path, clicks_frame())
+    state = parent / "training_state.pt"
+    argv = retrain_command(parent, tmp_path / "parent_clicks.parquet", tmp_path / "warm")
+    for content, expected in (
+        (b"", "the training state file is empty (0 bytes)"),
+        (np.random.default_rng(0).bytes(1000), "not a training state"),
+        (b"model weights\n", "not a training state"),
+    ):
+        state.write_bytes(content)
+        assert main(argv) == 2
+        error = capsys.readouterr().err.splitlines()[-1]
+        assert error.startswith(f"error: {state}: {expected}") and "weights_only" not in error, error
+    torch.save([1, 2], state)
+    assert main(argv) == 2
+    assert "not a training state (a list" in capsys.readouterr().err.splitlines()[-1]
+    assert not (tmp_path / "warm").exists()
+
+
+@pytest.mark.parametrize(
+    "damage, expected",
+    [
+        (lambda s: s["item_weight"].view(-1)[5].fill_(float("nan")), "optimizer state 'item_weight' holds NaN"),
+        (lambda s: s["item_weight"].view(-1)[0].fill_(-1e30), "its accumulators go down to -1e+30"),
+        (lambda s: s["item_bias"][3, 1].fill_(-1e30), "its momentum reaches 1e+30"),
+    ],
+)
+def test_a_damaged_optimizer_state_is_refused_before_training_naming_the_file(tmp_path, capsys, damage, expected):
+    """NaN or -1e30 in the optimizer state used to be blamed on the learning rate after an epoch, and to leave the
+    retrained folder with an empty checkpoint folder and a lock file."""
+    from gru4rec_pipeline.cli import main
+
+    parent = trained_parent(tmp_path, clicks_frame())
+    path = parent / "training_state.pt"
+    state = torch.load(path, weights_only=True)
+    damage(state["optimizer"])
+    torch.save(state, path)
+    out = tmp_path / "warm"
+    assert main(retrain_command(parent, tmp_path / "parent_clicks.parquet", out)) == 2
+    error = capsys.readouterr().err.splitlines()[-1]
+    assert error.startswith(f"error: {path}: ") and expected in error and "learning_rate" not in error[:80], error
+    assert not out.exists()
+
+
+def test_a_failed_training_leaves_no_lock_and_no_empty_checkpoint_folder(tmp_path):
+    """A training that stops in its first epoch (here: diverging) leaves its folder as it found it."""
+    parent = trained_parent(tmp_path, clicks_frame())
+    out = tmp_path / "diverged"
+    with pytest.raises(PipelineError, match="training diverged in epoch 1"):
+        run_training(
+            parent / "train.npz", parent / "vocab.parquet", "bpr", {**HYPERPARAMETERS, "learning_rate": 1e6},
+            out / "model.pt", out / "history.csv", out / "training.json", checkpoint_root=out / "checkpoints",
+            device="cpu", progress=False, state_path=out / "training_state.pt",
+        )  # fmt: skip
+    assert not out.exists()

@@ -36,7 +36,7 @@ from gru4rec_pipeline.model.checkpoints import (
     training_fingerprint,
     write_history,
 )
-from gru4rec_pipeline.model.divergence import check_divergence
+from gru4rec_pipeline.model.divergence import check_divergence, untrained_loss
 from gru4rec_pipeline.model.epochs import epoch_driver
 from gru4rec_pipeline.model.hyperparameters import TrainConfig
 from gru4rec_pipeline.model.iterator import SessionParallelIterator
@@ -228,6 +228,7 @@ def train_model(
         gradient_exchange = gradient_exchange.attach(step, sampler)
     model = step.model
     model.vocabulary = vocabulary_identity
+    untrained = untrained_loss(config, item_support, sampler.n_sample if sampler is not None else 0)
     if initial is not None:
         initial.apply(step, sampler)
     fingerprint = _fingerprint(train, len(item_support), config)
@@ -255,7 +256,7 @@ def train_model(
         bar.set_postfix(f"loss {mean_loss:.4f}")
         bar.close()
         wall = time.perf_counter() - started
-        check_divergence(epoch, mean_loss, history, model, config)
+        check_divergence(epoch, mean_loss, history, model, config, untrained)
         events = steps * config.batch_size
         row = {"epoch": epoch, "loss": mean_loss, "events": events, "events_per_s": events / wall, "wall_s": wall}
         if epoch_evaluation is not None:

@@ -474,3 +474,20 @@ def test_a_second_training_of_the_same_output_refuses_to_start(tmp_path):
         checkpoint_root=out / "checkpoints", device="cpu", progress=False,
     )  # fmt: skip
     assert (out / "model.pt").exists() and not (out / "checkpoints").exists()
+
+
+def test_rank_0_of_a_data_parallel_training_keeps_the_folder_locked_without_its_launcher(tmp_path):
+    from gru4rec_pipeline.errors import PipelineError
+    from gru4rec_pipeline.model.checkpoints import LOCK_NAME, TrainingLock
+
+    out = tmp_path / "model"
+    launcher = TrainingLock(out).__enter__()
+    launcher.share()
+    with TrainingLock(out, shared=True):  # rank 0 joins
+        launcher.__exit__(None, None, None)  # the launcher is gone
+        with pytest.raises(PipelineError, match=rf"running \(processes {os.getpid()}, {os.getpid()}, lock"):
+            TrainingLock(out).__enter__()
+        assert (out / LOCK_NAME).exists()
+    assert list(out.iterdir()) == []  # the last holder removed the lock file
+    with TrainingLock(out):
+        pass

@@ -1,10 +1,12 @@
-"""Exact rank of each target item among all items, and recall@k / MRR@k from those ranks.
+"""Exact rank of each target item among all items, and recall@k / MRR@k / NDCG@k from those ranks.
 
 Tie modes (as the official GRU4Rec evaluation defines them; the target itself never counts):
 - ``standard``:     rank = 1 + #items scoring strictly higher than the target;
 - ``conservative``: rank = 1 + #items scoring higher or equal;
 - ``median``:       rank = 1 + #higher + #equal / 2.
-An event counts for recall@k when rank <= k, and adds 1 / rank to MRR@k then. The default is ``conservative``
+An event counts for recall@k when rank <= k, and adds 1 / rank to MRR@k and 1 / log2(rank + 1) to NDCG@k then
+(:func:`discounted_gain`: with one relevant item per event, the ideal DCG is 1, so NDCG is the discounted gain
+itself). The default is ``conservative``
 (names.DEFAULT_TIE_MODE), as in the official evaluation: the other two hand a scorer that gives many items one score
 the hits that tie-breaking decides. A scorer may also leave items unscored (a kNN's items that no neighbour holds,
 :class:`~gru4rec_pipeline.evaluation.scorer_evaluation.SessionScorer`'s ``no_score``): a target it did not score is a
@@ -38,6 +40,17 @@ import torch
 
 from gru4rec_pipeline.errors import ConfigError
 from gru4rec_pipeline.names import DEFAULT_CUTOFFS, DEFAULT_TIE_MODE, TIE_MODES
+
+
+def discounted_gain(ranks):
+    """NDCG of next-item events at ranks ``ranks`` (no cut-off applied): ``1 / log2(rank + 1)``.
+
+    Next-item prediction has one relevant item per event, so the ideal DCG (that item at rank 1) is 1 and an
+    event's NDCG is its discounted gain: 1 at rank 1, 0.63 at rank 2, 0.5 at rank 3. NDCG@k counts it when
+    rank <= k and 0 beyond. The rank is the tie mode's (conservative by default: every item scoring exactly like
+    the target before it); an unscored target has rank ``inf`` and gain 0. Works on numpy arrays and tensors.
+    """
+    return 1.0 / np.log2(ranks + 1.0) if isinstance(ranks, np.ndarray) else 1.0 / torch.log2(ranks + 1.0)
 
 
 def check_tie_mode(tie_mode: str) -> None:
@@ -106,7 +119,7 @@ def rank_dense(scores, targets, tie_mode: str = DEFAULT_TIE_MODE, no_score: floa
 
 
 class MetricAccumulator:
-    """Sums hits and reciprocal ranks per cut-off over batches of ranks.
+    """Sums hits, reciprocal ranks and discounted gains per cut-off over batches of ranks.
 
     Fed counts (:meth:`add_counts`), it ranks them in its tie mode and also sums, per cut-off, the hits that ties
     decided (a hit in this mode, a miss with every tied item ranked before the target: the conservative rank) and
@@ -120,6 +133,7 @@ class MetricAccumulator:
         self.tie_mode = tie_mode
         self.hits = {c: 0.0 for c in self.cutoffs}
         self.reciprocal = {c: 0.0 for c in self.cutoffs}
+        self.gain = {c: 0.0 for c in self.cutoffs}
         self.tie_decided = {c: 0.0 for c in self.cutoffs}
         self.tie_dependent = {c: 0.0 for c in self.cutoffs}
         self.events = 0
@@ -128,10 +142,12 @@ class MetricAccumulator:
     def add(self, ranks) -> None:
         ranks = torch.as_tensor(ranks, dtype=torch.float64).cpu()
         self.events += len(ranks)
+        reciprocal, gain = 1.0 / ranks, discounted_gain(ranks)
         for c in self.cutoffs:
             inside = ranks <= c
             self.hits[c] += float(inside.sum())
-            self.reciprocal[c] += float(torch.where(inside, 1.0 / ranks, 0.0).sum())
+            self.reciprocal[c] += float(torch.where(inside, reciprocal, 0.0).sum())
+            self.gain[c] += float(torch.where(inside, gain, 0.0).sum())
 
     def add_counts(self, higher, ties) -> torch.Tensor:
         """Add events given as counts of items above the target and tied with it; returns their ranks (float64,
@@ -153,6 +169,7 @@ class MetricAccumulator:
         result = {
             "recall": {str(c): self.hits[c] / n for c in self.cutoffs},
             "mrr": {str(c): self.reciprocal[c] / n for c in self.cutoffs},
+            "ndcg": {str(c): self.gain[c] / n for c in self.cutoffs},
             "events": self.events,
         }
         if self.events and self.counted_events == self.events:
@@ -164,7 +181,7 @@ class MetricAccumulator:
 
 
 def metrics_from_ranks(ranks, cutoffs=DEFAULT_CUTOFFS) -> dict:
-    """Recall@k and MRR@k of a set of ranks: {"recall": {"k": ..}, "mrr": {"k": ..}, "events": n}."""
+    """Recall@k, MRR@k and NDCG@k of a set of ranks: {"recall": {"k": ..}, "mrr": .., "ndcg": .., "events": n}."""
     accumulator = MetricAccumulator(cutoffs)
     accumulator.add(ranks)
     return accumulator.result()

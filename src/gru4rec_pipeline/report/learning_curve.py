@@ -1,4 +1,5 @@
-"""The learning-curve figure: recall@k and MRR@k after every epoch, one line per trained model.
+"""The learning-curve figure: recall@k and MRR@k after every epoch, one line per trained model, in the model's
+colour, marker and line style (:mod:`~gru4rec_pipeline.report.styles`).
 
 Reads the ``recall@k`` / ``mrr@k`` columns that the per-epoch evaluation adds to each
 ``results/models/{setting}/{model}/history.csv`` (k: the largest cut-off the histories share). A history without
@@ -10,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from gru4rec_pipeline.report.plots import _loss_position, _pyplot, _save, history_name, read_history
+from gru4rec_pipeline.report.styles import model_styles
 
 
 def shared_cutoff(histories) -> int | None:
@@ -32,10 +34,11 @@ def plot_learning_curve(history_paths: list[str | Path], out_png: str | Path, sp
     histories = sorted(((history_name(p), read_history(p)) for p in history_paths), key=_loss_position)
     with_curve = [(name, history) for name, history in histories if any(c.startswith("mrr@") for c in history)]
     cutoff = shared_cutoff(with_curve)
+    styles = model_styles(name for name, _ in with_curve)
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.0))
-    for index, (name, history) in enumerate(with_curve if cutoff else []):
+    for name, history in with_curve if cutoff else []:
         for ax, metric in zip(axes, ("recall", "mrr")):
-            ax.plot(history["epoch"], history[f"{metric}@{cutoff}"], marker="o", color=f"C{index % 10}", label=name)
+            ax.plot(history["epoch"], history[f"{metric}@{cutoff}"], label=name, **styles[name])
     for ax, metric in zip(axes, ("Recall", "MRR")):
         ax.set_title(f"{metric}@{cutoff} on {split} after each epoch" if cutoff else f"{metric}: no learning curve")
         ax.set_xlabel("epoch")

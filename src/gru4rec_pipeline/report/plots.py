@@ -157,6 +157,8 @@ def plot_training_speed(metrics_paths: list[str | Path], out_png: str | Path) ->
     """Training and evaluation throughput (events per second) of every model that reports it: a bar in the model's
     colour, its marker at the bar's end."""
     plt = _pyplot()
+    from matplotlib.lines import Line2D
+
     table = summary_table(load_metrics(metrics_paths))
     styles = model_styles(table["model"])
     table["color"] = [styles[name]["color"] for name in table["model"]]
@@ -170,9 +172,11 @@ def plot_training_speed(metrics_paths: list[str | Path], out_png: str | Path) ->
         else:
             bars = ax.barh(shown["model"], shown[column], color=shown["color"])
             for name, value in zip(shown["model"], shown[column]):
-                style = styles[name]
-                ax.plot([value], [name], marker=style["marker"], color=style["color"], label=name, markersize=8)
-            ax.bar_label(bars, labels=[f"{v:,.0f}" for v in shown[column]], padding=6, fontsize=8)
+                # a white rim sets a filled marker off from its bar of the same colour
+                marker, colour = styles[name]["marker"], styles[name]["color"]
+                rim = "white" if marker in Line2D.filled_markers else colour
+                ax.plot([value], [name], marker=marker, color=colour, markeredgecolor=rim, markersize=10, label=name)
+            ax.bar_label(bars, labels=[f"{v:,.0f}" for v in shown[column]], padding=7, fontsize=8)
             ax.invert_yaxis()
             ax.margins(x=0.25)
         devices = sorted({d for d in shown["device"] if d})

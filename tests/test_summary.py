@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 from pathlib import Path
@@ -152,16 +153,34 @@ def test_summary_opens_with_the_headline_metrics_and_splits_the_cutoffs_by_metri
     assert html.count('<div class="scroll"><table>') == html.count("<table>") == len(headers)
 
 
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 32  # what the fragment embeds is the file's bytes, whatever they draw
+
+
 def test_the_headline_fragment_is_the_summary_s_first_part_and_styles_only_itself(tmp_path, metrics_files):
-    write_summary(metrics_files, tmp_path / "s.tsv", tmp_path / "s.md", headline_path=tmp_path / "h.html")
+    """The table, then the figure (embedded, so the page needs no file beside it), then the notes and the legend."""
+    (tmp_path / "figure.png").write_bytes(PNG)
+    write_summary(
+        metrics_files, tmp_path / "s.tsv", tmp_path / "s.md", headline_path=tmp_path / "h.html",
+        headline_figure=tmp_path / "figure.png",
+    )  # fmt: skip
     fragment = (tmp_path / "h.html").read_text()
     assert fragment.startswith(f'<div id="{HEADLINE_ELEMENT}">') and fragment.rstrip().endswith("</div>")
     assert "<html" not in fragment and "<body" not in fragment and fragment.count("<table>") == 1
     assert "<th>Recall@20</th><th>MRR@20</th><th>NDCG@20</th>" in fragment
+    image = re.search(r'<figure><img src="data:image/png;base64,([^"]+)"', fragment)
+    assert base64.b64decode(image.group(1)) == PNG
+    assert fragment.index("</table>") < image.start() < fragment.index("Every model was evaluated")
     assert "ce_full: GRU4Rec, cross-entropy over all items" in fragment
     style = re.search(r"<style>(.*)</style>", fragment, re.S).group(1)
     selectors = [rule.split("{")[0] for rule in style.strip().splitlines()]
     assert all(part.strip().startswith(f"#{HEADLINE_ELEMENT}") for rule in selectors for part in rule.split(","))
+
+
+def test_a_missing_headline_figure_is_named_and_nothing_is_written(tmp_path, metrics_files):
+    outputs = {"tsv_path": tmp_path / "s.tsv", "md_path": tmp_path / "s.md", "headline_path": tmp_path / "h.html"}
+    with pytest.raises(DataFormatError, match=r"metrics_by_cutoff\.png.*figure not found"):
+        write_summary(metrics_files, **outputs, headline_figure=tmp_path / "metrics_by_cutoff.png")
+    assert not any(path.exists() for path in outputs.values())
 
 
 def test_metrics_files_without_ndcg_give_no_ndcg_columns_to_read(tmp_path):

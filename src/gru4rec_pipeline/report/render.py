@@ -2,15 +2,20 @@
 
 :mod:`gru4rec_pipeline.report.summary` decides what the summary says and
 :mod:`gru4rec_pipeline.report.tables` builds its blocks (``("h1" | "h2" | "h3" | "p", text)``,
-``("list", [text, ...])``, ``("table", Table)``); this module lays them out. In HTML every table sits in a box
-that scrolls sideways when the window is narrower than the table, so no column is ever cut off.
+``("list", [text, ...])``, ``("table", Table)``, ``("figure", (png_path, text))``); this module lays them out. In
+HTML every table sits in a box that scrolls sideways when the window is narrower than the table, so no column is
+ever cut off, and a figure is embedded as a ``data:`` URI.
 """
 
 from __future__ import annotations
 
+import base64
 from html import escape
+from pathlib import Path
 
 import pandas as pd
+
+from gru4rec_pipeline.errors import DataFormatError
 
 HEADINGS = {"h1": "# ", "h2": "## ", "h3": "### "}
 
@@ -20,7 +25,9 @@ TABLE_STYLE = (
     (("h2",), "font-size: 1.1em; margin-top: 1.4em;"),
     (("h3",), "font-size: 1em; margin: 1em 0 0.2em;"),
     ((".scroll",), "overflow-x: auto; max-width: 100%;"),
-    (("table",), "border-collapse: collapse; font-size: 0.85em; margin: 0.5em 0;"),
+    (("figure",), "margin: 0.8em 0;"),
+    (("figure img",), "max-width: 100%; height: auto;"),
+    (("table",), "border-collapse: collapse; font-size: 0.85em; margin: 0.5em 0; width: auto;"),
     (("th", "td"), "border-bottom: 1px solid #ddd; padding: 0.25em 0.55em; text-align: right; white-space: nowrap;"),
     (("th",), "background: #f3f4f6;"),
     (("th.text", "td.text"), "text-align: left;"),
@@ -48,6 +55,9 @@ def render_markdown(blocks: list[tuple]) -> str:
             lines += [content, ""]
         elif kind == "list":
             lines += [f"- {item}" for item in content] + [""]
+        elif kind == "figure":
+            path, text = content
+            lines += [f"![{text}]({path})", ""]
         else:
             cells = [[(f"**{t}**" if best else t).replace("|", "/") for t, best in row] for row in content.rows]
             lines += ["| " + " | ".join(content.header) + " |", "|" + "|".join("---" for _ in content.header) + "|"]
@@ -67,6 +77,17 @@ def html_table(table) -> str:
     return '<div class="scroll"><table>\n' + "\n".join(rows) + "\n</table></div>"
 
 
+def png_data_uri(path) -> str:
+    """The PNG file at ``path`` as a ``data:`` URI: a page that holds its figures needs no files beside it."""
+    try:
+        data = Path(path).read_bytes()
+    except FileNotFoundError:
+        raise DataFormatError(path, "figure not found; its plot stage writes it") from None
+    if not data.startswith(b"\x89PNG\r\n\x1a\n"):
+        raise DataFormatError(path, "not a PNG image")
+    return "data:image/png;base64," + base64.b64encode(data).decode("ascii")
+
+
 def html_body(blocks: list[tuple]) -> str:
     body = []
     for kind, content in blocks:
@@ -74,6 +95,9 @@ def html_body(blocks: list[tuple]) -> str:
             body.append(f"<{kind}>{escape(content)}</{kind}>")
         elif kind == "list":
             body.append("<ul>" + "".join(f"<li>{escape(item)}</li>" for item in content) + "</ul>")
+        elif kind == "figure":
+            path, text = content
+            body.append(f'<figure><img src="{png_data_uri(path)}" alt="{escape(text)}"></figure>')
         else:
             body.append(html_table(content))
     return "\n".join(body)

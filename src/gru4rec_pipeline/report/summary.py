@@ -6,8 +6,9 @@ Reads the ``results/metrics/{setting}/{name}.json`` files the evaluate stages wr
 - ``summary.md``:  the same for people: the headline table (recall, MRR and NDCG at the headline cut-off,
   names.headline_cutoff), one table per metric at every cut-off, the cost, the published RSC15 figures, provenance;
 - ``summary.html`` (optional): the markdown content as a page, shown in the Snakemake report;
-- ``summary_headline.html`` (optional): the headline part alone as an HTML fragment, which the report's landing
-  page (workflow/report/workflow.rst) embeds.
+- ``summary_headline.html`` (optional): the headline part alone as an HTML fragment, with the accuracy figure
+  (``results/plots/metrics_by_cutoff.png``) embedded below the table: the report's landing page
+  (workflow/report/workflow.rst) shows it.
 
 What the summary says lives here; its tables and notes in :mod:`gru4rec_pipeline.report.tables`; how they are laid
 out (markdown, HTML, TSV) in :mod:`gru4rec_pipeline.report.render`.
@@ -280,10 +281,11 @@ def write_summary(
     significance_path: str | Path | None = None,
     data_source: dict | None = None,
     headline_path: str | Path | None = None,
+    headline_figure: str | Path | None = None,
 ) -> pd.DataFrame:
     """Build the summary from metrics files (several runs of a model: their mean, std and count) and write the
-    TSV, markdown and (optionally) the HTML page and the headline's HTML fragment; ``significance_path`` marks the
-    models not significantly worse than the best.
+    TSV, markdown and (optionally) the HTML page and the headline's HTML fragment (with ``headline_figure``, a PNG,
+    embedded); ``significance_path`` marks the models not significantly worse than the best.
 
     ``dataset``: the line naming the data (default: the data record of the metrics files); ``data_source``: the
     data source record the models should have been measured on: the summary names those measured on other data.
@@ -316,7 +318,8 @@ def write_summary(
     if html_path is not None:
         texts[Path(html_path)] = render_html(blocks)
     if headline_path is not None:
-        texts[Path(headline_path)] = render_fragment(headline_blocks(table, cutoffs, context), HEADLINE_ELEMENT)
+        headline = headline_blocks(table, cutoffs, context, figure=headline_figure)
+        texts[Path(headline_path)] = render_fragment(headline, HEADLINE_ELEMENT)
     with atomic_outputs() as staged:
         for path, text in texts.items():
             path.parent.mkdir(parents=True, exist_ok=True)

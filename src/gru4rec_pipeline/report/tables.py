@@ -1,6 +1,7 @@
 """What the results summary's tables and notes hold, as blocks that :mod:`~gru4rec_pipeline.report.render` lays out.
 
-A summary is a list of blocks: ``("h1" | "h2" | "h3" | "p", text)``, ``("list", [text, ...])``, ``("table", Table)``.
+A summary is a list of blocks: ``("h1" | "h2" | "h3" | "p", text)``, ``("list", [text, ...])``, ``("table", Table)``,
+``("figure", (png_path, text))``.
 It opens with the headline (:func:`headline_blocks`: recall, MRR and NDCG at the headline cut-off, one row per model,
 the notes that qualify them, what each model is); the report's landing page shows that part alone. Then every
 cut-off (one table per metric), the cost, the published RSC15 figures and the provenance. No table is wider than a
@@ -200,12 +201,14 @@ def provenance_lines(context: dict) -> list[str]:
     return lines
 
 
-def headline_blocks(table: pd.DataFrame, cutoffs: list[int], context: dict) -> list[tuple]:
-    """The dataset, the headline table, its notes and what each model is."""
+def headline_blocks(table: pd.DataFrame, cutoffs: list[int], context: dict, figure=None) -> list[tuple]:
+    """The dataset, the headline table, ``figure`` (a PNG file, when given), the notes and what each model is."""
     blocks: list[tuple] = []
     if context.get("dataset"):
         blocks.append(("p", f"Dataset: {context['dataset']}."))
     blocks.append(("table", headline_table(table, headline_cutoff(cutoffs))))
+    if figure is not None:
+        blocks.append(("figure", (figure, "Recall@k, MRR@k and NDCG@k of every model against the cut-off k")))
     blocks.append(("p", " ".join(context_notes(table, context))))
     legend = [f"{row['model']}: {row['description']}" for _, row in table.iterrows() if row["description"]]
     return blocks + [("list", legend)]

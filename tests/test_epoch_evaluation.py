@@ -34,11 +34,12 @@ def test_history_holds_the_metrics_of_every_epoch_and_the_last_equals_the_final_
     history = pd.read_csv(tmp_path / "h.csv")
     assert list(history["epoch"]) == [1, 2, 3]
     assert list(history.columns[:5]) == ["epoch", "loss", "events", "events_per_s", "wall_s"]
-    assert {"recall@20", "mrr@20", "recall@1", "mrr@5", "eval_s"} <= set(history.columns)
+    assert {"recall@20", "mrr@20", "recall@1", "mrr@5", "ndcg@1", "ndcg@20", "eval_s"} <= set(history.columns)
     final = evaluate_model(load_model(tmp_path / "m.pt"), test, cutoffs=(1, 5, 20), batch_size=16, progress=False)
     for k in (1, 5, 20):
         assert history["recall@" + str(k)].iloc[-1] == final["recall"][str(k)]
         assert history["mrr@" + str(k)].iloc[-1] == final["mrr"][str(k)]
+        assert history["ndcg@" + str(k)].iloc[-1] == final["ndcg"][str(k)]
     assert history["recall@20"].iloc[-1] > history["recall@20"].iloc[0] * 0.5
     assert summary["epochs"] == 3 and summary["eval_split"] == "test" and "best_epoch" not in summary
 
@@ -94,7 +95,9 @@ def test_early_stopping_on_test_and_bad_settings_are_config_errors():
 def test_a_non_finite_metric_is_an_error_naming_the_epoch(monkeypatch):
     valid, _ = tiny_sessions(10, seed=3)
     monkeypatch.setattr(
-        epoch_evaluation, "evaluate_model", lambda *a, **k: {"recall": {"20": np.nan}, "mrr": {"20": 0.1}}
+        epoch_evaluation,
+        "evaluate_model",
+        lambda *a, **k: {"recall": {"20": np.nan}, "mrr": {"20": 0.1}, "ndcg": {"20": 0.2}},
     )
     curve = EpochEvaluation(valid, EvaluationSettings((20,)), split="valid")
     with pytest.raises(PipelineError, match="epoch 3.*recall@20"):

@@ -241,11 +241,12 @@ def test_every_figure_draws_each_model_in_its_own_look(tmp_path, captured):
     plot_training_loss(histories, tmp_path / "loss.png")
     for path in histories:
         history = pd.read_csv(path)
-        history["recall@20"], history["mrr@20"] = [0.3, 0.4], [0.1, 0.2]
+        history["recall@20"], history["mrr@20"], history["ndcg@20"] = [0.3, 0.4], [0.1, 0.2], [0.15, 0.25]
         history.to_csv(path, index=False)
     plot_learning_curve(histories, tmp_path / "curve.png", split="test")
     metrics, speed, loss, curve = captured
     assert [ax.get_title() for ax in metrics.axes] == ["Recall@k", "MRR@k", "NDCG@k"]
+    assert [ax.get_title().split()[0] for ax in curve.axes] == ["Recall@20", "MRR@20", "NDCG@20"]
     assert_styled(metrics, names)
     assert_styled(speed, [*LOSSES, "bpr_max_tuned"])  # the models that report their speed
     for bars in (patch for ax in speed.axes for patch in ax.patches):

@@ -59,6 +59,7 @@ def test_the_history_holds_the_learning_curve_ending_at_the_final_evaluation(tin
         for k in (1, 5, 10, 20):
             assert history[f"recall@{k}"].iloc[-1] == record["recall"][str(k)]
             assert history[f"mrr@{k}"].iloc[-1] == record["mrr"][str(k)]
+            assert history[f"ndcg@{k}"].iloc[-1] == record["ndcg"][str(k)]
     assert (tiny_run / "results" / "plots" / "learning_curve.png").read_bytes()[:4] == b"\x89PNG"
     log = (tiny_run / "logs" / "train_model" / "final" / "bpr.log").read_text()
     assert "of the epoch's training time" in log

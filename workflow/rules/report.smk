@@ -52,7 +52,7 @@ rule plot_metrics:
             "results/plots/metrics_by_cutoff.png",
             caption="../report/metrics_by_cutoff.rst",
             category="Results",
-            labels={"output": "recall and MRR by cut-off"},
+            labels={"output": "recall, MRR and NDCG by cut-off"},
         ),
     log:
         "logs/plot_metrics/plot_metrics.log",
@@ -146,7 +146,7 @@ rule plot_learning_curve:
             "results/plots/learning_curve.png",
             caption="../report/learning_curve.rst",
             category="Training",
-            labels={"output": "recall and MRR per epoch"},
+            labels={"output": "recall, MRR and NDCG per epoch"},
         ),
     log:
         "logs/plot_learning_curve/plot_learning_curve.log",

@@ -14,6 +14,7 @@ from gru4rec_pipeline.evaluation import epoch_evaluation
 from gru4rec_pipeline.evaluation.epoch_evaluation import EpochEvaluation, parse_metric
 from gru4rec_pipeline.evaluation.model_evaluation import evaluate_model
 from gru4rec_pipeline.evaluation.stage import EvaluationSettings
+from gru4rec_pipeline.model.checkpoints import write_history
 from gru4rec_pipeline.model.early_stopping import EarlyStopping
 from gru4rec_pipeline.model.loading import load_model
 from gru4rec_pipeline.model.training import train_model
@@ -186,3 +187,20 @@ def test_an_early_stopped_training_resumed_after_its_best_epoch_keeps_that_epoch
     # What ran (3 epochs) and what was kept (2): the state continues from epoch 2, its optimizer included.
     state = load_tensors(whole / "training_state.pt")
     assert (state["epochs"], state["epochs_run"], state["epochs_kept"]) == (2, 3, 2)
+
+
+def test_rows_resumed_without_some_columns_get_them_as_not_measured(tmp_path, monkeypatch):
+    """A checkpoint written before NDCG was measured (or with other cut-offs): its rows gain the missing columns
+    as NaN, so the history is written with every row's columns instead of failing on the first new row."""
+    valid, _ = tiny_sessions(10, seed=3)
+    measured = {metric: {"5": 0.3, "20": 0.5} for metric in ("recall", "mrr", "ndcg")}
+    monkeypatch.setattr(epoch_evaluation, "evaluate_model", lambda *a, **k: measured)
+    curve = EpochEvaluation(valid, EvaluationSettings((5, 20)), split="valid")
+    old = {"epoch": 1, "loss": 0.5, "events": 10, "events_per_s": 5.0, "wall_s": 2.0}
+    history = [{**old, "recall@5": 0.2, "recall@20": 0.4, "mrr@5": 0.1, "mrr@20": 0.12, "eval_s": 0.1}]
+    curve.resume(history)
+    new = {**old, "epoch": 2, **curve.measure(2, None, old)}
+    write_history(tmp_path / "history.csv", [*history, new])
+    written = pd.read_csv(tmp_path / "history.csv")
+    assert list(written["epoch"]) == [1, 2] and {"ndcg@5", "ndcg@20"} <= set(written.columns)
+    assert written["ndcg@20"].isna().tolist() == [True, False] and written["recall@20"][0] == 0.4

@@ -98,6 +98,12 @@ class EpochEvaluation:
         return columns
 
     def resume(self, history: list[dict]) -> None:
+        """Take up the rows of the epochs trained before a resume. A row without some of this evaluation's columns
+        (written before NDCG was measured, with other cut-offs, or without the per-epoch evaluation) gets them as
+        NaN, not measured, in place: every row of history.csv then has the same columns."""
+        for row in history:
+            for column in metric_columns(self.settings.cutoffs):
+                row.setdefault(column, math.nan)
         if self.stopping is not None and history:
             self.stopping.resume(history)
 

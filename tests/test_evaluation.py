@@ -15,14 +15,16 @@ from gru4rec_pipeline.data.vocabulary import Vocabulary
 from gru4rec_pipeline.errors import ConfigError, DataFormatError
 from gru4rec_pipeline.evaluation.metrics import format_recall_text, write_metrics_json, write_recall_txt
 from gru4rec_pipeline.evaluation.model_evaluation import evaluate_model
-from gru4rec_pipeline.evaluation.ranking import (
+from gru4rec_pipeline.evaluation.output_ranking import (
     CertifiedRanker,
+    rank_outputs_brute_force,
+    rank_outputs_certified,
+)
+from gru4rec_pipeline.evaluation.ranking import (
     MetricAccumulator,
     count_dense,
     metrics_from_ranks,
     rank_dense,
-    rank_outputs_brute_force,
-    rank_outputs_certified,
 )
 from gru4rec_pipeline.evaluation.scorer_evaluation import evaluate_scorer
 

@@ -214,3 +214,15 @@ def test_comparison_table_rows_columns_and_speed(tmp_path):
     assert (written["p_adjusted"] >= written["p_value"]).all()
     best_against_worst = written[(written.model_a == "m0") & (written.model_b == "m9") & (written.metric == "mrr@20")]
     assert best_against_worst["difference"].item() > 0 and best_against_worst["p_adjusted"].item() < 0.05
+
+
+def test_holm_adjusts_each_metric_as_a_family_of_its_own(tmp_path):
+    """Adding a metric (NDCG beside recall and MRR) must not raise another metric's adjusted p-values."""
+    rng = np.random.default_rng(11)
+    paths = [
+        save_evaluation(tmp_path, f"m{m}", EventRanks(np.where(r <= 20, r, np.inf), "same", 20))
+        for m, r in enumerate(rng.integers(1, 40 + 15 * m, 3000).astype(float) for m in range(4))
+    ]
+    table = compare_saved(tmp_path, *paths)
+    for metric, rows in table.groupby("metric"):
+        np.testing.assert_allclose(rows["p_adjusted"], holm_adjust(rows["p_value"].to_numpy()), err_msg=metric)

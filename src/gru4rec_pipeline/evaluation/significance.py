@@ -8,7 +8,9 @@ One row per ordered pair of models and metric (recall@k, MRR@k and NDCG@k at the
 - ``p_value``: McNemar's exact test on the per-event hits (a binomial test of the discordant events) for
   recall, the Wilcoxon signed-rank test on the per-event reciprocal ranks for MRR and on the per-event
   discounted gains for NDCG;
-- ``p_adjusted``: Holm's step-down adjustment over every row of the file.
+- ``p_adjusted``: Holm's step-down adjustment within each family of rows of one metric and unit: each family
+  answers one question (which models are not worse than the best at that metric), so adding a metric does not
+  change another metric's adjusted p-values or marks.
 
 With replicates a second block (``unit`` seeds) compares the per-seed metrics of models that ran more than once
 (Welch's t-test, its 95% interval of the difference of the means); the event block (``unit`` events) pairs each
@@ -190,7 +192,7 @@ def compare_models(
     runs = {name: [read_json(path, "metrics") for path in paths] for name, paths in (metrics_paths or {}).items()}
     rows += seed_block(runs, cutoff)
     table = pd.DataFrame(rows, columns=[c for c in SIGNIFICANCE_COLUMNS if c != "p_adjusted"])
-    table["p_adjusted"] = holm_adjust(table["p_value"].to_numpy())
+    table["p_adjusted"] = table.groupby(["metric", "unit"], sort=False)["p_value"].transform(holm_adjust)
     write_text_atomic(output_path, table.to_csv(sep="\t", index=False, float_format="%.6g"))
     log.info(
         "%d comparisons of %d models on %d events in %.1f s",

@@ -73,6 +73,21 @@ def test_saturated_scores_stay_finite(loss, magnitude):
 
 
 @pytest.mark.parametrize("use_kernels", [None, False], ids=["kernels", "tensors"])
+@pytest.mark.parametrize("loss,bpreg,elu_param", [("bpr_max", 0.5, 0.5), ("bpr_max", 1.0, 0.0), ("top1_max", 0.0, 0.5)])
+def test_a_positive_far_above_its_negatives_keeps_their_softmax(loss, bpreg, elu_param, use_kernels):
+    """The softmax over a row's negatives is shifted by their own largest score: shifted by the positive's, 150
+    above them, every negative's exponential underflowed (NaN on the tensor path, equal weights in the kernel)."""
+    scores = torch.randn(3, 20, generator=torch.Generator().manual_seed(5)) * 2
+    scores[0, 0], scores[1, 1] = 150.0, 95.0
+    value, grad = loss_and_grad(loss, scores.clone(), bpreg=bpreg, elu_param=elu_param, use_kernels=use_kernels)
+    reference = scores.double().requires_grad_(True)
+    expected = naive_loss(loss, reference, None, bpreg, elu_param)
+    expected.backward()
+    torch.testing.assert_close(value.double(), expected.detach(), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(grad.double(), reference.grad, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("use_kernels", [None, False], ids=["kernels", "tensors"])
 @pytest.mark.parametrize("loss", ["ce_sampled", "ce_full"])
 def test_cross_entropy_is_the_official_one_where_the_target_is_hopelessly_ranked(loss, use_kernels):
     """-log(p + 1e-24), as the official GRU4Rec: its gradient is the plain cross-entropy's times p / (p + 1e-24), so

@@ -165,7 +165,7 @@ _EXP_POLY = (
     _F(1.6666665459e-1),
     _F(5.0000001201e-1),
 )
-_HALF, _ONE = _F(0.5), _F(1.0)
+_HALF, _ONE, _NEG_INF = _F(0.5), _F(1.0), _F(-np.inf)
 # The exponential must keep its evaluation order (no reassociation); the loss kernels may reorder sums.
 EXP_OPTIONS = {**COMPILE_OPTIONS, "fastmath": {"contract"}}
 LOSS_OPTIONS = {**COMPILE_OPTIONS, "fastmath": {"contract", "reassoc"}}
@@ -272,8 +272,10 @@ def bpr_max_rows(scores, bpreg, elu_param, log_epsilon, first_column=0):
             exp_in_place(sig, scratch)
             for j in range(cols):
                 act[j] = act[j] if act[j] > 0 else elu_param * (sig[j] - _ONE)
-        top = row_max(act)
         positive = act[i]
+        act[i] = _NEG_INF  # the softmax runs over the negatives: shift by their largest score, not the positive's
+        top = row_max(act)
+        act[i] = positive
         for j in range(cols):
             softmax[j] = act[j] - top
             sig[j] = act[j] - positive

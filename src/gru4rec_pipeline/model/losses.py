@@ -102,9 +102,12 @@ def cross_entropy(
 
 
 def negative_softmax(scores: Tensor, first_column: int = 0) -> Tensor:
-    """Softmax of each row over its negatives: the diagonal (row i's positive) gets weight 0."""
-    weights = torch.exp(scores - scores.amax(dim=1, keepdim=True))
-    weights.diagonal(first_column).zero_()
+    """Softmax of each row over its negatives: the diagonal (row i's positive) gets weight 0. Shifted by the
+    largest negative score, not by the positive's, which may lie far above them all (where every negative's
+    exponential would underflow)."""
+    shifted = scores.clone()
+    shifted.diagonal(first_column).fill_(float("-inf"))
+    weights = shifted.sub_(shifted.amax(dim=1, keepdim=True)).exp_()
     return weights.div_(weights.sum(dim=1, keepdim=True))
 
 

@@ -26,6 +26,7 @@ import contextlib
 import io
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from gru4rec_pipeline.model.losses import loss_terms
@@ -166,7 +167,7 @@ def compare_step(step, state, inputs, targets, lanes, batch, scores, correction,
     active = None
     inputs, targets, samples = inputs.long(), targets[:lanes].long(), targets[lanes:].long()
     if lanes < batch:  # the official minibatch shrank: the project's keeps its lanes, the finished ones retired
-        active = torch.arange(batch) < lanes
+        active = np.arange(batch) < lanes
         inputs = torch.cat([inputs, inputs[:1].repeat(batch - lanes)])
         targets = torch.cat([targets, targets[:1].repeat(batch - lanes)])
         state = [torch.cat([state[0], state[0][:1].repeat(batch - lanes, 1)])]

@@ -41,7 +41,7 @@ def reference_epoch(step, sampler, items, iterator):
     for block in iterator.blocks(1024, min_active_lanes(step.full or sampler is not None)):
         positions = torch.as_tensor(block.positions, device=device)
         keep = torch.as_tensor(~block.new_session, device=device).float().unsqueeze(2)
-        active = [None] * block.n_steps if block.active is None else torch.as_tensor(block.active, device=device)
+        active = [None] * block.n_steps if block.active is None else block.active
         for t in range(block.n_steps):
             for h in state:
                 h.mul_(keep[t])

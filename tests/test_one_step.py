@@ -162,7 +162,7 @@ def test_retired_lanes_train_as_the_official_shrunken_minibatch(loss, mode, use_
         step_inputs[~lanes], step_targets[~lanes] = step_inputs[first], step_targets[first]
         row = None if retiring.full else torch.as_tensor(samples[t])
         kept = [h[lanes].clone() for h in state]
-        loss_retiring = retiring(step_inputs, step_targets, row, state, lanes)
+        loss_retiring = retiring(step_inputs, step_targets, row, state, lanes.numpy())
         loss_shrunken = shrunken(step_inputs[lanes], step_targets[lanes], row, kept)
         torch.testing.assert_close(loss_retiring, loss_shrunken, atol=1e-6, rtol=1e-5)
         for h, g in zip(state, kept):

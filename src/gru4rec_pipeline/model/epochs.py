@@ -44,13 +44,14 @@ class LoopEpochs:
             inputs, targets = items[positions], items[positions + 1]
             keep = torch.as_tensor(~block.new_session[:, lanes], device=device).to(torch.float32).unsqueeze(2)
             resets = block.new_session[:, lanes].any(axis=1).tolist()
-            active = None if block.active is None else torch.as_tensor(block.active, device=device)
             for t in range(block.n_steps):
                 if resets[t]:
                     for layer_state in state:
                         layer_state.mul_(keep[t])
                 samples = sampler.next() if sampler is not None else None
-                loss_sum += step(inputs[t], targets[t], samples, state, None if active is None else active[t])
+                loss_sum += step(
+                    inputs[t], targets[t], samples, state, None if block.active is None else block.active[t]
+                )
             steps += block.n_steps
             self.events += block.n_events
             if progress is not None:

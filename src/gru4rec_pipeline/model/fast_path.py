@@ -20,7 +20,7 @@ operations, duplicate item rows merged by a fixed-size scatter); ``FixedShapeSte
 buffers it reads (``block``, ``store``, ``cursor``: each chunk advances the cursor, so a replayed graph reads
 new data on every replay). Nothing inside an epoch reads device values on the host: the loss sum stays on
 the device until the caller reads it after the epoch. The last steps of an epoch, where lanes retire as the
-sessions run out (``iterator``), run eagerly one by one after the chunks.
+sessions run out (``iterator``), run eagerly one by one after the chunks, their shapes known on the host.
 
 On a CPU the same runs eagerly (``fast_path: on``; the default CPU path is the per-step loop with the
 compiled kernels). Where capture is not possible the caller falls back to the per-step loop with a log line,
@@ -240,16 +240,18 @@ class FastPathEpochs:
         (a later epoch copies the sampler's store and position into the chunks' buffers anew)."""
         static, step, device = self.static, self.step, self.device
         lanes = step.lanes if step.lanes is not None else slice(None)
-        inputs = torch.as_tensor(self.items[block.positions], device=device)
-        targets = torch.as_tensor(self.items[block.positions + 1], device=device)
-        keep = torch.as_tensor(~block.new_session[:, lanes], device=device).to(torch.float32).unsqueeze(2)
-        active = torch.as_tensor(block.active, device=device)
+
+        def upload(values: np.ndarray) -> Tensor:  # asynchronous: nothing here waits for the device
+            return torch.from_numpy(np.ascontiguousarray(values)).to(device, non_blocking=True)
+
+        inputs, targets = upload(self.items[block.positions]), upload(self.items[block.positions + 1])
+        keep = upload((~block.new_session[:, lanes]).astype(np.float32)).unsqueeze(2)
         state = list(static.state)
         for t in range(block.n_steps):
             for layer_state in state:
                 layer_state.mul_(keep[t])
             samples = self.sampler.next() if self.sampler is not None else None
-            static.loss_sum.add_(step(inputs[t], targets[t], samples, state, active[t]))
+            static.loss_sum.add_(step(inputs[t], targets[t], samples, state, block.active[t]))
         for h, h_new in zip(static.state, state):
             h.copy_(h_new)
 

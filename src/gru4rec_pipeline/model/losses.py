@@ -222,7 +222,7 @@ def loss_terms(
 def loss_terms_of_lanes(
     loss: str,
     scores: Tensor,
-    active: Tensor,
+    active: np.ndarray,
     target_columns: Tensor | None = None,
     bpreg: float = 0.0,
     elu_param: float = 0.0,
@@ -232,16 +232,18 @@ def loss_terms_of_lanes(
 ) -> tuple[Tensor, Tensor, float]:
     """``loss_terms`` of a minibatch whose lanes are not all active (the end of an epoch, ``iterator``): the loss
     and its gradient are those of the active lanes alone, as if the minibatch held only them (the official
-    GRU4Rec's shrinking last minibatches), still divided by ``total_rows``. ``active`` (bool [B]) covers the whole
-    minibatch's lanes; ``scores`` holds the rows of lanes ``first_lane ..`` and, for a sampled loss, the columns
-    of the B lanes' targets then the shared samples. The rows of retired lanes and, for a sampled loss, the columns
-    of their targets get a zero gradient (a retired lane repeats an active lane's items, so the rows it touches
-    are updated as the active lanes' alone)."""
+    GRU4Rec's shrinking last minibatches), still divided by ``total_rows``. ``active`` (bool [B], on the host, so
+    that nothing waits for the device) covers the whole minibatch's lanes; ``scores`` holds the rows of lanes
+    ``first_lane ..`` and, for a sampled loss, the columns of the B lanes' targets then the shared samples. The rows
+    of retired lanes and, for a sampled loss, the columns of their targets get a zero gradient (a retired lane
+    repeats an active lane's items, so the rows it touches are updated as the active lanes' alone)."""
     total = scores.shape[0] if total_rows is None else total_rows
-    rows = torch.nonzero(active[first_lane : first_lane + scores.shape[0]]).squeeze(1)
+    active = np.asarray(active, dtype=bool)
     grad = torch.zeros_like(scores)
-    if rows.numel() == 0:  # a process whose lanes are all retired: nothing to add
+    local = np.flatnonzero(active[first_lane : first_lane + scores.shape[0]])
+    if len(local) == 0:  # a process whose lanes are all retired: nothing to add
         return torch.zeros((), dtype=scores.dtype, device=scores.device), grad, 1.0 / total
+    rows = _on_device(local, scores.device)
     if target_columns is not None:  # ce_full: every item is a column
         value, part, scale = loss_terms(
             loss, scores.index_select(0, rows), target_columns.index_select(0, rows), bpreg, elu_param, use_kernels,
@@ -249,14 +251,19 @@ def loss_terms_of_lanes(
         )  # fmt: skip
         return value, grad.index_copy_(0, rows, part), scale
     lanes = active.shape[0]
-    columns = torch.cat([torch.nonzero(active).squeeze(1), torch.arange(lanes, scores.shape[1], device=scores.device)])
+    columns = _on_device(np.concatenate([np.flatnonzero(active), np.arange(lanes, scores.shape[1])]), scores.device)
     compact = scores.index_select(0, rows).index_select(1, columns)
-    first_column = int(active[:first_lane].sum())  # the active lanes before this process's share
+    first_column = int(np.count_nonzero(active[:first_lane]))  # the active lanes before this process's share
     value, part, scale = loss_terms(
         loss, compact, None, bpreg, elu_param, use_kernels, first_column=first_column, total_rows=total
     )
-    spread = torch.zeros(rows.shape[0], scores.shape[1], dtype=part.dtype, device=part.device)
+    spread = torch.zeros(len(local), scores.shape[1], dtype=part.dtype, device=part.device)
     return value, grad.index_copy_(0, rows, spread.index_copy_(1, columns, part)), scale
+
+
+def _on_device(indices: np.ndarray, device: torch.device) -> Tensor:
+    """Host indices on ``device`` without waiting for it (an asynchronous copy)."""
+    return torch.from_numpy(indices.astype(np.int64)).to(device, non_blocking=True)
 
 
 def loss_and_grad(

@@ -166,12 +166,12 @@ class TrainStep:
 
     # -- the step -----------------------------------------------------------------------------
     def __call__(
-        self, inputs: Tensor, targets: Tensor, samples: Tensor | None, state: list[Tensor], active: Tensor | None = None
+        self, inputs: Tensor, targets: Tensor, samples: Tensor | None, state: list[Tensor], active=None
     ) -> Tensor:
         """One step on the minibatch ``inputs``/``targets`` [B] with the shared ``samples`` (None: none);
-        ``state`` (this process's lanes) is advanced in place. ``active`` (bool [B], None: all): the lanes still
-        training at the end of an epoch; the others add nothing. Returns the minibatch's loss, summed over its
-        (active) lanes and divided by ``batch_size``, as the official GRU4Rec does."""
+        ``state`` (this process's lanes) is advanced in place. ``active`` (a host bool array [B], None: all): the
+        lanes still training at the end of an epoch; the others add nothing. Returns the minibatch's loss, summed
+        over its (active) lanes and divided by ``batch_size``, as the official GRU4Rec does."""
         rows = self._gather_rows(inputs, targets, samples)
         output, caches, embed_mask = self._forward(rows, inputs, state)
         scores = torch.addmm(rows.out_bias, output, rows.out_weight.t())

@@ -257,7 +257,7 @@ def train_model(
         bar.close()
         wall = time.perf_counter() - started
         check_divergence(epoch, mean_loss, history, model, config, untrained)
-        events = steps * config.batch_size
+        events = epochs.events  # every training event once (the last steps have fewer lanes)
         row = {"epoch": epoch, "loss": mean_loss, "events": events, "events_per_s": events / wall, "wall_s": wall}
         if epoch_evaluation is not None:
             row.update(epoch_evaluation.measure(epoch, model, row))

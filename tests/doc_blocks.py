@@ -23,6 +23,12 @@ blocks every line is a command. A command continues on the next line after a tra
 Every command must succeed, except, in a block marked ``run``, one whose shown output has a line starting with
 ``error:`` or an exception name (``WorkflowError ...``): that one must fail, and the block must be marked ``output``
 so that its message is checked.
+
+Figures and output shown from a run (a block, a table, a picture) carry, right above them, the command that
+produced them, so that they can be made again:
+
+    <!-- results: COMMAND -->                 shown as that command printed or wrote it
+    <!-- results: COMMAND; regenerate: WHY -->  measured before a change (WHY) that moves it: run COMMAND again
 """
 
 from __future__ import annotations
@@ -38,6 +44,7 @@ PLACES = ("tiny-run", "tuned-run")
 FENCE = re.compile(r"^(?P<indent>\s*)(?P<fence>`{3,}|~{3,})\s*(?P<info>[^\s`]*)")
 COMMENT = re.compile(r"^\s*<!--.*-->\s*$")
 MARKER = re.compile(r"^\s*<!--\s*doctest:\s*(?P<text>.*?)\s*-->\s*$")
+RESULTS = re.compile(r"^\s*<!--\s*results:\s*(?P<command>.*?)\s*(?:;\s*regenerate:\s*(?P<why>.*?)\s*)?-->\s*$")
 SHOWN_ERROR = re.compile(r"^(error:|[\w.]*Error\b)")
 # Parses a gru4rec-pipeline command line with the real parser, without running the command.
 PARSE_ONLY = "import sys; from gru4rec_pipeline.cli import build_parser; build_parser().parse_args(sys.argv[1:])"
@@ -234,3 +241,37 @@ def missing_output(shown: tuple[str, ...], printed: str) -> list[str]:
         if not any(pattern.search(candidate) for candidate in printed_lines):
             missing.append(line)
     return missing
+
+
+@dataclass(frozen=True)
+class ResultsMark:
+    path: str
+    line: int  # of the comment, counted from 1
+    command: str
+    regenerate: str  # why the figures below predate the code, or ""
+    shows: str  # what the comment stands above: "block", "table", "picture" or "" (nothing it can stand for)
+
+
+def results_marks(root: Path, relative: str) -> list[ResultsMark]:
+    """Every ``<!-- results: ... -->`` comment of one Markdown file, with what it stands above."""
+    lines = (root / relative).read_text().splitlines()
+    marks = []
+    for index, line in enumerate(lines):
+        found = RESULTS.match(line)
+        if not found:
+            continue
+        below = index + 1
+        while below < len(lines) and (not lines[below].strip() or COMMENT.match(lines[below])):
+            below += 1
+        following = lines[below].strip() if below < len(lines) else ""
+        shows = (
+            "block"
+            if FENCE.match(following)
+            else "table"
+            if following.startswith("|")
+            else "picture"
+            if following.startswith("![")
+            else ""
+        )
+        marks.append(ResultsMark(relative, index + 1, found["command"], found["why"] or "", shows))
+    return marks

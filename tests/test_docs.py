@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO, TINY, copy_workflow
-from doc_blocks import FENCE, Block, Command, commands, missing_output, prepared, read_blocks
+from doc_blocks import FENCE, Block, Command, commands, missing_output, prepared, read_blocks, results_marks
 
 DOCS = ["README.md", *sorted(f"docs/{page.name}" for page in (REPO / "docs").glob("*.md"))]
 # What a fresh copy needs beyond the workflow: `make -n setup` reads the Makefile and its prerequisites.
@@ -52,6 +52,19 @@ def test_every_command_block_is_marked():
         unchecked = [command.text for command in found if must_fail(block, command) and not block.marker.output]
         if unchecked:
             problems.append(f"{block.name}: {unchecked[0]!r} should fail; mark the block 'output' to check its message")
+    assert not problems, "\n".join(problems)
+
+
+def test_every_results_mark_stands_above_what_it_produced():
+    """A ``<!-- results: COMMAND -->`` names a command and stands right above the block, table or picture it made;
+    the marks that say ``regenerate`` are the figures to make again."""
+    problems = []
+    for relative in DOCS:
+        for mark in results_marks(REPO, relative):
+            if not mark.command:
+                problems.append(f"{mark.path}:{mark.line}: a results mark without its command")
+            if not mark.shows:
+                problems.append(f"{mark.path}:{mark.line}: a results mark above no block, table or picture")
     assert not problems, "\n".join(problems)
 
 
@@ -265,6 +278,20 @@ def test_the_marking_catches_an_unmarked_block_and_an_unchecked_failure(tmp_path
         ("a fence without an info string (bash, console, text, yaml, ...)",),
     ]
     assert commands(blocks[1])[0].expects_failure and not blocks[1].marker.output
+
+
+def test_results_marks_are_read_with_what_they_stand_above(tmp_path: Path):
+    (tmp_path / "page.md").write_text(
+        "<!-- results: make run -->\n```text\nx\n```\n<!-- results: make run; regenerate: older code -->\n\n"
+        "| a |\n\n<!-- results: -->\n![a figure](a.png)\n<!-- results: make run -->\nprose\n"
+    )
+    marks = [(mark.command, mark.regenerate, mark.shows) for mark in results_marks(tmp_path, "page.md")]
+    assert marks == [
+        ("make run", "", "block"),
+        ("make run", "older code", "table"),
+        ("", "", "picture"),
+        ("make run", "", ""),
+    ]
 
 
 def test_commands_are_prepared_as_the_marker_says(tmp_path: Path):

@@ -259,6 +259,53 @@ def test_links_between_the_pages_lead_somewhere():
     assert not problems, "\n".join(problems)
 
 
+# A file of the repository named in a page's prose: `workflow/rules/model.smk`, `model/network.py`, `retrain.smk`.
+NAMED_FILE = re.compile(r"`([\w.-]+(?:/[\w.-]+)*\.(?:py|smk|yaml|md|png|txt|toml|sh))`")
+# Where a named file may live: the repository, the package (modules by their path below it), the rule and script
+# folders, the page's own folder. Outputs (results/, logs/) are not files of the repository.
+NAMED_FILE_ROOTS = ("", "src/gru4rec_pipeline", "workflow/rules", "workflow/scripts")
+
+
+def missing_named_files(root: Path, relative: str) -> list[str]:
+    """The repository files that a page names in its prose (outside command blocks) and that do not exist: a
+    module moved or renamed leaves the page naming the old path. A bare file name counts only for rule files; a
+    module's path may leave out the subpackages above it (`parallel/group.py` for `training/parallel/group.py`)."""
+    text = re.sub(r"^(\s*)(`{3,}|~{3,}).*?^\1\2", "", (root / relative).read_text(), flags=re.M | re.S)
+    missing = []
+    for name in NAMED_FILE.findall(text):
+        if name.startswith(("results/", "logs/")) or ("/" not in name and not name.endswith(".smk")):
+            continue
+        places = [root / folder / name for folder in NAMED_FILE_ROOTS] + [(root / relative).parent / name]
+        # Under a heading naming its subpackage, a module goes by the rest of its path (`parallel/group.py`).
+        places += list((root / "src" / "gru4rec_pipeline").glob(f"*/**/{name}")) if "/" in name else []
+        if not any(place.exists() for place in places):
+            missing.append(name)
+    return missing
+
+
+def test_the_files_the_pages_name_exist():
+    problems = [
+        f"{relative}: names {name}, which does not exist"
+        for relative in DOCS
+        for name in missing_named_files(REPO, relative)
+    ]
+    assert not problems, "\n".join(problems)
+
+
+def test_a_page_naming_a_moved_module_is_caught(tmp_path: Path):
+    (tmp_path / "src" / "gru4rec_pipeline" / "model").mkdir(parents=True)
+    (tmp_path / "src" / "gru4rec_pipeline" / "model" / "network.py").touch()
+    (tmp_path / "src" / "gru4rec_pipeline" / "training" / "parallel").mkdir(parents=True)
+    (tmp_path / "src" / "gru4rec_pipeline" / "training" / "parallel" / "group.py").touch()
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "page.md").write_text(
+        "`model/network.py`, `src/gru4rec_pipeline/model/network.py`, `model/gone.py`, `gone.smk`, `network.py`,\n"
+        "`results/models/final/bpr/model.pt`, `parallel/group.py`, `training/group.py`\n"
+        "```text\n`model/in_a_block.py`\n```\n"
+    )
+    assert missing_named_files(tmp_path, "docs/page.md") == ["model/gone.py", "gone.smk", "training/group.py"]
+
+
 def test_the_readme_is_a_path_to_every_page():
     """The README links every page of docs/ and stays short: a topic that needs more goes to docs/."""
     readme = (REPO / "README.md").read_text()

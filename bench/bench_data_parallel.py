@@ -25,8 +25,8 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_training import synthetic_sessions  # noqa: E402
-from gru4rec_pipeline.model.training import run_training  # noqa: E402
 from gru4rec_pipeline.names import EXCHANGES  # noqa: E402
+from gru4rec_pipeline.training.loop import run_training  # noqa: E402
 
 
 def write_inputs(folder: Path, events: int) -> None:

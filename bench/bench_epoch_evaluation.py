@@ -30,9 +30,9 @@ from bench_training import split_tail, synthetic_sessions
 from gru4rec_pipeline.compute import configure_threads
 from gru4rec_pipeline.evaluation.epoch_evaluation import EpochEvaluation
 from gru4rec_pipeline.evaluation.stage import EvaluationSettings
+from gru4rec_pipeline.model.folder import load_model
 from gru4rec_pipeline.model.hyperparameters import TrainConfig
-from gru4rec_pipeline.model.loading import load_model
-from gru4rec_pipeline.model.training import train_model
+from gru4rec_pipeline.training.loop import train_model
 
 DEFAULT_SCALES = ("3585:1000000:15042", "37000:31600000:71000")
 

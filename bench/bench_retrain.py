@@ -59,8 +59,8 @@ def parse_args() -> argparse.Namespace:
 def train(run: Path, name: str, sessions: str, loss: str, hyperparameters: dict, threads: int) -> dict:
     """One training from scratch on ``run/sessions``, written to ``run/name``; its summary and wall seconds."""
     from gru4rec_pipeline.compute import configure_threads
-    from gru4rec_pipeline.model.training import run_training
     from gru4rec_pipeline.names import TRAINING_STATE_FILE
+    from gru4rec_pipeline.training.loop import run_training
 
     configure_threads(threads)
     folder = run / name
@@ -83,7 +83,7 @@ def main() -> None:
     from gru4rec_pipeline.data.rolling import split_days
     from gru4rec_pipeline.data.sessions import build_sessions
     from gru4rec_pipeline.evaluation.rolling import evaluate_day
-    from gru4rec_pipeline.model.retrain import run_retrain
+    from gru4rec_pipeline.training.retraining import run_retrain
 
     configure_threads(args.threads)
     hyperparameters = yaml.safe_load((BENCH_DIR.parent / "config" / "config.yaml").read_text())["training"]

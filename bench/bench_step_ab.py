@@ -30,7 +30,7 @@ sys.path.insert(0, {bench!r})
 from bench_training import split_tail, synthetic_sessions
 import gru4rec_pipeline
 from gru4rec_pipeline.model.hyperparameters import TrainConfig
-from gru4rec_pipeline.model.training import train_model
+from gru4rec_pipeline.training.loop import train_model
 arrays, support = synthetic_sessions({events})
 train, _ = split_tail(arrays, 0.05)
 support = np.bincount(train.items, minlength=len(support))

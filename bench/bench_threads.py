@@ -30,9 +30,9 @@ def worker(args: argparse.Namespace) -> None:
 
     from bench_training import split_tail, synthetic_sessions
     from gru4rec_pipeline.compute import configure_threads
+    from gru4rec_pipeline.model.folder import load_model
     from gru4rec_pipeline.model.hyperparameters import TrainConfig
-    from gru4rec_pipeline.model.loading import load_model
-    from gru4rec_pipeline.model.training import train_model
+    from gru4rec_pipeline.training.loop import train_model
 
     threads = args.threads[0]
     configure_threads(threads)

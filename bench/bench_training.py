@@ -27,9 +27,9 @@ import torch
 
 from gru4rec_pipeline.compute import resolve_device
 from gru4rec_pipeline.data.arrays import SessionArrays
+from gru4rec_pipeline.model.folder import load_model
 from gru4rec_pipeline.model.hyperparameters import TrainConfig
-from gru4rec_pipeline.model.loading import load_model
-from gru4rec_pipeline.model.training import train_model
+from gru4rec_pipeline.training.loop import train_model
 
 OFFICIAL_EVENTS_PER_S = 4_200  # the official PyTorch GRU4Rec at these settings on a 2-core CPU
 
@@ -145,9 +145,9 @@ class AutogradBaseline(torch.nn.Module):
 
 
 def run_baseline(train: SessionArrays, support: np.ndarray, test: SessionArrays, threads: int) -> float:
-    from gru4rec_pipeline.model.iterator import SessionParallelIterator
     from gru4rec_pipeline.model.network import GRU4Rec
-    from gru4rec_pipeline.model.sampling import NegativeSampler
+    from gru4rec_pipeline.training.iterator import SessionParallelIterator
+    from gru4rec_pipeline.training.sampler import NegativeSampler
 
     torch.set_num_threads(threads)
     config = TrainConfig.from_dict({"loss": "ce_sampled", "epochs": 1})
@@ -202,9 +202,9 @@ def profile_steps(config: TrainConfig, train: SessionArrays, support: np.ndarray
     per-step loop of ``TrainStep``."""
     from torch.profiler import ProfilerActivity, profile
 
-    from gru4rec_pipeline.model.fast_path import FastPathEpochs
-    from gru4rec_pipeline.model.iterator import SessionParallelIterator
-    from gru4rec_pipeline.model.training import build_step
+    from gru4rec_pipeline.training.graphs import FastPathEpochs
+    from gru4rec_pipeline.training.iterator import SessionParallelIterator
+    from gru4rec_pipeline.training.loop import build_step
 
     device = torch.device(config.device)
     part = head(train, int(steps * config.batch_size * 1.2))

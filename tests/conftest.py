@@ -154,7 +154,7 @@ def tiny_run(tmp_path_factory) -> Path:
 def crash_after_next_checkpoint(monkeypatch):
     """The training in the block writes its next checkpoint and then dies (KeyboardInterrupt, expected here), as a
     process killed right after an epoch would; afterwards checkpoints are written as usual again."""
-    from gru4rec_pipeline.model import training
+    from gru4rec_pipeline.training import loop as training
 
     real_save = training.save_checkpoint
 

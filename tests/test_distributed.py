@@ -18,11 +18,13 @@ import pytest
 import torch
 
 from gru4rec_pipeline.errors import PipelineError
-from gru4rec_pipeline.model import distributed, shared_exchange, training
-from gru4rec_pipeline.model.distributed import free_port, lane_share
-from gru4rec_pipeline.model.loading import load_model
-from gru4rec_pipeline.model.shared_exchange import SharedMemoryExchange, exchange_for
-from gru4rec_pipeline.model.training import run_training, train_model
+from gru4rec_pipeline.model.folder import load_model
+from gru4rec_pipeline.training import loop as training
+from gru4rec_pipeline.training.loop import run_training, train_model
+from gru4rec_pipeline.training.parallel import group as distributed
+from gru4rec_pipeline.training.parallel import shared_memory as shared_exchange
+from gru4rec_pipeline.training.parallel.group import free_port, lane_share
+from gru4rec_pipeline.training.parallel.shared_memory import SharedMemoryExchange, exchange_for
 from test_training import N_ITEMS, tiny_config, tiny_sessions
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -197,7 +199,7 @@ def test_two_nodes_of_torchrun_launchers_train_the_weights_of_one(tmp_path):
         subprocess.Popen(
             [sys.executable, "-m", "torch.distributed.run", "--nnodes=2", "--nproc-per-node=1",
              "--rdzv-backend=c10d", f"--rdzv-endpoint={endpoint}", "--rdzv-id=two-nodes",
-             "-m", "gru4rec_pipeline.model.train_worker", str(spec)],
+             "-m", "gru4rec_pipeline.training.parallel.worker", str(spec)],
             cwd=ROOT,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -233,7 +235,7 @@ def worker_ranks(pid: int) -> dict[int, int]:
             environment = Path(f"/proc/{child}/environ").read_bytes().split(b"\0")
         except OSError:
             continue
-        if b"gru4rec_pipeline.model.train_worker" in command:
+        if b"gru4rec_pipeline.training.parallel.worker" in command:
             for entry in environment:
                 if entry.startswith(b"RANK="):
                     ranks[int(entry[5:])] = child

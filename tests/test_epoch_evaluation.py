@@ -15,8 +15,8 @@ from gru4rec_pipeline.evaluation.epoch_evaluation import EpochEvaluation, parse_
 from gru4rec_pipeline.evaluation.model_evaluation import evaluate_model
 from gru4rec_pipeline.evaluation.stage import EvaluationSettings
 from gru4rec_pipeline.model.early_stopping import EarlyStopping
-from gru4rec_pipeline.model.loading import load_model
-from gru4rec_pipeline.model.training import train_model
+from gru4rec_pipeline.model.folder import load_model
+from gru4rec_pipeline.training.loop import train_model
 from test_training import tiny_config, tiny_sessions
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -140,7 +140,7 @@ def test_an_early_stopped_training_resumed_after_its_best_epoch_keeps_that_epoch
     held the last epoch's optimizer and the configured 12 epochs."""
     from conftest import crash_after_next_checkpoint
     from gru4rec_pipeline.data.vocabulary import Vocabulary
-    from gru4rec_pipeline.model.training import run_training
+    from gru4rec_pipeline.training.loop import run_training
     from test_training import N_ITEMS
 
     train, support = tiny_sessions()

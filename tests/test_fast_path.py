@@ -15,12 +15,13 @@ import pytest
 import torch
 
 from conftest import crash_after_next_checkpoint
-from gru4rec_pipeline.model import fast_path, training
-from gru4rec_pipeline.model.fast_path import FastPathEpochs, FixedShapeSteps, fast_path_epochs, fast_path_wanted
+from gru4rec_pipeline.model.folder import load_model
 from gru4rec_pipeline.model.hyperparameters import TrainConfig
-from gru4rec_pipeline.model.iterator import SessionParallelIterator
-from gru4rec_pipeline.model.loading import load_model
-from gru4rec_pipeline.model.training import build_step, train_model
+from gru4rec_pipeline.training import graphs as fast_path
+from gru4rec_pipeline.training import loop as training
+from gru4rec_pipeline.training.graphs import FastPathEpochs, FixedShapeSteps, fast_path_epochs, fast_path_wanted
+from gru4rec_pipeline.training.iterator import SessionParallelIterator
+from gru4rec_pipeline.training.loop import build_step, train_model
 from test_one_step import assert_same_training
 from test_training import read_history, tiny_config, tiny_sessions
 
@@ -224,7 +225,7 @@ sys.meta_path.insert(0, NoNumba())
 sys.path.insert(0, "tests")
 from test_training import tiny_sessions, tiny_config
 from gru4rec_pipeline.model import kernels
-from gru4rec_pipeline.model.training import build_step, train_model
+from gru4rec_pipeline.training.loop import build_step, train_model
 assert not kernels.AVAILABLE and kernels.__file__.startswith(sys.argv[2]), kernels.__file__
 train, support = tiny_sessions()
 summary = train_model(train, support, tiny_config("bpr_max", epochs=1), sys.argv[1] + "/m.pt", sys.argv[1] + "/h.csv")

@@ -15,9 +15,9 @@ import logging
 import pytest
 import torch
 
-from gru4rec_pipeline.model.fast_path import FastPathEpochs
-from gru4rec_pipeline.model.loading import load_model
-from gru4rec_pipeline.model.training import train_model
+from gru4rec_pipeline.model.folder import load_model
+from gru4rec_pipeline.training.graphs import FastPathEpochs
+from gru4rec_pipeline.training.loop import train_model
 from test_fast_path import build, reference_epoch
 from test_one_step import assert_same_training
 from test_training import read_history, tiny_config, tiny_sessions

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from gru4rec_pipeline.model.iterator import SessionParallelIterator
+from gru4rec_pipeline.training.iterator import SessionParallelIterator
 
 # Sessions of lengths 3, 2, 4, 1, 2, 3 (the one-event session has no target and is skipped).
 OFFSETS = np.array([0, 3, 5, 9, 10, 12, 15])

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import torch
 
-from gru4rec_pipeline.model.fast_path import FixedShapeSteps
 from gru4rec_pipeline.model.network import GRU4Rec
-from gru4rec_pipeline.model.train_step import TrainStep
 from gru4rec_pipeline.names import EMBEDDING_MODES, LOSSES
+from gru4rec_pipeline.training.graphs import FixedShapeSteps
+from gru4rec_pipeline.training.step import TrainStep
 from reference_train_step import ReferenceTrainStep
 
 N_ITEMS = 40

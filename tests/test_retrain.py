@@ -16,10 +16,10 @@ from gru4rec_pipeline.data.increment import grow_vocabulary
 from gru4rec_pipeline.data.sessions import build_sessions
 from gru4rec_pipeline.data.vocabulary import Vocabulary
 from gru4rec_pipeline.errors import DataFormatError, PipelineError
-from gru4rec_pipeline.model.loading import load_model
-from gru4rec_pipeline.model.retrain import run_retrain
-from gru4rec_pipeline.model.training import run_training
-from gru4rec_pipeline.model.warm_start import training_state_path
+from gru4rec_pipeline.model.folder import load_model
+from gru4rec_pipeline.training.loop import run_training
+from gru4rec_pipeline.training.retraining import run_retrain
+from gru4rec_pipeline.training.warm_start import training_state_path
 
 HYPERPARAMETERS = {
     "layers": [10],
@@ -243,8 +243,8 @@ def test_a_killed_retrain_resumes_and_never_touches_the_parent(tmp_path, monkeyp
 @pytest.mark.parametrize("loss, embedding", [("bpr_max", "shared"), ("ce_full", "separate"), ("top1", "none")])
 def test_warm_start_copies_the_parent_rows_once_and_leaves_new_rows_fresh(tmp_path, loss, embedding):
     from gru4rec_pipeline.model.hyperparameters import TrainConfig
-    from gru4rec_pipeline.model.training import build_step
-    from gru4rec_pipeline.model.warm_start import ITEM_ROW_PARAMETERS, load_warm_start
+    from gru4rec_pipeline.training.loop import build_step
+    from gru4rec_pipeline.training.warm_start import ITEM_ROW_PARAMETERS, load_warm_start
 
     parent = trained_parent(tmp_path, clicks_frame(), loss, embedding=embedding)
     warm = load_warm_start(parent / "model.pt")

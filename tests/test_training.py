@@ -15,13 +15,13 @@ from conftest import crash_after_next_checkpoint
 from gru4rec_pipeline.data.arrays import SessionArrays
 from gru4rec_pipeline.data.vocabulary import Vocabulary
 from gru4rec_pipeline.errors import ConfigError
+from gru4rec_pipeline.model.folder import load_model
 from gru4rec_pipeline.model.hyperparameters import DEFAULT_HYPERPARAMETERS, TrainConfig
-from gru4rec_pipeline.model.loading import load_model
 from gru4rec_pipeline.model.network import GRU4Rec
 from gru4rec_pipeline.model.optim import AdagradMomentum
-from gru4rec_pipeline.model.train_step import TrainStep
-from gru4rec_pipeline.model.training import train_model
 from gru4rec_pipeline.names import LOSSES
+from gru4rec_pipeline.training.loop import train_model
+from gru4rec_pipeline.training.step import TrainStep
 from test_losses import naive_loss
 
 N_ITEMS = 30
@@ -448,8 +448,8 @@ def test_kernel_and_tensor_paths_train_alike(tmp_path, monkeypatch):
 def test_a_second_training_of_the_same_output_refuses_to_start(tmp_path):
     """As when a hard-killed Snakemake left its training running and the job is started again."""
     from gru4rec_pipeline.errors import PipelineError
-    from gru4rec_pipeline.model.checkpoints import TrainingLock
-    from gru4rec_pipeline.model.training import run_training
+    from gru4rec_pipeline.training.loop import run_training
+    from gru4rec_pipeline.training.state import TrainingLock
 
     train, support = tiny_sessions()
     train.save(tmp_path / "train.npz")
@@ -478,7 +478,7 @@ def test_a_second_training_of_the_same_output_refuses_to_start(tmp_path):
 
 def test_rank_0_of_a_data_parallel_training_keeps_the_folder_locked_without_its_launcher(tmp_path):
     from gru4rec_pipeline.errors import PipelineError
-    from gru4rec_pipeline.model.checkpoints import LOCK_NAME, TrainingLock
+    from gru4rec_pipeline.training.state import LOCK_NAME, TrainingLock
 
     out = tmp_path / "model"
     launcher = TrainingLock(out).__enter__()

@@ -12,11 +12,11 @@ import torch
 from gru4rec_pipeline.data.arrays import SessionArrays
 from gru4rec_pipeline.data.vocabulary import Vocabulary
 from gru4rec_pipeline.errors import DataFormatError, PipelineError
-from gru4rec_pipeline.model.divergence import divergence_reason, untrained_loss
 from gru4rec_pipeline.model.losses import loss_and_grad
 from gru4rec_pipeline.model.network import GRU4Rec
-from gru4rec_pipeline.model.training import run_training, train_model
 from gru4rec_pipeline.names import LOSSES
+from gru4rec_pipeline.training.divergence import divergence_reason, untrained_loss
+from gru4rec_pipeline.training.loop import run_training, train_model
 from test_training import N_ITEMS, tiny_config, tiny_sessions
 
 SMALL = {"layers": [8], "batch_size": 4, "n_sample": 5, "epochs": 1}
@@ -134,7 +134,7 @@ def test_the_untrained_loss_is_the_loss_of_equal_scores(loss):
 def test_n_sample_over_the_item_count_is_capped_with_a_warning(tmp_path, caplog, one_thread):
     import logging
 
-    from gru4rec_pipeline.model.sampling import NegativeSampler
+    from gru4rec_pipeline.training.sampler import NegativeSampler
 
     train, support = tiny_sessions()
     with caplog.at_level(logging.WARNING):
@@ -147,7 +147,7 @@ def test_n_sample_over_the_item_count_is_capped_with_a_warning(tmp_path, caplog,
 
 
 def test_a_model_file_with_a_flipped_bit_is_refused(tmp_path):
-    from gru4rec_pipeline.model.loading import load_model
+    from gru4rec_pipeline.model.folder import load_model
 
     model = GRU4Rec(N_ITEMS, [8], "shared", 0, seed=1)
     model.save(tmp_path / "model.pt")
@@ -162,7 +162,7 @@ def test_a_model_file_with_a_flipped_bit_is_refused(tmp_path):
 
 
 def test_an_empty_model_file_says_why(tmp_path):
-    from gru4rec_pipeline.model.loading import load_model
+    from gru4rec_pipeline.model.folder import load_model
 
     (tmp_path / "model.pt").write_bytes(b"")
     with pytest.raises(DataFormatError, match=r"model.pt: the model file is empty \(0 bytes\)"):
@@ -197,8 +197,8 @@ def test_bpr_at_learning_rate_5_is_refused_through_the_workflow(workflow_copy):
 def test_the_six_losses_at_their_tiny_preset_settings_stay_well_below_the_divergence_bound(tiny_run):
     """The whole tiny workflow trained every loss (none was taken for diverging), each epoch's loss at most twice
     its untrained value (the bound is UNTRAINED_FACTOR, 10 x)."""
-    from gru4rec_pipeline.model.divergence import UNTRAINED_FACTOR
     from gru4rec_pipeline.model.hyperparameters import TrainConfig
+    from gru4rec_pipeline.training.divergence import UNTRAINED_FACTOR
 
     support = Vocabulary.load(tiny_run / "results" / "sessions" / "final" / "vocab.parquet").support
     for loss in LOSSES:

@@ -20,8 +20,8 @@ from conftest import REPO
 from gru4rec_pipeline.data.vocabulary import Vocabulary
 from gru4rec_pipeline.errors import PipelineError
 from gru4rec_pipeline.evaluation.model_evaluation import evaluate_model
-from gru4rec_pipeline.model.loading import load_model
-from gru4rec_pipeline.model.training import train_model
+from gru4rec_pipeline.model.folder import load_model
+from gru4rec_pipeline.training.loop import train_model
 from gru4rec_pipeline.tuning.best import BestSetting
 from gru4rec_pipeline.tuning.report import run_study_report
 from gru4rec_pipeline.tuning.study import (

@@ -9,7 +9,7 @@ start(snakemake)
 
 from pathlib import Path
 
-from gru4rec_pipeline.model.retrain import run_retrain
+from gru4rec_pipeline.training.retraining import run_retrain
 
 run_retrain(
     snakemake.input.model,

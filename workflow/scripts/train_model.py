@@ -12,7 +12,7 @@ start(snakemake)
 from gru4rec_pipeline.data.arrays import SessionArrays
 from gru4rec_pipeline.evaluation.epoch_evaluation import EpochEvaluation
 from gru4rec_pipeline.evaluation.stage import EvaluationSettings
-from gru4rec_pipeline.model.training import run_training
+from gru4rec_pipeline.training.loop import run_training
 
 epoch_evaluation = None
 if snakemake.params.eval_every_epoch:

@@ -10,7 +10,7 @@ start(snakemake)
 from gru4rec_pipeline.data.arrays import SessionArrays
 from gru4rec_pipeline.evaluation.epoch_evaluation import EpochEvaluation
 from gru4rec_pipeline.evaluation.stage import EvaluationSettings
-from gru4rec_pipeline.tuning.retrain import run_tuned_training
+from gru4rec_pipeline.tuning.tuned import run_tuned_training
 
 # The learning curve on test: for reading; the epoch count came from the study (best.yaml).
 epoch_evaluation = None

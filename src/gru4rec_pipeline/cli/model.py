@@ -52,7 +52,7 @@ def add_training_run_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from gru4rec_pipeline.model.training import run_training
+    from gru4rec_pipeline.training.loop import run_training
 
     folder = Path(args.model).parent
     run_training(

@@ -47,7 +47,7 @@ def add_commands(subparsers) -> None:
 
 
 def run_retrain_command(args: argparse.Namespace) -> int:
-    from gru4rec_pipeline.model.retrain import run_retrain
+    from gru4rec_pipeline.training.retraining import run_retrain
 
     run_retrain(
         args.model,

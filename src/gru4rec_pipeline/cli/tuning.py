@@ -161,7 +161,7 @@ def run_tune_report(args: argparse.Namespace) -> int:
 
 
 def run_tune_train(args: argparse.Namespace) -> int:
-    from gru4rec_pipeline.tuning.retrain import run_tuned_training
+    from gru4rec_pipeline.tuning.tuned import run_tuned_training
 
     folder = Path(args.model).parent
     run_tuned_training(
@@ -183,7 +183,7 @@ def run_tune_train(args: argparse.Namespace) -> int:
 
 
 def run_tune_evaluate(args: argparse.Namespace) -> int:
-    from gru4rec_pipeline.tuning.retrain import run_tuned_evaluation
+    from gru4rec_pipeline.tuning.tuned import run_tuned_evaluation
 
     run_tuned_evaluation(
         args.best,

@@ -324,7 +324,7 @@ def recommend_from_files(
     ``source`` names where the sessions came from in errors. Nothing to recommend (no session, or no
     session with a known item) is an error, not an empty result.
     """
-    from gru4rec_pipeline.model.loading import check_vocabulary, load_model
+    from gru4rec_pipeline.model.folder import check_vocabulary, load_model
 
     if len(batch.session_ids) == 0:
         raise DataFormatError(source, "no sessions: expected one session per line (ItemIds separated by spaces)")

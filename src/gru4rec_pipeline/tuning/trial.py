@@ -1,6 +1,6 @@
 """One trial: train with the trial's hyperparameters on train_tr, evaluate on valid after every epoch.
 
-The trial runs the project's own training loop (:func:`~gru4rec_pipeline.model.training.train_model`) and
+The trial runs the project's own training loop (:func:`~gru4rec_pipeline.training.loop.train_model`) and
 evaluation (:func:`~gru4rec_pipeline.evaluation.model_evaluation.evaluate_model`) in the worker's process. After
 each epoch it reports the study's metric to Optuna, so that the pruner can stop a trial that trails the others
 at the same epoch; the trial's value is the metric after its last epoch. With ``training.early_stopping`` a trial
@@ -23,7 +23,7 @@ from gru4rec_pipeline.evaluation.model_evaluation import evaluate_model
 from gru4rec_pipeline.evaluation.stage import EvaluationSettings
 from gru4rec_pipeline.model.early_stopping import EarlyStopping
 from gru4rec_pipeline.model.hyperparameters import TrainConfig
-from gru4rec_pipeline.model.training import train_model
+from gru4rec_pipeline.training.loop import train_model
 from gru4rec_pipeline.tuning.settings import TuningSettings
 from gru4rec_pipeline.tuning.space import SearchSpace
 

@@ -34,8 +34,9 @@ import torch
 from torch import Tensor
 
 from gru4rec_pipeline.errors import ConfigError, PipelineError
-from gru4rec_pipeline.model import kernels, shared_kernels
-from gru4rec_pipeline.model.distributed import COLLECTIVE_TIMEOUT_S, ProcessGroup
+from gru4rec_pipeline.model import kernels
+from gru4rec_pipeline.training.parallel import shared_kernels
+from gru4rec_pipeline.training.parallel.group import COLLECTIVE_TIMEOUT_S, ProcessGroup
 
 log = logging.getLogger("gru4rec_pipeline")
 
@@ -142,7 +143,7 @@ class SharedMemoryExchange:
         if shared[0] is None:
             if self.choice == "shared_memory":
                 raise PipelineError(shared[1])
-            from gru4rec_pipeline.model.distributed import GradientExchange
+            from gru4rec_pipeline.training.parallel.group import GradientExchange
 
             log.warning("%s; exchanging gradients by all-reduce instead", shared[1])
             step.exchange = GradientExchange(self.group)
@@ -325,7 +326,7 @@ class SharedMemoryExchange:
 
 def exchange_for(group: ProcessGroup, choice: str, use_kernels: bool, n_sample: int):
     """The gradient exchange of ``training.exchange`` (auto: shared memory where it can run, else all-reduce)."""
-    from gru4rec_pipeline.model.distributed import GradientExchange
+    from gru4rec_pipeline.training.parallel.group import GradientExchange
 
     reason = shared_memory_supported(group, use_kernels)
     if choice == "shared_memory" and reason is not None:

@@ -1,4 +1,4 @@
-"""One process of a data-parallel training: ``python -m gru4rec_pipeline.model.train_worker RUN.json``.
+"""One process of a data-parallel training: ``python -m gru4rec_pipeline.training.parallel.worker RUN.json``.
 
 Started by ``distributed.launch`` (torchrun or srun; by hand: one torchrun launcher per node with the same
 rendezvous), never by the user's own command line. ``RUN.json`` is the run ``training.run_training`` describes;
@@ -14,7 +14,7 @@ import os
 import sys
 from pathlib import Path
 
-from gru4rec_pipeline.model.parent_death import end_with_parent
+from gru4rec_pipeline.training.parallel.parent_death import end_with_parent
 
 PARENT = os.getppid()  # the process that started this one, read before torch's imports take their seconds
 
@@ -22,9 +22,9 @@ PARENT = os.getppid()  # the process that started this one, read before torch's 
 def main(spec_path: str) -> int:
     end_with_parent(PARENT)
     from gru4rec_pipeline.compute import resolve_device
-    from gru4rec_pipeline.model import distributed
-    from gru4rec_pipeline.model.checkpoints import TrainingLock
-    from gru4rec_pipeline.model.training import train_run
+    from gru4rec_pipeline.training.loop import train_run
+    from gru4rec_pipeline.training.parallel import group as distributed
+    from gru4rec_pipeline.training.state import TrainingLock
 
     run = json.loads(Path(spec_path).read_text())
     # The rank as the launcher gave it (torchrun or srun), for every line including the process group's own.

@@ -10,10 +10,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from gru4rec_pipeline.model.fast_path import fast_path_epochs
-from gru4rec_pipeline.model.iterator import SessionParallelIterator
-from gru4rec_pipeline.model.sampling import NegativeSampler
-from gru4rec_pipeline.model.train_step import TrainStep
+from gru4rec_pipeline.training.graphs import fast_path_epochs
+from gru4rec_pipeline.training.iterator import SessionParallelIterator
+from gru4rec_pipeline.training.sampler import NegativeSampler
+from gru4rec_pipeline.training.step import TrainStep
 
 BLOCK_STEPS = 1024  # steps whose indices are prepared (and moved to the device) at once
 

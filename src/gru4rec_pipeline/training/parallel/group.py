@@ -213,7 +213,7 @@ def launch_command(processes: int, nodes: int, spec_path: str, threads: int = 1)
     """The command that starts every process of a training described by ``spec_path``: ``srun`` inside a
     SLURM allocation (one task per process, ``threads`` CPUs each), else torchrun on this machine (one node
     only). ``--overlap``: the job's own step (Snakemake's, one task) keeps running beside the training's."""
-    worker = [sys.executable, "-m", "gru4rec_pipeline.model.train_worker", str(spec_path)]
+    worker = [sys.executable, "-m", "gru4rec_pipeline.training.parallel.worker", str(spec_path)]
     if "SLURM_JOB_ID" in os.environ and shutil.which("srun"):
         tasks = processes * nodes
         return ["srun", f"--ntasks={tasks}", f"--nodes={nodes}", f"--ntasks-per-node={processes}",
@@ -226,7 +226,7 @@ def launch_command(processes: int, nodes: int, spec_path: str, threads: int = 1)
     return [
         sys.executable, "-m", "torch.distributed.run", f"--nproc-per-node={processes}", "--nnodes=1",
         "--rdzv-backend=c10d", f"--rdzv-endpoint=127.0.0.1:{free_port()}", "--monitor-interval=1",
-        "-m", "gru4rec_pipeline.model.train_worker", str(spec_path),
+        "-m", "gru4rec_pipeline.training.parallel.worker", str(spec_path),
     ]  # fmt: skip
 
 
@@ -247,7 +247,7 @@ def launch(processes: int, nodes: int, spec_path: str, threads: int = 1) -> None
     except (AttributeError, OSError, ValueError):
         output = None
     merged = subprocess.STDOUT if output is not None else None
-    guarded = [sys.executable, "-m", "gru4rec_pipeline.model.parent_death", str(os.getpid()), *command]
+    guarded = [sys.executable, "-m", "gru4rec_pipeline.training.parallel.parent_death", str(os.getpid()), *command]
     launcher = subprocess.Popen(guarded, stdin=subprocess.DEVNULL, stdout=output, stderr=merged)
     try:
         returncode = launcher.wait()

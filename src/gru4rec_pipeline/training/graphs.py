@@ -35,9 +35,9 @@ import torch
 from torch import Tensor
 
 from gru4rec_pipeline.errors import ConfigError
-from gru4rec_pipeline.model.iterator import SessionParallelIterator
-from gru4rec_pipeline.model.sampling import NegativeSampler
-from gru4rec_pipeline.model.train_step import TrainStep
+from gru4rec_pipeline.training.iterator import SessionParallelIterator
+from gru4rec_pipeline.training.sampler import NegativeSampler
+from gru4rec_pipeline.training.step import TrainStep
 
 log = logging.getLogger("gru4rec_pipeline")
 

@@ -6,8 +6,9 @@ own. A launcher killed outright (``kill -9``, a lost job) runs no cleanup, and t
 the workers training, unlocked, to write the model of a failed run. So the agent and every worker ask the kernel
 for a signal (SIGTERM: torchrun then stops its workers; a worker ends on the spot) when their parent ends:
 
-- ``python -m gru4rec_pipeline.model.parent_death PID COMMAND...`` runs COMMAND in its own place (exec keeps the
-  request), unless process PID, which started it, has ended already: how ``distributed.launch`` starts torchrun;
+- ``python -m gru4rec_pipeline.training.parallel.parent_death PID COMMAND...`` runs COMMAND in its own place
+  (exec keeps the request), unless process PID, which started it, has ended already: how ``distributed.launch``
+  starts torchrun;
 - :func:`end_with_parent` is what a worker calls first.
 
 Elsewhere than on Linux there is no such signal: the launcher's own cleanup (``distributed.launch``) remains.

@@ -1,7 +1,7 @@
 """Retraining: a trained model continues on new clicks, with a vocabulary that grows (``gru4rec-pipeline retrain``,
 the workflow's ``retrain_model`` and rolling-evaluation rules).
 
-:func:`run_retrain` loads a model and the training state beside it (:mod:`gru4rec_pipeline.model.warm_start`),
+:func:`run_retrain` loads a model and the training state beside it (:mod:`gru4rec_pipeline.training.warm_start`),
 maps the new clicks to the grown vocabulary (:mod:`gru4rec_pipeline.data.increment`: the data stage's readers
 and protocol filters; old items keep their index, new ones are appended) and trains on them through
 ``train_model(..., initial=WarmStart)``: weights, Adagrad accumulators and momentum, and the dropout and
@@ -26,12 +26,12 @@ from gru4rec_pipeline.data.increment import new_sessions
 from gru4rec_pipeline.data.vocabulary import Vocabulary
 from gru4rec_pipeline.errors import PipelineError
 from gru4rec_pipeline.files import write_json_atomic
-from gru4rec_pipeline.model.checkpoints import TrainingLock, training_fingerprint
+from gru4rec_pipeline.model.folder import check_vocabulary, load_model
 from gru4rec_pipeline.model.hyperparameters import TrainConfig
-from gru4rec_pipeline.model.loading import check_vocabulary, load_model
-from gru4rec_pipeline.model.training import train_model
-from gru4rec_pipeline.model.warm_start import load_warm_start, training_state_path
 from gru4rec_pipeline.names import TRAINING_STATE_FILE
+from gru4rec_pipeline.training.loop import train_model
+from gru4rec_pipeline.training.state import TrainingLock, training_fingerprint
+from gru4rec_pipeline.training.warm_start import load_warm_start, training_state_path
 
 log = logging.getLogger("gru4rec_pipeline")
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from gru4rec_pipeline.evaluation.model_evaluation import run_model_evaluation
 from gru4rec_pipeline.evaluation.stage import EvaluationSettings
-from gru4rec_pipeline.model.training import run_training
 from gru4rec_pipeline.names import TUNED_SUFFIX
+from gru4rec_pipeline.training.loop import run_training
 from gru4rec_pipeline.tuning.best import BestSetting, read_study_record
 
 
@@ -33,7 +33,7 @@ def run_tuned_training(
 ) -> dict:
     """Train ``loss`` with the setting in ``best_path`` (its epochs included) on the sessions ``train_path``;
     ``epoch_evaluation`` (the learning curve) and ``state_path`` (the training state a retrain starts from) as
-    in :func:`~gru4rec_pipeline.model.training.run_training`."""
+    in :func:`~gru4rec_pipeline.training.loop.run_training`."""
     best = BestSetting.load(best_path, loss)
     return run_training(
         train_path,

@@ -24,8 +24,17 @@ from gru4rec_pipeline.data.arrays import SessionArrays
 from gru4rec_pipeline.data.vocabulary import Vocabulary
 from gru4rec_pipeline.errors import ConfigError, DataFormatError
 from gru4rec_pipeline.files import write_json_atomic
-from gru4rec_pipeline.model import distributed, kernels
-from gru4rec_pipeline.model.checkpoints import (
+from gru4rec_pipeline.model import kernels
+from gru4rec_pipeline.model.hyperparameters import TrainConfig
+from gru4rec_pipeline.model.network import GRU4Rec
+from gru4rec_pipeline.progress import Progress
+from gru4rec_pipeline.training.divergence import check_divergence, untrained_loss
+from gru4rec_pipeline.training.engines import epoch_driver
+from gru4rec_pipeline.training.iterator import SessionParallelIterator
+from gru4rec_pipeline.training.parallel import group as distributed
+from gru4rec_pipeline.training.parallel.shared_memory import exchange_for
+from gru4rec_pipeline.training.sampler import NegativeSampler
+from gru4rec_pipeline.training.state import (
     CHECKPOINT_NAME,
     TrainingLock,
     capture_state,
@@ -36,16 +45,8 @@ from gru4rec_pipeline.model.checkpoints import (
     training_fingerprint,
     write_history,
 )
-from gru4rec_pipeline.model.divergence import check_divergence, untrained_loss
-from gru4rec_pipeline.model.epochs import epoch_driver
-from gru4rec_pipeline.model.hyperparameters import TrainConfig
-from gru4rec_pipeline.model.iterator import SessionParallelIterator
-from gru4rec_pipeline.model.network import GRU4Rec
-from gru4rec_pipeline.model.sampling import NegativeSampler
-from gru4rec_pipeline.model.shared_exchange import exchange_for
-from gru4rec_pipeline.model.train_step import TrainStep
-from gru4rec_pipeline.model.warm_start import WarmStart, save_training_state
-from gru4rec_pipeline.progress import Progress
+from gru4rec_pipeline.training.step import TrainStep
+from gru4rec_pipeline.training.warm_start import WarmStart, save_training_state
 
 log = logging.getLogger("gru4rec_pipeline")
 

@@ -25,8 +25,8 @@ import torch
 
 from gru4rec_pipeline.errors import PipelineError
 from gru4rec_pipeline.files import atomic_output
-from gru4rec_pipeline.model.sampling import set_generator_state
 from gru4rec_pipeline.names import HISTORY_COLUMNS
+from gru4rec_pipeline.training.sampler import set_generator_state
 
 log = logging.getLogger(__name__)
 

@@ -3,7 +3,7 @@
 ``train_model(..., initial=WarmStart)`` applies one right after the network, the step and the sampler are
 built (and before a checkpoint of the retrain itself is resumed); ``train_model(..., state_path=...)`` writes,
 beside the model, the *training state* a later retrain starts from (:func:`save_training_state`). Loading a
-model and its state as a warm start: :func:`load_warm_start`. The driver is :mod:`gru4rec_pipeline.model.retrain`.
+model and its state as a warm start: :func:`load_warm_start`. The driver is :mod:`gru4rec_pipeline.training.retraining`.
 
 Growing the vocabulary: item matrices (output weights and bias, a separate input embedding, the one-hot input
 layer) and their per-row optimizer state are built at the grown size with fresh rows, drawn as at the start of
@@ -22,11 +22,11 @@ from torch import Tensor
 
 from gru4rec_pipeline.errors import DataFormatError, PipelineError
 from gru4rec_pipeline.files import atomic_output
+from gru4rec_pipeline.model.folder import load_model
 from gru4rec_pipeline.model.hyperparameters import TrainConfig
-from gru4rec_pipeline.model.loading import load_model
 from gru4rec_pipeline.model.network import weights_digest
-from gru4rec_pipeline.model.sampling import set_generator_state
 from gru4rec_pipeline.names import TRAINING_STATE_FILE
+from gru4rec_pipeline.training.sampler import set_generator_state
 
 # 2: the weights' digest of the model it belongs to; the epochs run and kept (format 1 held the last epoch's
 # optimizer state beside an early-stopped model's best weights).

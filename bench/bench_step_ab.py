@@ -6,7 +6,7 @@ Usage: python bench/bench_step_ab.py --before /path/to/old/checkout [--after .] 
 Each round trains every loss once per tree (one epoch of ``bench_training.py``'s synthetic data, the same
 seed), each run a fresh process with ``PYTHONPATH`` set to that tree's ``src``; the order of the two trees
 alternates from round to round so that a drift in the machine's load falls on both. Prints each run's
-events/s, then per loss the medians and the ratio after/before. Only ``train_model``'s own epoch time counts
+events/s, then per loss the medians and the ratio after/before. Only the training's own epoch time counts
 (numba's compilation and the data's synthesis are outside it).
 """
 
@@ -29,14 +29,23 @@ import numpy as np
 sys.path.insert(0, {bench!r})
 from bench_training import split_tail, synthetic_sessions
 import gru4rec_pipeline
-from gru4rec_pipeline.model.hyperparameters import TrainConfig
-from gru4rec_pipeline.training.loop import train_model
 arrays, support = synthetic_sessions({events})
 train, _ = split_tail(arrays, 0.05)
 support = np.bincount(train.items, minlength=len(support))
-config = TrainConfig.from_dict({{"loss": {loss!r}, "epochs": 1, "threads": {threads}, "device": "cpu"}})
+settings = {{"loss": {loss!r}, "epochs": 1}}
 with tempfile.TemporaryDirectory() as folder:
-    summary = train_model(train, support, config, Path(folder) / "m.pt", Path(folder) / "h.csv", progress=False)
+    try:  # a tree with the training package: a training job on sessions in memory
+        from gru4rec_pipeline.model.hyperparameters import Hyperparameters
+        from gru4rec_pipeline.training.job import RunOptions, TrainingJob
+        from gru4rec_pipeline.training.loop import TrainingInputs, train as run
+        options = RunOptions(device="cpu", threads={threads}, progress=False, checkpoints=False)
+        job = TrainingJob("", "", folder, Hyperparameters.from_dict(settings), options)
+        summary = run(job, TrainingInputs(train, support))
+    except ImportError:  # a tree from before it: the training loop in model/
+        from gru4rec_pipeline.model.hyperparameters import TrainConfig
+        from gru4rec_pipeline.model.training import train_model
+        config = TrainConfig.from_dict({{**settings, "threads": {threads}, "device": "cpu"}})
+        summary = train_model(train, support, config, Path(folder) / "m.pt", Path(folder) / "h.csv", progress=False)
 print(json.dumps({{"package": gru4rec_pipeline.__file__, "events_per_s": summary["events_per_s"]}}))
 """
 

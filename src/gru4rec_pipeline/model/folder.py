@@ -1,17 +1,85 @@
-"""Using a trained model: loading ``model.pt`` and checking it belongs to a vocabulary.
+"""A trained model's folder, and using the model in it: loading ``model.pt`` and checking its vocabulary.
 
-Evaluation and recommendation import this module, not the training machinery.
+:class:`ModelFolder` is the one place that knows a model folder's file names (``names.MODEL_FOLDER_FILES``): the
+weights (``model.pt``), the per-epoch history (``history.csv``), the training's summary (``training.json``), the
+training state a retrain continues (``training_state.pt``), a retrained model's grown vocabulary
+(``vocab.parquet``) and the per-epoch checkpoints while it trains (``checkpoints/``). Training writes a folder,
+evaluation, recommendation and a retrain read one; they import this module, not the training machinery.
 """
 
 from __future__ import annotations
 
+import csv
+import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from gru4rec_pipeline.data.vocabulary import Vocabulary
 from gru4rec_pipeline.errors import DataFormatError
+from gru4rec_pipeline.files import atomic_output, read_json, write_json_atomic
 from gru4rec_pipeline.model.network import GRU4Rec
+from gru4rec_pipeline.names import HISTORY_COLUMNS, MODEL_FOLDER_FILES
+
+
+@dataclass(frozen=True)
+class ModelFolder:
+    """The folder ``path`` of one trained model: its files' paths, and reading and writing them."""
+
+    path: Path
+
+    def __post_init__(self):
+        object.__setattr__(self, "path", Path(self.path))
+
+    @classmethod
+    def of(cls, model_path: str | Path) -> "ModelFolder":
+        """The folder of the model file ``model_path``."""
+        return cls(Path(model_path).parent)
+
+    @property
+    def model(self) -> Path:
+        return self.path / MODEL_FOLDER_FILES["model"]
+
+    @property
+    def history(self) -> Path:
+        return self.path / MODEL_FOLDER_FILES["history"]
+
+    @property
+    def summary(self) -> Path:
+        return self.path / MODEL_FOLDER_FILES["summary"]
+
+    @property
+    def state(self) -> Path:
+        return self.path / MODEL_FOLDER_FILES["state"]
+
+    @property
+    def vocab(self) -> Path:
+        return self.path / MODEL_FOLDER_FILES["vocab"]
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.path / MODEL_FOLDER_FILES["checkpoints"]
+
+    def load_model(self, device: str | torch.device = "cpu") -> GRU4Rec:
+        return load_model(self.model, device)
+
+    def read_summary(self) -> dict:
+        return read_json(self.summary, "training summary")
+
+    def write_summary(self, summary: dict) -> None:
+        write_json_atomic(self.summary, summary)
+
+    def write_history(self, history: list[dict]) -> None:
+        """``HISTORY_COLUMNS``, then any further columns of the rows (a learning curve's recall@k, mrr@k, eval_s)."""
+        extra = [key for key in (history[0] if history else {}) if key not in HISTORY_COLUMNS]
+        with atomic_output(self.history) as temporary, open(temporary, "w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=[*HISTORY_COLUMNS, *extra])
+            writer.writeheader()
+            writer.writerows(history)
+
+    def remove_checkpoints(self) -> None:
+        shutil.rmtree(self.checkpoints, ignore_errors=True)
 
 
 def load_model(model_path: str | Path, device: str | torch.device = "cpu") -> GRU4Rec:

@@ -207,16 +207,3 @@ def loss_terms(
         # elu(x) + alpha below).
         grad = torch.ops.aten.elu_backward(grad, elu_param, 1, 1, True, activated)
     return value, grad, scale
-
-
-def loss_and_grad(
-    loss: str,
-    scores: Tensor,
-    target_columns: Tensor | None = None,
-    bpreg: float = 0.0,
-    elu_param: float = 0.0,
-    use_kernels: bool | None = None,
-) -> tuple[Tensor, Tensor]:
-    """``(loss, d loss / d scores)``. ``target_columns`` is needed by ``ce_full`` only."""
-    value, grad, scale = loss_terms(loss, scores, target_columns, bpreg, elu_param, use_kernels)
-    return value, grad.mul_(scale)

@@ -1,5 +1,5 @@
-"""The fast path: epochs of the one training step (``train_step``) with fixed shapes and no host work inside
-an epoch; on a GPU, replayed from CUDA graphs.
+"""The engines ``eager`` and ``graphs``: epochs of the one training step (``step``) with fixed shapes and no host
+work inside an epoch; with ``graphs``, replayed from CUDA graphs.
 
 At GRU4Rec's published sizes (batch 32, 100 units, 2048 shared negatives) a step is some 60 to 100 small
 kernels; launched one by one from Python, the GPU waits for the host most of the time, and Python's time per
@@ -15,15 +15,15 @@ it knows in advance:
 - dropout masks are drawn inside the graph from the training's dropout generator, registered with each
   graph: a replay draws what the same steps run eagerly would draw, and advances the generator as they do.
 
-The step is ``TrainStep`` itself with its fixed-shape strategy (``TrainStep.use_kernels = False``: torch
+The step is ``TrainStep`` itself, built with its fixed-shape strategy (``StepSetup.use_kernels`` False: torch
 operations, duplicate item rows merged by a fixed-size scatter); ``FixedShapeSteps`` only holds the device
 buffers it reads (``block``, ``store``, ``cursor``: each chunk advances the cursor, so a replayed graph reads
 new data on every replay). Nothing inside an epoch reads device values on the host: the loss sum stays on
 the device until the caller reads it after the epoch.
 
-On a CPU the same runs eagerly (``fast_path: on``; the default CPU path is the per-step loop with the
-compiled kernels). Where capture is not possible the caller falls back to the per-step loop with a log line,
-or, with ``fast_path: on``, stops with an error.
+The engine ``eager`` runs the same chunks without graphs (on a CPU, or on a GPU across processes). Where capture
+is not possible ``engines.build_engine`` falls back to the loop with a log line, or, where graphs was asked for by
+name, stops with an error.
 """
 
 from __future__ import annotations
@@ -34,7 +34,6 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from gru4rec_pipeline.errors import ConfigError
 from gru4rec_pipeline.training.iterator import SessionParallelIterator
 from gru4rec_pipeline.training.sampler import NegativeSampler
 from gru4rec_pipeline.training.step import TrainStep
@@ -50,19 +49,14 @@ class GraphCaptureError(RuntimeError):
     """The step could not be captured in a CUDA graph."""
 
 
-def fast_path_wanted(device: torch.device, config) -> bool:
-    """Whether epochs run on the fast path: ``fast_path`` on, or auto on a CUDA device."""
-    mode = getattr(config, "fast_path", "auto")
-    return mode == "on" or (mode == "auto" and device.type == "cuda")
-
-
 class FixedShapeSteps:
     """Chunks of ``step`` (its fixed-shape strategy) reading device buffers: ``n_sample`` extra negatives a
     step (0 for none), ``store_rows`` rows in the sampler's store, chunks of at most ``max_chunk`` steps and
     pieces of at most ``capacity`` steps."""
 
     def __init__(self, step: TrainStep, n_sample: int, store_rows: int, max_chunk: int, capacity: int):
-        step.use_kernels = False
+        if step.use_kernels and step.device.type == "cpu":
+            raise ValueError("the fixed-shape engines need a step built without the compiled kernels")
         self.step, self.model, self.device, self.batch = step, step.model, step.device, step.batch_size
         self.n_sample = 0 if step.full else int(n_sample)
 
@@ -88,7 +82,7 @@ class FixedShapeSteps:
         block = self.block.index_select(0, where[0])
         targets, inputs = block[:, :batch], block[:, batch : 2 * batch]
         keep = block[:, 2 * batch :].to(torch.float32).unsqueeze(2)
-        keep = keep[:, self.step.lanes] if self.step.lanes is not None else keep
+        keep = self.step.local(keep)
         samples = self.store.index_select(0, where[1]) if self.store is not None else None
         state = list(self.state)
         for j in range(steps):
@@ -101,7 +95,7 @@ class FixedShapeSteps:
         self.cursor.add_(steps)
 
 
-class FastPathEpochs:
+class FixedShapeEngine:
     """Runs epochs of ``step`` over ``iterator``'s blocks of ``items`` (the training events' item indices),
     with negatives from ``sampler`` (None: no extra samples). ``graphs``: capture CUDA graphs (default: on
     a CUDA device)."""
@@ -144,8 +138,8 @@ class FastPathEpochs:
 
     @property
     def name(self) -> str:
-        """How this fast path runs (the summary's ``fast_path``): ``cuda_graphs`` or ``eager``."""
-        return "cuda_graphs" if self.graphs else "eager"
+        """The engine's word (the summary's ``engine``): ``graphs`` or ``eager``."""
+        return "graphs" if self.graphs else "eager"
 
     @property
     def chunk_sizes(self) -> list[int]:
@@ -233,9 +227,9 @@ class FastPathEpochs:
             if sampler.refill_if_used_up():
                 self.static.store.copy_(sampler.store)
                 self.static.cursor[1].fill_(0)
-            if sampler.rows - sampler.pointer < size:
+            if sampler.rows_left < size:
                 size = 1
-            sampler.pointer += size
+            sampler.skip(size)
         return size
 
     def _upload(self, positions: np.ndarray, new_session: np.ndarray) -> None:
@@ -258,31 +252,3 @@ class FastPathEpochs:
         if self._pinned:
             self._copied[slot].record()
         self.static.cursor[0].fill_(0)
-
-
-def fast_path_epochs(
-    config, device: torch.device, step: TrainStep, sampler: NegativeSampler | None, items, iterator
-) -> FastPathEpochs | None:
-    """The fast path for ``train_model``'s epochs, or None for the per-step loop (with a log line saying why,
-    where the fast path was wanted or would have been chosen). With ``fast_path: on`` a step that cannot be
-    captured is an error: a run that asked for the fast path never silently measures the loop."""
-    if not fast_path_wanted(device, config):
-        if device.type == "cuda":
-            log.info("fast path: off (fast_path=%s): training with the per-step loop", config.fast_path)
-        return None
-    # Across processes the step's all-reduce runs eagerly (a collective inside a CUDA graph needs NCCL's
-    # graph support, which is not assumed).
-    graphs = device.type == "cuda" and step.exchange is None
-    try:
-        runner = FastPathEpochs(step, sampler, items, iterator, graphs=graphs)
-    except GraphCaptureError as exc:
-        if config.fast_path == "on":
-            message = f"'on', but the training step cannot be captured in a CUDA graph: {exc}"
-            raise ConfigError("fast_path", message) from None
-        log.warning("fast path: the step could not be captured in a CUDA graph (%s): per-step loop instead", exc)
-        return None
-    if graphs:
-        log.info("fast path: cuda_graphs (the fixed-shape step replayed, %d steps a graph)", runner.graph_steps)
-    else:
-        log.info("fast path: eager (the fixed-shape step run eagerly on %s)", device)
-    return runner

@@ -1,20 +1,25 @@
-"""Training stage: session-parallel GRU4Rec training with per-epoch checkpoints.
+"""How a model is trained: the trainer, the training loop and its observers.
 
-- :func:`run_training` is the stage's driver (the workflow's ``train_model`` script and the command
-  line's ``train`` call it): it reads the training session arrays and the vocabulary, holds the lock on
-  the output folder, keeps checkpoints per training (``checkpoints.training_fingerprint``), writes the
-  model, ``history.csv`` and ``training.json``, and removes the checkpoints once the model is written.
-- :func:`train_model` is the loop itself. With the same seed a CPU run is repeatable bit for bit, and a
-  resumed run ends with the same weights as an uninterrupted one.
+- :func:`train` is one process's training of a job (``job.TrainingJob``) on its loaded inputs
+  (:class:`TrainingInputs`): it sets up a :class:`Trainer` (the network with its step, sampler, epoch engine and
+  iterator, on the job's device), resumes the job's checkpoint, runs :func:`run_epochs`, restores the best epoch's
+  state where early stopping kept one, and writes the model folder (in a data-parallel training, rank 0 alone).
+- :func:`run_epochs` is the loop itself, a comment per phase. What happens after an epoch besides training is its
+  observers': the divergence check (``divergence``), the learning curve with early stopping
+  (``evaluation/epoch_evaluation``), and whatever the caller adds (a tuning trial reports to its study and may be
+  pruned: ``tuning/trial``). An observer has ``after_epoch(epoch, row, trainer)``, which may add columns to the
+  epoch's history row or raise to end the training, and may have ``should_stop`` and ``finish(trainer)`` (what the
+  summary adds).
+
+With the same seed a CPU run is repeatable bit for bit, and a resumed run ends with the same weights as an
+uninterrupted one.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import shutil
 import time
-from pathlib import Path
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -23,283 +28,214 @@ from gru4rec_pipeline.compute import configure_threads, resolve_device
 from gru4rec_pipeline.data.arrays import SessionArrays
 from gru4rec_pipeline.data.vocabulary import Vocabulary
 from gru4rec_pipeline.errors import ConfigError, DataFormatError
-from gru4rec_pipeline.files import write_json_atomic
+from gru4rec_pipeline.evaluation.epoch_evaluation import EpochEvaluation
 from gru4rec_pipeline.model import kernels
-from gru4rec_pipeline.model.hyperparameters import TrainConfig
-from gru4rec_pipeline.model.network import GRU4Rec
+from gru4rec_pipeline.model.hyperparameters import Hyperparameters
+from gru4rec_pipeline.model.network import GRU4Rec, weights_digest
 from gru4rec_pipeline.progress import Progress
-from gru4rec_pipeline.training.divergence import check_divergence, untrained_loss
-from gru4rec_pipeline.training.engines import epoch_driver
+from gru4rec_pipeline.training.divergence import DivergenceCheck
+from gru4rec_pipeline.training.engines import build_engine, engine_name
 from gru4rec_pipeline.training.iterator import SessionParallelIterator
-from gru4rec_pipeline.training.parallel import group as distributed
-from gru4rec_pipeline.training.parallel.shared_memory import exchange_for
+from gru4rec_pipeline.training.job import TrainingJob
+from gru4rec_pipeline.training.parallel.group import ProcessGroup
+from gru4rec_pipeline.training.parallel.shared_memory import process_share
 from gru4rec_pipeline.training.sampler import NegativeSampler
-from gru4rec_pipeline.training.state import (
-    CHECKPOINT_NAME,
-    TrainingLock,
-    capture_state,
-    checkpoint_payload,
-    load_checkpoint,
-    restore_state,
-    save_checkpoint,
-    training_fingerprint,
-    write_history,
-)
-from gru4rec_pipeline.training.step import TrainStep
-from gru4rec_pipeline.training.warm_start import WarmStart, save_training_state
+from gru4rec_pipeline.training.state import Snapshot, TrainingState, checkpoint_path
+from gru4rec_pipeline.training.step import StepSetup, TrainStep
 
 log = logging.getLogger("gru4rec_pipeline")
 
-# Settings that do not change what a training computes: a checkpoint is resumed across them.
-RUN_ONLY_SETTINGS = ("epochs", "device", "threads", "fast_path")
+
+@dataclass
+class TrainingInputs:
+    """What a training reads, loaded (``run.load_inputs``; a tuning trial and tests make their own)."""
+
+    train: SessionArrays
+    item_support: np.ndarray  # training events per vocabulary index
+    vocabulary: dict | None = None  # the vocabulary's identity (``Vocabulary.identity()``), recorded in the model
+    evaluation: SessionArrays | None = None  # the sessions of the per-epoch evaluation
+    parent: object = None  # a retrain's ``retraining.ParentState``
+    record: dict = field(default_factory=dict)  # what the summary adds (a retrain's parent and clicks)
+    grown_vocabulary: Vocabulary | None = None  # written into the model folder (a retrain's)
 
 
-def _fingerprint(train: SessionArrays, n_items: int, config: TrainConfig) -> dict:
-    """What a checkpoint must match to be resumed (everything but run length and hardware)."""
-    settings = {k: v for k, v in config.to_dict().items() if k not in RUN_ONLY_SETTINGS}
-    return {"config": settings, "n_events": train.n_events, "n_sessions": train.n_sessions, "n_items": n_items}
+class Trainer:
+    """One process's training of ``job`` on ``inputs``: its network (``model``), step, sampler, epoch engine and
+    iterator on its device, its history so far, and the best epoch's state. ``group``: this process's place in a
+    data-parallel training (``parallel.group.ProcessGroup``; None: one process)."""
 
-
-def run_training(
-    train_path: str | Path,
-    vocab_path: str | Path,
-    loss: str,
-    hyperparameters: dict,
-    model_path: str | Path,
-    history_path: str | Path,
-    summary_path: str | Path,
-    checkpoint_root: str | Path | None = None,
-    seed: int = 42,
-    device: str = "auto",
-    threads: int = 1,
-    progress: bool = True,
-    processes: int = 1,
-    nodes: int = 1,
-    state_path: str | Path | None = None,
-    epoch_evaluation=None,
-    exchange: str = "auto",
-) -> dict:
-    """The training stage: train ``loss`` with ``hyperparameters`` on the session arrays ``train_path``.
-
-    Writes the model, its history and ``summary_path`` (JSON: epochs, seconds, events/s, final loss, device,
-    threads); returns the summary. With ``checkpoint_root`` an interrupted training resumes from its last
-    epoch, and the checkpoints are removed once the model is written (a forced rerun then trains anew).
-    ``processes`` per node x ``nodes`` > 1: one model trained data-parallel by that many processes
-    (``distributed``), which this call launches and waits for; ``exchange`` (``names.EXCHANGES``) is how they
-    combine their gradients.
-    """
-    run = {
-        "train_path": str(train_path),
-        "vocab_path": str(vocab_path),
-        "model_path": str(model_path),
-        "history_path": str(history_path),
-        "summary_path": str(summary_path),
-        "settings": {**hyperparameters, "loss": loss, "seed": seed, "device": device, "threads": threads},
-        "progress": progress,
-        "world_size": processes * nodes,
-        "exchange": exchange,
-        "state_path": None if state_path is None else str(state_path),
-    }
-    config = TrainConfig.from_dict(run["settings"])
-    # Read here also when other processes train: bad input stops the run before any process starts.
-    vocabulary = Vocabulary.load(vocab_path)
-    train = SessionArrays.load(train_path)
-    vocabulary.check_indices(train, train_path, vocab_path)
-    with TrainingLock(Path(model_path).parent) as lock:
-        run["checkpoint_dir"] = None
-        if checkpoint_root is not None:
-            identity = {k: v for k, v in config.to_dict().items() if k not in RUN_ONLY_SETTINGS}
-            run["checkpoint_dir"] = str(Path(checkpoint_root) / training_fingerprint(identity, train_path))
-            log.info("checkpoints in %s", run["checkpoint_dir"])
-        if run["world_size"] > 1:
-            _refuse_epoch_evaluation_across_processes(epoch_evaluation)
-            lock.share()  # with rank 0, which holds it too while it trains
-            summary = _launch_processes(run, processes, nodes)
-        else:
-            summary = train_run(run, inputs=(train, vocabulary), epoch_evaluation=epoch_evaluation)
-        if checkpoint_root is not None:
-            shutil.rmtree(checkpoint_root, ignore_errors=True)
-    log.info("training summary: %s", summary)
-    return summary
-
-
-def _refuse_epoch_evaluation_across_processes(epoch_evaluation) -> None:
-    """The per-epoch evaluation runs in the training's own process: a data-parallel training goes without its
-    learning curve (said so), and early stopping, which would be ignored there, is refused."""
-    if epoch_evaluation is None:
-        return
-    if epoch_evaluation.stopping is not None:
-        raise ConfigError(
-            "training.early_stopping",
-            "early stopping needs the per-epoch evaluation, which a data-parallel training (training.processes or "
-            "training.nodes above 1) does not run; turn one of them off",
+    def __init__(self, job: TrainingJob, inputs: TrainingInputs, group: ProcessGroup | None = None):
+        hyperparameters = job.hyperparameters
+        hyperparameters.validate()
+        self.job, self.inputs, self.group = job, inputs, group
+        self.writes = group is None or group.is_writer
+        self.epochs = hyperparameters.epochs
+        item_support = np.asarray(inputs.item_support, dtype=np.int64)
+        _check_item_indices(inputs.train, len(item_support))
+        self.device = resolve_device(job.run.device) if group is None else group.device
+        configure_threads(job.run.threads)
+        log.info("training %s on %s with %d threads", hyperparameters.loss, self.device, torch.get_num_threads())
+        self.iterator = _session_iterator(inputs.train, hyperparameters)
+        engine = engine_name(job.run.engine, self.device, group is not None)
+        compiled = engine == "loop"
+        self.share = None if group is None else process_share(group, job.parallel, compiled, hyperparameters)
+        built = build_step(hyperparameters, item_support, self.device, job.run.seed, compiled, self.share)
+        self.step, self.sampler = built
+        if self.share is not None:
+            self.share.attach(self.step, self.sampler)
+        self.model = self.step.model
+        self.model.vocabulary = inputs.vocabulary
+        n_sample = self.sampler.n_sample if self.sampler is not None else 0
+        self.observers = [DivergenceCheck(hyperparameters, item_support, n_sample)]
+        self.curve = None
+        if job.epoch_evaluation is not None:
+            options = job.epoch_evaluation
+            self.curve = EpochEvaluation(inputs.evaluation, options.settings, options.split, options.early_stopping)
+            self.observers.append(self.curve)
+        if inputs.parent is not None:
+            inputs.parent.apply(self.step, self.sampler)
+        # Resume from the last epoch's checkpoint, if there is one of this training.
+        self.checkpoint = None
+        self.identity = ""
+        if job.run.checkpoints:
+            self.identity = job.identity_digest()
+            self.checkpoint = checkpoint_path(job.model_folder.checkpoints, self.identity)
+        self.history: list[dict] = []
+        self.best: Snapshot | None = None  # the state after the best epoch so far (early stopping)
+        self._resume()
+        if self.device.type == "cpu":
+            kernels.warm_up()
+        self.engine = build_engine(
+            engine, self.step, self.sampler, inputs.train.items, self.iterator, job.run.engine == "graphs"
         )
-    log.warning("a data-parallel training is not evaluated after each epoch: history.csv has no learning curve")
 
+    @property
+    def epoch(self) -> int:
+        """The last epoch done (0: none)."""
+        return len(self.history)
 
-def train_run(
-    run: dict, group=None, inputs: tuple[SessionArrays, Vocabulary] | None = None, epoch_evaluation=None
-) -> dict:
-    """One process's part of the training ``run`` (what ``run_training`` describes): reads the inputs (unless
-    given: the session arrays and the vocabulary), trains, and (the only process, or rank 0 of ``group``)
-    writes the summary."""
-    config = TrainConfig.from_dict(run["settings"])
-    if inputs is None:
-        inputs = SessionArrays.load(run["train_path"]), Vocabulary.load(run["vocab_path"])
-    train, vocabulary = inputs
-    summary = train_model(
-        train,
-        vocabulary.support,
-        config,
-        run["model_path"],
-        run["history_path"],
-        checkpoint_dir=run["checkpoint_dir"],
-        progress=run["progress"],
-        vocabulary_identity=vocabulary.identity(),
-        group=group,
-        exchange=run.get("exchange", "auto"),
-        state_path=run.get("state_path"),
-        epoch_evaluation=epoch_evaluation,
-    )
-    if group is None or group.is_writer:
-        write_json_atomic(run["summary_path"], summary)
-    return summary
+    def _resume(self) -> None:
+        state = TrainingState.resumable(self.checkpoint, self.identity, self.epochs) if self.checkpoint else None
+        if state is None:
+            return
+        state.last.restore(self.step, self.sampler)
+        self.history, self.best = list(state.history), state.best
+        if self.curve is not None:
+            self.curve.resume(self.history)
+        log.info("resuming from %s after epoch %d", self.checkpoint, state.last.epoch)
 
-
-def _launch_processes(run: dict, processes: int, nodes: int) -> dict:
-    """Start the processes of a data-parallel training on ``run`` (written beside the model for them) and
-    return the summary rank 0 wrote."""
-    folder = Path(run["model_path"]).parent
-    spec_path = folder / f".{Path(run['model_path']).stem}.run.json"
-    write_json_atomic(spec_path, run)
-    try:
-        distributed.launch(processes, nodes, str(spec_path), run["settings"]["threads"])
-    finally:
-        spec_path.unlink(missing_ok=True)
-    return json.loads(Path(run["summary_path"]).read_text())
-
-
-def train_model(
-    train: SessionArrays,
-    item_support: np.ndarray,
-    config: TrainConfig,
-    model_path,
-    history_path,
-    checkpoint_dir=None,
-    progress: bool = True,
-    vocabulary_identity: dict | None = None,
-    on_epoch=None,
-    group=None,
-    exchange: str = "auto",
-    initial: WarmStart | None = None,
-    state_path=None,
-    epoch_evaluation=None,
-) -> dict:
-    """Train GRU4Rec; write the model and the history; return a summary.
-
-    ``item_support``: training events per vocabulary index; ``vocabulary_identity``: what the model
-    records of its vocabulary (``Vocabulary.identity()``). ``on_epoch(epoch, model)`` runs after each
-    epoch is recorded (a tuning trial evaluates the model there, and stops the training by raising).
-    ``group``: this process's ``distributed.ProcessGroup`` in a data-parallel training (None: one process);
-    every process trains its lanes, rank 0 alone writes the files; ``exchange``: how the processes combine their
-    gradients (``names.EXCHANGES``).
-    ``initial``: a parent model's state to continue from (a retrain, ``warm_start.py``); ``state_path``: where
-    to write the training state a later retrain continues (beside the model).
-    ``epoch_evaluation`` (``evaluation.epoch_evaluation.EpochEvaluation``) adds each epoch's metrics to its
-    history row, may stop the training early and restores the best epoch's weights before the model is saved.
-    Summary keys: epochs, train_seconds, events, events_per_s, final_loss, device, threads, fast_path
-    (and processes in a data-parallel training).
-    """
-    # Set up: checked inputs, the device and threads, the network with its step, sampler and epoch driver.
-    config.validate()
-    model_path, history_path = Path(model_path), Path(history_path)
-    item_support = np.asarray(item_support, dtype=np.int64)
-    _check_item_indices(train, len(item_support))
-    device = resolve_device(config.device) if group is None else group.device
-    configure_threads(config.threads)
-    log.info("training %s on %s with %d threads", config.loss, device, torch.get_num_threads())
-    iterator = _session_iterator(train, config)
-    lanes = gradient_exchange = None
-    if group is not None:
-        lanes = distributed.lane_share(config.batch_size, group.world_size, group.rank)
-        compiled = device.type == "cpu" and config.fast_path != "on"  # the per-step loop's compiled kernels
-        gradient_exchange = exchange_for(group, exchange, compiled, config.n_sample)
-    step, sampler = build_step(config, item_support, device, lanes=lanes, exchange=gradient_exchange)
-    if gradient_exchange is not None:
-        gradient_exchange = gradient_exchange.attach(step, sampler)
-    model = step.model
-    model.vocabulary = vocabulary_identity
-    untrained = untrained_loss(config, item_support, sampler.n_sample if sampler is not None else 0)
-    if initial is not None:
-        initial.apply(step, sampler)
-    fingerprint = _fingerprint(train, len(item_support), config)
-    if group is not None:  # a checkpoint resumes with the process count that wrote it
-        fingerprint["processes"] = group.world_size
-    writes = group is None or group.is_writer
-
-    # Resume from the last epoch's checkpoint, if there is one of this training. With early stopping, ``best`` is
-    # the state after the best epoch so far: the model and the training state keep it in the end.
-    checkpoint_path = Path(checkpoint_dir) / CHECKPOINT_NAME if checkpoint_dir is not None else None
-    history, start_epoch, best = _resume(checkpoint_path, fingerprint, config, step, sampler)
-    stopping = getattr(epoch_evaluation, "stopping", None)
-    if epoch_evaluation is not None:
-        epoch_evaluation.resume(history)
-
-    # Run the epochs: the per-step loop or the fast path (epochs.py).
-    if device.type == "cpu":
-        kernels.warm_up()
-    epochs = epoch_driver(config, device, step, sampler, train.items, iterator)
-    for epoch in range(start_epoch + 1, config.epochs + 1):
+    def run_epoch(self, epoch: int) -> dict:
+        """Train one epoch; its history row (mean loss, events, speed, seconds)."""
         started = time.perf_counter()
-        bar = Progress(f"epoch {epoch}", total=iterator.upper_bound_events(), unit="events", enabled=progress)
-        loss_sum, steps = epochs.run_epoch(bar)
+        bar = Progress(
+            f"epoch {epoch}", total=self.iterator.upper_bound_events(), unit="events", enabled=self.job.run.progress
+        )
+        loss_sum, steps = self.engine.run_epoch(bar)
         mean_loss = float(loss_sum) / max(steps, 1)
         bar.set_postfix(f"loss {mean_loss:.4f}")
         bar.close()
         wall = time.perf_counter() - started
-        check_divergence(epoch, mean_loss, history, model, config, untrained)
-        events = steps * config.batch_size
-        row = {"epoch": epoch, "loss": mean_loss, "events": events, "events_per_s": events / wall, "wall_s": wall}
-        if epoch_evaluation is not None:
-            row.update(epoch_evaluation.measure(epoch, model, row))
-            if stopping is not None and stopping.best_epoch == epoch:
-                best = capture_state(step, sampler, epoch)
-        history.append(row)
-        log.info("epoch %d: loss %.6f, %d events, %.0f events/s", epoch, mean_loss, events, events / wall)
-        if group is not None:
-            distributed.check_replicas(group, _replicated_tensors(step), epoch)
-        if writes:
-            write_history(history_path, history)
-        if checkpoint_path is not None and writes:
-            state = capture_state(step, sampler, epoch)
-            save_checkpoint(checkpoint_path, checkpoint_payload(fingerprint, state, history, best))
-        if on_epoch is not None:
-            on_epoch(epoch, model)
-        if epoch_evaluation is not None and epoch_evaluation.should_stop:
+        events = steps * self.job.hyperparameters.batch_size
+        return {"epoch": epoch, "loss": mean_loss, "events": events, "events_per_s": events / wall, "wall_s": wall}
+
+    def keep_if_best(self, epoch: int) -> None:
+        """Keep the state after ``epoch`` when early stopping ranks it the best so far."""
+        if self.curve is not None and self.curve.best_epoch == epoch:
+            self.best = Snapshot.capture(self.step, self.sampler, epoch)
+
+    def check_replicas(self, epoch: int) -> None:
+        if self.share is not None:
+            self.share.check_replicas(self.step, epoch)
+
+    def save_progress(self, epoch: int) -> None:
+        """The history so far and (with checkpoints) the checkpoint after ``epoch``; one process writes."""
+        if not self.writes:
+            return
+        self.job.model_folder.path.mkdir(parents=True, exist_ok=True)
+        self.job.model_folder.write_history(self.history)
+        if self.checkpoint is not None:
+            last = Snapshot.capture(self.step, self.sampler, epoch)
+            self.state(last, self.best, self.history).save(self.checkpoint)
+
+    def state(self, last: Snapshot, best: Snapshot | None, history: list[dict]) -> TrainingState:
+        """The training's state with the snapshot ``last`` (and ``best``, and ``history``)."""
+        train, parent = self.inputs.train, self.inputs.parent
+        low, high = (float(train.times.min()), float(train.times.max())) if train.n_events else (0.0, 0.0)
+        if parent is not None:
+            low, high = min(low, parent.time_range[0]), max(high, parent.time_range[1])
+        return TrainingState(
+            last,
+            history,
+            best,
+            self.identity,
+            self.job.hyperparameters.to_dict(),
+            self.job.run.seed,
+            self.model.vocabulary,
+            (low, high),
+            last.epoch + (parent.epochs if parent is not None else 0),
+            len(self.history),
+            weights_digest(self.model.state_dict()),
+        )
+
+    def finish(self) -> dict:
+        """Restore the best epoch's state (early stopping), write the model folder; the summary."""
+        if self.best is not None and self.best.epoch != self.history[-1]["epoch"]:
+            log.info("restoring the state after epoch %d, the best", self.best.epoch)
+            self.best.restore(self.step, self.sampler)
+        summary = _summary(self.history, self.device, self.engine.name)
+        for observer in self.observers:
+            if hasattr(observer, "finish"):
+                summary.update(observer.finish(self))
+        if self.share is not None:
+            summary.update(self.share.summary())
+        summary.update(self.inputs.record)
+        if self.writes:
+            folder = self.job.model_folder
+            self.model.save(folder.model)
+            # The state kept (the best epoch's, with early stopping); its weights and history are the folder's.
+            kept = Snapshot.capture(self.step, self.sampler, self.best.epoch if self.best else len(self.history))
+            kept.weights = None
+            self.state(kept, None, []).save(folder.state)
+            if not folder.history.exists():
+                folder.write_history(self.history)
+            if self.inputs.grown_vocabulary is not None:
+                self.inputs.grown_vocabulary.save(folder.vocab)
+            folder.write_summary(summary)
+        return summary
+
+
+def run_epochs(trainer: Trainer, observers: list) -> None:
+    """The training loop: from the trainer's last epoch (a resumed checkpoint's, else none) to its last."""
+    for epoch in range(trainer.epoch + 1, trainer.epochs + 1):
+        # Train one epoch: the engine runs its steps over the session-parallel minibatches.
+        row = trainer.run_epoch(epoch)
+        # Look at it: divergence, the learning curve and early stopping, what the caller added (a trial's report).
+        for observer in observers:
+            observer.after_epoch(epoch, row, trainer)
+        trainer.history.append(row)
+        log.info(
+            "epoch %d: loss %.6f, %d events, %.0f events/s", epoch, row["loss"], row["events"], row["events_per_s"]
+        )
+        # Keep the best epoch's state: early stopping restores it in the end.
+        trainer.keep_if_best(epoch)
+        # Across processes: every replica holds the same weights.
+        trainer.check_replicas(epoch)
+        # Write the history and the checkpoint, which a rerun resumes.
+        trainer.save_progress(epoch)
+        # Stop where an observer says so (early stopping).
+        if any(getattr(observer, "should_stop", False) for observer in observers):
             break
 
-    # The model (the best epoch's weights, optimizer state and streams with early stopping), and the summary.
-    if best is not None and best["epoch"] != history[-1]["epoch"]:
-        log.info("restoring the state after epoch %d, the best", best["epoch"])
-        restore_state(best, step, sampler)
-    evaluated = epoch_evaluation.finish(model) if epoch_evaluation is not None else {}
-    if writes:
-        model.save(model_path)
-        if state_path is not None:
-            kept = best["epoch"] if best is not None else len(history)
-            save_training_state(state_path, config, step, sampler, train, initial, len(history), kept)
-        if not history_path.exists():
-            write_history(history_path, history)
-    summary = {**_summary(history, device, epochs.name), **evaluated}
-    if group is not None:
-        summary["processes"] = group.world_size
-        summary["exchange"] = gradient_exchange.figures()
-    return summary
 
-
-def _replicated_tensors(step: TrainStep) -> list[torch.Tensor]:
-    """What every process of a data-parallel training holds identically: weights and optimizer state."""
-    return list(step.model.state_dict().values()) + list(step.optimizer.state.values())
+def train(job: TrainingJob, inputs: TrainingInputs, group: ProcessGroup | None = None, observers=()) -> dict:
+    """Train ``job`` on ``inputs`` in this process (module docstring) and write its model folder; ``observers``:
+    what looks at each epoch besides the job's own (the divergence check, the learning curve). Returns the
+    summary: epochs, train_seconds, events, events_per_s, final_loss, device, threads, engine (and processes and
+    exchange in a data-parallel training, the curve's and a retrain's records)."""
+    trainer = Trainer(job, inputs, group)
+    trainer.observers += list(observers)
+    run_epochs(trainer, trainer.observers)
+    return trainer.finish()
 
 
 def _check_item_indices(train: SessionArrays, n_items: int) -> None:
@@ -307,33 +243,17 @@ def _check_item_indices(train: SessionArrays, n_items: int) -> None:
         raise DataFormatError("<train>", f"item indices must lie in 0..{n_items - 1} (the vocabulary size)")
 
 
-def _session_iterator(train: SessionArrays, config: TrainConfig) -> SessionParallelIterator:
+def _session_iterator(train: SessionArrays, hyperparameters: Hyperparameters) -> SessionParallelIterator:
     try:
-        return SessionParallelIterator(train.offsets, config.batch_size)
+        return SessionParallelIterator(train.offsets, hyperparameters.batch_size)
     except ValueError as exc:
         raise ConfigError(
-            f"training.losses.{config.loss}.batch_size",
+            f"training.losses.{hyperparameters.loss}.batch_size",
             f"{exc}: the training split is too small for this loss's minibatch; lower batch_size or use more data",
         ) from None
 
 
-def _resume(
-    checkpoint_path, fingerprint: dict, config: TrainConfig, step: TrainStep, sampler
-) -> tuple[list, int, dict]:
-    """Load the checkpoint at ``checkpoint_path`` into the step and sampler if it is this training's; returns
-    the history so far, the last epoch done (0: start) and the best epoch's state (early stopping, else None)."""
-    payload = load_checkpoint(checkpoint_path) if checkpoint_path is not None else None
-    if payload is None:
-        return [], 0, None
-    if payload["fingerprint"] != fingerprint or payload["epoch"] > config.epochs:
-        log.warning("checkpoint %s belongs to another run; starting over", checkpoint_path)
-        return [], 0, None
-    restore_state(payload, step, sampler)
-    log.info("resuming from %s after epoch %d", checkpoint_path, int(payload["epoch"]))
-    return list(payload["history"]), int(payload["epoch"]), payload["best"]
-
-
-def _summary(history: list[dict], device: torch.device, fast_path: str) -> dict:
+def _summary(history: list[dict], device: torch.device, engine: str) -> dict:
     train_seconds = sum(row["wall_s"] for row in history)
     events = sum(row["events"] for row in history)
     return {
@@ -344,49 +264,39 @@ def _summary(history: list[dict], device: torch.device, fast_path: str) -> dict:
         "final_loss": history[-1]["loss"] if history else float("nan"),
         "device": str(device),
         "threads": torch.get_num_threads(),
-        # How the epochs ran: the per-step loop (off), the fixed-shape step eagerly, or from CUDA graphs.
-        "fast_path": fast_path,
+        "engine": engine,  # how the epochs ran: loop, eager or graphs (engines.py)
     }
 
 
 def build_step(
-    config: TrainConfig,
+    hyperparameters: Hyperparameters,
     item_support: np.ndarray,
     device: torch.device,
-    sampler_device: torch.device | None = None,
-    lanes: slice | None = None,
-    exchange=None,
+    seed: int,
+    use_kernels: bool = True,
+    share=None,
 ) -> tuple[TrainStep, NegativeSampler | None]:
     """The network (``step.model``), its training step and the negative sampler (None where the loss samples
-    none), seeded from ``config.seed`` as :func:`train_model` trains them. The sampler may live on another
-    device (``sampler_device``) to compare a GPU step with a CPU one on the same negatives. ``lanes`` and
-    ``exchange``: this process's share of a data-parallel training (``distributed``)."""
-    model = GRU4Rec(len(item_support), config.layers, config.embedding, config.embedding_dim, seed=config.seed)
-    step = TrainStep(
-        model.to(device),
-        config.loss,
-        config.batch_size,
-        config.learning_rate,
-        config.momentum,
-        config.dropout_embed,
-        config.dropout_hidden,
+    none), seeded from ``seed`` as a training seeds them: the weights from ``seed``, dropout from ``seed + 1``,
+    the samples from ``seed + 2``. ``use_kernels``: the CPU's compiled kernels (False: the fixed-shape step);
+    ``share``: this process's share of a data-parallel training (``parallel.group.process_share``)."""
+    sizes = hyperparameters.layers, hyperparameters.embedding, hyperparameters.embedding_dim
+    model = GRU4Rec(len(item_support), *sizes, seed=seed)
+    step = TrainStep(model.to(device), hyperparameters, item_support, StepSetup(seed + 1, use_kernels, share))
+    return step, build_sampler(hyperparameters, item_support, device, seed)
+
+
+def build_sampler(
+    hyperparameters: Hyperparameters, item_support: np.ndarray, device: torch.device, seed: int
+) -> NegativeSampler | None:
+    """The negative sampler of a training seeded from ``seed`` (None where the loss samples none)."""
+    if hyperparameters.loss == "ce_full" or hyperparameters.n_sample == 0:
+        return None
+    return NegativeSampler(
         item_support,
-        logq=config.logq,
-        sample_alpha=config.sample_alpha,
-        bpreg=config.bpreg,
-        elu_param=config.elu_param,
-        seed=config.seed + 1,
-        lanes=lanes,
-        exchange=exchange,
+        hyperparameters.n_sample,
+        hyperparameters.sample_alpha,
+        hyperparameters.sample_store_size,
+        device,
+        seed=seed + 2,
     )
-    if config.loss == "ce_full" or config.n_sample == 0:
-        return step, None
-    sampler = NegativeSampler(
-        item_support,
-        config.n_sample,
-        config.sample_alpha,
-        config.sample_store_size,
-        sampler_device or device,
-        seed=config.seed + 2,
-    )
-    return step, sampler

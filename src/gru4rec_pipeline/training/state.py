@@ -1,198 +1,228 @@
-"""What a training leaves behind while it runs: per-epoch checkpoints, the history, the lock on its folder.
+"""What continues a training, in one format: the per-epoch checkpoint and the training state beside a model.
 
-- A checkpoint after every epoch holds the weights, the optimizer, the dropout and sampler generators
-  and the history (and, with early stopping, the same of the best epoch so far), so an interrupted training
-  resumes after its last finished epoch and ends with the same weights as an uninterrupted one. It is only
-  resumed by the very same training: same settings, data and training code (:func:`training_fingerprint` names
-  its folder).
-- ``history.csv``: one row per epoch (``names.HISTORY_COLUMNS``).
-- :class:`TrainingLock`: one training per output folder. A second one (say, started after a hard-killed
-  Snakemake left the first running) refuses to start instead of deleting files under the first; the processes
-  of a data-parallel training hold it together.
+A :class:`TrainingState` is written after every epoch as the checkpoint (``checkpoints/<identity>/checkpoint.pt``
+in the model's folder: an interrupted training resumes after its last finished epoch and ends with the weights of
+an uninterrupted one) and, once the model is written, as ``training_state.pt`` beside it (what a retrain
+continues: ``retraining``). Both hold
+
+- ``last``: a :class:`Snapshot` of the step and the sampler after the last epoch: the weights, the optimizer's
+  state (Adagrad accumulators and momenta), the dropout and sampler generators;
+- ``best``: with early stopping, the snapshot after the best epoch so far, which the model keeps in the end even
+  when the training is resumed after it (None without early stopping, and in ``training_state.pt``, whose
+  ``last`` is the state kept);
+- the history (in a checkpoint; a model's is its folder's ``history.csv``), the training's identity (a checkpoint
+  is resumed only by the very same training: ``TrainingJob.identity``), its hyperparameters and seed, the
+  vocabulary's identity, the time range of the events it trained on (a parent's included), the epochs it ran and
+  those its weights are the result of;
+- ``weights_sha256``: the digest of those weights that ``model.pt`` records (``network.weights_digest``). In
+  ``training_state.pt`` the weights themselves are left out: ``model.pt`` holds them, and the digest ties the
+  state to its model.
 """
 
 from __future__ import annotations
 
-import csv
-import fcntl
-import hashlib
-import json
 import logging
-import os
+import math
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+from torch import Tensor
 
-from gru4rec_pipeline.errors import PipelineError
+from gru4rec_pipeline.errors import DataFormatError
 from gru4rec_pipeline.files import atomic_output
-from gru4rec_pipeline.names import HISTORY_COLUMNS
+from gru4rec_pipeline.model.hyperparameters import Hyperparameters
 from gru4rec_pipeline.training.sampler import set_generator_state
 
 log = logging.getLogger(__name__)
 
-CHECKPOINT_FORMAT = "gru4rec_pipeline.checkpoint/2"
+# 3: one format for checkpoints and training states (format 2 was the training state alone, beside a checkpoint
+# format of its own).
+TRAINING_STATE_FORMAT = "gru4rec_pipeline.training_state/3"
 CHECKPOINT_NAME = "checkpoint.pt"
-LOCK_NAME = ".training.lock"
-LOCK_ATTEMPTS = 10  # opens of the lock file before a lock on the file at its path is given up
-MODEL_CODE = Path(__file__).parent  # the training code a checkpoint belongs to
+STATE_KEYS = (
+    *("identity", "hyperparameters", "seed", "vocabulary", "history", "time_range"),
+    *("epochs", "epochs_run", "weights_sha256", "last", "best"),
+)
 
 
-def training_fingerprint(settings: dict, train_path: str | Path) -> str:
-    """A short hash of the settings, the training data and the training code (the model package's sources)."""
-    digest = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode())
-    for path in [Path(train_path), *sorted(MODEL_CODE.glob("*.py"))]:
-        digest.update(path.name.encode())
-        digest.update(path.read_bytes())
-    return digest.hexdigest()[:16]
+@dataclass
+class Snapshot:
+    """The step's and the sampler's state after ``epoch``: what a training continues from."""
 
+    epoch: int
+    weights: dict[str, Tensor] | None  # None in training_state.pt: model.pt holds them
+    optimizer: dict[str, Tensor]
+    dropout_generator: Tensor
+    sampler: dict | None
 
-def capture_state(step, sampler, epoch: int) -> dict:
-    """A copy of what continues a training after ``epoch``: weights, optimizer state, dropout and sampler
-    generators (``step``: the ``TrainStep``; ``sampler``: its ``NegativeSampler`` or None)."""
-    return {
-        "epoch": epoch,
-        "model": {k: v.detach().cpu().clone() for k, v in step.model.state_dict().items()},
-        "optimizer": {k: v.clone() for k, v in step.optimizer.state_dict().items()},
-        "dropout_generator": step.dropout_generator.get_state(),
-        "sampler": _cloned(sampler.state_dict()) if sampler is not None else None,
-    }
+    @classmethod
+    def capture(cls, step, sampler, epoch: int) -> "Snapshot":
+        """A copy of ``step``'s (a ``TrainStep``) and ``sampler``'s (a ``NegativeSampler`` or None) state."""
+        return cls(
+            epoch,
+            {name: value.detach().cpu().clone() for name, value in step.model.state_dict().items()},
+            {name: value.clone() for name, value in step.optimizer.state_dict().items()},
+            step.dropout_generator.get_state(),
+            _cloned(sampler.state_dict()) if sampler is not None else None,
+        )
 
+    def restore(self, step, sampler) -> None:
+        """Put this state back into the step and the sampler (of the same sizes)."""
+        step.model.load_state_dict(self.weights)
+        step.optimizer.load_state_dict(self.optimizer)
+        set_generator_state(step.dropout_generator, self.dropout_generator, "dropout")
+        if sampler is not None:
+            sampler.load_state_dict(self.sampler)
 
-def restore_state(state: dict, step, sampler) -> None:
-    """Put a :func:`capture_state` back into the step and the sampler."""
-    step.model.load_state_dict(state["model"])
-    step.optimizer.load_state_dict(state["optimizer"])
-    set_generator_state(step.dropout_generator, state["dropout_generator"], "dropout")
-    if sampler is not None:
-        sampler.load_state_dict(state["sampler"])
+    def payload(self) -> dict:
+        return {key: getattr(self, key) for key in ("epoch", "weights", "optimizer", "dropout_generator", "sampler")}
 
 
 def _cloned(value):
-    if isinstance(value, torch.Tensor):
+    if isinstance(value, Tensor):
         return value.clone()
     if isinstance(value, dict):
         return {key: _cloned(item) for key, item in value.items()}
     return value
 
 
-def checkpoint_payload(fingerprint: dict, state: dict, history: list, best: dict | None) -> dict:
-    """The checkpoint after ``state["epoch"]``: the training's state, its history, and (early stopping) the state
-    of the best epoch so far, which the model keeps in the end even when the training is resumed after it."""
-    return {"format": CHECKPOINT_FORMAT, "fingerprint": fingerprint, **state, "history": history, "best": best}
+@dataclass
+class TrainingState:
+    """A training's state after its last epoch (module docstring): a checkpoint, or a model's training state."""
 
+    last: Snapshot
+    history: list[dict]
+    best: Snapshot | None = None
+    identity: str = ""
+    hyperparameters: dict = field(default_factory=dict)
+    seed: int = 0
+    vocabulary: dict | None = None
+    time_range: tuple[float, float] = (0.0, 0.0)
+    epochs: int = 0  # the epochs the weights are the result of, a parent's included
+    epochs_run: int = 0  # the epochs this training ran
+    weights_sha256: str = ""
 
-def save_checkpoint(path: Path, payload: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)  # made by the first checkpoint: a failed epoch 1 leaves none
-    with atomic_output(path) as temporary:
-        torch.save(payload, temporary)
+    def save(self, path: str | Path) -> None:
+        """Write the state atomically (tensors and plain values only: nothing to unpickle)."""
+        payload = {key: getattr(self, key) for key in STATE_KEYS if key not in ("last", "best")}
+        payload.update(format=TRAINING_STATE_FORMAT, time_range=list(self.time_range), last=self.last.payload())
+        payload["best"] = self.best.payload() if self.best is not None else None
+        Path(path).parent.mkdir(parents=True, exist_ok=True)  # a checkpoint's folder: made by the first one
+        with atomic_output(path) as temporary:
+            torch.save(payload, temporary)
 
+    @classmethod
+    def from_payload(cls, payload: dict) -> "TrainingState":
+        best = payload["best"]
+        return cls(
+            Snapshot(**payload["last"]),
+            list(payload["history"]),
+            Snapshot(**best) if best is not None else None,
+            payload["identity"],
+            payload["hyperparameters"],
+            int(payload["seed"]),
+            payload["vocabulary"],
+            (float(payload["time_range"][0]), float(payload["time_range"][1])),
+            int(payload["epochs"]),
+            int(payload["epochs_run"]),
+            payload["weights_sha256"],
+        )
 
-def load_checkpoint(path: Path) -> dict | None:
-    """The checkpoint at ``path``; None when there is none or it cannot be used (the training starts over)."""
-    if not path.exists():
-        return None
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # a torn or foreign file: start over rather than fail
-        log.warning("ignoring unreadable checkpoint %s: %s", path, exc)
-        return None
-    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
-        log.warning("ignoring %s: not a checkpoint of format %s", path, CHECKPOINT_FORMAT)
-        return None
-    return payload
-
-
-def write_history(path: str | Path, history: list[dict]) -> None:
-    """``HISTORY_COLUMNS``, then any further columns of the rows (a learning curve's recall@k, mrr@k, eval_s)."""
-    extra = [key for key in (history[0] if history else {}) if key not in HISTORY_COLUMNS]
-    with atomic_output(path) as temporary, open(temporary, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=[*HISTORY_COLUMNS, *extra])
-        writer.writeheader()
-        writer.writerows(history)
-
-
-class TrainingLock:
-    """The lock on a training's output folder (``LOCK_NAME`` in it), held while the training runs.
-
-    A training takes it exclusively: a second training of the folder is refused, naming the holders' process
-    ids (written in the file). A data-parallel training then shares it (:meth:`share`) with its rank 0, which
-    joins with ``shared=True``, so the folder stays locked while any process of the training lives. The
-    operating system releases a holder's part when the process ends, however it ends, so a lock left by a killed
-    training never blocks the next one; the last holder to leave removes the file.
-    """
-
-    def __init__(self, folder: str | Path, shared: bool = False):
-        self.path = Path(folder) / LOCK_NAME
-        self.shared = shared
-        self._handle = None
-        self._made_folder = False
-
-    def __enter__(self) -> "TrainingLock":
-        if not self.path.parent.exists():
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._made_folder = True
-        mode = fcntl.LOCK_SH if self.shared else fcntl.LOCK_EX
-        for _ in range(LOCK_ATTEMPTS):
-            handle = open(self.path, "a+")
-            try:
-                fcntl.flock(handle, mode | fcntl.LOCK_NB)
-            except BlockingIOError:
-                handle.seek(0)
-                holders = handle.read().split()
-                handle.close()
-                self._remove_made_folder()
-                raise PipelineError(
-                    f"{self.path.parent}: another training of this output is running "
-                    f"({'process' if len(holders) < 2 else 'processes'} {', '.join(holders) or 'unknown'}, lock "
-                    f"{self.path}); wait for it to finish or stop that process, then run again"
-                ) from None
-            if _same_file(handle, self.path):
-                break
-            handle.close()  # locked a file its last holder removed meanwhile: lock the one now in its place
-        else:
-            raise PipelineError(f"{self.path}: the lock file keeps being replaced; is another training starting?")
-        if not self.shared:
-            handle.seek(0)
-            handle.truncate()
-        handle.write(f"{os.getpid()}\n")
-        handle.flush()
-        self._handle = handle
-        return self
-
-    def share(self) -> None:
-        """Let the training's rank 0 join (``shared=True``). Refused when another training took the lock in the
-        moment the exclusive lock is turned into a shared one (the system does not do that atomically)."""
+    @classmethod
+    def resumable(cls, path: Path, identity: str, epochs: int) -> "TrainingState | None":
+        """The checkpoint at ``path`` if it is one of the training ``identity`` that has not run past ``epochs``;
+        None when there is none or it cannot be used (the training starts over, saying why)."""
+        if not path.exists():
+            return None
         try:
-            fcntl.flock(self._handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise PipelineError(f"{self.path.parent}: another training took this output's lock") from None
+            payload = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:  # a torn or foreign file: start over rather than fail
+            log.warning("ignoring unreadable checkpoint %s: %s", path, exc)
+            return None
+        if not isinstance(payload, dict) or payload.get("format") != TRAINING_STATE_FORMAT:
+            log.warning("ignoring %s: not a checkpoint of format %s", path, TRAINING_STATE_FORMAT)
+            return None
+        state = cls.from_payload(payload)
+        if state.identity != identity or state.last.epoch > epochs:
+            log.warning("checkpoint %s belongs to another run; starting over", path)
+            return None
+        return state
 
-    def __exit__(self, *exc) -> None:
-        if self._handle is None:
-            return
-        try:  # the last holder removes the file (while still holding it: no one else can be locking it)
-            fcntl.flock(self._handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            if _same_file(self._handle, self.path):
-                self.path.unlink()
-        except BlockingIOError:
-            pass  # another process of the training still holds it
-        fcntl.flock(self._handle, fcntl.LOCK_UN)
-        self._handle.close()
-        self._handle = None
-        self._remove_made_folder()
+    @classmethod
+    def load(cls, path: str | Path) -> "TrainingState":
+        """The training state ``path`` (``training_state.pt``), with clear errors naming the file for an empty
+        file, one that is not a training state or of another format, and optimizer values no training writes."""
+        path = Path(path)
+        if path.stat().st_size == 0:
+            raise DataFormatError(
+                path,
+                "the training state file is empty (0 bytes): a copy or write that failed; copy it again or train "
+                "the parent again",
+            )
+        try:
+            payload = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:  # torch's own text would advise unpickling the file, which is no answer here
+            raise DataFormatError(
+                path, f"not a training state (torch reads no tensors and plain values from it: {type(exc).__name__})"
+            ) from None
+        if not isinstance(payload, dict) or "format" not in payload:
+            raise DataFormatError(path, f"not a training state (a {type(payload).__name__} without a format field)")
+        if payload["format"] != TRAINING_STATE_FORMAT:
+            raise DataFormatError(
+                path,
+                f"training state of format {payload['format']!r}; this version retrains from format "
+                f"{TRAINING_STATE_FORMAT!r} only: train the parent model again with this version",
+            )
+        missing = [key for key in STATE_KEYS if key not in payload]
+        if missing or not isinstance(payload["last"], dict) or not isinstance(payload["last"].get("optimizer"), dict):
+            raise DataFormatError(path, f"not a complete training state (missing {', '.join(missing) or 'optimizer'})")
+        hyperparameters = Hyperparameters.from_dict(payload["hyperparameters"])
+        for name, tensor in payload["last"]["optimizer"].items():
+            _check_optimizer_state(path, name, tensor, hyperparameters.learning_rate, hyperparameters.momentum)
+        return cls.from_payload(payload)
 
-    def _remove_made_folder(self) -> None:
-        """The output folder this lock created, when nothing was written into it (a refused or failed run)."""
-        if self._made_folder:
-            try:
-                self.path.parent.rmdir()
-            except OSError:
-                pass  # not empty: it holds what the training wrote
+
+def checkpoint_path(folder: Path, identity: str) -> Path:
+    """Where the checkpoint of the training ``identity`` lives in the model folder's checkpoints ``folder``."""
+    return Path(folder) / identity[:16] / CHECKPOINT_NAME
 
 
-def _same_file(handle, path: Path) -> bool:
-    """``handle`` is open on the file now at ``path`` (not on one removed from there)."""
-    try:
-        return os.stat(path).st_ino == os.fstat(handle.fileno()).st_ino
-    except FileNotFoundError:
-        return False
+# Adagrad's step, lr * g / sqrt(acc + eps), is below lr in magnitude since acc includes g^2; the slack is rounding.
+MOMENTUM_SLACK = 1.001
+
+
+def _check_optimizer_state(path, name: str, state, learning_rate: float, momentum: float) -> None:
+    """Refuse values no training writes (a damaged or edited file), before they are blamed on the learning rate
+    after an epoch: NaN or infinity, a negative accumulator (a sum of squared gradients), a momentum beyond
+    ``learning_rate / (1 - momentum)`` (a sum of steps each smaller than the learning rate, decayed by momentum).
+    ``state``: [2, ...] for dense parameters (accumulators, momenta), [rows, 2 * width] for row parameters."""
+    where = f"optimizer state {name!r}"
+    if not isinstance(state, Tensor) or not state.is_floating_point():
+        raise DataFormatError(path, f"{where} is not a floating-point tensor")
+    if name == "dense" and state.dim() >= 1 and state.shape[0] == 2:
+        accumulators, momenta = state[0], state[1]
+    elif name != "dense" and state.dim() == 2 and state.shape[1] % 2 == 0:
+        accumulators, momenta = state[:, : state.shape[1] // 2], state[:, state.shape[1] // 2 :]
+    else:
+        raise DataFormatError(path, f"{where} has the shape {tuple(state.shape)}, not one a training writes")
+    if state.numel() == 0:
+        return
+    if not bool(torch.isfinite(state).all()):
+        kind = "NaN" if bool(torch.isnan(state).any()) else "infinite values"
+        raise DataFormatError(path, f"{where} holds {kind}: the file is damaged; train the parent model again")
+    lowest = float(accumulators.min()) if accumulators.numel() else 0.0
+    if lowest < 0:
+        raise DataFormatError(
+            path,
+            f"{where}: its accumulators go down to {lowest:.3g}, but they are sums of squared gradients (never "
+            "negative): the file is damaged; train the parent model again",
+        )
+    largest = float(momenta.abs().max()) if momenta.numel() else 0.0
+    bound = learning_rate / (1 - momentum) if momentum < 1 else math.inf
+    if largest > bound * MOMENTUM_SLACK:
+        raise DataFormatError(
+            path,
+            f"{where}: its momentum reaches {largest:.3g}, beyond the {bound:.3g} (learning_rate / (1 - momentum) "
+            "of its settings) no training reaches: the file is damaged; train the parent model again",
+        )

@@ -1,9 +1,11 @@
-"""The tuned model: a loss's best setting (``best.yaml``) retrained on train_full and evaluated on test.
+"""The tuned model: a loss's best setting (``best.yaml``) trained on train_full and evaluated on test.
 
-Two drivers, the last two steps of the tuning rules (and the commands ``tune-train``, ``tune-evaluate``): they read
-the study's files and hand over to the training and evaluation stages' own drivers, so a tuned model is trained,
-checkpointed, evaluated and recorded exactly like any other (``results/models/final/{loss}_tuned/``,
-``results/recall_{loss}_tuned.txt``), its metrics record adding the study it came from.
+The last two steps of the tuning rules (and the commands ``tune-train``, ``tune-evaluate``) read the study's files
+and hand over to the training and evaluation stages' own drivers, so a tuned model is trained, checkpointed,
+evaluated and recorded exactly like any other (``results/models/final/{loss}_tuned/``,
+``results/recall_{loss}_tuned.txt``): its training is an ordinary training job whose hyperparameters are the best
+setting's (``BestSetting.load(...).hyperparameters``, passed to ``TrainingJob.from_snakemake`` or ``from_args``),
+and :func:`run_tuned_evaluation` adds the study it came from to its metrics record.
 """
 
 from __future__ import annotations
@@ -11,46 +13,7 @@ from __future__ import annotations
 from gru4rec_pipeline.evaluation.model_evaluation import run_model_evaluation
 from gru4rec_pipeline.evaluation.stage import EvaluationSettings
 from gru4rec_pipeline.names import TUNED_SUFFIX
-from gru4rec_pipeline.training.loop import run_training
 from gru4rec_pipeline.tuning.best import BestSetting, read_study_record
-
-
-def run_tuned_training(
-    best_path,
-    train_path,
-    vocab_path,
-    loss: str,
-    model_path,
-    history_path,
-    summary_path,
-    checkpoint_root=None,
-    seed: int = 42,
-    device: str = "auto",
-    threads: int = 1,
-    progress: bool = True,
-    epoch_evaluation=None,
-    state_path=None,
-) -> dict:
-    """Train ``loss`` with the setting in ``best_path`` (its epochs included) on the sessions ``train_path``;
-    ``epoch_evaluation`` (the learning curve) and ``state_path`` (the training state a retrain starts from) as
-    in :func:`~gru4rec_pipeline.training.loop.run_training`."""
-    best = BestSetting.load(best_path, loss)
-    return run_training(
-        train_path,
-        vocab_path,
-        loss,
-        best.hyperparameters,
-        model_path,
-        history_path,
-        summary_path,
-        checkpoint_root=checkpoint_root,
-        seed=seed,
-        device=device,
-        threads=threads,
-        progress=progress,
-        epoch_evaluation=epoch_evaluation,
-        state_path=state_path,
-    )
 
 
 def run_tuned_evaluation(

@@ -14,7 +14,7 @@ from gru4rec_pipeline.evaluation import epoch_evaluation
 from gru4rec_pipeline.evaluation.epoch_evaluation import EarlyStopping, EpochEvaluation, parse_metric
 from gru4rec_pipeline.evaluation.model_evaluation import evaluate_model
 from gru4rec_pipeline.evaluation.stage import EvaluationSettings
-from gru4rec_pipeline.model.folder import load_model
+from gru4rec_pipeline.model.folder import ModelFolder, load_model
 from gru4rec_pipeline.training import loop
 from gru4rec_pipeline.training.job import EpochEvaluationOptions
 from gru4rec_pipeline.training.run import load_inputs
@@ -42,13 +42,14 @@ def test_history_holds_the_metrics_of_every_epoch_and_the_last_equals_the_final_
     history = pd.read_csv(tmp_path / "m" / "history.csv")
     assert list(history["epoch"]) == [1, 2, 3]
     assert list(history.columns[:5]) == ["epoch", "loss", "events", "events_per_s", "wall_s"]
-    assert {"recall@20", "mrr@20", "recall@1", "mrr@5", "eval_s"} <= set(history.columns)
+    assert {"recall@20", "mrr@20", "recall@1", "mrr@5", "ndcg@1", "ndcg@20", "eval_s"} <= set(history.columns)
     final = evaluate_model(
         load_model(tmp_path / "m" / "model.pt"), test, cutoffs=(1, 5, 20), batch_size=16, progress=False
     )
     for k in (1, 5, 20):
         assert history["recall@" + str(k)].iloc[-1] == final["recall"][str(k)]
         assert history["mrr@" + str(k)].iloc[-1] == final["mrr"][str(k)]
+        assert history["ndcg@" + str(k)].iloc[-1] == final["ndcg"][str(k)]
     assert history["recall@20"].iloc[-1] > history["recall@20"].iloc[0] * 0.5
     assert summary["epochs"] == 3 and summary["eval_split"] == "test" and "best_epoch" not in summary
 
@@ -97,7 +98,9 @@ def test_early_stopping_on_test_and_bad_settings_are_config_errors():
 def test_a_non_finite_metric_is_an_error_naming_the_epoch(monkeypatch):
     valid, _ = tiny_sessions(10, seed=3)
     monkeypatch.setattr(
-        epoch_evaluation, "evaluate_model", lambda *a, **k: {"recall": {"20": np.nan}, "mrr": {"20": 0.1}}
+        epoch_evaluation,
+        "evaluate_model",
+        lambda *a, **k: {"recall": {"20": np.nan}, "mrr": {"20": 0.1}, "ndcg": {"20": 0.2}},
     )
     curve = EpochEvaluation(valid, EvaluationSettings((20,)), split="valid")
     with pytest.raises(PipelineError, match="epoch 3.*recall@20"):
@@ -182,3 +185,20 @@ def test_an_early_stopped_training_resumed_after_its_best_epoch_keeps_that_epoch
     # What ran (3 epochs) and what was kept (2): the state continues from epoch 2, its optimizer included.
     state = load_tensors(whole / "training_state.pt")
     assert (state["epochs"], state["epochs_run"], state["last"]["epoch"]) == (2, 3, 2)
+
+
+def test_rows_resumed_without_some_columns_get_them_as_not_measured(tmp_path, monkeypatch):
+    """A checkpoint written before NDCG was measured (or with other cut-offs): its rows gain the missing columns
+    as NaN, so the history is written with every row's columns instead of failing on the first new row."""
+    valid, _ = tiny_sessions(10, seed=3)
+    measured = {metric: {"5": 0.3, "20": 0.5} for metric in ("recall", "mrr", "ndcg")}
+    monkeypatch.setattr(epoch_evaluation, "evaluate_model", lambda *a, **k: measured)
+    curve = EpochEvaluation(valid, EvaluationSettings((5, 20)), split="valid")
+    old = {"epoch": 1, "loss": 0.5, "events": 10, "events_per_s": 5.0, "wall_s": 2.0}
+    history = [{**old, "recall@5": 0.2, "recall@20": 0.4, "mrr@5": 0.1, "mrr@20": 0.12, "eval_s": 0.1}]
+    curve.resume(history)
+    new = {**old, "epoch": 2, **curve.measure(2, None, old)}
+    ModelFolder(tmp_path).write_history([*history, new])
+    written = pd.read_csv(tmp_path / "history.csv")
+    assert list(written["epoch"]) == [1, 2] and {"ndcg@5", "ndcg@20"} <= set(written.columns)
+    assert written["ndcg@20"].isna().tolist() == [True, False] and written["recall@20"][0] == 0.4

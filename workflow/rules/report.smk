@@ -1,5 +1,6 @@
 # Report stages: the results table, the paired significance of the differences between models and the figures
-# of the configured setting, each marked for `snakemake --report report.html`.
+# of the configured setting, each marked for `snakemake --report report.html`. The report opens on
+# workflow/report/workflow.rst (the Snakefile's `report:`), which shows results/summary_headline.html.
 # Code: src/gru4rec_pipeline/report/ (the comparison: src/gru4rec_pipeline/evaluation/significance.py)
 
 
@@ -13,6 +14,7 @@ rule summarize_results:
         + get_repeated_run_metrics_files(),
         significance="results/significance.tsv",
         source=DATA_SOURCE,
+        figure="results/plots/metrics_by_cutoff.png",
         code=code_inputs("summarize_results"),
     output:
         tsv=report(
@@ -28,6 +30,7 @@ rule summarize_results:
             category="Results",
             labels={"output": "summary table"},
         ),
+        headline="results/summary_headline.html",
     log:
         "logs/summarize_results/summarize_results.log",
     conda:
@@ -49,7 +52,7 @@ rule plot_metrics:
             "results/plots/metrics_by_cutoff.png",
             caption="../report/metrics_by_cutoff.rst",
             category="Results",
-            labels={"output": "recall and MRR by cut-off"},
+            labels={"output": "recall, MRR and NDCG by cut-off"},
         ),
     log:
         "logs/plot_metrics/plot_metrics.log",
@@ -118,7 +121,7 @@ rule plot_dataset:
         png=report(
             "results/plots/dataset_statistics.png",
             caption="../report/dataset_statistics.rst",
-            category="Data",
+            category="Splits",
             labels={"output": "dataset statistics"},
         ),
     log:
@@ -143,7 +146,7 @@ rule plot_learning_curve:
             "results/plots/learning_curve.png",
             caption="../report/learning_curve.rst",
             category="Training",
-            labels={"output": "recall and MRR per epoch"},
+            labels={"output": "recall, MRR and NDCG per epoch"},
         ),
     log:
         "logs/plot_learning_curve/plot_learning_curve.log",

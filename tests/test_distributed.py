@@ -21,6 +21,7 @@ from gru4rec_pipeline.errors import ConfigError, PipelineError
 from gru4rec_pipeline.model.folder import load_model
 from gru4rec_pipeline.model.hyperparameters import Hyperparameters
 from gru4rec_pipeline.training import loop
+from gru4rec_pipeline.training.iterator import SessionParallelIterator
 from gru4rec_pipeline.training.job import ParallelOptions, RunOptions, TrainingJob
 from gru4rec_pipeline.training.parallel import group as distributed
 from gru4rec_pipeline.training.parallel import shared_memory as shared_exchange
@@ -167,7 +168,7 @@ def test_a_step_sums_across_processes_with_one_all_reduce(tmp_path, monkeypatch,
         grouped = loop.train(job, load_inputs(job), group)
     finally:
         dist.destroy_process_group()
-    steps = grouped["events"] // config.batch_size
+    steps = sum(block.n_steps for block in SessionParallelIterator(data.offsets, config.batch_size).blocks())
     assert len(calls) == 1 and calls[0].calls == steps and grouped["events"] == plain["events"]
     # One bucket: dense weights, candidate and input rows (shared embedding), candidate biases, the loss.
     model = load_model(tmp_path / "group" / "model.pt")

@@ -23,6 +23,7 @@ from gru4rec_pipeline.model.network import GRU4Rec
 from gru4rec_pipeline.model.optim import AdagradMomentum
 from gru4rec_pipeline.names import LOSSES
 from gru4rec_pipeline.training import loop
+from gru4rec_pipeline.training.iterator import SessionParallelIterator
 from gru4rec_pipeline.training.job import RunOptions, TrainingJob
 from gru4rec_pipeline.training.run import load_inputs
 from gru4rec_pipeline.training.step import StepSetup, TrainStep
@@ -235,6 +236,24 @@ def test_training_lowers_the_loss(tmp_path, loss):
     assert losses[-1] < losses[0]
     assert summary["epochs"] == 3 and summary["device"] == "cpu"
     assert np.isfinite(summary["final_loss"]) and summary["events_per_s"] > 0
+
+
+@pytest.mark.parametrize("loss,n_sample", [("bpr_max", 8), ("ce_full", 0), ("bpr", 0)])
+def test_an_epoch_trains_every_event_once_as_the_official_gru4rec(tmp_path, loss, n_sample):
+    """The last sessions' events too, with ever fewer lanes; without shared samples (the other lanes' targets are a
+    lane's only negatives) until fewer than two lanes are left."""
+    train, support = tiny_sessions()
+    pairs = int((train.lengths() - 1).sum())
+    config = tiny_config(loss, n_sample=n_sample, epochs=2)
+    train_tiny(tmp_path / "m", train, support, config)
+    events = [int(row["events"]) for row in read_history(tmp_path / "m" / "history.csv")]
+    if loss == "bpr":
+        iterator = SessionParallelIterator(train.offsets, config.batch_size)
+        expected = sum(block.n_events for block in iterator.blocks(min_slots=2))
+        assert pairs - 6 < expected < pairs  # the last lane's remaining events, at most a session's
+        assert events == [expected, expected]
+    else:
+        assert events == [pairs, pairs]
 
 
 def test_same_seed_gives_identical_weights(tmp_path):

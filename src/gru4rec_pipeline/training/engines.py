@@ -7,10 +7,11 @@
   the device waiting).
 
 Every engine has one method, ``run_epoch(progress) -> (loss_sum, steps)``: one epoch from zero hidden states, the
-sum of the steps' mean losses (a 0-dim tensor on the device) and the number of steps; and a ``name``, the word the
-configuration, the log and the training's summary use for it. :func:`engine_name` resolves ``auto`` (graphs on a
-CUDA device, eager there across processes, loop on a CPU) and refuses an engine that cannot run;
-:func:`build_engine` makes it.
+sum of the steps' losses (a 0-dim tensor on the device) and the number of steps; ``events``, then the number of
+(input, target) pairs that epoch trained on (every training event once: the last steps have fewer active slots,
+``iterator``); and a ``name``, the word the configuration, the log and the training's summary use for it.
+:func:`engine_name` resolves ``auto`` (graphs on a CUDA device, eager there across processes, loop on a CPU) and
+refuses an engine that cannot run; :func:`build_engine` makes it.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import torch
 
 from gru4rec_pipeline.errors import ConfigError
 from gru4rec_pipeline.training.graphs import FixedShapeEngine, GraphCaptureError
-from gru4rec_pipeline.training.iterator import SessionParallelIterator
+from gru4rec_pipeline.training.iterator import SessionParallelIterator, min_active_slots
 from gru4rec_pipeline.training.sampler import NegativeSampler
 from gru4rec_pipeline.training.step import TrainStep
 
@@ -42,27 +43,31 @@ class LoopEngine:
     ):
         self.step, self.sampler, self.iterator = step, sampler, iterator
         self.items = torch.as_tensor(items, dtype=torch.int64, device=step.device)
+        self.min_slots = min_active_slots(step.full or sampler is not None)
+        self.events = 0
 
     def run_epoch(self, progress=None) -> tuple[torch.Tensor, int]:
         step, sampler, items, device = self.step, self.sampler, self.items, self.step.device
         state = step.init_state()
         loss_sum = torch.zeros((), device=device)
-        steps = 0
-        for block in self.iterator.blocks(BLOCK_STEPS):
+        steps = self.events = 0
+        for block in self.iterator.blocks(BLOCK_STEPS, self.min_slots):
             positions = torch.as_tensor(block.positions, device=device)
             inputs, targets = items[positions], items[positions + 1]
             new_session = step.local(block.new_session)
             keep = torch.as_tensor(~new_session, device=device).to(torch.float32).unsqueeze(2)
             resets = new_session.any(axis=1).tolist()
+            active = block.active
             for t in range(block.n_steps):
                 if resets[t]:
                     for layer_state in state:
                         layer_state.mul_(keep[t])
                 samples = sampler.next() if sampler is not None else None
-                loss_sum += step(inputs[t], targets[t], samples, state)
+                loss_sum += step(inputs[t], targets[t], samples, state, None if active is None else active[t])
             steps += block.n_steps
+            self.events += block.n_events
             if progress is not None:
-                progress.update(block.n_steps * step.batch_size)
+                progress.update(block.n_events)
         return loss_sum, steps
 
 

@@ -135,7 +135,7 @@ class Trainer:
         bar.set_postfix(f"loss {mean_loss:.4f}")
         bar.close()
         wall = time.perf_counter() - started
-        events = steps * self.job.hyperparameters.batch_size
+        events = self.engine.events  # every training event once (the last steps have fewer slots)
         return {"epoch": epoch, "loss": mean_loss, "events": events, "events_per_s": events / wall, "wall_s": wall}
 
     def keep_if_best(self, epoch: int) -> None:

@@ -39,7 +39,7 @@ import torch
 from torch import Tensor
 
 from gru4rec_pipeline.model.hyperparameters import Hyperparameters
-from gru4rec_pipeline.model.losses import loss_terms
+from gru4rec_pipeline.model.losses import loss_terms, loss_terms_of_active_rows
 from gru4rec_pipeline.model.network import GRU4Rec, gru_gates, gru_gates_backward
 from gru4rec_pipeline.model.optim import AdagradMomentum
 
@@ -164,23 +164,22 @@ class TrainStep:
         return (uniform >= p).to(uniform.dtype).mul_(1.0 / (1.0 - p))
 
     # -- the step -----------------------------------------------------------------------------
-    def __call__(self, inputs: Tensor, targets: Tensor, samples: Tensor | None, state: list[Tensor]) -> Tensor:
+    def __call__(
+        self, inputs: Tensor, targets: Tensor, samples: Tensor | None, state: list[Tensor], active=None
+    ) -> Tensor:
         """One step on the minibatch ``inputs``/``targets`` [B] with the shared ``samples`` (None: none);
-        ``state`` (this process's lanes) is advanced in place. Returns the minibatch's mean loss."""
+        ``state`` (this process's lanes) is advanced in place. ``active`` (a host bool array [B], None: all): the
+        lanes still training at the end of an epoch; the others add nothing. Returns the minibatch's loss, summed
+        over its (active) lanes and divided by ``batch_size``, as the official GRU4Rec does."""
         rows = self._gather_rows(inputs, targets, samples)
         output, caches, embed_mask = self._forward(rows, inputs, state)
         scores = torch.addmm(rows.out_bias, output, rows.out_weight.t())
         local_targets = targets if self.lanes is None else targets[self.lanes]
-        loss, d_scores, scale = loss_terms(
-            self.loss,
-            scores,
-            local_targets if self.full else None,
-            self.bpreg,
-            self.elu_param,
-            self.use_kernels,
-            first_column=self.first_lane,
-            total_rows=self.batch_size,
-        )
+        terms = (self.loss, scores, local_targets if self.full else None, self.bpreg, self.elu_param, self.use_kernels)
+        if active is None:
+            loss, d_scores, scale = loss_terms(*terms, first_column=self.first_lane, total_rows=self.batch_size)
+        else:  # slots retired at the end of an epoch
+            loss, d_scores, scale = loss_terms_of_active_rows(*terms, active, self.first_lane, self.batch_size)
         row_grads, bias_grads, input_grads = self._backward(rows, inputs, output, caches, embed_mask, d_scores, scale)
         if self.share is not None:
             exchange = self.share.exchange

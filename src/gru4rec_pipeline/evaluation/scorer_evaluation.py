@@ -86,7 +86,7 @@ def evaluate_scorer(
             if scores.shape != (b - a - 1, n_items):
                 raise PipelineError(
                     f"{type(scorer).__name__} gave scores of shape {scores.shape} for session {s} of the evaluation "
-                    f"split, expected {(b - a - 1, n_items)} (an event's scores over every item)"
+                    f"split, expected {(int(b - a - 1), int(n_items))} (an event's scores over every item)"
                 )
             if np.isnan(scores).any():
                 # NaN compares false with everything: its target would rank first

@@ -32,7 +32,7 @@ from gru4rec_pipeline.evaluation.epoch_evaluation import EpochEvaluation
 from gru4rec_pipeline.model import kernels
 from gru4rec_pipeline.model.hyperparameters import Hyperparameters
 from gru4rec_pipeline.model.network import GRU4Rec, weights_digest
-from gru4rec_pipeline.progress import Progress
+from gru4rec_pipeline.progress import TERMINAL, Progress, time_left
 from gru4rec_pipeline.training.divergence import DivergenceCheck
 from gru4rec_pipeline.training.engines import build_engine, engine_name
 from gru4rec_pipeline.training.iterator import SessionParallelIterator
@@ -206,16 +206,19 @@ class Trainer:
 
 def run_epochs(trainer: Trainer, observers: list) -> None:
     """The training loop: from the trainer's last epoch (a resumed checkpoint's, else none) to its last."""
-    for epoch in range(trainer.epoch + 1, trainer.epochs + 1):
+    first, started = trainer.epoch + 1, time.perf_counter()
+    for epoch in range(first, trainer.epochs + 1):
         # Train one epoch: the engine runs its steps over the session-parallel minibatches.
         row = trainer.run_epoch(epoch)
         # Look at it: divergence, the learning curve and early stopping, what the caller added (a trial's report).
         for observer in observers:
             observer.after_epoch(epoch, row, trainer)
         trainer.history.append(row)
-        log.info(
-            "epoch %d: loss %.6f, %d events, %.0f events/s", epoch, row["loss"], row["events"], row["events_per_s"]
+        left = _epochs_left(trainer.epochs - epoch, (time.perf_counter() - started) / (epoch - first + 1))
+        line = (
+            f"epoch {epoch}: loss {row['loss']:.6f}, {row['events']} events, {row['events_per_s']:.0f} events/s{left}"
         )
+        log.info("%s", line, **TERMINAL)
         # Keep the best epoch's state: early stopping restores it in the end.
         trainer.keep_if_best(epoch)
         # Across processes: every replica holds the same weights.
@@ -236,6 +239,14 @@ def train(job: TrainingJob, inputs: TrainingInputs, group: ProcessGroup | None =
     trainer.observers += list(observers)
     run_epochs(trainer, trainer.observers)
     return trainer.finish()
+
+
+def _epochs_left(epochs: int, seconds_each: float) -> str:
+    """What the epoch's line adds: the epochs left and their time at the epochs' pace so far (early stopping may
+    end the training sooner)."""
+    if epochs <= 0:
+        return ""
+    return f"; {epochs} epoch{'s' if epochs > 1 else ''} left, {time_left(epochs * seconds_each)}"
 
 
 def _check_item_indices(train: SessionArrays, n_items: int) -> None:

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from gru4rec_pipeline.compiled import announce_compilation
 from gru4rec_pipeline.compute import configure_threads, resolve_device
 from gru4rec_pipeline.data.arrays import SessionArrays
 from gru4rec_pipeline.data.vocabulary import Vocabulary
@@ -104,7 +105,8 @@ class Trainer:
         self.best: Snapshot | None = None  # the state after the best epoch so far (early stopping)
         self._resume()
         if self.device.type == "cpu":
-            kernels.warm_up()
+            with announce_compilation("the training kernels"):
+                kernels.warm_up()
         self.engine = build_engine(
             engine, self.step, self.sampler, inputs.train.items, self.iterator, job.run.engine == "graphs"
         )

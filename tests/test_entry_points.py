@@ -92,6 +92,16 @@ def test_evaluate_through_the_command_line_writes_the_rules_files(tiny_run, tmp_
     assert np.array_equal(ranks["ranks"], rule_ranks["ranks"])
 
 
+def test_recommend_finds_the_vocabulary_a_rule_trained_with_in_the_models_folder(tiny_run, capsys):
+    folder = tiny_run / "results" / "models" / "final" / "bpr"
+    trained_with = pd.read_parquet(tiny_run.joinpath(*SESSIONS, "vocab.parquet"))
+    pd.testing.assert_frame_equal(pd.read_parquet(folder / "vocab.parquet"), trained_with)
+    items = trained_with["ItemId"].head(2).astype(str).tolist()
+    assert main(["recommend", "--model", str(folder / "model.pt"), "--session", *items, "-k", "3"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "rank\tItemId\tscore" and len(lines) == 4
+
+
 def test_the_engine_is_one_word_in_the_config_the_log_and_the_summary(tiny_run):
     log = (tiny_run / "logs" / "train_model" / "final" / "bpr.log").read_text()
     summary = json.loads((tiny_run / "results" / "models" / "final" / "bpr" / "training.json").read_text())

@@ -256,6 +256,15 @@ def test_an_epoch_trains_every_event_once_as_the_official_gru4rec(tmp_path, loss
         assert events == [pairs, pairs]
 
 
+def test_a_training_keeps_the_vocabulary_it_trained_with_in_its_folder(tmp_path):
+    """What ``recommend`` reads by default: the model's folder is all it needs."""
+    train, support = tiny_sessions()
+    train_tiny(tmp_path / "m", train, support, tiny_config("bpr", epochs=1))
+    vocabulary = Vocabulary.load(tmp_path / "m" / "vocab.parquet")
+    assert vocabulary.identity() == load_model(tmp_path / "m" / "model.pt").vocabulary
+    assert vocabulary.item_ids.tolist() == list(range(100, 100 + N_ITEMS))
+
+
 def test_same_seed_gives_identical_weights(tmp_path):
     train, support = tiny_sessions()
     for name in ("a", "b"):

@@ -146,8 +146,8 @@ TUNABLE_HYPERPARAMETERS = (
 RSC15_URL = "https://s3-eu-west-1.amazonaws.com/yc-rdata/yoochoose-data.7z"
 
 # The files of a trained model's folder (model/folder.py: ModelFolder), by role: the weights, the per-epoch history,
-# the training's summary, the training state a retrain continues (optimizer state, generators), the vocabulary of
-# a retrained model (its parent's, grown), and the per-epoch checkpoints while it trains.
+# the training's summary, the training state a retrain continues (optimizer state, generators), the vocabulary it
+# was trained with (a retrained model's: its parent's, grown), and the per-epoch checkpoints while it trains.
 MODEL_FOLDER_FILES = {
     "model": "model.pt",
     "history": "history.csv",

@@ -94,7 +94,11 @@ def add_commands(subparsers) -> None:
         "and skipped for the hidden state.",
     )
     parser.add_argument("--model", required=True, help="trained model (results/models/final/{loss}/model.pt)")
-    parser.add_argument("--vocab", required=True, help="vocabulary the model was trained with (vocab.parquet)")
+    parser.add_argument(
+        "--vocab",
+        help="vocabulary the model was trained with (default: the vocab.parquet in the model's folder, which every "
+        "training writes)",
+    )
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--session", nargs="+", metavar="ITEM", help="one session: its ItemIds in order")
     source.add_argument(

@@ -2,9 +2,10 @@
 
 :class:`ModelFolder` is the one place that knows a model folder's file names (``names.MODEL_FOLDER_FILES``): the
 weights (``model.pt``), the per-epoch history (``history.csv``), the training's summary (``training.json``), the
-training state a retrain continues (``training_state.pt``), a retrained model's grown vocabulary
-(``vocab.parquet``) and the per-epoch checkpoints while it trains (``checkpoints/``). Training writes a folder,
-evaluation, recommendation and a retrain read one; they import this module, not the training machinery.
+training state a retrain continues (``training_state.pt``), the vocabulary it was trained with (``vocab.parquet``,
+a retrained model's grown; what ``recommend`` reads by default) and the per-epoch checkpoints while it trains
+(``checkpoints/``). Training writes a folder, evaluation, recommendation and a retrain read one; they import this
+module, not the training machinery.
 """
 
 from __future__ import annotations

@@ -57,7 +57,7 @@ class TrainingInputs:
     evaluation: SessionArrays | None = None  # the sessions of the per-epoch evaluation
     parent: object = None  # a retrain's ``retraining.ParentState``
     record: dict = field(default_factory=dict)  # what the summary adds (a retrain's parent and clicks)
-    grown_vocabulary: Vocabulary | None = None  # written into the model folder (a retrain's)
+    vocabulary_table: Vocabulary | None = None  # written into the model folder: what it trained with (grown: a retrain)
 
 
 class Trainer:
@@ -200,8 +200,8 @@ class Trainer:
             self.state(kept, None, []).save(folder.state)
             if not folder.history.exists():
                 folder.write_history(self.history)
-            if self.inputs.grown_vocabulary is not None:
-                self.inputs.grown_vocabulary.save(folder.vocab)
+            if self.inputs.vocabulary_table is not None:
+                self.inputs.vocabulary_table.save(folder.vocab)
             folder.write_summary(summary)
         return summary
 

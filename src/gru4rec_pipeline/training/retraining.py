@@ -161,5 +161,5 @@ def retraining_inputs(job) -> TrainingInputs:
         new.vocabulary.identity(),
         parent=parent,
         record={"retrained_from": record},
-        grown_vocabulary=new.vocabulary,
+        vocabulary_table=new.vocabulary,
     )

@@ -57,7 +57,8 @@ def load_inputs(job: TrainingJob) -> TrainingInputs:
     vocabulary.check_indices(train_arrays, job.train, job.vocab)
     curve = job.epoch_evaluation
     evaluation = SessionArrays.load(curve.sessions) if curve is not None else None
-    return TrainingInputs(train_arrays, vocabulary.support, vocabulary.identity(), evaluation)
+    identity = vocabulary.identity()
+    return TrainingInputs(train_arrays, vocabulary.support, identity, evaluation, vocabulary_table=vocabulary)
 
 
 def _without_epoch_evaluation(job: TrainingJob) -> TrainingJob:

@@ -89,7 +89,10 @@ def load_average() -> float:
 def run_tree(tree: Path, loss: str, events: int, threads: int, env: dict[str, str]) -> dict:
     """One training in a fresh process on ``tree``'s package: its figures."""
     child_env = {**os.environ, **env, "PYTHONPATH": str(tree / "src")}
-    code = CHILD.format(bench=str(BENCH), events=events, loss=loss, threads=threads)
+    # The tree's own bench_training (the synthetic data, alike in both): it imports the tree's package, whose
+    # modules may have moved since.
+    bench = tree / "bench" if (tree / "bench" / "bench_training.py").exists() else BENCH
+    code = CHILD.format(bench=str(bench), events=events, loss=loss, threads=threads)
     load, ticks = load_average(), cpu_ticks()
     done = subprocess.run([sys.executable, "-c", code], env=child_env, capture_output=True, text=True)
     spent = [after - before for before, after in zip(ticks, cpu_ticks())]

@@ -92,7 +92,7 @@ def test_two_processes_train_the_weights_of_one(tmp_path, loss):
     assert_same_weights(tmp_path, "one", "two")
     # Rank 0 alone wrote the files; the run description is gone.
     written = sorted(path.name for path in (tmp_path / "two").iterdir() if path.name != ".training.lock")
-    assert written == ["history.csv", "model.pt", "training.json", "training_state.pt"]
+    assert written == ["history.csv", "model.pt", "training.json", "training_state.pt", "vocab.parquet"]
 
 
 @pytest.mark.parametrize("loss", ["ce_sampled", "bpr_max"])

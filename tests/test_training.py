@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import logging
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -263,6 +265,18 @@ def test_a_training_keeps_the_vocabulary_it_trained_with_in_its_folder(tmp_path)
     vocabulary = Vocabulary.load(tmp_path / "m" / "vocab.parquet")
     assert vocabulary.identity() == load_model(tmp_path / "m" / "model.pt").vocabulary
     assert vocabulary.item_ids.tolist() == list(range(100, 100 + N_ITEMS))
+
+
+def test_a_vocabulary_read_from_the_model_folder_itself_is_left_as_it_is(tmp_path):
+    train, support = tiny_sessions()
+    job = tiny_job(tmp_path / "m", train, support, tiny_config("bpr", epochs=1))
+    (tmp_path / "m").mkdir()
+    own = shutil.copy2(job.vocab, tmp_path / "m" / "vocab.parquet")
+    before = os.stat(own)
+    job = dataclasses.replace(job, vocab=str(own))
+    loop.train(job, load_inputs(job))
+    after = os.stat(own)
+    assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
 
 
 def test_same_seed_gives_identical_weights(tmp_path):

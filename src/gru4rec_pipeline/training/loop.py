@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -200,8 +201,8 @@ class Trainer:
             self.state(kept, None, []).save(folder.state)
             if not folder.history.exists():
                 folder.write_history(self.history)
-            if self.inputs.vocabulary_table is not None:
-                self.inputs.vocabulary_table.save(folder.vocab)
+            if self.inputs.vocabulary_table is not None and folder.vocab.resolve() != Path(self.job.vocab).resolve():
+                self.inputs.vocabulary_table.save(folder.vocab)  # (not over the very file it read)
             folder.write_summary(summary)
         return summary
 

@@ -40,6 +40,9 @@ def config_problem(config: dict, schema: dict) -> str | None:
     from jsonschema import Draft202012Validator
     from jsonschema.exceptions import best_match
 
+    renamed = _renamed_key(config)
+    if renamed is not None:
+        return renamed
     not_finite = _non_finite_number(config)
     if not_finite is not None:
         # JSON Schema's bounds hold for NaN (every comparison with it is false), so it would pass them.
@@ -47,6 +50,22 @@ def config_problem(config: dict, schema: dict) -> str | None:
         return f"config key '{key}': got {value}, expected a finite number"
     error = best_match(Draft202012Validator(schema).iter_errors(config))
     return None if error is None else describe(error)
+
+
+def _renamed_key(config: dict) -> str | None:
+    """A key of an earlier version that has a new name, said with its new name (the schema would only call it
+    unknown)."""
+    training = config.get("training") if isinstance(config.get("training"), dict) else {}
+    places = [("training", training)]
+    losses = training.get("losses") if isinstance(training.get("losses"), dict) else {}
+    places += [(f"training.losses.{loss}", entry) for loss, entry in losses.items() if isinstance(entry, dict)]
+    for where, entry in places:
+        if "fast_path" in entry:
+            return (
+                f"config key '{where}.fast_path': renamed to training.engine (auto, loop, eager or graphs; fast_path "
+                "off is engine loop, on is eager on a CPU and graphs on a GPU)"
+            )
+    return None
 
 
 def _non_finite_number(value, path=()) -> tuple[str, float] | None:

@@ -196,7 +196,8 @@ def read_stats(path: str | Path) -> dict:
     return stats
 
 
-def read_events(path: str | Path, columns: list[str]) -> dict[str, np.ndarray]:
+def read_split_columns(path: str | Path, columns: list[str]) -> dict[str, np.ndarray]:
+    """The columns ``columns`` of the split file ``path`` as arrays (the figure reads no more)."""
     path = Path(path)
     try:
         table = pq.read_table(path, columns=columns)
@@ -286,8 +287,8 @@ def plot_dataset_statistics(
 
     stats = read_stats(stats_path)
     published = stats.get("published_rsc15") or {}
-    train = read_events(train_path, ["SessionId", "ItemId", "Time"])
-    test = read_events(test_path, ["SessionId", "Time"])
+    train = read_split_columns(train_path, ["SessionId", "ItemId", "Time"])
+    test = read_split_columns(test_path, ["SessionId", "Time"])
 
     fig = plt.figure(figsize=(14, 8.2))
     grid = fig.add_gridspec(2, 3, height_ratios=[1.0, 0.62])

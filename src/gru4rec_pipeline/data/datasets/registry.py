@@ -226,7 +226,7 @@ DATASETS_BY_NAME: dict[str, Dataset] = {
 
 
 def training_defaults(name: str) -> dict:
-    """The set's official best setting in this project's hyperparameter names (``TrainConfig.from_dict`` input)."""
+    """The set's official best setting in this project's hyperparameter names (``Hyperparameters.from_dict`` input)."""
     official = dataset(name).official_parameters
     values = {project: official[key] for key, project in OFFICIAL_NAMES.items()}
     values["loss"] = OFFICIAL_LOSSES[official["loss"]]

@@ -227,9 +227,15 @@ def get_synthetic_process(wildcards):
     return "results/raw/synthetic/process.npz"
 
 
-def sessions_file(name):
-    """A file of the session arrays for the configured setting (final or tuning)."""
-    return f"results/sessions/{SETTING}/{name}"
+def sessions_file(setting, name):
+    """A file of a setting's session arrays (final: train_full -> test, tuning: train_tr -> valid)."""
+    return f"results/sessions/{setting}/{name}"
+
+
+def setting_rule_name(name, setting):
+    """Name of the final setting's rule (``name``) or of the tuning setting's (``name_on_valid``), both made from
+    one definition."""
+    return name if setting == "final" else f"{name}_on_valid"
 
 
 def get_epoch_evaluation_split(wildcards):
@@ -257,6 +263,11 @@ def get_early_stopping(wildcards):
 
 def get_hyperparameters(wildcards):
     return config["training"]["losses"][wildcards.loss]
+
+
+def get_model_seed(wildcards):
+    """A model's training seed: a repeated run's from its files (seed{seed}), the first run's from the config."""
+    return int(wildcards.get("seed", config["seed"]))
 
 
 def model_file(setting, model, name):

@@ -169,7 +169,7 @@ rule build_sessions:
 rule export_split:
     input:
         events="results/data/{split}.parquet",
-        vocab=sessions_file("vocab.parquet"),
+        vocab=sessions_file(SETTING, "vocab.parquet"),
         code=code_inputs("export_split"),
     output:
         tsv="results/export/{split}.tsv",

@@ -96,11 +96,11 @@ if (
 if (
     EARLY_STOPPING["patience"]
     and int(EARLY_STOPPING["metric"].split("@")[1])
-    not in config["evaluation"]["cutoffs"]
+    not in config["training"]["curve_cutoffs"]
 ):
     raise WorkflowError(
         f"config key 'training.early_stopping.metric': got {EARLY_STOPPING['metric']!r}, "
-        f"expected a cut-off of evaluation.cutoffs {config['evaluation']['cutoffs']}"
+        f"expected a cut-off of training.curve_cutoffs {config['training']['curve_cutoffs']}"
     )
 
 
@@ -377,6 +377,21 @@ def get_evaluation_settings():
     return {
         key: config["evaluation"][key] for key in ("cutoffs", "tie_mode", "batch_size")
     }
+
+
+def get_curve_settings():
+    """What decides a learning curve's numbers (history.csv after every epoch): the evaluation's, at the curve's
+    own cut-offs (training.curve_cutoffs), so that another evaluation cut-off retrains nothing."""
+    return {
+        **get_evaluation_settings(),
+        "cutoffs": config["training"]["curve_cutoffs"],
+    }
+
+
+def get_trial_evaluation_settings():
+    """What decides a tuning trial's measurement besides tuning.metric: how ties rank and the sessions evaluated
+    side by side (the metric's cut-off is the study's, not evaluation.cutoffs)."""
+    return {key: config["evaluation"][key] for key in ("tie_mode", "batch_size")}
 
 
 def get_training_gpus(wildcards):

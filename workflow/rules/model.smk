@@ -41,7 +41,7 @@ rule train_model:
         seed=config["seed"],
         device=config["device"],
         checkpoint_root="results/models/{setting}/{loss}/checkpoints",
-        evaluation=get_evaluation_settings(),
+        evaluation=get_curve_settings(),
         eval_every_epoch=config["training"]["eval_every_epoch"],
         eval_split=lambda wildcards: names.SETTING_SPLITS[wildcards.setting]["eval"],
         early_stopping=get_early_stopping,
@@ -69,7 +69,7 @@ use rule train_model as train_model_replicate with:
         checkpoint_root=replicate_model_file(
             "{setting}", "{loss}", "{seed}", "checkpoints"
         ),
-        evaluation=get_evaluation_settings(),
+        evaluation=get_curve_settings(),
         eval_every_epoch=config["training"]["eval_every_epoch"],
         eval_split=lambda wildcards: names.SETTING_SPLITS[wildcards.setting]["eval"],
         early_stopping=get_early_stopping,

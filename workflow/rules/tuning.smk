@@ -37,7 +37,7 @@ rule tune_worker:
         tuning=get_study_settings(),
         space=get_search_space,
         hyperparameters=get_hyperparameters,
-        evaluation=get_evaluation_settings(),
+        evaluation=get_trial_evaluation_settings(),
         early_stopping=dict(EARLY_STOPPING) if EARLY_STOPPING["patience"] else None,
         seed=config["seed"],
         device=config["device"],
@@ -117,7 +117,7 @@ rule train_tuned_model:
         seed=config["seed"],
         device=config["device"],
         checkpoint_root=model_file("final", "{loss}_tuned", "checkpoints"),
-        evaluation=get_evaluation_settings(),
+        evaluation=get_curve_settings(),
         eval_every_epoch=config["training"]["eval_every_epoch"],
     script:
         "../scripts/train_tuned_model.py"

@@ -30,9 +30,9 @@ for setting in names.SETTINGS:
                 metrics=metrics_file(setting, model),
                 ranks=ranks_file(setting, model),
             log:
-                f"logs/evaluate_model/{setting}/{model}.log",
+                log_file(f"evaluate_model/{setting}/{model}.log"),
             benchmark:
-                f"benchmarks/evaluate_model/{setting}/{model}.tsv"
+                benchmark_file(f"evaluate_model/{setting}/{model}.tsv")
             conda:
                 "../../envs/model.yaml"
             threads: config["evaluation"]["threads"]
@@ -61,9 +61,9 @@ for setting in names.SETTINGS:
             metrics=metrics_file(setting, "{baseline}"),
             ranks=ranks_file(setting, "{baseline}"),
         log:
-            f"logs/evaluate_baseline/{setting}/{{baseline}}.log",
+            log_file(f"evaluate_baseline/{setting}/{{baseline}}.log"),
         benchmark:
-            f"benchmarks/evaluate_baseline/{setting}/{{baseline}}.tsv"
+            benchmark_file(f"evaluate_baseline/{setting}/{{baseline}}.tsv")
         conda:
             "../../envs/model.yaml"
         threads: config["evaluation"]["threads"]
@@ -90,9 +90,9 @@ for setting in names.SETTINGS:
             metrics=metrics_file(setting, "oracle"),
             ranks=ranks_file(setting, "oracle"),
         log:
-            f"logs/evaluate_oracle/{setting}/oracle.log",
+            log_file(f"evaluate_oracle/{setting}/oracle.log"),
         benchmark:
-            f"benchmarks/evaluate_oracle/{setting}/oracle.tsv"
+            benchmark_file(f"evaluate_oracle/{setting}/oracle.tsv")
         conda:
             "../../envs/model.yaml"
         threads: config["evaluation"]["threads"]

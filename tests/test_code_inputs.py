@@ -16,16 +16,27 @@ import pytest
 from conftest import REPO, TINY, snakemake_command
 
 # Targets (and config) that together bring every rule into a plan: `rule all` of both settings with repeated runs,
-# and what it does not run.
+# and what it does not run (an export, a tuned model, the day-by-day evaluation, a retrain, yoochoose-test.dat's
+# clicks, the download, the window preset).
 PLANS = [
-    (["all", "results/export/test.tsv", "results/recall_bpr_max_tuned.txt"], ["--config", "replicates=2"]),
+    (
+        [
+            "all",
+            "results/export/test.tsv",
+            "results/recall_bpr_max_tuned.txt",
+            "results/rolling/bpr_max.tsv",
+            "results/retrained/bpr_max/training.json",
+            "results/data/test_clicks.parquet",
+        ],
+        [
+            "--config",
+            "replicates=2",
+            'rolling={"run": ["bpr_max"]}',
+            'retrain={"clicks": "results/data/test.parquet"}',
+        ],
+    ),
     (["all"], ["--config", "setting=tuning", "replicates=2"]),
     (["results/raw/download/yoochoose-data.7z"], ["--config", "source=download"]),
-    (
-        ["results/rolling/bpr_max.tsv", "results/retrained/bpr_max/training.json"],
-        ["--config", 'rolling={"run": ["bpr_max"]}', 'retrain={"clicks": "results/data/test.parquet"}'],
-    ),
-    (["results/data/test_clicks.parquet"], []),
     (["results/window/summary.md"], ["--config", "protocol={preset: window}"]),
 ]
 # Every rule of the workflow and the stage script it runs, as Snakemake itself reads the rule files: rules of their

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -34,6 +35,12 @@ def test_rules_are_formatted():
     files = ["Snakefile", *sorted(str(path) for path in (REPO / "workflow" / "rules").glob("*.smk"))]
     result = subprocess.run([str(snakefmt), "--check", *files], cwd=REPO, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_make_run_uses_every_core_of_the_machine():
+    result = subprocess.run(["make", "--dry-run", "run"], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert f"snakemake --cores {len(os.sched_getaffinity(0))} results/recall_bpr.txt" in result.stdout, result.stdout
 
 
 @pytest.mark.slow

@@ -20,6 +20,7 @@ import torch
 from gru4rec_pipeline.errors import PipelineError
 from gru4rec_pipeline.model import distributed, shared_exchange, training
 from gru4rec_pipeline.model.distributed import free_port, lane_share
+from gru4rec_pipeline.model.iterator import SessionParallelIterator
 from gru4rec_pipeline.model.loading import load_model
 from gru4rec_pipeline.model.shared_exchange import SharedMemoryExchange, exchange_for
 from gru4rec_pipeline.model.training import run_training, train_model
@@ -163,7 +164,7 @@ def test_a_step_sums_across_processes_with_one_all_reduce(tmp_path, monkeypatch,
         )
     finally:
         dist.destroy_process_group()
-    steps = grouped["events"] // config.batch_size
+    steps = sum(block.n_steps for block in SessionParallelIterator(data.offsets, config.batch_size).blocks())
     assert len(calls) == 1 and calls[0].calls == steps and grouped["events"] == plain["events"]
     # One bucket: dense weights, candidate and input rows (shared embedding), candidate biases, the loss.
     model = load_model(tmp_path / "group.pt")
@@ -329,3 +330,56 @@ def test_replicas_that_differ_are_an_error_on_every_process(tmp_path):
     for rank in range(2):
         message = (tmp_path / f"rank{rank}.txt").read_text()
         assert "after epoch 4 the weights of rank(s) [1] differ from rank 0's" in message
+
+
+def processes_naming(text: str) -> list[int]:
+    """Process ids whose command line names ``text`` (Linux /proc)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and int(entry.name) != os.getpid():
+            try:
+                if text.encode() in (entry / "cmdline").read_bytes():
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
+@pytest.mark.parametrize("kill", [signal.SIGTERM, signal.SIGKILL])
+def test_the_workers_die_with_a_killed_launcher_and_leave_no_model(tmp_path, kill):
+    """The launcher (``gru4rec-pipeline train --processes 2``) killed as the README's recovery step says, by the
+    process id in the lock: its workers (children of torchrun, not of the launcher) end with it, write no model,
+    and the folder is free for the next training."""
+    write_inputs(tmp_path)
+    out = tmp_path / "killed"
+    settings = [f"--set={key}={json.dumps(value)}" for key, value in {**SETTINGS, "epochs": 100_000}.items()]
+    launcher = subprocess.Popen(
+        [sys.executable, "-m", "gru4rec_pipeline", "train", "--train", str(tmp_path / "train.npz"),
+         "--vocab", str(tmp_path / "vocab.parquet"), "--loss", "bpr_max", *settings, "--model", str(out / "model.pt"),
+         "--device", "cpu", "--threads", "1", "--quiet", "--processes", "2"],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    lines = []
+    try:
+        for line in launcher.stdout:  # rank 0's first epoch: the workers are training
+            lines.append(line)
+            if line.startswith("rank 0: epoch 1:"):
+                break
+        ranks = worker_ranks(launcher.pid)
+        assert sorted(ranks) == [0, 1], "".join(lines[-30:])
+        # The lock names its holders: the launcher and rank 0, which would keep the folder locked on its own.
+        holders = [int(pid) for pid in (out / ".training.lock").read_text().split()]
+        assert holders == [launcher.pid, ranks[0]]
+        os.kill(holders[0], kill)
+        launcher.wait(timeout=30)
+        deadline = time.monotonic() + 10
+        while processes_naming(str(tmp_path)) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert processes_naming(str(tmp_path)) == []
+    finally:
+        for pid in processes_naming(str(tmp_path)):
+            os.kill(pid, signal.SIGKILL)
+    assert not (out / "model.pt").exists() and not (out / "training.json").exists()
+    # The next training of the folder starts (here: one epoch on one process) instead of meeting a lock.
+    train(tmp_path, "killed", "bpr_max", settings={"epochs": 1})
+    assert (out / "model.pt").exists()

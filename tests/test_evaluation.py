@@ -15,14 +15,16 @@ from gru4rec_pipeline.data.vocabulary import Vocabulary
 from gru4rec_pipeline.errors import ConfigError, DataFormatError
 from gru4rec_pipeline.evaluation.metrics import format_recall_text, write_metrics_json, write_recall_txt
 from gru4rec_pipeline.evaluation.model_evaluation import evaluate_model
-from gru4rec_pipeline.evaluation.ranking import (
+from gru4rec_pipeline.evaluation.output_ranking import (
     CertifiedRanker,
+    rank_outputs_brute_force,
+    rank_outputs_certified,
+)
+from gru4rec_pipeline.evaluation.ranking import (
     MetricAccumulator,
     count_dense,
     metrics_from_ranks,
     rank_dense,
-    rank_outputs_brute_force,
-    rank_outputs_certified,
 )
 from gru4rec_pipeline.evaluation.scorer_evaluation import evaluate_scorer
 
@@ -87,6 +89,23 @@ def test_recall_and_mrr_from_ranks():
     assert metrics["mrr"] == pytest.approx(
         {"1": 1 / 5, "3": (1 + 1 / 3 + 1 / 2.5) / 5, "20": (1 + 1 / 3 + 1 / 2.5) / 5}
     )
+
+
+def test_ndcg_of_one_relevant_item_is_its_discounted_gain_inside_the_cutoff():
+    """NDCG@k of next-item events: 1 / log2(rank + 1) for a rank within k, 0 beyond it and for an unscored
+    target (rank inf); the ideal DCG of one relevant item is 1."""
+    metrics = metrics_from_ranks([1.0, 3.0, 2.5, 21.0, math.inf], cutoffs=[1, 3, 20])
+    gain = {1.0: 1.0, 3.0: 0.5, 2.5: 1 / math.log2(3.5)}
+    assert metrics["ndcg"] == pytest.approx({"1": 1 / 5, "3": sum(gain.values()) / 5, "20": sum(gain.values()) / 5})
+    # ranks come from the tie mode: the conservative rank of a target tied with two items is 1 + higher + 2
+    scores = np.array([[0.5, 0.9, 0.5, 0.5, 0.1], [0.5, 0.9, 0.5, 0.5, 0.1]])
+    accumulator = MetricAccumulator(cutoffs=[5])
+    accumulator.add_counts(*count_dense(scores, np.array([0, 1])))
+    assert accumulator.result()["ndcg"]["5"] == pytest.approx((1 / math.log2(5) + 1.0) / 2)
+    unscored = MetricAccumulator(cutoffs=[5])
+    unscored.add_counts(*count_dense(scores, np.array([0, 1]), no_score=0.5))
+    assert unscored.result()["ndcg"]["5"] == pytest.approx(1.0 / 2)
+    assert unscored.result()["recall"]["5"] == pytest.approx(1 / 2)
 
 
 # ----------------------------------------------------------------------------- exact ranking of model outputs
@@ -317,12 +336,18 @@ def test_metrics_files(tmp_path):
     write_recall_txt(metrics, tmp_path / "recall.txt", title="last item")
     text = (tmp_path / "recall.txt").read_text()
     assert "Recall@20: 1.0000\n" in text and "MRR@1: 1.0000\n" in text and text.startswith("# last item\n")
+    metric_lines = [line.split("@")[0] for line in text.splitlines() if not line.startswith("#")]
+    assert metric_lines == ["Recall"] * 2 + ["MRR"] * 2 + ["NDCG"] * 2  # NDCG after MRR
+    assert text.endswith("NDCG@1: 1.0000\nNDCG@20: 1.0000\n")
     write_metrics_json(metrics, tmp_path / "metrics.json", extra={"model": "last", "seed": 1})
     record = json.loads((tmp_path / "metrics.json").read_text())
     assert record["model"] == "last" and record["recall"]["20"] == 1.0 and record["mrr"]["1"] == 1.0
+    assert record["ndcg"] == {"1": 1.0, "20": 1.0}
     assert record["events"] == 2 and record["tie_mode"] == "conservative"  # the default
     assert sorted(p.name for p in tmp_path.iterdir()) == ["metrics.json", "recall.txt"]  # no temporary files left
-    assert format_recall_text(metrics).count("\n") == 1 + 2 * 2
+    assert format_recall_text(metrics).count("\n") == 1 + 3 * 2
+    without_ndcg = {key: value for key, value in metrics.items() if key != "ndcg"}
+    assert "NDCG" not in format_recall_text(without_ndcg)
 
 
 def evaluation_files(tmp_path, sessions, n_items=12, trained_with=None):

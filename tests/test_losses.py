@@ -14,9 +14,9 @@ def naive_loss(loss, scores, targets, bpreg=0.0, elu_param=0.0):
     eye = torch.zeros(rows, cols, dtype=scores.dtype)
     eye[torch.arange(rows), torch.arange(rows)] = 1.0
     if loss == "ce_full":
-        return -torch.log(torch.softmax(scores, dim=1)[torch.arange(rows), targets]).mean()
+        return -torch.log(torch.softmax(scores, dim=1)[torch.arange(rows), targets] + 1e-24).mean()
     if loss == "ce_sampled":
-        return -torch.log(torch.diag(torch.softmax(scores, dim=1))).mean()
+        return -torch.log(torch.diag(torch.softmax(scores, dim=1)) + 1e-24).mean()
     if elu_param > 0:
         scores = F.elu(scores, alpha=elu_param)
     positive = torch.diag(scores[:, :rows]).unsqueeze(1)
@@ -72,13 +72,41 @@ def test_saturated_scores_stay_finite(loss, magnitude):
         assert torch.isfinite(grad).all()
 
 
-def test_cross_entropy_is_exact_where_the_target_probability_underflows():
-    scores = torch.zeros(2, 50, dtype=torch.float32)
-    scores[0, 0] = -200.0  # softmax probability exp(-200) / 50 underflows in float32
-    scores[1, 3] = 120.0
-    value, _ = loss_and_grad("ce_sampled", scores.clone())
-    expected = (torch.logsumexp(scores.double(), dim=1) - scores.double().diagonal()).mean()
-    torch.testing.assert_close(value.double(), expected, rtol=1e-6, atol=1e-4)
+@pytest.mark.parametrize("use_kernels", [None, False], ids=["kernels", "tensors"])
+@pytest.mark.parametrize("loss,bpreg,elu_param", [("bpr_max", 0.5, 0.5), ("bpr_max", 1.0, 0.0), ("top1_max", 0.0, 0.5)])
+def test_a_positive_far_above_its_negatives_keeps_their_softmax(loss, bpreg, elu_param, use_kernels):
+    """The softmax over a row's negatives is shifted by their own largest score: shifted by the positive's, 150
+    above them, every negative's exponential underflowed (NaN on the tensor path, equal weights in the kernel)."""
+    scores = torch.randn(3, 20, generator=torch.Generator().manual_seed(5)) * 2
+    scores[0, 0], scores[1, 1] = 150.0, 95.0
+    value, grad = loss_and_grad(loss, scores.clone(), bpreg=bpreg, elu_param=elu_param, use_kernels=use_kernels)
+    reference = scores.double().requires_grad_(True)
+    expected = naive_loss(loss, reference, None, bpreg, elu_param)
+    expected.backward()
+    torch.testing.assert_close(value.double(), expected.detach(), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(grad.double(), reference.grad, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("use_kernels", [None, False], ids=["kernels", "tensors"])
+@pytest.mark.parametrize("loss", ["ce_sampled", "ce_full"])
+def test_cross_entropy_is_the_official_one_where_the_target_is_hopelessly_ranked(loss, use_kernels):
+    """-log(p + 1e-24), as the official GRU4Rec: its gradient is the plain cross-entropy's times p / (p + 1e-24), so
+    a row whose target's probability is far below 1e-24 adds almost nothing (float32 scores; the official formula
+    in float64 as the reference, where p does not underflow)."""
+    scores = torch.zeros(4, 50, dtype=torch.float32)
+    scores[0, 0] = -200.0  # p = exp(-200) / 50: far below 1e-24 (and below float32's smallest number)
+    scores[1, 1] = -55.26 + float(torch.log(torch.tensor(49.0)))  # p close to 1e-24: weight about one half
+    scores[2, 3] = 120.0  # a negative far above the target
+    scores[3, 3] = 8.0  # an ordinary row
+    targets = torch.arange(4)
+    value, grad = loss_and_grad(loss, scores.clone(), targets if loss == "ce_full" else None, use_kernels=use_kernels)
+    reference = scores.double().requires_grad_(True)
+    expected = naive_loss(loss, reference, targets)
+    expected.backward()
+    torch.testing.assert_close(value.double(), expected.detach(), rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(grad.double(), reference.grad, rtol=1e-4, atol=1e-7)
+    assert grad[0].abs().max() < 1e-30 and 0.4 < -4 * grad[1, 1] < 0.6  # (the mean over 4 rows)
+    assert value > 55.26 / 4  # the hopeless rows' loss, about -log(1e-24) each
 
 
 @pytest.mark.parametrize("use_kernels", [None, False], ids=["kernels", "tensors"])

@@ -140,3 +140,31 @@ def test_fixed_shape_step_equals_the_reference_tensor_path(loss, one_thread):
     run_loop(reference, data, use_kernels=False)
     run_fixed_shape(step, data, [16, 16, 16, 1, 1])
     assert_same_training(reference, step, atol=2e-6, rtol=1e-5)
+
+
+@pytest.mark.parametrize("use_kernels", [None, False], ids=["kernels", "tensors"])
+@pytest.mark.parametrize("mode", EMBEDDING_MODES)
+@pytest.mark.parametrize("loss", LOSSES)
+def test_retired_lanes_train_as_the_official_shrunken_minibatch(loss, mode, use_kernels, one_thread):
+    """At the end of an epoch the official GRU4Rec trains on the lanes left, a smaller minibatch whose loss is
+    still divided by the batch size. A step with retired lanes (which repeat an active lane's items) gives the
+    weights, optimizer state, loss and states of that smaller minibatch, over steps with lanes 3, then 1 and 3,
+    then 1, retired."""
+    inputs, targets, samples, _ = step_data(2)
+    active = torch.tensor([[True, True, True, False], [True, False, True, False], [False, True, True, True]])
+    no_dropout = (0.0, 0.0)
+    retiring, shrunken = make_step(loss, mode, [7], no_dropout), make_step(loss, mode, [7], no_dropout)
+    retiring.use_kernels = shrunken.use_kernels = use_kernels
+    state = retiring.model.init_state(BATCH)
+    for t, lanes in enumerate(active):
+        first = int(torch.nonzero(lanes)[0])
+        step_inputs, step_targets = torch.as_tensor(inputs[t]), torch.as_tensor(targets[t])
+        step_inputs[~lanes], step_targets[~lanes] = step_inputs[first], step_targets[first]
+        row = None if retiring.full else torch.as_tensor(samples[t])
+        kept = [h[lanes].clone() for h in state]
+        loss_retiring = retiring(step_inputs, step_targets, row, state, lanes.numpy())
+        loss_shrunken = shrunken(step_inputs[lanes], step_targets[lanes], row, kept)
+        torch.testing.assert_close(loss_retiring, loss_shrunken, atol=1e-6, rtol=1e-5)
+        for h, g in zip(state, kept):
+            torch.testing.assert_close(h[lanes], g, atol=1e-6, rtol=1e-5)
+        assert_same_training(shrunken, retiring, atol=1e-6, rtol=1e-5)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import numpy as np
@@ -11,6 +12,8 @@ import pytest
 from gru4rec_pipeline.cli import main
 from gru4rec_pipeline.data.protocol import RSC15_PUBLISHED_STATS
 from gru4rec_pipeline.errors import DataFormatError
+from gru4rec_pipeline.names import BASELINES, LOSSES, ORACLE, TUNED_SUFFIX
+from gru4rec_pipeline.report.learning_curve import plot_learning_curve
 from gru4rec_pipeline.report.plots import (
     events_per_day,
     plot_dataset_statistics,
@@ -21,6 +24,7 @@ from gru4rec_pipeline.report.plots import (
     session_lengths,
     split_table_rows,
 )
+from gru4rec_pipeline.report.styles import KNOWN_MODELS, model_style, model_styles
 from test_summary import metrics_record, write_metrics
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -144,3 +148,108 @@ def test_statistics_without_splits_are_rejected(tmp_path):
     with pytest.raises(DataFormatError, match="'splits'"):
         plot_dataset_statistics(tmp_path / "stats.json", tmp_path / "a", tmp_path / "b", tmp_path / "out.png")
     assert not (tmp_path / "out.png").exists()
+
+
+# ---------------------------------------------------------------- one look per model
+
+
+def lab(colour) -> np.ndarray:
+    """CIELAB coordinates of a Matplotlib colour (sRGB, D65)."""
+    import matplotlib.colors
+
+    rgb = np.array(matplotlib.colors.to_rgb(colour))
+    linear = np.where(rgb <= 0.04045, rgb / 12.92, ((rgb + 0.055) / 1.055) ** 2.4)
+    xyz = np.array([[0.4124, 0.3576, 0.1805], [0.2126, 0.7152, 0.0722], [0.0193, 0.1192, 0.9505]]) @ linear
+    f = np.cbrt(xyz / np.array([0.95047, 1.0, 1.08883]))
+    return np.array([116 * f[1] - 16, 500 * (f[0] - f[1]), 200 * (f[1] - f[2])])
+
+
+def test_every_model_has_a_colour_and_marker_of_its_own():
+    styles = {name: model_style(name) for name in KNOWN_MODELS}
+    assert set(KNOWN_MODELS) >= {*LOSSES, *BASELINES, ORACLE, "bpr_max_tuned"}
+    pairs = [(style["color"], style["marker"]) for style in styles.values()]
+    assert len(set(pairs)) == len(pairs)
+    untuned = [name for name in KNOWN_MODELS if not name.endswith(TUNED_SUFFIX)]
+    colours = [styles[name]["color"] for name in untuned]
+    markers = [styles[name]["marker"] for name in untuned]
+    assert len(set(colours)) == len(set(markers)) == len(untuned) == 13
+    nearest = min(np.linalg.norm(lab(a) - lab(b)) for a, b in itertools.combinations(colours, 2))
+    assert nearest > 25, "two models' colours are shades of each other"
+    # a tuned model: its loss's colour, another marker and line
+    assert styles["bpr_max_tuned"]["color"] == styles["bpr_max"]["color"]
+    assert styles["bpr_max_tuned"]["marker"] != styles["bpr_max"]["marker"]
+    assert {styles[name]["linestyle"] for name in LOSSES} == {"-"} and {styles[n]["linestyle"] for n in BASELINES} == {
+        "--"
+    }
+
+
+def test_names_outside_the_mapping_get_spare_looks_no_known_model_has():
+    styles = model_styles(["bpr", "gru4rec_v2", "knn_x", "bpr"])
+    assert list(styles) == ["bpr", "gru4rec_v2", "knn_x"] and styles["bpr"] == model_style("bpr")
+    known = {(model_style(name)["color"], model_style(name)["marker"]) for name in KNOWN_MODELS}
+    spare = [(styles[name]["color"], styles[name]["marker"]) for name in ("gru4rec_v2", "knn_x")]
+    assert len(set(spare)) == 2 and not set(spare) & known
+
+
+def drawn_looks(figure) -> list[tuple[str, str, str]]:
+    """(label, colour, marker) of every labelled line of the figure (an error bar's data line included)."""
+    import matplotlib.colors
+
+    looks = []
+    for ax in figure.axes:
+        for line in ax.get_lines():
+            owner = next((c for c in ax.containers if line in getattr(c, "lines", ())[:1]), None)
+            label = owner.get_label() if owner is not None else line.get_label()
+            if not label.startswith("_"):
+                looks.append((label, matplotlib.colors.to_hex(line.get_color()), line.get_marker()))
+    return looks
+
+
+@pytest.fixture
+def captured(monkeypatch):
+    """The figures the plotting functions save, kept open for inspection."""
+    from gru4rec_pipeline.report import learning_curve, plots
+
+    figures = []
+    monkeypatch.setattr(plots, "_save", lambda fig, path: figures.append(fig))
+    monkeypatch.setattr(learning_curve, "_save", lambda fig, path: figures.append(fig))
+    yield figures
+    import matplotlib.pyplot as plt
+
+    for figure in figures:
+        plt.close(figure)
+
+
+def assert_styled(figure, names):
+    """Each model drawn in its mapped colour and marker, and no two models alike."""
+    looks = drawn_looks(figure)
+    assert {label for label, _, _ in looks} == set(names)
+    for label, colour, marker in looks:
+        assert (colour, marker) == (model_style(label)["color"], model_style(label)["marker"]), label
+    assert len({(colour, marker) for _, colour, marker in looks}) == len(set(names))
+
+
+def test_every_figure_draws_each_model_in_its_own_look(tmp_path, captured):
+    names = [*LOSSES, "bpr_max_tuned", *BASELINES, ORACLE]
+    records = [metrics_record(name, "gru4rec", 0.5, 0.2) for name in [*LOSSES, "bpr_max_tuned"]]
+    records += [metrics_record(name, "baseline", 0.3, 0.1) for name in BASELINES]
+    records += [metrics_record(ORACLE, "oracle", 0.9, 0.6)]
+    paths = write_metrics(tmp_path, records)
+    plot_metrics_by_cutoff(paths, tmp_path / "metrics.png")
+    plot_training_speed(paths, tmp_path / "speed.png")
+    histories = [write_history(tmp_path, name, [0.9, 0.8]) for name in [*LOSSES, "bpr_max_tuned"]]
+    plot_training_loss(histories, tmp_path / "loss.png")
+    for path in histories:
+        history = pd.read_csv(path)
+        history["recall@20"], history["mrr@20"], history["ndcg@20"] = [0.3, 0.4], [0.1, 0.2], [0.15, 0.25]
+        history.to_csv(path, index=False)
+    plot_learning_curve(histories, tmp_path / "curve.png", split="test")
+    metrics, speed, loss, curve = captured
+    assert [ax.get_title() for ax in metrics.axes] == ["Recall@k", "MRR@k", "NDCG@k"]
+    assert [ax.get_title().split()[0] for ax in curve.axes] == ["Recall@20", "MRR@20", "NDCG@20"]
+    assert_styled(metrics, names)
+    assert_styled(speed, [*LOSSES, "bpr_max_tuned"])  # the models that report their speed
+    for bars in (patch for ax in speed.axes for patch in ax.patches):
+        assert bars.get_facecolor() != (0.0, 0.0, 0.0, 0.0)
+    assert_styled(loss, [*LOSSES, "bpr_max_tuned"])
+    assert_styled(curve, [*LOSSES, "bpr_max_tuned"])

@@ -27,21 +27,26 @@ def test_every_evaluation_writes_ranks_of_one_split_and_the_comparison_reads_the
         record = json.loads((metrics / f"{name}.json").read_text())
         assert len(ranks.ranks) == record["events"]
         assert np.mean(ranks.ranks <= 20) == pytest.approx(record["recall"]["20"])
+        gains = np.where(ranks.ranks <= 20, 1 / np.log2(ranks.ranks + 1), 0.0)
+        assert record["ndcg"]["20"] == pytest.approx(gains.mean()) and set(record["ndcg"]) == {"1", "5", "10", "20"}
         # the default tie mode, and how much ties decided (baselines: also the targets they did not score)
         assert record["tie_mode"] == "conservative" and set(record["tie_decided_hits"].values()) == {0.0}
         assert set(record["tie_dependent_events"]) == {"1", "5", "10", "20"}
         assert ("unscored_targets" in record) == (name not in LOSSES)
         assert 0 < record["coverage"]["20"] <= 1 and 0 < record["popularity"]["20"] <= 1
-        assert "# Coverage@1:" in (tiny_run / "results" / f"recall_{name}.txt").read_text()
+        recall_file = (tiny_run / "results" / f"recall_{name}.txt").read_text()
+        assert "# Coverage@1:" in recall_file and f"\nNDCG@20: {record['ndcg']['20']:.4f}\n" in recall_file
         fingerprints.add(ranks.split_fingerprint)
     assert len(fingerprints) == 1
     table = pd.read_csv(tiny_run / "results" / "significance.tsv", sep="\t")
-    assert len(table) == len(MODELS) * (len(MODELS) - 1) * 2
+    assert len(table) == len(MODELS) * (len(MODELS) - 1) * 3
+    assert set(table["metric"]) == {"recall@20", "mrr@20", "ndcg@20"}
     pop = table[(table.model_a == "ce_sampled") & (table.model_b == "pop")].set_index("metric")
     assert (pop["difference"] > 0).all() and (pop["p_adjusted"] < 0.05).all()
     assert (pop["ci_low"] > 0).all()
     summary = pd.read_csv(tiny_run / "results" / "summary.tsv", sep="\t")
-    assert {"recall@20_not_worse", "mrr@20_not_worse", "coverage@20", "popularity@20"} <= set(summary.columns)
+    marked = {"recall@20_not_worse", "mrr@20_not_worse", "ndcg@20_not_worse", "coverage@20", "popularity@20"}
+    assert marked <= set(summary.columns)
     assert not summary.loc[summary.model == "pop", "recall@20_not_worse"].item()
 
 
@@ -54,6 +59,7 @@ def test_the_history_holds_the_learning_curve_ending_at_the_final_evaluation(tin
         for k in (1, 5, 10, 20):
             assert history[f"recall@{k}"].iloc[-1] == record["recall"][str(k)]
             assert history[f"mrr@{k}"].iloc[-1] == record["mrr"][str(k)]
+            assert history[f"ndcg@{k}"].iloc[-1] == record["ndcg"][str(k)]
     assert (tiny_run / "results" / "plots" / "learning_curve.png").read_bytes()[:4] == b"\x89PNG"
     log = (tiny_run / "logs" / "train_model" / "final" / "bpr.log").read_text()
     assert "of the epoch's training time" in log
@@ -82,6 +88,7 @@ def test_replicates_keep_the_first_runs_and_summarise_means_and_spread(tiny_run:
     summary = summary[summary["kind"] != "published_rsc15"].set_index("model")
     assert (summary.loc[LOSSES, "runs"] == 2).all() and (summary.loc[["pop", "oracle"], "runs"] == 1).all()
     assert (summary.loc[LOSSES, "recall@20_std"] > 0).any() and (summary.loc[LOSSES, "mrr@20_std"] > 0).all()
+    assert (summary.loc[LOSSES, "ndcg@20_std"] > 0).all()
     assert list(summary.columns).index("recall@20_std") == list(summary.columns).index("recall@20") + 1
     seeds_block = pd.read_csv(workdir / "results" / "significance.tsv", sep="\t")
     welch = seeds_block[seeds_block["unit"] == "seeds"]

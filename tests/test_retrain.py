@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 
 import numpy as np
 import pandas as pd
@@ -47,7 +48,7 @@ def clicks_frame(n_sessions=120, items=range(100, 130), start=0.0, seed=0) -> pd
     )
 
 
-def trained_parent(tmp_path, clicks: pd.DataFrame, loss="bpr_max", epochs=2, name="parent", **hyperparameters):
+def trained_parent(tmp_path, clicks: pd.DataFrame, loss="bpr_max", epochs=2, name="parent", seed=42, **hyperparameters):
     """Sessions and vocabulary of ``clicks`` (the sessions stage), and a model trained on them with its state."""
     clicks.to_parquet(tmp_path / f"{name}_clicks.parquet")
     folder = tmp_path / name
@@ -67,6 +68,7 @@ def trained_parent(tmp_path, clicks: pd.DataFrame, loss="bpr_max", epochs=2, nam
         folder / "model.pt",
         folder / "history.csv",
         folder / "training.json",
+        seed=seed,
         device="cpu",
         progress=False,
         state_path=folder / "training_state.pt",
@@ -263,3 +265,88 @@ def test_warm_start_copies_the_parent_rows_once_and_leaves_new_rows_fresh(tmp_pa
             assert torch.count_nonzero(state) == torch.count_nonzero(warm.optimizer[name])
         else:
             assert torch.equal(state[:n_old], warm.optimizer[name]) and not state[n_old:].any(), name
+
+
+def test_a_training_state_of_another_model_with_the_same_vocabulary_is_refused_naming_both_files(tmp_path, capsys):
+    """bpr_max's state beside bpr's model, or a seed-43 state beside a seed-42 model (same vocabulary both times)
+    used to retrain with the other training's loss, settings and optimizer on these weights, with exit 0."""
+    from gru4rec_pipeline.cli import main
+
+    clicks = clicks_frame()
+    bpr = trained_parent(tmp_path, clicks, "bpr", name="bpr")
+    bpr_max = trained_parent(tmp_path, clicks, "bpr_max", name="bpr_max")
+    seed_43 = trained_parent(tmp_path, clicks, "bpr", name="seed_43", seed=43)
+    out = tmp_path / "warm"
+    for other in (bpr_max, seed_43):
+        shutil.copy(other / "training_state.pt", bpr / "training_state.pt")
+        argv = ["retrain", "--model", str(bpr / "model.pt"), "--vocab", str(bpr / "vocab.parquet"), "--clicks",
+                str(tmp_path / "bpr_clicks.parquet"), "--out", str(out), "--device", "cpu", "--quiet"]  # fmt: skip
+        assert main(argv) == 2
+        error = capsys.readouterr().err.splitlines()[-1]
+        assert str(bpr / "training_state.pt") in error and str(bpr / "model.pt") in error, error
+        assert "belongs to another model" in error and not out.exists()
+
+
+def retrain_command(parent, clicks, out) -> list[str]:
+    return ["retrain", "--model", str(parent / "model.pt"), "--vocab", str(parent / "vocab.parquet"), "--clicks",
+            str(clicks), "--out", str(out), "--device", "cpu", "--quiet"]  # fmt: skip
+
+
+def test_an_empty_or_foreign_training_state_is_not_a_training_state(tmp_path, capsys):
+    """An empty file used to give an empty reason; a random one, torch's advice to load it with weights_only=False."""
+    from gru4rec_pipeline.cli import main
+
+    parent = trained_parent(tmp_path, clicks_frame())
+    state = parent / "training_state.pt"
+    argv = retrain_command(parent, tmp_path / "parent_clicks.parquet", tmp_path / "warm")
+    for content, expected in (
+        (b"", "the training state file is empty (0 bytes)"),
+        (np.random.default_rng(0).bytes(1000), "not a training state"),
+        (b"model weights\n", "not a training state"),
+    ):
+        state.write_bytes(content)
+        assert main(argv) == 2
+        error = capsys.readouterr().err.splitlines()[-1]
+        assert error.startswith(f"error: {state}: {expected}") and "weights_only" not in error, error
+    torch.save([1, 2], state)
+    assert main(argv) == 2
+    assert "not a training state (a list" in capsys.readouterr().err.splitlines()[-1]
+    assert not (tmp_path / "warm").exists()
+
+
+@pytest.mark.parametrize(
+    "damage, expected",
+    [
+        (lambda s: s["item_weight"].view(-1)[5].fill_(float("nan")), "optimizer state 'item_weight' holds NaN"),
+        (lambda s: s["item_weight"].view(-1)[0].fill_(-1e30), "its accumulators go down to -1e+30"),
+        (lambda s: s["item_bias"][3, 1].fill_(-1e30), "its momentum reaches 1e+30"),
+    ],
+)
+def test_a_damaged_optimizer_state_is_refused_before_training_naming_the_file(tmp_path, capsys, damage, expected):
+    """NaN or -1e30 in the optimizer state used to be blamed on the learning rate after an epoch, and to leave the
+    retrained folder with an empty checkpoint folder and a lock file."""
+    from gru4rec_pipeline.cli import main
+
+    parent = trained_parent(tmp_path, clicks_frame())
+    path = parent / "training_state.pt"
+    state = torch.load(path, weights_only=True)
+    damage(state["optimizer"])
+    torch.save(state, path)
+    out = tmp_path / "warm"
+    assert main(retrain_command(parent, tmp_path / "parent_clicks.parquet", out)) == 2
+    error = capsys.readouterr().err.splitlines()[-1]
+    assert error.startswith(f"error: {path}: ") and expected in error and "learning_rate" not in error[:80], error
+    assert not out.exists()
+
+
+def test_a_failed_training_leaves_no_lock_and_no_empty_checkpoint_folder(tmp_path):
+    """A training that stops in its first epoch (here: diverging) leaves its folder as it found it."""
+    parent = trained_parent(tmp_path, clicks_frame())
+    out = tmp_path / "diverged"
+    with pytest.raises(PipelineError, match="training diverged in epoch 1"):
+        run_training(
+            parent / "train.npz", parent / "vocab.parquet", "bpr", {**HYPERPARAMETERS, "learning_rate": 1e6},
+            out / "model.pt", out / "history.csv", out / "training.json", checkpoint_root=out / "checkpoints",
+            device="cpu", progress=False, state_path=out / "training_state.pt",
+        )  # fmt: skip
+    assert not out.exists()

@@ -11,7 +11,13 @@ import pytest
 import torch
 
 from gru4rec_pipeline.errors import DataFormatError
-from gru4rec_pipeline.evaluation.event_ranks import EventRanks, RankCollector, check_comparable, prediction_positions
+from gru4rec_pipeline.evaluation.event_ranks import (
+    EventRanks,
+    RankCollector,
+    check_comparable,
+    per_event_values,
+    prediction_positions,
+)
 from gru4rec_pipeline.evaluation.model_evaluation import evaluate_model
 from gru4rec_pipeline.evaluation.ranking import metrics_from_ranks
 from gru4rec_pipeline.evaluation.significance import (
@@ -20,6 +26,7 @@ from gru4rec_pipeline.evaluation.significance import (
     event_block,
     holm_adjust,
     mcnemar_exact,
+    seed_block,
 )
 from test_evaluation import TinyGRU, session_arrays
 
@@ -111,13 +118,16 @@ def test_ranks_that_contradict_their_metrics_file_are_refused(tmp_path):
     with pytest.raises(DataFormatError, match=r"c\.json.*tie mode standard.*a\.json in conservative"):
         compare_saved(tmp_path, a, c)
     assert not (tmp_path / "s.tsv").exists()
-    assert len(compare_saved(tmp_path, a, save_evaluation(tmp_path, "d", ranks))) == 2 * 2
+    e = save_evaluation(tmp_path, "e", ranks, ndcg={"1": 0.25, "5": 0.25, "20": 0.25})  # not its ranks' NDCG
+    with pytest.raises(DataFormatError, match=r"e\.ranks\.npz.*ndcg@5 0\.5[0-9]+.*e\.json says 0\.250000"):
+        compare_saved(tmp_path, a, e)
+    assert len(compare_saved(tmp_path, a, save_evaluation(tmp_path, "d", ranks))) == 2 * 3
 
 
 def test_a_model_compared_with_itself_differs_by_zero_with_p_one():
     ranks = EventRanks(np.random.default_rng(0).integers(1, 40, 500).astype(float), "f", 20)
     rows = event_block(["same"], [ranks], 20, 200, seed=1)
-    assert [row["metric"] for row in rows] == ["recall@20", "mrr@20"]
+    assert [row["metric"] for row in rows] == ["recall@20", "mrr@20", "ndcg@20"]
     for row in rows:
         assert row["difference"] == 0.0 and row["p_value"] == 1.0
         assert row["ci_low"] == row["ci_high"] == 0.0
@@ -136,6 +146,36 @@ def test_bootstrap_interval_of_a_planted_difference_covers_it():
         recall = next(row for row in rows if row["model_a"] == "a" and row["metric"] == "recall@20")
         covered += recall["ci_low"] <= 0.05 <= recall["ci_high"]
     assert covered >= 90
+
+
+def test_ndcg_rows_pair_the_per_event_discounted_gains():
+    """NDCG@k is compared like MRR@k: the difference of the two models' NDCG@k, its bootstrap interval, and the
+    Wilcoxon signed-rank test on the per-event gains 1 / log2(rank + 1) (0 beyond k)."""
+    rng = np.random.default_rng(2)
+    better = rng.integers(1, 8, 400).astype(float)
+    worse = np.where(rng.random(400) < 0.5, better + rng.integers(1, 6, 400), better)
+    ranks = [EventRanks(np.where(r <= 10, r, np.inf), "f", 10) for r in (better, worse)]
+    rows = event_block(["better", "worse"], ranks, 10, 300, seed=4)
+    ndcg = next(row for row in rows if row["model_a"] == "better" and row["metric"] == "ndcg@10")
+    expected = [metrics_from_ranks(r.ranks, cutoffs=[10])["ndcg"]["10"] for r in ranks]
+    assert ndcg["difference"] == pytest.approx(expected[0] - expected[1])
+    assert ndcg["test"] == "wilcoxon" and ndcg["p_value"] < 1e-6
+    assert 0 < ndcg["ci_low"] < ndcg["difference"] < ndcg["ci_high"]
+    gains = [np.where(r.ranks <= 10, 1 / np.log2(r.ranks + 1), 0.0) for r in ranks]
+    assert per_event_values(ranks[1].ranks, "ndcg", 10) == pytest.approx(gains[1])
+
+
+def test_seed_comparisons_leave_out_a_metric_that_a_run_did_not_measure():
+    runs = {
+        name: [
+            {"recall": {"20": 0.5 + 0.01 * i}, "mrr": {"20": 0.2 + 0.01 * i}, "ndcg": {"20": 0.3 + 0.02 * i}}
+            for i in range(3)
+        ]
+        for name in ("a", "b")
+    }
+    assert {row["metric"] for row in seed_block(runs, 20)} == {"recall@20", "mrr@20", "ndcg@20"}
+    del runs["b"][1]["ndcg"]  # a metrics file written before NDCG was measured
+    assert {row["metric"] for row in seed_block(runs, 20)} == {"recall@20", "mrr@20"}
 
 
 def test_bootstrap_means_resample_events_with_replacement():
@@ -170,7 +210,19 @@ def test_comparison_table_rows_columns_and_speed(tmp_path):
     written = pd.read_csv(tmp_path / "s.tsv", sep="\t")
     assert list(written.columns[:3]) == ["model_a", "model_b", "metric"]
     assert {"difference", "ci_low", "ci_high", "p_value", "p_adjusted"} <= set(written.columns)
-    assert len(written) == len(table) == 10 * 9 * 2
+    assert len(written) == len(table) == 10 * 9 * 3
     assert (written["p_adjusted"] >= written["p_value"]).all()
     best_against_worst = written[(written.model_a == "m0") & (written.model_b == "m9") & (written.metric == "mrr@20")]
     assert best_against_worst["difference"].item() > 0 and best_against_worst["p_adjusted"].item() < 0.05
+
+
+def test_holm_adjusts_each_metric_as_a_family_of_its_own(tmp_path):
+    """Adding a metric (NDCG beside recall and MRR) must not raise another metric's adjusted p-values."""
+    rng = np.random.default_rng(11)
+    paths = [
+        save_evaluation(tmp_path, f"m{m}", EventRanks(np.where(r <= 20, r, np.inf), "same", 20))
+        for m, r in enumerate(rng.integers(1, 40 + 15 * m, 3000).astype(float) for m in range(4))
+    ]
+    table = compare_saved(tmp_path, *paths)
+    for metric, rows in table.groupby("metric"):
+        np.testing.assert_allclose(rows["p_adjusted"], holm_adjust(rows["p_value"].to_numpy()), err_msg=metric)

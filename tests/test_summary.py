@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import json
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -10,7 +12,13 @@ import pytest
 
 from gru4rec_pipeline.cli import main
 from gru4rec_pipeline.errors import DataFormatError
-from gru4rec_pipeline.report.summary import describe_dataset, load_metrics, summary_table, write_summary
+from gru4rec_pipeline.report.summary import (
+    HEADLINE_ELEMENT,
+    describe_dataset,
+    load_metrics,
+    summary_table,
+    write_summary,
+)
 
 CUTOFFS = [1, 5, 10, 20]
 
@@ -22,6 +30,7 @@ def metrics_record(name: str, kind: str, recall20: float, mrr20: float, events: 
         "kind": kind,
         "recall": {str(k): recall20 * s for k, s in zip(CUTOFFS, scale)},
         "mrr": {str(k): mrr20 * s for k, s in zip(CUTOFFS, scale)},
+        "ndcg": {str(k): (recall20 + mrr20) / 2 * s for k, s in zip(CUTOFFS, scale)},
         "cutoffs": CUTOFFS,
         "events": events,
         "tie_mode": "standard",
@@ -71,7 +80,9 @@ def metrics_files(tmp_path) -> list[Path]:
 def test_rows_follow_losses_then_baselines_then_oracle(metrics_files):
     table = summary_table(load_metrics(metrics_files))
     assert list(table["model"]) == ["ce_full", "bpr_max", "pop", "itemknn", "oracle"]
-    assert [f"recall@{k}" for k in CUTOFFS] + [f"mrr@{k}" for k in CUTOFFS] == [c for c in table.columns if "@" in c]
+    expected = [f"{metric}@{k}" for metric in ("recall", "mrr", "ndcg") for k in CUTOFFS]
+    assert expected == [c for c in table.columns if "@" in c]
+    assert table.loc[table["model"] == "ce_full", "ndcg@20"].item() == pytest.approx(0.425)
     assert table.loc[table["model"] == "ce_full", "recall@20"].item() == pytest.approx(0.60)
     # Baselines do not train: their training columns are empty, not zero.
     assert table.loc[table["model"] == "pop", ["epochs", "train_seconds"]].isna().all(axis=None)
@@ -97,7 +108,7 @@ def test_markdown_marks_best_values_without_the_oracle_and_warns_about_published
     oracle_row = next(line for line in text.splitlines() if line.startswith("| oracle"))
     assert "**0.6000**" in ce_full_row  # best recall@20 among models and baselines
     assert "**" not in oracle_row  # higher, but an upper bound
-    cost_row = [line for line in text.splitlines() if line.startswith("| ce_full")][1]
+    cost_row = next(line for line in text.splitlines() if line.startswith("| ce_full") and " min " in line)
     assert "1.6 min" in cost_row and "12,346" in cost_row and "50,000" in cost_row
     assert "Published figures on the real RSC15 dataset" in text
     assert "synthetic data" in text and "not with the published RSC15 figures" in text
@@ -111,6 +122,77 @@ def test_html_page_renders_the_same_table(tmp_path, metrics_files):
     assert html.startswith("<!DOCTYPE html>")
     assert "<strong>0.6000</strong>" in html
     assert '<tr class="oracle">' in html and "0.7283" in html
+
+
+def markdown_tables(text: str) -> list[list[str]]:
+    """The header cells of every table of a markdown text, in order."""
+    return [
+        [cell.strip() for cell in line.strip("|").split("|")]
+        for line, rule in zip(text.splitlines(), text.splitlines()[1:])
+        if rule.startswith("|---")
+    ]
+
+
+def test_summary_opens_with_the_headline_metrics_and_splits_the_cutoffs_by_metric(tmp_path, metrics_files):
+    """The first table: recall, MRR and NDCG at 20, one row per model; then one table per metric at every cut-off.
+    No table of models is wider than the model, its kind and four cut-offs."""
+    write_summary(metrics_files, tmp_path / "s.tsv", tmp_path / "s.md", tmp_path / "s.html")
+    text = (tmp_path / "s.md").read_text()
+    headers = markdown_tables(text)
+    assert headers[0] == ["Model", "Kind", "Recall@20", "MRR@20", "NDCG@20"]
+    assert headers[1:4] == [
+        ["Model", "Kind", *[f"{label}@{k}" for k in CUTOFFS]] for label in ("Recall", "MRR", "NDCG")
+    ]
+    assert all(len(header) <= 2 + len(CUTOFFS) for header in headers[:4])
+    ce_full = next(line for line in text.splitlines() if line.startswith("| ce_full"))
+    assert ce_full == "| ce_full | gru4rec | **0.6000** | **0.2500** | **0.4250** |"
+    assert "NDCG@k: the mean of 1 / log2(rank + 1)" in text
+    tsv = pd.read_csv(tmp_path / "s.tsv", sep="\t").set_index("model")
+    assert tsv.loc["ce_full", [f"ndcg@{k}" for k in CUTOFFS]].tolist() == pytest.approx([0.1275, 0.255, 0.34, 0.425])
+    html = (tmp_path / "s.html").read_text()
+    assert html.count('<div class="scroll"><table>') == html.count("<table>") == len(headers)
+
+
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 32  # what the fragment embeds is the file's bytes, whatever they draw
+
+
+def test_the_headline_fragment_is_the_summary_s_first_part_and_styles_only_itself(tmp_path, metrics_files):
+    """The table, then the figure (embedded, so the page needs no file beside it), then the notes and the legend."""
+    (tmp_path / "figure.png").write_bytes(PNG)
+    write_summary(
+        metrics_files, tmp_path / "s.tsv", tmp_path / "s.md", headline_path=tmp_path / "h.html",
+        headline_figure=tmp_path / "figure.png",
+    )  # fmt: skip
+    fragment = (tmp_path / "h.html").read_text()
+    assert fragment.startswith(f'<div id="{HEADLINE_ELEMENT}">') and fragment.rstrip().endswith("</div>")
+    assert "<html" not in fragment and "<body" not in fragment and fragment.count("<table>") == 1
+    assert "<th>Recall@20</th><th>MRR@20</th><th>NDCG@20</th>" in fragment
+    image = re.search(r'<figure><img src="data:image/png;base64,([^"]+)"', fragment)
+    assert base64.b64decode(image.group(1)) == PNG
+    assert fragment.index("</table>") < image.start() < fragment.index("Every model was evaluated")
+    assert "ce_full: GRU4Rec, cross-entropy over all items" in fragment
+    style = re.search(r"<style>(.*)</style>", fragment, re.S).group(1)
+    selectors = [rule.split("{")[0] for rule in style.strip().splitlines()]
+    assert all(part.strip().startswith(f"#{HEADLINE_ELEMENT}") for rule in selectors for part in rule.split(","))
+
+
+def test_a_missing_headline_figure_is_named_and_nothing_is_written(tmp_path, metrics_files):
+    outputs = {"tsv_path": tmp_path / "s.tsv", "md_path": tmp_path / "s.md", "headline_path": tmp_path / "h.html"}
+    with pytest.raises(DataFormatError, match=r"metrics_by_cutoff\.png.*figure not found"):
+        write_summary(metrics_files, **outputs, headline_figure=tmp_path / "metrics_by_cutoff.png")
+    assert not any(path.exists() for path in outputs.values())
+
+
+def test_metrics_files_without_ndcg_give_no_ndcg_columns_to_read(tmp_path):
+    """Metrics files written before NDCG was measured: the tables for people leave it out, the TSV keeps its
+    columns, empty."""
+    records = [metrics_record("bpr", "gru4rec", 0.5, 0.2), metrics_record("pop", "baseline", 0.1, 0.05)]
+    for record in records:
+        del record["ndcg"]
+    write_summary(write_metrics(tmp_path, records), tmp_path / "s.tsv", tmp_path / "s.md")
+    text = (tmp_path / "s.md").read_text()
+    assert markdown_tables(text)[0] == ["Model", "Kind", "Recall@20", "MRR@20"] and "| NDCG" not in text
+    assert pd.read_csv(tmp_path / "s.tsv", sep="\t")["ndcg@20"].isna().all()
 
 
 def test_different_evaluated_event_counts_are_pointed_out(tmp_path):

@@ -16,6 +16,7 @@ from gru4rec_pipeline.data.arrays import SessionArrays
 from gru4rec_pipeline.data.vocabulary import Vocabulary
 from gru4rec_pipeline.errors import ConfigError
 from gru4rec_pipeline.model.hyperparameters import DEFAULT_HYPERPARAMETERS, TrainConfig
+from gru4rec_pipeline.model.iterator import SessionParallelIterator
 from gru4rec_pipeline.model.loading import load_model
 from gru4rec_pipeline.model.network import GRU4Rec
 from gru4rec_pipeline.model.optim import AdagradMomentum
@@ -200,6 +201,24 @@ def test_training_lowers_the_loss(tmp_path, loss):
     assert losses[-1] < losses[0]
     assert summary["epochs"] == 3 and summary["device"] == "cpu"
     assert np.isfinite(summary["final_loss"]) and summary["events_per_s"] > 0
+
+
+@pytest.mark.parametrize("loss,n_sample", [("bpr_max", 8), ("ce_full", 0), ("bpr", 0)])
+def test_an_epoch_trains_every_event_once_as_the_official_gru4rec(tmp_path, loss, n_sample):
+    """The last sessions' events too, with ever fewer lanes; without shared samples (the other lanes' targets are a
+    lane's only negatives) until fewer than two lanes are left."""
+    train, support = tiny_sessions()
+    pairs = int((train.lengths() - 1).sum())
+    config = tiny_config(loss, n_sample=n_sample, epochs=2)
+    train_model(train, support, config, tmp_path / "m.pt", tmp_path / "h.csv", progress=False)
+    events = [int(row["events"]) for row in read_history(tmp_path / "h.csv")]
+    if loss == "bpr":
+        iterator = SessionParallelIterator(train.offsets, config.batch_size)
+        expected = sum(block.n_events for block in iterator.blocks(min_lanes=2))
+        assert pairs - 6 < expected < pairs  # the last lane's remaining events, at most a session's
+        assert events == [expected, expected]
+    else:
+        assert events == [pairs, pairs]
 
 
 def test_same_seed_gives_identical_weights(tmp_path):
@@ -474,3 +493,20 @@ def test_a_second_training_of_the_same_output_refuses_to_start(tmp_path):
         checkpoint_root=out / "checkpoints", device="cpu", progress=False,
     )  # fmt: skip
     assert (out / "model.pt").exists() and not (out / "checkpoints").exists()
+
+
+def test_rank_0_of_a_data_parallel_training_keeps_the_folder_locked_without_its_launcher(tmp_path):
+    from gru4rec_pipeline.errors import PipelineError
+    from gru4rec_pipeline.model.checkpoints import LOCK_NAME, TrainingLock
+
+    out = tmp_path / "model"
+    launcher = TrainingLock(out).__enter__()
+    launcher.share()
+    with TrainingLock(out, shared=True):  # rank 0 joins
+        launcher.__exit__(None, None, None)  # the launcher is gone
+        with pytest.raises(PipelineError, match=rf"running \(processes {os.getpid()}, {os.getpid()}, lock"):
+            TrainingLock(out).__enter__()
+        assert (out / LOCK_NAME).exists()
+    assert list(out.iterdir()) == []  # the last holder removed the lock file
+    with TrainingLock(out):
+        pass

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
 from gru4rec_pipeline.data.arrays import SessionArrays
 from gru4rec_pipeline.data.vocabulary import Vocabulary
 from gru4rec_pipeline.errors import DataFormatError, PipelineError
-from gru4rec_pipeline.model.divergence import divergence_reason
+from gru4rec_pipeline.model.divergence import divergence_reason, untrained_loss
+from gru4rec_pipeline.model.losses import loss_and_grad
 from gru4rec_pipeline.model.network import GRU4Rec
 from gru4rec_pipeline.model.training import run_training, train_model
 from gru4rec_pipeline.names import LOSSES
@@ -90,12 +94,41 @@ def test_a_diverging_training_stops_naming_the_epoch_the_loss_and_the_setting(tm
 
 def test_a_loss_growing_tenfold_after_an_epoch_is_divergence():
     model = GRU4Rec(N_ITEMS, [8], "shared", 0, seed=1)
-    assert divergence_reason(0.5, [0.6, 0.45], N_ITEMS, model) is None
-    assert "10 x the lowest earlier epoch's 0.45" in divergence_reason(4.6, [0.6, 0.45], N_ITEMS, model)
-    assert "over 340.1 (100 x max(1, ln 30 items))" in divergence_reason(341.0, [], N_ITEMS, model)
+    untrained = (math.log(2), "ln 2")
+    assert divergence_reason(0.5, [0.6, 0.45], untrained, model) is None
+    assert "10 x the lowest earlier epoch's 0.45" in divergence_reason(4.6, [0.6, 0.45], untrained, model)
+    assert "10.1 x an untrained model's 0.6931 (ln 2: all scores equal)" in divergence_reason(7.0, [], untrained, model)
     with torch.no_grad():
         model.item_bias[3] = float("inf")
-    assert "item_bias not finite" in divergence_reason(0.5, [], N_ITEMS, model)
+    assert "item_bias not finite" in divergence_reason(0.5, [], untrained, model)
+
+
+@pytest.mark.parametrize("loss", LOSSES)
+def test_the_untrained_loss_is_the_loss_of_equal_scores(loss):
+    """untrained_loss, derived from each loss's definition, against the loss code on equal scores; with the logQ
+    correction of ce_sampled, against the mean over minibatches drawn as training draws them (it bounds that
+    mean from above, by Jensen's inequality, and closely)."""
+    batch, n_sample, support = 16, 40, np.random.default_rng(0).zipf(1.6, size=300).clip(max=5000)
+    config = tiny_config(loss, batch_size=batch, n_sample=n_sample, logq=0.0)
+    value, _ = untrained_loss(config, support, 0 if loss == "ce_full" else n_sample)
+    columns = len(support) if loss == "ce_full" else batch + n_sample
+    targets = torch.arange(batch) if loss == "ce_full" else None
+    scores = torch.full((batch, columns), 0.0)
+    computed, _ = loss_and_grad(loss, scores, targets, bpreg=0.5, elu_param=0.5, use_kernels=False)
+    assert float(computed) == pytest.approx(value, rel=1e-6)
+    if loss == "ce_sampled":
+        config = tiny_config(loss, batch_size=batch, n_sample=n_sample, logq=1.0, sample_alpha=0.5)
+        value, derivation = untrained_loss(config, support, n_sample)
+        assert "logQ" in derivation
+        rng = np.random.default_rng(1)
+        by_support, by_alpha = support / support.sum(), support**0.5 / (support**0.5).sum()
+        means = []
+        for _ in range(400):
+            drawn = np.log(support[rng.choice(len(support), batch, p=by_support)])
+            sampled = 0.5 * np.log(support[rng.choice(len(support), n_sample, p=by_alpha)])
+            corrected = -torch.tensor(np.concatenate([drawn, sampled]), dtype=torch.float64).expand(batch, -1)
+            means.append(float(loss_and_grad("ce_sampled", corrected.clone(), use_kernels=False)[0]))
+        assert np.mean(means) < value < np.mean(means) * 1.05
 
 
 def test_n_sample_over_the_item_count_is_capped_with_a_warning(tmp_path, caplog, one_thread):
@@ -145,3 +178,32 @@ def test_a_full_disk_while_saving_the_model_says_so(tmp_path):
             model.save(small / "model.pt")
         assert "no space left on the file system of" in str(failed.value)
         assert sorted(path.name for path in small.iterdir()) == []
+
+
+def test_bpr_at_learning_rate_5_is_refused_through_the_workflow(workflow_copy):
+    """On the tiny preset, bpr at learning_rate 5 ended with loss 25 (an untrained model's is ln 2) and recall@20
+    0.53 against 0.81, exit 0: the loss was compared with a ceiling of 100 x ln(items)."""
+    from conftest import run_snakemake, with_overlays
+
+    config = with_overlays(workflow_copy, hot="training: {losses: {bpr: {learning_rate: 5.0}}}\n")
+    result = run_snakemake(workflow_copy, "results/models/final/bpr/model.pt", "--cores", "2", *config, check=False)
+    assert result.returncode != 0
+    log = (workflow_copy / "logs" / "train_model" / "final" / "bpr.log").read_text()
+    assert "training diverged in epoch 1: loss " in log and "x an untrained model's 0.6931 (ln 2" in log, log[-2000:]
+    assert "lower training.losses.bpr.learning_rate (now 5)" in log
+    assert not (workflow_copy / "results" / "models" / "final" / "bpr" / "model.pt").exists()
+
+
+def test_the_six_losses_at_their_tiny_preset_settings_stay_well_below_the_divergence_bound(tiny_run):
+    """The whole tiny workflow trained every loss (none was taken for diverging), each epoch's loss at most twice
+    its untrained value (the bound is UNTRAINED_FACTOR, 10 x)."""
+    from gru4rec_pipeline.model.divergence import UNTRAINED_FACTOR
+    from gru4rec_pipeline.model.hyperparameters import TrainConfig
+
+    support = Vocabulary.load(tiny_run / "results" / "sessions" / "final" / "vocab.parquet").support
+    for loss in LOSSES:
+        folder = tiny_run / "results" / "models" / "final" / loss
+        config = TrainConfig.from_dict(torch.load(folder / "training_state.pt", weights_only=True)["config"])
+        value, _ = untrained_loss(config, support, 0 if loss == "ce_full" else min(config.n_sample, len(support)))
+        losses = pd.read_csv(folder / "history.csv")["loss"]
+        assert (losses < 2 * value).all() and 2 < UNTRAINED_FACTOR, (loss, value, list(losses))

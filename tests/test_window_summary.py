@@ -19,6 +19,7 @@ def test_mean_and_each_slice(tmp_path):
             path.parent.mkdir(parents=True, exist_ok=True)
             data = {"description": "yoochoose archive /data/yoochoose-data.7z, sha256 0123456789ab"}
             record = {"model": model, "recall": {"20": value}, "mrr": {"20": value / 2}, "data": data}
+            record["ndcg"] = {"20": value / 1.5}
             path.write_text(json.dumps(record))
             paths.append(path)
     table = write_window_summary(paths, tmp_path / "summary.tsv", tmp_path / "summary.md")
@@ -26,9 +27,10 @@ def test_mean_and_each_slice(tmp_path):
     bpr = table.iloc[0]
     assert bpr["recall@20"] == pytest.approx(0.7) and bpr["mrr@20"] == pytest.approx(0.35)
     assert bpr["recall@20 slice 0"] == pytest.approx(0.6) and bpr["recall@20 slice 1"] == pytest.approx(0.8)
+    assert bpr["ndcg@20"] == pytest.approx(0.7 / 1.5)
     assert bpr["slices"] == 2
     text = (tmp_path / "summary.md").read_text()
-    assert "| vsknn | 2 | 0.6000 | 0.3000 | 0.7000 | 0.3500 | 0.5000 | 0.2500 |" in text
+    assert "| vsknn | 2 | 0.6000 | 0.3000 | 0.4000 | 0.7000 | 0.3500 | 0.5000 | 0.2500 |" in text
     assert "Dataset: yoochoose archive /data/yoochoose-data.7z, sha256 0123456789ab." in text
 
 

@@ -40,6 +40,11 @@ EMBEDDING_MODES = ("shared", "separate", "none")
 TIE_MODES = ("standard", "conservative", "median")
 DEFAULT_TIE_MODE = "conservative"
 DEFAULT_CUTOFFS = (1, 5, 10, 20)
+# The accuracy metrics of every evaluation, by cut-off, in the order files list them: recall@k, MRR@k, NDCG@k
+# (evaluation/ranking.py defines them).
+ACCURACY_METRICS = ("recall", "mrr", "ndcg")
+# The beyond-accuracy metrics of every evaluation, by cut-off (evaluation/beyond_accuracy.py defines them).
+BEYOND_ACCURACY_METRICS = ("coverage", "popularity")
 # The cut-off of the one figure a table shows per run (the day-by-day table and figure, the window summary's
 # slices): 20, the literature's, when evaluation.cutoffs has it, else the largest configured.
 HEADLINE_CUTOFF = 20

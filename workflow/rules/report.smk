@@ -1,7 +1,8 @@
 # Report stages: the results table, the paired significance of the differences between models and the figures
 # of the configured setting, each marked for `snakemake --report report.html`. The final setting's lie in results/,
 # the tuning setting's in results/tuning/ (report_file), so neither replaces the other's; the data set's figure
-# serves both.
+# serves both. The report opens on workflow/report/workflow.rst (the Snakefile's `report:`), which shows the
+# setting's summary_headline.html.
 # Code: src/gru4rec_pipeline/report/ (the comparison: src/gru4rec_pipeline/evaluation/significance.py)
 
 
@@ -15,6 +16,7 @@ rule summarize_results:
         + get_repeated_run_metrics_files(),
         significance=report_file("significance.tsv"),
         source=DATA_SOURCE,
+        figure=report_file("plots/metrics_by_cutoff.png"),
         code=code_inputs("summarize_results"),
     output:
         tsv=report(
@@ -30,6 +32,7 @@ rule summarize_results:
             category="Results",
             labels={"output": "summary table"},
         ),
+        headline=report_file("summary_headline.html"),
     log:
         report_file("summarize_results/summarize_results.log", root="logs"),
     conda:
@@ -51,7 +54,7 @@ rule plot_metrics:
             report_file("plots/metrics_by_cutoff.png"),
             caption="../report/metrics_by_cutoff.rst",
             category="Results",
-            labels={"output": "recall and MRR by cut-off"},
+            labels={"output": "recall, MRR and NDCG by cut-off"},
         ),
     log:
         report_file("plot_metrics/plot_metrics.log", root="logs"),
@@ -120,7 +123,7 @@ rule plot_dataset:
         png=report(
             result_file("plots/dataset_statistics.png"),
             caption="../report/dataset_statistics.rst",
-            category="Data",
+            category="Splits",
             labels={"output": "dataset statistics"},
         ),
     log:
@@ -145,7 +148,7 @@ rule plot_learning_curve:
             report_file("plots/learning_curve.png"),
             caption="../report/learning_curve.rst",
             category="Training",
-            labels={"output": "recall and MRR per epoch"},
+            labels={"output": "recall, MRR and NDCG per epoch"},
         ),
     log:
         report_file("plot_learning_curve/plot_learning_curve.log", root="logs"),

@@ -1,4 +1,4 @@
-"""Recall@k and MRR@k after every epoch of every training: the learning curve."""
+"""Recall@k, MRR@k and NDCG@k after every epoch of every training: the learning curve."""
 
 import sys
 

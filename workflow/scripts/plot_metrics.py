@@ -1,4 +1,4 @@
-"""Recall@k and MRR@k by cut-off for every model."""
+"""Recall@k, MRR@k and NDCG@k by cut-off for every model."""
 
 import sys
 

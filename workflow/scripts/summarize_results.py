@@ -1,4 +1,4 @@
-"""Results table of every model (TSV, markdown, HTML for the report)."""
+"""Results table of every model (TSV, markdown, HTML for the report, the headline for the report's first page)."""
 
 import sys
 
@@ -19,4 +19,6 @@ write_summary(
     dataset=describe_dataset(source, snakemake.config["setting"]),
     significance_path=snakemake.input.significance,
     data_source=source,
+    headline_path=snakemake.output.headline,
+    headline_figure=snakemake.input.figure,
 )

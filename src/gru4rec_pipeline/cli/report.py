@@ -7,7 +7,9 @@ from pathlib import Path
 
 
 def add_commands(subparsers) -> None:
-    parser = subparsers.add_parser("summary", help="table of recall/MRR for every model, with published RSC15 figures")
+    parser = subparsers.add_parser(
+        "summary", help="table of recall/MRR/NDCG for every model, with published RSC15 figures"
+    )
     parser.add_argument("--metrics", nargs="+", required=True, help="metrics JSON files (results/metrics/final/*.json)")
     parser.add_argument("--tsv", required=True, help="output TSV (one row per model)")
     parser.add_argument("--md", required=True, help="output markdown")

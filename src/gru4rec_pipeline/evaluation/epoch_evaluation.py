@@ -1,8 +1,8 @@
 """The learning curve: a training's model evaluated after every epoch on its setting's evaluation split.
 
 :class:`EpochEvaluation` is what ``train_model(..., epoch_evaluation=...)`` calls after each epoch: it returns the
-epoch's ``recall@k`` and ``mrr@k`` (every configured cut-off) and ``eval_s`` for ``history.csv``, logs what the
-evaluation cost next to the epoch's training time, and, with :class:`~gru4rec_pipeline.model.early_stopping.
+epoch's ``recall@k``, ``mrr@k`` and ``ndcg@k`` (every configured cut-off) and ``eval_s`` for ``history.csv``, logs
+what the evaluation cost next to the epoch's training time, and, with :class:`~gru4rec_pipeline.model.early_stopping.
 EarlyStopping`, says when to stop and restores the best epoch's weights.
 
 In the final setting the curve is measured on test: it is for reading, never for choosing an epoch count.
@@ -20,7 +20,7 @@ from gru4rec_pipeline.evaluation.model_evaluation import evaluate_model
 from gru4rec_pipeline.evaluation.ranking import check_cutoffs
 from gru4rec_pipeline.evaluation.stage import EvaluationSettings
 from gru4rec_pipeline.model.early_stopping import EarlyStopping
-from gru4rec_pipeline.names import TUNING_METRICS
+from gru4rec_pipeline.names import ACCURACY_METRICS, TUNING_METRICS
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +36,7 @@ def parse_metric(metric: str, key: str = "training.early_stopping.metric") -> tu
 def metric_columns(cutoffs) -> list[str]:
     """The history columns of a learning curve, in the order they are written."""
     cutoffs = check_cutoffs(cutoffs)
-    return [f"recall@{k}" for k in cutoffs] + [f"mrr@{k}" for k in cutoffs] + ["eval_s"]
+    return [f"{metric}@{k}" for metric in ACCURACY_METRICS for k in cutoffs] + ["eval_s"]
 
 
 class EpochEvaluation:
@@ -80,7 +80,7 @@ class EpochEvaluation:
         )
         seconds = time.perf_counter() - started
         self.eval_seconds += seconds
-        columns = {f"{name}@{k}": metrics[name][str(k)] for name in ("recall", "mrr") for k in self.settings.cutoffs}
+        columns = {f"{name}@{k}": metrics[name][str(k)] for name in ACCURACY_METRICS for k in self.settings.cutoffs}
         bad = [name for name, value in columns.items() if not math.isfinite(value)]
         if bad:
             raise PipelineError(f"epoch {epoch}: the evaluation on {self.split} gave non-finite {', '.join(bad)}")
@@ -98,6 +98,12 @@ class EpochEvaluation:
         return columns
 
     def resume(self, history: list[dict]) -> None:
+        """Take up the rows of the epochs trained before a resume. A row without some of this evaluation's columns
+        (written before NDCG was measured, with other cut-offs, or without the per-epoch evaluation) gets them as
+        NaN, not measured, in place: every row of history.csv then has the same columns."""
+        for row in history:
+            for column in metric_columns(self.settings.cutoffs):
+                row.setdefault(column, math.nan)
         if self.stopping is not None and history:
             self.stopping.resume(history)
 

@@ -9,7 +9,7 @@
 
 float32 holds every rank exactly (integers, or halves in the median tie mode, far below 2**24). A reader pairs the
 file with the metrics JSON of the same evaluation (:func:`check_against_metrics`): ranks that do not give that
-file's events, recall@k and MRR@k are refused, whether truncated or from another run.
+file's events, recall@k, MRR@k and NDCG@k are refused, whether truncated or from another run.
 """
 
 from __future__ import annotations
@@ -22,7 +22,9 @@ import numpy as np
 
 from gru4rec_pipeline.data.arrays import SessionArrays
 from gru4rec_pipeline.errors import DataFormatError
+from gru4rec_pipeline.evaluation.ranking import discounted_gain
 from gru4rec_pipeline.files import atomic_output
+from gru4rec_pipeline.names import ACCURACY_METRICS
 
 
 def split_fingerprint(arrays: SessionArrays) -> str:
@@ -78,13 +80,27 @@ class EventRanks:
         return cls(ranks, fingerprint, largest)
 
 
+def per_event_values(ranks: np.ndarray, metric: str, cutoff: int) -> np.ndarray:
+    """Each event's share of ``metric``@``cutoff`` (their mean is the metric): its hit (0 or 1) for recall, its
+    reciprocal rank for MRR, its discounted gain for NDCG (:func:`~.ranking.discounted_gain`), each 0 beyond the
+    cut-off."""
+    inside = ranks <= cutoff
+    if metric == "recall":
+        return inside.astype(np.float64)
+    if metric == "mrr":
+        return np.where(inside, 1.0 / ranks, 0.0)
+    if metric == "ndcg":
+        return np.where(inside, discounted_gain(ranks), 0.0)
+    raise ValueError(f"unknown metric {metric!r}, expected one of {', '.join(ACCURACY_METRICS)}")
+
+
 # How far a metric recomputed from the stored ranks may lie from the metrics file's (float64 sums in another order).
 METRIC_TOLERANCE = 1e-9
 
 
 def check_against_metrics(ranks: EventRanks, ranks_path, metrics: dict, metrics_path) -> None:
-    """Refuse ``ranks`` unless they give the events and the recall@k / MRR@k (every cut-off up to the largest
-    kept) of ``metrics``, the metrics file its evaluation wrote beside it."""
+    """Refuse ``ranks`` unless they give the events and the recall@k / MRR@k / NDCG@k (every cut-off up to the
+    largest kept; NDCG where the file has it) of ``metrics``, the metrics file its evaluation wrote beside it."""
     rerun = "rerun the evaluation that writes both"
     events = metrics.get("events")
     if events != len(ranks.ranks):
@@ -92,12 +108,11 @@ def check_against_metrics(ranks: EventRanks, ranks_path, metrics: dict, metrics_
             ranks_path, f"holds {len(ranks.ranks)} ranks, but {metrics_path} counts {events} events: the ranks file is "
             f"truncated or from another evaluation; {rerun}"
         )  # fmt: skip
-    for name in ("recall", "mrr"):
+    for name in ACCURACY_METRICS:
         for cutoff, value in (metrics.get(name) or {}).items():
             if int(cutoff) > ranks.largest_cutoff:
                 continue
-            inside = ranks.ranks <= int(cutoff)
-            own = float(inside.mean() if name == "recall" else np.where(inside, 1.0 / ranks.ranks, 0.0).mean())
+            own = float(per_event_values(ranks.ranks, name, int(cutoff)).mean())
             if abs(own - float(value)) > METRIC_TOLERANCE:
                 raise DataFormatError(
                     ranks_path, f"its ranks give {name}@{cutoff} {own:.6f}, {metrics_path} says {float(value):.6f}: "

@@ -1,8 +1,10 @@
 """The evaluation's output files: ``results/recall_{name}.txt`` for people, ``results/metrics/final/{name}.json`` for
 code (for the tuning setting: ``results/tuning/recall_{name}.txt``, ``results/metrics/tuning/{name}.json``).
 
-Both come from the same metrics dict (``recall`` and ``mrr`` by cut-off, ``events``, ``sessions``,
-``tie_mode``; ``coverage`` and ``popularity`` by cut-off, in the recall file as comment lines); the JSON adds
+Both come from the same metrics dict (``recall``, ``mrr`` and ``ndcg`` by cut-off, ``events``, ``sessions``,
+``tie_mode``; ``coverage`` and ``popularity`` by cut-off, in the recall file as comment lines); the recall file
+lists ``Recall@k``, then ``MRR@k``, then ``NDCG@k`` lines (a metrics dict without ``ndcg`` has no NDCG lines);
+the JSON adds
 what produced the numbers (model, hyperparameters, seed, device, timings, provenance), and how much ties decided:
 
 - ``tie_decided_hits`` (by cut-off k): the share of the hits at k that ties decided, i.e. of the events counted as
@@ -40,11 +42,13 @@ def format_recall_text(metrics: dict, title: str | None = None, dataset: dict | 
         lines.append(f"# Decided by ties in mode {metrics['tie_mode']} (misses when tied items rank first): {shares}")
     lines += [f"Recall@{k}: {value:.4f}" for k, value in metrics["recall"].items()]
     lines += [f"MRR@{k}: {value:.4f}" for k, value in metrics["mrr"].items()]
+    lines += [f"NDCG@{k}: {value:.4f}" for k, value in (metrics.get("ndcg") or {}).items()]
     return "\n".join(lines) + "\n"
 
 
 def write_recall_txt(metrics: dict, path: str | Path, title: str | None = None, dataset: dict | None = None) -> None:
-    """Human-readable metrics, one per line (``Recall@20: 0.7283``), after ``#`` comment lines."""
+    """Human-readable metrics, one per line (``Recall@20: 0.7283``, then MRR@k, NDCG@k), after ``#`` comment
+    lines."""
     write_text_atomic(path, format_recall_text(metrics, title, dataset))
 
 

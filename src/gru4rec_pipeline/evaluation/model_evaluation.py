@@ -20,12 +20,14 @@ from gru4rec_pipeline.data.arrays import SessionArrays
 from gru4rec_pipeline.errors import ConfigError, DataFormatError
 from gru4rec_pipeline.evaluation.beyond_accuracy import TopListAccumulator, top_items_of_outputs
 from gru4rec_pipeline.evaluation.event_ranks import RankCollector
-from gru4rec_pipeline.evaluation.ranking import (
+from gru4rec_pipeline.evaluation.output_ranking import (
     CertifiedRanker,
+    count_outputs_brute_force,
+)
+from gru4rec_pipeline.evaluation.ranking import (
     MetricAccumulator,
     check_cutoffs,
     check_tie_mode,
-    count_outputs_brute_force,
     rank_limit,
 )
 from gru4rec_pipeline.evaluation.stage import (

@@ -1,13 +1,16 @@
 """Paired significance of the differences between models: ``results/significance.tsv``.
 
-One row per ordered pair of models and metric (recall@k and MRR@k at the largest cut-off):
+One row per ordered pair of models and metric (recall@k, MRR@k and NDCG@k at the largest cut-off):
 - ``difference``: metric of ``model_a`` minus that of ``model_b``;
 - ``ci_low`` / ``ci_high``: a paired bootstrap 95% interval of the difference over the evaluation events
   (seeded; every pair is resampled with the same event indices, drawn as one matrix of counts per block of
   resamples, so the means of all models come from one matrix product);
 - ``p_value``: McNemar's exact test on the per-event hits (a binomial test of the discordant events) for
-  recall, the Wilcoxon signed-rank test on the per-event reciprocal ranks for MRR;
-- ``p_adjusted``: Holm's step-down adjustment over every row of the file.
+  recall, the Wilcoxon signed-rank test on the per-event reciprocal ranks for MRR and on the per-event
+  discounted gains for NDCG;
+- ``p_adjusted``: Holm's step-down adjustment within each family of rows of one metric and unit: each family
+  answers one question (which models are not worse than the best at that metric), so adding a metric does not
+  change another metric's adjusted p-values or marks.
 
 With replicates a second block (``unit`` seeds) compares the per-seed metrics of models that ran more than once
 (Welch's t-test, its 95% interval of the difference of the means); the event block (``unit`` events) pairs each
@@ -26,8 +29,14 @@ import pandas as pd
 from scipy import stats
 
 from gru4rec_pipeline.errors import DataFormatError
-from gru4rec_pipeline.evaluation.event_ranks import EventRanks, check_against_metrics, check_comparable
+from gru4rec_pipeline.evaluation.event_ranks import (
+    EventRanks,
+    check_against_metrics,
+    check_comparable,
+    per_event_values,
+)
 from gru4rec_pipeline.files import read_json, write_text_atomic
+from gru4rec_pipeline.names import ACCURACY_METRICS
 
 log = logging.getLogger(__name__)
 
@@ -35,14 +44,6 @@ SIGNIFICANCE_COLUMNS = (
     "model_a", "model_b", "metric", "unit", "test", "difference", "ci_low", "ci_high", "p_value", "p_adjusted",
 )  # fmt: skip
 RESAMPLE_BLOCK = 100  # resamples whose counts are held at once ([block, events] float32)
-
-
-def per_event_values(ranks: np.ndarray, metric: str, cutoff: int) -> np.ndarray:
-    """Each event's contribution to recall@cutoff (hit 0/1) or MRR@cutoff (1 / rank inside the cut-off)."""
-    inside = ranks <= cutoff
-    if metric == "recall":
-        return inside.astype(np.float64)
-    return np.where(inside, 1.0 / ranks, 0.0)
 
 
 def bootstrap_means(values: np.ndarray, resamples: int, seed: int) -> np.ndarray:
@@ -93,7 +94,7 @@ def holm_adjust(p_values) -> np.ndarray:
 def event_block(names: list[str], ranks: list[EventRanks], cutoff: int, resamples: int, seed: int) -> list[dict]:
     """Rows comparing every ordered pair of models event by event (their first runs)."""
     rows = []
-    for metric in ("recall", "mrr"):
+    for metric in ACCURACY_METRICS:
         values = np.stack([per_event_values(r.ranks, metric, cutoff) for r in ranks], axis=1)
         means = values.mean(0)
         resampled = bootstrap_means(values, resamples, seed)
@@ -123,10 +124,13 @@ def event_block(names: list[str], ranks: list[EventRanks], cutoff: int, resample
 
 
 def seed_block(runs: dict[str, list[dict]], cutoff: int) -> list[dict]:
-    """Rows comparing the per-seed metrics of every ordered pair of models that ran at least twice (Welch)."""
+    """Rows comparing the per-seed metrics of every ordered pair of models that ran at least twice (Welch); a
+    metric that some run's record lacks (NDCG in a file written before it was measured) is left out."""
     repeated = [name for name, records in runs.items() if len(records) >= 2]
     rows = []
-    for metric in ("recall", "mrr"):
+    for metric in ACCURACY_METRICS:
+        if not all(str(cutoff) in (record.get(metric) or {}) for name in repeated for record in runs[name]):
+            continue
         for name_a in repeated:
             for name_b in repeated:
                 if name_a == name_b:
@@ -188,7 +192,7 @@ def compare_models(
     runs = {name: [read_json(path, "metrics") for path in paths] for name, paths in (metrics_paths or {}).items()}
     rows += seed_block(runs, cutoff)
     table = pd.DataFrame(rows, columns=[c for c in SIGNIFICANCE_COLUMNS if c != "p_adjusted"])
-    table["p_adjusted"] = holm_adjust(table["p_value"].to_numpy())
+    table["p_adjusted"] = table.groupby(["metric", "unit"], sort=False)["p_value"].transform(holm_adjust)
     write_text_atomic(output_path, table.to_csv(sep="\t", index=False, float_format="%.6g"))
     log.info(
         "%d comparisons of %d models on %d events in %.1f s",

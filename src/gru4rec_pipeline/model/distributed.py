@@ -14,9 +14,11 @@ Semantics, chosen so that the result does not depend on how many processes compu
 Launching: ``launch`` starts the processes, with torchrun (``python -m torch.distributed.run``) on this machine,
 or with ``srun`` (one task per process) inside a SLURM allocation; each process runs ``train_worker`` on the
 same run description, and finds its rank and the rendezvous in the environment torchrun or SLURM gives it.
-Rank 0 alone writes checkpoints, the history, the model and the summary. A process that dies ends the others:
-their next all-reduce fails (the peer's sockets are closed) or torchrun/srun stops them, and the launcher
-reports the failure; the model is written only after the last epoch, so none is left behind.
+Rank 0 alone writes checkpoints, the history, the model and the summary, and holds the output folder's lock beside
+the launching process. A process that dies ends the others: their next all-reduce fails (the peer's sockets are
+closed) or torchrun/srun stops them, and the launcher reports the failure; the model is written only after the
+last epoch, so none is left behind. A launching process that dies, even killed outright, ends torchrun and the
+workers with it (``parent_death``).
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ log = logging.getLogger("gru4rec_pipeline")
 # A collective that waits longer than this for a peer fails (a peer that died without closing its sockets).
 COLLECTIVE_TIMEOUT_S = 45
 SLURM_PORT_BASE = 29_500  # rendezvous port on SLURM: this plus the job id modulo 10,000
+LAUNCHER_GRACE_S = 20  # how long an interrupted training waits for torchrun to stop its workers
 
 
 def lane_share(batch_size: int, world_size: int, rank: int) -> slice:
@@ -228,7 +231,11 @@ def launch_command(processes: int, nodes: int, spec_path: str, threads: int = 1)
 
 
 def launch(processes: int, nodes: int, spec_path: str, threads: int = 1) -> None:
-    """Run the processes of one training to their end; an error if any of them failed."""
+    """Run the processes of one training to their end; an error if any of them failed.
+
+    The launcher (torchrun or srun) gets SIGTERM when this process ends, however it ends (``parent_death``; the
+    workers in turn end with the launcher), and is stopped here first when this process is interrupted (SIGTERM
+    through ``clean_up_on_sigterm``, Ctrl-C, an error): no worker outlives the training that started it."""
     command = launch_command(processes, nodes, spec_path, threads)
     log.info("launching %d x %d training processes: %s", nodes, processes, " ".join(command))
     sys.stdout.flush()
@@ -240,9 +247,27 @@ def launch(processes: int, nodes: int, spec_path: str, threads: int = 1) -> None
     except (AttributeError, OSError, ValueError):
         output = None
     merged = subprocess.STDOUT if output is not None else None
-    result = subprocess.run(command, stdin=subprocess.DEVNULL, stdout=output, stderr=merged)
-    if result.returncode != 0:
+    guarded = [sys.executable, "-m", "gru4rec_pipeline.model.parent_death", str(os.getpid()), *command]
+    launcher = subprocess.Popen(guarded, stdin=subprocess.DEVNULL, stdout=output, stderr=merged)
+    try:
+        returncode = launcher.wait()
+    finally:
+        stop_launcher(launcher)
+    if returncode != 0:
         raise PipelineError(
-            f"data-parallel training failed (launcher exit status {result.returncode}); the failing rank is named "
+            f"data-parallel training failed (launcher exit status {returncode}); the failing rank is named "
             "above in the log"
         )
+
+
+def stop_launcher(launcher: subprocess.Popen, grace_s: float = LAUNCHER_GRACE_S) -> None:
+    """End a launcher that is still running: SIGTERM (torchrun then stops its workers and waits for them), and
+    SIGKILL after ``grace_s`` seconds (the workers then end through their parent-death signal)."""
+    if launcher.poll() is not None:
+        return
+    launcher.terminate()
+    try:
+        launcher.wait(timeout=grace_s)
+    except subprocess.TimeoutExpired:
+        launcher.kill()
+        launcher.wait()

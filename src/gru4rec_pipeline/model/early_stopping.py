@@ -44,8 +44,8 @@ class EarlyStopping:
             self.epochs_without_gain += 1
 
     def resume(self, history: list[dict]) -> None:
-        """Recall the metric of epochs trained before a resume (their weights are gone: a best epoch among them
-        is kept only if no later epoch beats it, with the weights of the epoch that was resumed)."""
+        """Recall the metric of epochs trained before a resume. Their weights are not here: the training's
+        checkpoint holds the best epoch's state, which ``training.train_model`` restores in the end."""
         for row in history:
             value = float(row[self.metric])
             if value > self.best_value:
@@ -58,7 +58,8 @@ class EarlyStopping:
         return self.epochs_without_gain >= self.patience
 
     def restore(self, model: torch.nn.Module) -> None:
-        """Load the best epoch's weights into ``model`` (when this run saw that epoch)."""
+        """Load the best epoch's weights into ``model`` (when this run saw that epoch; after a resume, the
+        training restores them from its checkpoint)."""
         if self.best_state is not None:
             model.load_state_dict(self.best_state)
             log.info("kept the weights of epoch %d (%s %.4f)", self.best_epoch, self.metric, self.best_value)

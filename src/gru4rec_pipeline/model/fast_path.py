@@ -19,7 +19,8 @@ The step is ``TrainStep`` itself with its fixed-shape strategy (``TrainStep.use_
 operations, duplicate item rows merged by a fixed-size scatter); ``FixedShapeSteps`` only holds the device
 buffers it reads (``block``, ``store``, ``cursor``: each chunk advances the cursor, so a replayed graph reads
 new data on every replay). Nothing inside an epoch reads device values on the host: the loss sum stays on
-the device until the caller reads it after the epoch.
+the device until the caller reads it after the epoch. The last steps of an epoch, where lanes retire as the
+sessions run out (``iterator``), run eagerly one by one after the chunks, their shapes known on the host.
 
 On a CPU the same runs eagerly (``fast_path: on``; the default CPU path is the per-step loop with the
 compiled kernels). Where capture is not possible the caller falls back to the per-step loop with a log line,
@@ -35,7 +36,7 @@ import torch
 from torch import Tensor
 
 from gru4rec_pipeline.errors import ConfigError
-from gru4rec_pipeline.model.iterator import SessionParallelIterator
+from gru4rec_pipeline.model.iterator import SessionParallelIterator, min_active_lanes
 from gru4rec_pipeline.model.sampling import NegativeSampler
 from gru4rec_pipeline.model.train_step import TrainStep
 
@@ -121,6 +122,8 @@ class FastPathEpochs:
         self.items = np.asarray(items, dtype=np.int64)
         self.batch = step.batch_size
         self.device = step.device
+        self.min_lanes = min_active_lanes(step.full or self.sampler is not None)
+        self.events = 0
         self.graph_steps = max(1, int(graph_steps))
         self.piece_steps = max(1, int(piece_steps))
         n_sample = self.sampler.n_sample if self.sampler is not None else 0
@@ -206,8 +209,15 @@ class FastPathEpochs:
         if self.sampler is not None and self.sampler.store is not None:
             static.store.copy_(self.sampler.store)
             static.cursor[1].fill_(self.sampler.pointer)
-        steps = 0
-        for block in self.iterator.blocks(self.piece_steps):
+        steps = self.events = 0
+        for block in self.iterator.blocks(self.piece_steps, self.min_lanes):
+            steps += block.n_steps
+            self.events += block.n_events
+            if block.active is not None:
+                self._run_retiring(block)
+                if progress is not None:
+                    progress.update(block.n_events)
+                continue
             for start in range(0, block.n_steps, self.capacity):
                 stop = min(start + self.capacity, block.n_steps)
                 self._upload(block.positions[start:stop], block.new_session[start:stop])
@@ -222,8 +232,28 @@ class FastPathEpochs:
                     done += size
                 if progress is not None:
                     progress.update((stop - start) * self.batch)
-            steps += block.n_steps
         return static.loss_sum, steps
+
+    def _run_retiring(self, block) -> None:
+        """The last steps of an epoch, where lanes retire: one eager step each (which lanes train changes the
+        shape of the loss's work), reading and advancing the same state, loss sum and sample stream as the chunks
+        (a later epoch copies the sampler's store and position into the chunks' buffers anew)."""
+        static, step, device = self.static, self.step, self.device
+        lanes = step.lanes if step.lanes is not None else slice(None)
+
+        def upload(values: np.ndarray) -> Tensor:  # asynchronous: nothing here waits for the device
+            return torch.from_numpy(np.ascontiguousarray(values)).to(device, non_blocking=True)
+
+        inputs, targets = upload(self.items[block.positions]), upload(self.items[block.positions + 1])
+        keep = upload((~block.new_session[:, lanes]).astype(np.float32)).unsqueeze(2)
+        state = list(static.state)
+        for t in range(block.n_steps):
+            for layer_state in state:
+                layer_state.mul_(keep[t])
+            samples = self.sampler.next() if self.sampler is not None else None
+            static.loss_sum.add_(step(inputs[t], targets[t], samples, state, block.active[t]))
+        for h, h_new in zip(static.state, state):
+            h.copy_(h_new)
 
     def _next_chunk(self, remaining: int) -> int:
         """The length of the next chunk; refills the sample store first where the reference loop would."""

@@ -165,7 +165,7 @@ _EXP_POLY = (
     _F(1.6666665459e-1),
     _F(5.0000001201e-1),
 )
-_HALF, _ONE = _F(0.5), _F(1.0)
+_HALF, _ONE, _NEG_INF = _F(0.5), _F(1.0), _F(-np.inf)
 # The exponential must keep its evaluation order (no reassociation); the loss kernels may reorder sums.
 EXP_OPTIONS = {**COMPILE_OPTIONS, "fastmath": {"contract"}}
 LOSS_OPTIONS = {**COMPILE_OPTIONS, "fastmath": {"contract", "reassoc"}}
@@ -217,9 +217,11 @@ def row_max(row):
 
 
 @njit(**LOSS_OPTIONS)
-def cross_entropy_rows(scores, target_columns):
+def cross_entropy_rows(scores, target_columns, log_epsilon):
     """Softmax cross-entropy per row of ``scores`` [B, N] (float32), the target of row i in column
-    ``target_columns[i]``. Returns the losses [B]; ``scores`` is overwritten with d loss_i / d scores."""
+    ``target_columns[i]``, as the official GRU4Rec: -log(p + epsilon) with p the target's softmax probability
+    (``log_epsilon``: log(epsilon), float64). Returns the losses [B]; ``scores`` is overwritten with
+    d loss_i / d scores = w (softmax - onehot(target)), w = p / (p + epsilon)."""
     rows, cols = scores.shape
     losses = np.empty(rows, dtype=np.float64)
     scratch = np.empty(cols, dtype=scores.dtype)
@@ -234,12 +236,16 @@ def cross_entropy_rows(scores, target_columns):
         total = _F(0.0)
         for j in range(cols):
             total += row[j]
-        # -log softmax = log(sum exp(o - max)) - (o_target - max); the sum is >= 1, its log exact enough.
-        losses[i] = np.log(np.float64(total)) - (np.float64(positive) - np.float64(top))
-        inverse = _ONE / total
+        # log p = (o_target - max) - log(sum exp(o - max)): the sum is >= 1, its log exact enough, and log p stays
+        # exact where p itself would underflow. -log(p + eps) = -logaddexp(log p, log eps).
+        log_p = (np.float64(positive) - np.float64(top)) - np.log(np.float64(total))
+        high, low = max(log_p, log_epsilon), min(log_p, log_epsilon)
+        losses[i] = -(high + np.log1p(np.exp(low - high)))
+        weight = _F(1.0 / (1.0 + np.exp(log_epsilon - log_p)))
+        inverse = weight / total
         for j in range(cols):
             row[j] *= inverse
-        row[target] -= _ONE
+        row[target] -= weight
     return losses
 
 
@@ -266,8 +272,10 @@ def bpr_max_rows(scores, bpreg, elu_param, log_epsilon, first_column=0):
             exp_in_place(sig, scratch)
             for j in range(cols):
                 act[j] = act[j] if act[j] > 0 else elu_param * (sig[j] - _ONE)
-        top = row_max(act)
         positive = act[i]
+        act[i] = _NEG_INF  # the softmax runs over the negatives: shift by their largest score, not the positive's
+        top = row_max(act)
+        act[i] = positive
         for j in range(cols):
             softmax[j] = act[j] - top
             sig[j] = act[j] - positive
@@ -385,7 +393,7 @@ def warm_up() -> None:
         table, state, rows, np.ones((3, 3), f32), bias, bias_state, np.ones((2, 1), f32), first_entry, *scalars
     )
     adagrad_momentum_dense(table.reshape(-1), state.reshape(2, -1), np.ones(6, f32), *scalars)
-    cross_entropy_rows(np.zeros((2, 3), f32), np.arange(2))
+    cross_entropy_rows(np.zeros((2, 3), f32), np.arange(2), np.log(1e-24))
     bpr_max_rows(np.zeros((2, 3), f32), f32(0.5), f32(0.5), f32(1e-24), 0)
     h = np.zeros((2, 3), dtype=f32)
     gates, rz = np.zeros((2, 9), dtype=f32), np.zeros((2, 6), dtype=f32)

@@ -10,8 +10,9 @@ diagonal entry and every other column is a negative, duplicates of the target in
 official GRU4Rec. ``ce_full`` scores all items and takes the target column of each row.
 
 Formulas (o = scores, row i, positive o_ii, s_ij = softmax over the negatives j != i):
-- cross-entropy: -log softmax(o_i)[target]; the official adds 1e-24 inside the log, we compute it exactly
-  (equal up to that clipping; it never overflows).
+- cross-entropy: -log(softmax(o_i)[target] + 1e-24), as the official GRU4Rec: the 1e-24 makes a row whose
+  target is hopelessly ranked (probability far below 1e-24) add almost nothing to the gradient; computed from
+  the log-probability, so it never overflows or underflows.
 - bpr: mean_j -log sigmoid(o_ii - o_ij) over all N columns (the diagonal adds the constant log 2).
 - bpr_max: -log(sum_j sigmoid(o_ii - o_ij) s_ij + 1e-24) + bpreg * sum_j o_ij^2 s_ij.
 - top1: mean_j [sigmoid(o_ij - o_ii) + sigmoid(o_ij^2)] - sigmoid(o_ii^2) / N.
@@ -63,20 +64,22 @@ def kernel_loss_terms(
         )
     else:  # sampled: row i's positive in column first_column + i
         columns = target_columns.numpy() if loss == "ce_full" else np.arange(first_column, first_column + rows)
-        per_row = kernels.cross_entropy_rows(values, columns)
+        per_row = kernels.cross_entropy_rows(values, columns, np.log(LOG_EPSILON))
     return torch.tensor(per_row.sum() / total, dtype=scores.dtype), scores, 1.0 / total
 
 
 def cross_entropy(
     scores: Tensor, target_columns: Tensor | None, first_column: int = 0, total_rows: int | None = None
 ) -> tuple[Tensor, Tensor, float]:
-    """Softmax cross-entropy; ``target_columns`` [B] gives the positive column of each row
-    (``None``: the diagonal starting at ``first_column``). The loss is a sum over the rows divided by
-    ``total_rows`` (default: the rows here; a process's share of a minibatch divides by the whole's).
+    """Softmax cross-entropy as the official GRU4Rec computes it, -log(p + 1e-24) for the target's probability p;
+    ``target_columns`` [B] gives the positive column of each row (``None``: the diagonal starting at
+    ``first_column``). The loss is a sum over the rows divided by ``total_rows`` (default: the rows here; a
+    process's share of a minibatch divides by the whole's).
 
-    One fused softmax gives the gradient; the loss -log p_target = lse - o_target takes the log-sum-exp
-    from the row's largest score m and its probability p_m (lse = m - log p_m, and p_m >= 1/N never
-    underflows), so it stays exact where p_target itself would underflow.
+    Its gradient is the plain cross-entropy's, softmax - onehot, times w = p / (p + 1e-24): a row whose target's
+    probability is far below 1e-24 (a score some 55 below the row's best) adds almost nothing. p is taken from its
+    logarithm, log p = o_target - lse, with the log-sum-exp from the row's largest score m and its probability p_m
+    (lse = m - log p_m, and p_m >= 1/N never underflows): exact where p itself would underflow.
     """
     rows = scores.shape[0] if total_rows is None else total_rows
     if target_columns is None:
@@ -86,18 +89,25 @@ def cross_entropy(
     top = scores.argmax(dim=1, keepdim=True)
     top_score = scores.gather(1, top).squeeze(1)
     grad = torch.softmax(scores, dim=1)
-    loss = top_score.sub_(positive).sub_(grad.gather(1, top).squeeze(1).log_()).sum().div_(rows)
+    log_p = positive.sub_(top_score).add_(grad.gather(1, top).squeeze(1).log_())
+    log_epsilon = torch.full_like(log_p, float(np.log(LOG_EPSILON)))
+    loss = torch.logaddexp(log_p, log_epsilon).sum().neg_().div_(rows)
+    weight = torch.sigmoid(log_p.sub_(log_epsilon))  # p / (p + eps)
+    grad.mul_(weight.unsqueeze(1))
     if target_columns is None:
-        grad.diagonal(first_column).sub_(1.0)
+        grad.diagonal(first_column).sub_(weight)
     else:
-        grad.scatter_add_(1, target_columns.unsqueeze(1), torch.full_like(positive.unsqueeze(1), -1.0))
+        grad.scatter_add_(1, target_columns.unsqueeze(1), weight.neg().unsqueeze(1))
     return loss, grad, 1.0 / rows
 
 
 def negative_softmax(scores: Tensor, first_column: int = 0) -> Tensor:
-    """Softmax of each row over its negatives: the diagonal (row i's positive) gets weight 0."""
-    weights = torch.exp(scores - scores.amax(dim=1, keepdim=True))
-    weights.diagonal(first_column).zero_()
+    """Softmax of each row over its negatives: the diagonal (row i's positive) gets weight 0. Shifted by the
+    largest negative score, not by the positive's, which may lie far above them all (where every negative's
+    exponential would underflow)."""
+    shifted = scores.clone()
+    shifted.diagonal(first_column).fill_(float("-inf"))
+    weights = shifted.sub_(shifted.amax(dim=1, keepdim=True)).exp_()
     return weights.div_(weights.sum(dim=1, keepdim=True))
 
 
@@ -207,6 +217,53 @@ def loss_terms(
         # elu(x) + alpha below).
         grad = torch.ops.aten.elu_backward(grad, elu_param, 1, 1, True, activated)
     return value, grad, scale
+
+
+def loss_terms_of_lanes(
+    loss: str,
+    scores: Tensor,
+    active: np.ndarray,
+    target_columns: Tensor | None = None,
+    bpreg: float = 0.0,
+    elu_param: float = 0.0,
+    use_kernels: bool | None = None,
+    first_lane: int = 0,
+    total_rows: int | None = None,
+) -> tuple[Tensor, Tensor, float]:
+    """``loss_terms`` of a minibatch whose lanes are not all active (the end of an epoch, ``iterator``): the loss
+    and its gradient are those of the active lanes alone, as if the minibatch held only them (the official
+    GRU4Rec's shrinking last minibatches), still divided by ``total_rows``. ``active`` (bool [B], on the host, so
+    that nothing waits for the device) covers the whole minibatch's lanes; ``scores`` holds the rows of lanes
+    ``first_lane ..`` and, for a sampled loss, the columns of the B lanes' targets then the shared samples. The rows
+    of retired lanes and, for a sampled loss, the columns of their targets get a zero gradient (a retired lane
+    repeats an active lane's items, so the rows it touches are updated as the active lanes' alone)."""
+    total = scores.shape[0] if total_rows is None else total_rows
+    active = np.asarray(active, dtype=bool)
+    grad = torch.zeros_like(scores)
+    local = np.flatnonzero(active[first_lane : first_lane + scores.shape[0]])
+    if len(local) == 0:  # a process whose lanes are all retired: nothing to add
+        return torch.zeros((), dtype=scores.dtype, device=scores.device), grad, 1.0 / total
+    rows = _on_device(local, scores.device)
+    if target_columns is not None:  # ce_full: every item is a column
+        value, part, scale = loss_terms(
+            loss, scores.index_select(0, rows), target_columns.index_select(0, rows), bpreg, elu_param, use_kernels,
+            total_rows=total,
+        )  # fmt: skip
+        return value, grad.index_copy_(0, rows, part), scale
+    lanes = active.shape[0]
+    columns = _on_device(np.concatenate([np.flatnonzero(active), np.arange(lanes, scores.shape[1])]), scores.device)
+    compact = scores.index_select(0, rows).index_select(1, columns)
+    first_column = int(np.count_nonzero(active[:first_lane]))  # the active lanes before this process's share
+    value, part, scale = loss_terms(
+        loss, compact, None, bpreg, elu_param, use_kernels, first_column=first_column, total_rows=total
+    )
+    spread = torch.zeros(len(local), scores.shape[1], dtype=part.dtype, device=part.device)
+    return value, grad.index_copy_(0, rows, spread.index_copy_(1, columns, part)), scale
+
+
+def _on_device(indices: np.ndarray, device: torch.device) -> Tensor:
+    """Host indices on ``device`` without waiting for it (an asynchronous copy)."""
+    return torch.from_numpy(indices.astype(np.int64)).to(device, non_blocking=True)
 
 
 def loss_and_grad(

@@ -33,7 +33,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from gru4rec_pipeline.model.losses import loss_terms
+from gru4rec_pipeline.model.losses import loss_terms, loss_terms_of_lanes
 from gru4rec_pipeline.model.network import GRU4Rec, gru_gates, gru_gates_backward
 from gru4rec_pipeline.model.optim import AdagradMomentum
 
@@ -165,23 +165,28 @@ class TrainStep:
         return (uniform >= p).to(uniform.dtype).mul_(1.0 / (1.0 - p))
 
     # -- the step -----------------------------------------------------------------------------
-    def __call__(self, inputs: Tensor, targets: Tensor, samples: Tensor | None, state: list[Tensor]) -> Tensor:
+    def __call__(
+        self, inputs: Tensor, targets: Tensor, samples: Tensor | None, state: list[Tensor], active=None
+    ) -> Tensor:
         """One step on the minibatch ``inputs``/``targets`` [B] with the shared ``samples`` (None: none);
-        ``state`` (this process's lanes) is advanced in place. Returns the minibatch's mean loss."""
+        ``state`` (this process's lanes) is advanced in place. ``active`` (a host bool array [B], None: all): the
+        lanes still training at the end of an epoch; the others add nothing. Returns the minibatch's loss, summed
+        over its (active) lanes and divided by ``batch_size``, as the official GRU4Rec does."""
         rows = self._gather_rows(inputs, targets, samples)
         output, caches, embed_mask = self._forward(rows, inputs, state)
         scores = torch.addmm(rows.out_bias, output, rows.out_weight.t())
         local_targets = targets if self.lanes is None else targets[self.lanes]
-        loss, d_scores, scale = loss_terms(
-            self.loss,
-            scores,
-            local_targets if self.full else None,
-            self.bpreg,
-            self.elu_param,
-            self.use_kernels,
-            first_column=self.first_lane,
-            total_rows=self.batch_size,
-        )
+        target_columns = local_targets if self.full else None
+        if active is None:
+            loss, d_scores, scale = loss_terms(
+                self.loss, scores, target_columns, self.bpreg, self.elu_param, self.use_kernels,
+                first_column=self.first_lane, total_rows=self.batch_size,
+            )  # fmt: skip
+        else:
+            loss, d_scores, scale = loss_terms_of_lanes(
+                self.loss, scores, active, target_columns, self.bpreg, self.elu_param, self.use_kernels,
+                first_lane=self.first_lane, total_rows=self.batch_size,
+            )  # fmt: skip
         row_grads, bias_grads, input_grads = self._backward(rows, inputs, output, caches, embed_mask, d_scores, scale)
         if self.exchange is not None and self.exchange.owns_update:  # the processes share the update out
             return self.exchange.update(self, rows, inputs, row_grads, bias_grads, input_grads, loss)

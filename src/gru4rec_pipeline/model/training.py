@@ -26,20 +26,22 @@ from gru4rec_pipeline.errors import ConfigError, DataFormatError
 from gru4rec_pipeline.files import write_json_atomic
 from gru4rec_pipeline.model import distributed, kernels
 from gru4rec_pipeline.model.checkpoints import (
-    CHECKPOINT_FORMAT,
     CHECKPOINT_NAME,
     TrainingLock,
+    capture_state,
+    checkpoint_payload,
     load_checkpoint,
+    restore_state,
     save_checkpoint,
     training_fingerprint,
     write_history,
 )
-from gru4rec_pipeline.model.divergence import check_divergence
+from gru4rec_pipeline.model.divergence import check_divergence, untrained_loss
 from gru4rec_pipeline.model.epochs import epoch_driver
 from gru4rec_pipeline.model.hyperparameters import TrainConfig
 from gru4rec_pipeline.model.iterator import SessionParallelIterator
 from gru4rec_pipeline.model.network import GRU4Rec
-from gru4rec_pipeline.model.sampling import NegativeSampler, set_generator_state
+from gru4rec_pipeline.model.sampling import NegativeSampler
 from gru4rec_pipeline.model.shared_exchange import exchange_for
 from gru4rec_pipeline.model.train_step import TrainStep
 from gru4rec_pipeline.model.warm_start import WarmStart, save_training_state
@@ -102,7 +104,7 @@ def run_training(
     vocabulary = Vocabulary.load(vocab_path)
     train = SessionArrays.load(train_path)
     vocabulary.check_indices(train, train_path, vocab_path)
-    with TrainingLock(Path(model_path).parent):
+    with TrainingLock(Path(model_path).parent) as lock:
         run["checkpoint_dir"] = None
         if checkpoint_root is not None:
             identity = {k: v for k, v in config.to_dict().items() if k not in RUN_ONLY_SETTINGS}
@@ -110,6 +112,7 @@ def run_training(
             log.info("checkpoints in %s", run["checkpoint_dir"])
         if run["world_size"] > 1:
             _refuse_epoch_evaluation_across_processes(epoch_evaluation)
+            lock.share()  # with rank 0, which holds it too while it trains
             summary = _launch_processes(run, processes, nodes)
         else:
             summary = train_run(run, inputs=(train, vocabulary), epoch_evaluation=epoch_evaluation)
@@ -225,6 +228,7 @@ def train_model(
         gradient_exchange = gradient_exchange.attach(step, sampler)
     model = step.model
     model.vocabulary = vocabulary_identity
+    untrained = untrained_loss(config, item_support, sampler.n_sample if sampler is not None else 0)
     if initial is not None:
         initial.apply(step, sampler)
     fingerprint = _fingerprint(train, len(item_support), config)
@@ -232,12 +236,11 @@ def train_model(
         fingerprint["processes"] = group.world_size
     writes = group is None or group.is_writer
 
-    # Resume from the last epoch's checkpoint, if there is one of this training.
-    checkpoint_path = None
-    if checkpoint_dir is not None:
-        Path(checkpoint_dir).mkdir(parents=True, exist_ok=True)
-        checkpoint_path = Path(checkpoint_dir) / CHECKPOINT_NAME
-    history, start_epoch = _resume(checkpoint_path, fingerprint, config, step, sampler)
+    # Resume from the last epoch's checkpoint, if there is one of this training. With early stopping, ``best`` is
+    # the state after the best epoch so far: the model and the training state keep it in the end.
+    checkpoint_path = Path(checkpoint_dir) / CHECKPOINT_NAME if checkpoint_dir is not None else None
+    history, start_epoch, best = _resume(checkpoint_path, fingerprint, config, step, sampler)
+    stopping = getattr(epoch_evaluation, "stopping", None)
     if epoch_evaluation is not None:
         epoch_evaluation.resume(history)
 
@@ -253,11 +256,13 @@ def train_model(
         bar.set_postfix(f"loss {mean_loss:.4f}")
         bar.close()
         wall = time.perf_counter() - started
-        check_divergence(epoch, mean_loss, history, model, config)
-        events = steps * config.batch_size
+        check_divergence(epoch, mean_loss, history, model, config, untrained)
+        events = epochs.events  # every training event once (the last steps have fewer lanes)
         row = {"epoch": epoch, "loss": mean_loss, "events": events, "events_per_s": events / wall, "wall_s": wall}
         if epoch_evaluation is not None:
             row.update(epoch_evaluation.measure(epoch, model, row))
+            if stopping is not None and stopping.best_epoch == epoch:
+                best = capture_state(step, sampler, epoch)
         history.append(row)
         log.info("epoch %d: loss %.6f, %d events, %.0f events/s", epoch, mean_loss, events, events / wall)
         if group is not None:
@@ -265,18 +270,23 @@ def train_model(
         if writes:
             write_history(history_path, history)
         if checkpoint_path is not None and writes:
-            save_checkpoint(checkpoint_path, _checkpoint_payload(fingerprint, epoch, step, sampler, history))
+            state = capture_state(step, sampler, epoch)
+            save_checkpoint(checkpoint_path, checkpoint_payload(fingerprint, state, history, best))
         if on_epoch is not None:
             on_epoch(epoch, model)
         if epoch_evaluation is not None and epoch_evaluation.should_stop:
             break
 
-    # The model (the best epoch's weights where training stopped early), and the summary.
+    # The model (the best epoch's weights, optimizer state and streams with early stopping), and the summary.
+    if best is not None and best["epoch"] != history[-1]["epoch"]:
+        log.info("restoring the state after epoch %d, the best", best["epoch"])
+        restore_state(best, step, sampler)
     evaluated = epoch_evaluation.finish(model) if epoch_evaluation is not None else {}
     if writes:
         model.save(model_path)
         if state_path is not None:
-            save_training_state(state_path, config, step, sampler, train, initial)
+            kept = best["epoch"] if best is not None else len(history)
+            save_training_state(state_path, config, step, sampler, train, initial, len(history), kept)
         if not history_path.exists():
             write_history(history_path, history)
     summary = {**_summary(history, device, epochs.name), **evaluated}
@@ -306,35 +316,20 @@ def _session_iterator(train: SessionArrays, config: TrainConfig) -> SessionParal
         ) from None
 
 
-def _resume(checkpoint_path, fingerprint: dict, config: TrainConfig, step: TrainStep, sampler) -> tuple[list, int]:
-    """Load the checkpoint at ``checkpoint_path`` into the step and sampler if it is this training's;
-    returns the history so far and the last epoch done (0: start)."""
+def _resume(
+    checkpoint_path, fingerprint: dict, config: TrainConfig, step: TrainStep, sampler
+) -> tuple[list, int, dict]:
+    """Load the checkpoint at ``checkpoint_path`` into the step and sampler if it is this training's; returns
+    the history so far, the last epoch done (0: start) and the best epoch's state (early stopping, else None)."""
     payload = load_checkpoint(checkpoint_path) if checkpoint_path is not None else None
     if payload is None:
-        return [], 0
+        return [], 0, None
     if payload["fingerprint"] != fingerprint or payload["epoch"] > config.epochs:
         log.warning("checkpoint %s belongs to another run; starting over", checkpoint_path)
-        return [], 0
-    step.model.load_state_dict(payload["model"])
-    step.optimizer.load_state_dict(payload["optimizer"])
-    set_generator_state(step.dropout_generator, payload["dropout_generator"], "dropout")
-    if sampler is not None:
-        sampler.load_state_dict(payload["sampler"])
+        return [], 0, None
+    restore_state(payload, step, sampler)
     log.info("resuming from %s after epoch %d", checkpoint_path, int(payload["epoch"]))
-    return list(payload["history"]), int(payload["epoch"])
-
-
-def _checkpoint_payload(fingerprint: dict, epoch: int, step: TrainStep, sampler, history: list) -> dict:
-    return {
-        "format": CHECKPOINT_FORMAT,
-        "fingerprint": fingerprint,
-        "epoch": epoch,
-        "model": {k: v.detach().cpu().clone() for k, v in step.model.state_dict().items()},
-        "optimizer": step.optimizer.state_dict(),
-        "dropout_generator": step.dropout_generator.get_state(),
-        "sampler": sampler.state_dict() if sampler is not None else None,
-        "history": history,
-    }
+    return list(payload["history"]), int(payload["epoch"]), payload["best"]
 
 
 def _summary(history: list[dict], device: torch.device, fast_path: str) -> dict:

@@ -1,7 +1,8 @@
 """Figures of a run: training loss per epoch, accuracy by cut-off, training speed, dataset statistics.
 
 All figures are PNG files drawn with matplotlib's Agg backend (no display needed), written
-atomically. Inputs are the stage outputs: ``results/models/{setting}/{loss}/history.csv``,
+atomically. Each model has the colour, marker and line style :mod:`~gru4rec_pipeline.report.styles` fixes for
+it, in every figure. Inputs are the stage outputs: ``results/models/{setting}/{loss}/history.csv``,
 ``results/metrics/{setting}/{name}.json``, ``results/data/stats.json`` and the split parquet files.
 """
 
@@ -17,9 +18,11 @@ import pyarrow.parquet as pq
 
 from gru4rec_pipeline.errors import DataFormatError
 from gru4rec_pipeline.files import atomic_output, read_json
-from gru4rec_pipeline.names import HISTORY_COLUMNS, LOSSES
+from gru4rec_pipeline.names import ACCURACY_METRICS, HISTORY_COLUMNS, LOSSES
 from gru4rec_pipeline.report.aggregate import aggregate_runs, metric_columns
+from gru4rec_pipeline.report.styles import model_styles
 from gru4rec_pipeline.report.summary import load_metrics, summary_table
+from gru4rec_pipeline.report.tables import METRIC_LABELS
 
 log = logging.getLogger(__name__)
 
@@ -96,10 +99,11 @@ def plot_training_loss(history_paths: list[str | Path], out_png: str | Path) -> 
     """One panel per loss (their scales differ by orders of magnitude): mean training loss per epoch."""
     plt = _pyplot()
     histories = sorted(((history_name(p), read_history(p)) for p in history_paths), key=_loss_position)
+    styles = model_styles(name for name, _ in histories)
     rows, columns = _grid(len(histories))
     fig, axes = plt.subplots(rows, columns, figsize=(4.2 * columns, 3.0 * rows), squeeze=False)
     for ax, (name, history) in zip(axes.flat, histories):
-        ax.plot(history["epoch"], history["loss"], marker="o", color="tab:blue")
+        ax.plot(history["epoch"], history["loss"], label=name, **styles[name])
         title = name
         if "events_per_s" in history and len(history):
             title += f"  ({history['events_per_s'].mean():,.0f} events/s)"
@@ -117,55 +121,47 @@ def plot_training_loss(history_paths: list[str | Path], out_png: str | Path) -> 
 # ---------------------------------------------------------------- accuracy and speed
 
 
-def _model_style(kind: str, index: int) -> dict:
-    if kind == "oracle":
-        return {"color": "black", "linestyle": ":", "marker": "*"}
-    if kind == "baseline":
-        return {"color": ["0.35", "0.55", "0.7"][index % 3], "linestyle": "--", "marker": "s"}
-    return {"color": f"C{index % 10}", "linestyle": "-", "marker": "o"}
-
-
-def model_styles(table: pd.DataFrame) -> list[dict]:
-    """Line style of each summary row, the same in every figure: a model keeps its colour."""
-    counters: dict[str, int] = {}
-    styles = []
-    for kind in table["kind"]:
-        index = counters.get(kind, 0)
-        counters[kind] = index + 1
-        styles.append(_model_style(kind, index))
-    return styles
-
-
 def plot_metrics_by_cutoff(metrics_paths: list[str | Path], out_png: str | Path) -> None:
-    """Recall@k and MRR@k against the cut-off k, one line per model (baselines dashed, oracle dotted); over
-    repeated runs the mean with the standard deviation as error bars."""
+    """Recall@k, MRR@k and NDCG@k against the cut-off k (NDCG where measured), one line per model (losses solid,
+    baselines dashed, oracle dotted); over repeated runs the mean with the standard deviation as error bars."""
     plt = _pyplot()
     table = aggregate_runs(summary_table(load_metrics(metrics_paths)))
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
-    for (_, row), style in zip(table.iterrows(), model_styles(table)):
-        for ax, metric in zip(axes, ("recall", "mrr")):
+    measured = [column for column in metric_columns(table) if table[column].notna().any()]
+    metrics = [metric for metric in ACCURACY_METRICS if any(c.startswith(f"{metric}@") for c in measured)]
+    styles = model_styles(table["model"])
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4.6 * len(metrics), 4.2), squeeze=False)
+    axes = axes[0]
+    for _, row in table.iterrows():
+        for ax, metric in zip(axes, metrics):
             columns = [c for c in metric_columns(table) if c.startswith(f"{metric}@") and not pd.isna(row[c])]
+            if not columns:
+                continue
             cutoffs = [int(c.split("@")[1]) for c in columns]
-            spread = [row[f"{c}_std"] for c in columns] if f"{metric}@{cutoffs[0]}_std" in row else None
-            ax.errorbar(cutoffs, [row[c] for c in columns], yerr=spread, capsize=3, label=row["model"], **style)
-    for ax, label in zip(axes, ("Recall@k", "MRR@k")):
+            spread = [row[f"{c}_std"] for c in columns] if f"{columns[0]}_std" in row else None
+            values = [row[c] for c in columns]
+            ax.errorbar(cutoffs, values, yerr=spread, capsize=3, label=row["model"], **styles[row["model"]])
+    for ax, metric in zip(axes, metrics):
         ax.set_xscale("log")
         cutoffs = sorted({int(c.split("@")[1]) for c in metric_columns(table)})
         ax.set_xticks(cutoffs, [str(k) for k in cutoffs])
         ax.minorticks_off()
         ax.set_xlabel("cut-off k (length of the recommendation list)")
-        ax.set_title(label)
+        ax.set_title(f"{METRIC_LABELS[metric]}@k")
         ax.set_ylim(bottom=0)
-    axes[1].legend(loc="center left", bbox_to_anchor=(1.02, 0.5), frameon=False)
+    axes[-1].legend(loc="center left", bbox_to_anchor=(1.02, 0.5), frameon=False)
     fig.tight_layout()
     _save(fig, out_png)
 
 
 def plot_training_speed(metrics_paths: list[str | Path], out_png: str | Path) -> None:
-    """Training and evaluation throughput (events per second) of every model that reports it."""
+    """Training and evaluation throughput (events per second) of every model that reports it: a bar in the model's
+    colour, its marker at the bar's end."""
     plt = _pyplot()
+    from matplotlib.lines import Line2D
+
     table = summary_table(load_metrics(metrics_paths))
-    table["color"] = [style["color"] for style in model_styles(table)]
+    styles = model_styles(table["model"])
+    table["color"] = [styles[name]["color"] for name in table["model"]]
     fig, axes = plt.subplots(1, 2, figsize=(11, 1.0 + 0.35 * len(table)))
     for ax, column, title in zip(
         axes, ("train_events_per_s", "eval_events_per_s"), ("Training events/s", "Evaluation events/s")
@@ -175,7 +171,12 @@ def plot_training_speed(metrics_paths: list[str | Path], out_png: str | Path) ->
             ax.text(0.5, 0.5, "not reported", ha="center", va="center", transform=ax.transAxes)
         else:
             bars = ax.barh(shown["model"], shown[column], color=shown["color"])
-            ax.bar_label(bars, labels=[f"{v:,.0f}" for v in shown[column]], padding=3, fontsize=8)
+            for name, value in zip(shown["model"], shown[column]):
+                # a white rim sets a filled marker off from its bar of the same colour
+                marker, colour = styles[name]["marker"], styles[name]["color"]
+                rim = "white" if marker in Line2D.filled_markers else colour
+                ax.plot([value], [name], marker=marker, color=colour, markeredgecolor=rim, markersize=10, label=name)
+            ax.bar_label(bars, labels=[f"{v:,.0f}" for v in shown[column]], padding=7, fontsize=8)
             ax.invert_yaxis()
             ax.margins(x=0.25)
         devices = sorted({d for d in shown["device"] if d})

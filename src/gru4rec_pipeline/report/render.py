@@ -1,199 +1,63 @@
-"""The results summary for people and machines: TSV, markdown and HTML from the summary tables.
+"""How the results summary looks: markdown, an HTML page, an HTML fragment for the report's landing page, TSV.
 
-:mod:`gru4rec_pipeline.report.summary` decides what the summary says (which models, which figures,
-which notes); this module decides how it looks. The human-readable summary is a list of blocks,
-rendered once as markdown and once as HTML: ``("h1" | "h2" | "p", text)``, ``("list", [text, ...])``,
-``("table", Table)``.
+:mod:`gru4rec_pipeline.report.summary` decides what the summary says and
+:mod:`gru4rec_pipeline.report.tables` builds its blocks (``("h1" | "h2" | "h3" | "p", text)``,
+``("list", [text, ...])``, ``("table", Table)``, ``("figure", (png_path, text))``); this module lays them out. In
+HTML every table sits in a box that scrolls sideways when the window is narrower than the table, so no column is
+ever cut off, and a figure is embedded as a ``data:`` URI.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import base64
 from html import escape
+from pathlib import Path
 
 import pandas as pd
 
+from gru4rec_pipeline.errors import DataFormatError
 
-@dataclass
-class Table:
-    header: list[str]
-    rows: list[list[tuple[str, bool]]]  # (text, is_best) per cell
-    row_classes: list[str]
-    text_columns: int = 1  # leading columns that hold text, not numbers
+HEADINGS = {"h1": "# ", "h2": "## ", "h3": "### "}
 
-
-def format_metric(value: float) -> str:
-    return "–" if pd.isna(value) else f"{value:.4f}"
-
-
-def format_duration(seconds: float) -> str:
-    if pd.isna(seconds):
-        return "–"
-    if seconds < 60:
-        return f"{seconds:.1f} s"
-    if seconds < 3600:
-        return f"{seconds / 60:.1f} min"
-    return f"{seconds / 3600:.2f} h"
-
-
-def format_rate(value: float) -> str:
-    return "–" if pd.isna(value) else f"{value:,.0f}"
+# (selectors, declarations); the fragment scopes every selector to its element.
+TABLE_STYLE = (
+    (("h1",), "font-size: 1.4em; margin-bottom: 0.2em;"),
+    (("h2",), "font-size: 1.1em; margin-top: 1.4em;"),
+    (("h3",), "font-size: 1em; margin: 1em 0 0.2em;"),
+    ((".scroll",), "overflow-x: auto; max-width: 100%;"),
+    (("figure",), "margin: 0.8em 0;"),
+    (("figure img",), "max-width: 100%; height: auto;"),
+    (("table",), "border-collapse: collapse; font-size: 0.85em; margin: 0.5em 0; width: auto;"),
+    (("th", "td"), "border-bottom: 1px solid #ddd; padding: 0.25em 0.55em; text-align: right; white-space: nowrap;"),
+    (("th",), "background: #f3f4f6;"),
+    (("th.text", "td.text"), "text-align: left;"),
+    (("td.text",), "white-space: normal; max-width: 34em;"),
+    (("tr.baseline td",), "background: #fafafa; color: #444;"),
+    (("tr.oracle td",), "color: #666; font-style: italic;"),
+    (("strong",), "color: #0b5394;"),
+    (("p", "ul"), "max-width: 62em; font-size: 0.88em; color: #333;"),
+)
+FONT = 'font-family: system-ui, -apple-system, "Segoe UI", sans-serif; color: #222;'
 
 
-def _metric_columns(cutoffs: list[int]) -> list[tuple[str, str]]:
-    return [(f"recall@{k}", f"Recall@{k}") for k in cutoffs] + [(f"mrr@{k}", f"MRR@{k}") for k in cutoffs]
-
-
-def metric_cell(row: pd.Series, column: str) -> str:
-    """A metric's value; over repeated runs its mean ± standard deviation; a dagger where it is not
-    significantly worse than the best model's."""
-    text = format_metric(row[column])
-    if f"{column}_std" in row and not pd.isna(row[column]):
-        text += f" ± {row[f'{column}_std']:.4f}"
-    if bool(row.get(f"{column}_not_worse", False)):
-        text += " †"
-    return text
-
-
-def accuracy_table(table: pd.DataFrame, cutoffs: list[int]) -> Table:
-    """Recall and MRR per model (coverage and popularity where measured); the best value of each accuracy
-    metric among trained models and baselines is marked (the oracle is an upper bound and never counts as best)."""
-    metric_columns = _metric_columns(cutoffs)
-    competing = table[table["kind"] != "oracle"]
-    best = {column: competing[column].round(4).max() for column, _ in metric_columns}
-    beyond = [(c, c.replace("coverage", "Coverage").replace("popularity", "Popularity"))
-              for c in table.columns if c.startswith(("coverage@", "popularity@")) and "_" not in c]  # fmt: skip
-    header = ["Model", "Kind", *[label for _, label in metric_columns]]
-    if "runs" in table.columns:
-        header.insert(2, "Runs")
-    rows = []
-    for _, row in table.iterrows():
-        cells = [(row["model"], False), (row["kind"], False)]
-        if "runs" in table.columns:
-            cells.append((f"{int(row['runs'])}", False))
-        for column, _ in metric_columns:
-            value = row[column]
-            is_best = not pd.isna(value) and row["kind"] != "oracle" and round(value, 4) == best[column]
-            cells.append((metric_cell(row, column), is_best))
-        cells += [(metric_cell(row, column), False) for column, _ in beyond]
-        rows.append(cells)
-    header += [label for _, label in beyond]
-    return Table(header, rows, list(table["kind"]), text_columns=2)
-
-
-def cost_table(table: pd.DataFrame) -> Table:
-    header = ["Model", "Epochs", "Train time", "Train events/s", "Eval time", "Eval events/s", "Test events", "Device"]
-    rows = []
-    for _, row in table.iterrows():
-        epochs, events = row["epochs"], row["eval_events"]
-        texts = [
-            row["model"],
-            "–" if pd.isna(epochs) else f"{int(epochs)}",
-            format_duration(row["train_seconds"]),
-            format_rate(row["train_events_per_s"]),
-            format_duration(row["eval_seconds"]),
-            format_rate(row["eval_events_per_s"]),
-            "–" if pd.isna(events) else f"{int(events):,}",
-            row["device"] or "–",
-        ]
-        rows.append([(text, False) for text in texts])
-    return Table(header, rows, list(table["kind"]))
-
-
-def published_rows(published: pd.DataFrame, cutoffs: list[int]) -> Table:
-    metric_columns = [(c, label) for c, label in _metric_columns(cutoffs) if published[c].notna().any()]
-    rows = [
-        [(row["description"], False), *[(format_metric(row[c]), False) for c, _ in metric_columns]]
-        for _, row in published.iterrows()
-    ]
-    return Table(["Source: setting", *[label for _, label in metric_columns]], rows, ["published"] * len(rows))
-
-
-def context_notes(table: pd.DataFrame, context: dict) -> list[str]:
-    """Sentences that qualify the accuracy table (synthetic data, evaluated events, ties)."""
-    notes = []
-    if context.get("data_differs"):
-        notes.append(
-            "Measured on other data than the dataset named above, by their metrics files: "
-            + ", ".join(context["data_differs"])
-            + ": their figures do not compare with the others."
-        )
-    if context.get("is_synthetic"):
-        notes.append(
-            "These models ran on synthetic data (the oracle row exists): compare them with each other and "
-            "with the oracle, not with the published RSC15 figures."
-        )
-    counts = context.get("event_counts") or {}
-    if counts:
-        distinct = sorted(set(counts.values()))
-        if len(distinct) == 1:
-            notes.append(f"Every model was evaluated on the same {distinct[0]:,} test events.")
-        else:
-            listing = ", ".join(f"{name} {count:,}" for name, count in counts.items())
-            notes.append(f"Models were evaluated on different numbers of test events ({listing}): compare with care.")
-    tie_modes = sorted({mode for mode in table["tie_mode"] if mode})
-    if tie_modes:
-        notes.append(f"Tied scores are ranked in '{'/'.join(tie_modes)}' mode.")
-    notes.append("Best value per metric (trained models and baselines; the oracle is an upper bound) in bold.")
-    if "runs" in table.columns:
-        notes.append("Over repeated runs (seeds seed, seed+1, ...): mean ± sample standard deviation.")
-    if any(column.endswith("_not_worse") for column in table.columns):
-        notes.append(
-            "† not significantly worse than the best model (paired tests over the test events, Holm-adjusted "
-            "p >= 0.05; results/significance.tsv)."
-        )
-    if any(column.startswith("coverage@") for column in table.columns):
-        notes.append(
-            "Coverage: share of the training items in at least one top-k list; popularity: mean training "
-            "popularity of the recommended items, relative to the most popular item."
-        )
-    return notes
-
-
-def provenance_lines(context: dict) -> list[str]:
-    provenance = context.get("provenance") or {}
-    if not provenance:
-        return ["No provenance recorded in the metrics files."]
-    versions = provenance.get("versions") or {}
-    lines = [
-        f"Commit: {provenance.get('git_commit', 'unknown')} "
-        f"(uncommitted changes: {provenance.get('git_dirty', 'unknown')})",
-        f"Configuration SHA-256: {provenance.get('config_sha256', 'unknown')}",
-        "Versions: " + ", ".join(f"{name} {version}" for name, version in versions.items()),
-        f"Host: {provenance.get('hostname', 'unknown')}, recorded {provenance.get('created_utc', 'unknown')}",
-    ]
-    if context.get("provenance_differs"):
-        lines.append(
-            "Models with a different commit or configuration than the above: "
-            + ", ".join(context["provenance_differs"])
-        )
-    return lines
-
-
-def summary_blocks(table: pd.DataFrame, published: pd.DataFrame, cutoffs: list[int], context: dict) -> list[tuple]:
-    blocks: list[tuple] = [("h1", "Results")]
-    if context.get("dataset"):
-        blocks.append(("p", f"Dataset: {context['dataset']}."))
-    blocks += [("table", accuracy_table(table, cutoffs)), ("p", " ".join(context_notes(table, context)))]
-    legend = [f"{row['model']}: {row['description']}" for _, row in table.iterrows() if row["description"]]
-    blocks += [("list", legend), ("h2", "Training and evaluation cost"), ("table", cost_table(table))]
-    blocks.append(
-        ("p", "Wall-clock time of the training and evaluation stages; speeds compare only on the same machine.")
-    )
-    blocks += [("h2", "Published figures on the real RSC15 dataset (reference only)"), ("p", context["published_note"])]
-    blocks += [("table", published_rows(published, cutoffs)), ("h2", "Provenance"), ("list", provenance_lines(context))]
-    return blocks
+def stylesheet(scope: str = "") -> str:
+    """The tables' CSS; with ``scope`` (a selector) every rule applies inside that element only."""
+    prefix = f"{scope} " if scope else ""
+    return "\n".join(f"{', '.join(prefix + s for s in selectors)} {{ {rules} }}" for selectors, rules in TABLE_STYLE)
 
 
 def render_markdown(blocks: list[tuple]) -> str:
     lines: list[str] = []
     for kind, content in blocks:
-        if kind in ("h1", "h2"):
-            lines += [("# " if kind == "h1" else "## ") + content, ""]
+        if kind in HEADINGS:
+            lines += [HEADINGS[kind] + content, ""]
         elif kind == "p":
             lines += [content, ""]
         elif kind == "list":
             lines += [f"- {item}" for item in content] + [""]
+        elif kind == "figure":
+            path, text = content
+            lines += [f"![{text}]({path})", ""]
         else:
             cells = [[(f"**{t}**" if best else t).replace("|", "/") for t, best in row] for row in content.rows]
             lines += ["| " + " | ".join(content.header) + " |", "|" + "|".join("---" for _ in content.header) + "|"]
@@ -201,39 +65,62 @@ def render_markdown(blocks: list[tuple]) -> str:
     return "\n".join(lines)
 
 
-HTML_STYLE = """
-body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 1.2em; color: #222; }
-h1 { font-size: 1.4em; margin-bottom: 0.2em; } h2 { font-size: 1.1em; margin-top: 1.4em; }
-table { border-collapse: collapse; font-size: 0.85em; margin: 0.5em 0; }
-th, td { border-bottom: 1px solid #ddd; padding: 0.25em 0.55em; text-align: right; white-space: nowrap; }
-th { background: #f3f4f6; } th.text, td.text { text-align: left; } td.text { white-space: normal; max-width: 34em; }
-tr.baseline td { background: #fafafa; color: #444; } tr.oracle td { color: #666; font-style: italic; }
-strong { color: #0b5394; } p, ul { max-width: 62em; font-size: 0.88em; color: #333; }
-"""
+def html_table(table) -> str:
+    text_css = [' class="text"' if i < table.text_columns else "" for i in range(len(table.header))]
+    rows = ["<tr>" + "".join(f"<th{css}>{escape(h)}</th>" for h, css in zip(table.header, text_css)) + "</tr>"]
+    for cells, row_class in zip(table.rows, table.row_classes):
+        tds = "".join(
+            f"<td{css}>{f'<strong>{escape(t)}</strong>' if best else escape(t)}</td>"
+            for (t, best), css in zip(cells, text_css)
+        )
+        rows.append(f'<tr class="{escape(row_class)}">{tds}</tr>')
+    return '<div class="scroll"><table>\n' + "\n".join(rows) + "\n</table></div>"
 
 
-def render_html(blocks: list[tuple]) -> str:
+def png_data_uri(path) -> str:
+    """The PNG file at ``path`` as a ``data:`` URI: a page that holds its figures needs no files beside it."""
+    try:
+        data = Path(path).read_bytes()
+    except FileNotFoundError:
+        raise DataFormatError(path, "figure not found; its plot stage writes it") from None
+    if not data.startswith(b"\x89PNG\r\n\x1a\n"):
+        raise DataFormatError(path, "not a PNG image")
+    return "data:image/png;base64," + base64.b64encode(data).decode("ascii")
+
+
+def html_body(blocks: list[tuple]) -> str:
     body = []
     for kind, content in blocks:
-        if kind in ("h1", "h2", "p"):
+        if kind in HEADINGS or kind == "p":
             body.append(f"<{kind}>{escape(content)}</{kind}>")
         elif kind == "list":
             body.append("<ul>" + "".join(f"<li>{escape(item)}</li>" for item in content) + "</ul>")
+        elif kind == "figure":
+            path, text = content
+            body.append(f'<figure><img src="{png_data_uri(path)}" alt="{escape(text)}"></figure>')
         else:
-            text_css = [' class="text"' if i < content.text_columns else "" for i in range(len(content.header))]
-            rows = [
-                "<tr>" + "".join(f"<th{css}>{escape(h)}</th>" for h, css in zip(content.header, text_css)) + "</tr>"
-            ]
-            for cells, row_class in zip(content.rows, content.row_classes):
-                tds = "".join(
-                    f"<td{css}>{f'<strong>{escape(t)}</strong>' if best else escape(t)}</td>"
-                    for (t, best), css in zip(cells, text_css)
-                )
-                rows.append(f'<tr class="{escape(row_class)}">{tds}</tr>')
-            body.append("<table>\n" + "\n".join(rows) + "\n</table>")
+            body.append(html_table(content))
+    return "\n".join(body)
+
+
+def render_html(blocks: list[tuple]) -> str:
+    """A page of its own (the report shows it as a result)."""
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>Results</title>'
-        f"<style>{HTML_STYLE}</style></head>\n<body>\n" + "\n".join(body) + "\n</body></html>\n"
+        f"<style>\nbody {{ {FONT} margin: 1.2em; }}\n{stylesheet()}\n</style></head>\n<body>\n"
+        + html_body(blocks)
+        + "\n</body></html>\n"
+    )
+
+
+def render_fragment(blocks: list[tuple], element_id: str) -> str:
+    """One ``<div id=element_id>`` with its own style, scoped to it: to embed in another page (the report's landing
+    page) without restyling that page."""
+    scope = f"#{element_id}"
+    return (
+        f'<div id="{element_id}">\n<style>\n{scope} {{ {FONT} }}\n{stylesheet(scope)}\n</style>\n'
+        + html_body(blocks)
+        + "\n</div>\n"
     )
 
 

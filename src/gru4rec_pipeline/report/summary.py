@@ -1,12 +1,17 @@
 """The results table: every trained loss, the baselines and the oracle side by side.
 
 Reads the ``results/metrics/{setting}/{name}.json`` files the evaluate stages write and produces
-- ``summary.tsv``: machine-readable, one row per model, plain numbers;
-- ``summary.md``:  the same table for people, with the published RSC15 figures and provenance;
-- ``summary.html`` (optional): the markdown content as a page, shown in the Snakemake report.
+- ``summary.tsv``: machine-readable, one row per model, plain numbers: recall@k, mrr@k and ndcg@k at every
+  cut-off, coverage and popularity at the headline cut-off, cost, tie mode, device, data;
+- ``summary.md``:  the same for people: the headline table (recall, MRR and NDCG at the headline cut-off,
+  names.headline_cutoff), one table per metric at every cut-off, the cost, the published RSC15 figures, provenance;
+- ``summary.html`` (optional): the markdown content as a page, shown in the Snakemake report;
+- ``summary_headline.html`` (optional): the headline part alone as an HTML fragment, with the accuracy figure
+  (``results/plots/metrics_by_cutoff.png``) embedded below the table: the report's landing page
+  (workflow/report/workflow.rst) shows it.
 
-What the summary says lives here; how it is laid out (tables, markdown, HTML, TSV) lives in
-:mod:`gru4rec_pipeline.report.render`.
+What the summary says lives here; its tables and notes in :mod:`gru4rec_pipeline.report.tables`; how they are laid
+out (markdown, HTML, TSV) in :mod:`gru4rec_pipeline.report.render`.
 """
 
 from __future__ import annotations
@@ -20,9 +25,17 @@ import pandas as pd
 
 from gru4rec_pipeline.errors import DataFormatError
 from gru4rec_pipeline.files import atomic_outputs, read_json
-from gru4rec_pipeline.names import BASELINES, LOSSES, TUNED_SUFFIX
+from gru4rec_pipeline.names import (
+    ACCURACY_METRICS,
+    BASELINES,
+    BEYOND_ACCURACY_METRICS,
+    LOSSES,
+    TUNED_SUFFIX,
+    headline_cutoff,
+)
 from gru4rec_pipeline.report.aggregate import aggregate_runs, mark_not_worse, not_worse_than_best, read_significance
-from gru4rec_pipeline.report.render import render_html, render_markdown, render_tsv, summary_blocks
+from gru4rec_pipeline.report.render import render_fragment, render_html, render_markdown, render_tsv
+from gru4rec_pipeline.report.tables import headline_blocks, summary_blocks
 
 log = logging.getLogger(__name__)
 
@@ -45,8 +58,8 @@ MODEL_DESCRIPTIONS = {
     "oracle": "Knows the generating process (upper bound)",
 }
 
-# Beyond-accuracy metrics of the metrics files, shown at the largest cut-off.
-BEYOND_ACCURACY = ("coverage", "popularity")
+# The element of summary_headline.html that the report's landing page (workflow/report/workflow.rst) styles.
+HEADLINE_ELEMENT = "results-headline"
 
 TIMING_KEYS = ["train_seconds", "train_events_per_s", "eval_seconds", "eval_events_per_s"]
 
@@ -103,7 +116,8 @@ def _cutoff_key(value: Any) -> int:
 
 
 def load_metrics(paths: list[str | Path]) -> list[dict]:
-    """Read metrics files; each needs ``model``, ``recall`` and ``mrr`` (by cut-off)."""
+    """Read metrics files; each needs ``model``, ``recall`` and ``mrr`` (by cut-off); ``ndcg``, ``coverage`` and
+    ``popularity`` are read where present (NDCG is missing from files written before it was measured)."""
     records = []
     for path in paths:
         path = Path(path)
@@ -113,14 +127,14 @@ def load_metrics(paths: list[str | Path]) -> list[dict]:
         for key in ("model", "recall", "mrr"):
             if key not in record:
                 raise DataFormatError(path, f"missing key '{key}' (expected model, recall, mrr)")
-        for key in ("recall", "mrr"):
+        for key in [metric for metric in ACCURACY_METRICS if metric in record]:
             if not isinstance(record[key], dict):
                 raise DataFormatError(path, f"'{key}' must map cut-offs to values, found {type(record[key]).__name__}")
             try:
                 record[key] = {_cutoff_key(k): float(v) for k, v in record[key].items()}
             except (TypeError, ValueError):
                 raise DataFormatError(path, f"'{key}' must map integer cut-offs to numbers") from None
-        for key in BEYOND_ACCURACY:
+        for key in BEYOND_ACCURACY_METRICS:
             if isinstance(record.get(key), dict):
                 record[key] = {_cutoff_key(k): float(v) for k, v in record[key].items()}
         record["_source"] = str(path)
@@ -153,17 +167,19 @@ def describe_model(record: dict) -> str:
 def all_cutoffs(records: list[dict]) -> list[int]:
     cutoffs: set[int] = set()
     for record in records:
-        cutoffs.update(record["recall"])
-        cutoffs.update(record["mrr"])
+        for metric in ACCURACY_METRICS:
+            cutoffs.update(record.get(metric) or {})
     return sorted(cutoffs)
 
 
 def summary_table(records: list[dict]) -> pd.DataFrame:
-    """One row per model: recall@k and MRR@k for every cut-off, training and evaluation cost.
+    """One row per model: recall@k, MRR@k and NDCG@k for every cut-off, coverage and popularity at the headline
+    cut-off, training and evaluation cost.
 
-    Missing values (a baseline has no epochs, a model without some cut-off) are NaN.
+    Missing values (a baseline has no epochs, a model without some cut-off or without NDCG) are NaN.
     """
     cutoffs = all_cutoffs(records)
+    headline = headline_cutoff(cutoffs)
     rows = []
     for record in sorted(records, key=_sort_key):
         timings = record.get("timings") or {}
@@ -173,13 +189,12 @@ def summary_table(records: list[dict]) -> pd.DataFrame:
             "kind": record.get("kind", "gru4rec"),
             "description": describe_model(record),
         }
-        for k in cutoffs:
-            row[f"recall@{k}"] = record["recall"].get(k, math.nan)
-        for k in cutoffs:
-            row[f"mrr@{k}"] = record["mrr"].get(k, math.nan)
-        for key in BEYOND_ACCURACY:
+        for metric in ACCURACY_METRICS:
+            for k in cutoffs:
+                row[f"{metric}@{k}"] = (record.get(metric) or {}).get(k, math.nan)
+        for key in BEYOND_ACCURACY_METRICS:
             if any(key in r for r in records):
-                row[f"{key}@{cutoffs[-1]}"] = (record.get(key) or {}).get(cutoffs[-1], math.nan)
+                row[f"{key}@{headline}"] = (record.get(key) or {}).get(headline, math.nan)
         row["epochs"] = record.get("epochs", math.nan)
         for key in TIMING_KEYS:
             row[key] = timings.get(key, math.nan)
@@ -200,10 +215,9 @@ def published_table(cutoffs: list[int]) -> pd.DataFrame:
     rows = []
     for entry in PUBLISHED_RSC15:
         row = {"model": entry["id"], "kind": "published_rsc15", "description": f"{entry['source']}: {entry['setting']}"}
-        for k in cutoffs:
-            row[f"recall@{k}"] = entry["recall"].get(k, math.nan)
-        for k in cutoffs:
-            row[f"mrr@{k}"] = entry["mrr"].get(k, math.nan)
+        for metric in ACCURACY_METRICS:
+            for k in cutoffs:
+                row[f"{metric}@{k}"] = entry.get(metric, {}).get(k, math.nan)
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -266,10 +280,12 @@ def write_summary(
     dataset: str | None = None,
     significance_path: str | Path | None = None,
     data_source: dict | None = None,
+    headline_path: str | Path | None = None,
+    headline_figure: str | Path | None = None,
 ) -> pd.DataFrame:
     """Build the summary from metrics files (several runs of a model: their mean, std and count) and write the
-    TSV, markdown and (optionally) HTML; ``significance_path`` marks the models not significantly worse than the
-    best.
+    TSV, markdown and (optionally) the HTML page and the headline's HTML fragment (with ``headline_figure``, a PNG,
+    embedded); ``significance_path`` marks the models not significantly worse than the best.
 
     ``dataset``: the line naming the data (default: the data record of the metrics files); ``data_source``: the
     data source record the models should have been measured on: the summary names those measured on other data.
@@ -301,6 +317,9 @@ def write_summary(
     texts = {Path(tsv_path): render_tsv(table, published), Path(md_path): render_markdown(blocks)}
     if html_path is not None:
         texts[Path(html_path)] = render_html(blocks)
+    if headline_path is not None:
+        headline = headline_blocks(table, cutoffs, context, figure=headline_figure)
+        texts[Path(headline_path)] = render_fragment(headline, HEADLINE_ELEMENT)
     with atomic_outputs() as staged:
         for path, text in texts.items():
             path.parent.mkdir(parents=True, exist_ok=True)

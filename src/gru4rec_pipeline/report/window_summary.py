@@ -1,9 +1,11 @@
-"""The window preset's results table: per model, recall@k and MRR@k averaged over the slices, and each slice's.
+"""The window preset's results table: per model, recall@k, MRR@k and NDCG@k averaged over the slices, and each
+slice's recall and MRR.
 
 Reads the metrics JSON of every model on every slice (``results/window/{slice}/metrics/{name}.json``) and
 writes ``results/window/summary.tsv`` and ``summary.md``: one row per model, in the order the main summary
-uses (losses, then baselines), the mean at every cut-off, then ``recall@k`` / ``mrr@k`` of each slice at the headline
-cut-off k (names.headline_cutoff: 20 when evaluation.cutoffs has it, else the largest).
+uses (losses, then baselines), the mean at every cut-off (NDCG where the metrics files have it), then
+``recall@k`` / ``mrr@k`` of each slice at the headline cut-off k (names.headline_cutoff: 20 when
+evaluation.cutoffs has it, else the largest).
 The markdown names the data set the metrics files name (``data``: results/data/source.json's record).
 """
 
@@ -15,7 +17,7 @@ import pandas as pd
 
 from gru4rec_pipeline.errors import DataFormatError
 from gru4rec_pipeline.files import atomic_outputs, read_json
-from gru4rec_pipeline.names import BASELINES, LOSSES, headline_cutoff
+from gru4rec_pipeline.names import ACCURACY_METRICS, BASELINES, LOSSES, headline_cutoff
 
 
 def window_table(metrics_paths) -> pd.DataFrame:
@@ -47,8 +49,8 @@ def window_table(metrics_paths) -> pd.DataFrame:
 
 def _flat(record: dict) -> dict:
     values = {}
-    for metric in ("recall", "mrr"):
-        for cutoff, value in record[metric].items():
+    for metric in ACCURACY_METRICS:
+        for cutoff, value in (record.get(metric) or {}).items():
             values[f"{metric}@{cutoff}"] = value
     return values
 

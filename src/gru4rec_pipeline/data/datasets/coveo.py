@@ -16,15 +16,26 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 
+from gru4rec_pipeline.data.datasets.appearance import AppearanceCodes
+from gru4rec_pipeline.data.datasets.arrays import compress_in_place
+from gru4rec_pipeline.data.datasets.columns import Column, ValueCounts, equal_rows
+from gru4rec_pipeline.data.datasets.phases import phase
 from gru4rec_pipeline.data.datasets.protocol import SessionEvents
-from gru4rec_pipeline.data.datasets.raw import CsvLayout, appearance_codes, existing_raw_file, read_table
-from gru4rec_pipeline.data.datasets.sessionize import cut_sessions, event_counts, event_mask, first_entry, script_order
+from gru4rec_pipeline.data.datasets.raw import (
+    CsvLayout,
+    estimated_rows,
+    existing_raw_file,
+    iter_tables,
+)
+from gru4rec_pipeline.data.datasets.sessionize import cut_sessions, first_entry, sort_by_group_time, sort_ties_by_item
 from gru4rec_pipeline.names import DATASET_RAW_FILES
 
 RAW_FILE = DATASET_RAW_FILES["coveo"][0]
 SESSION_GAP_SECONDS = 3600
+HASH = pa.dictionary(pa.int32(), pa.binary())
 LAYOUT = CsvLayout(
     name="Coveo release_10_23_2020.csv",
     columns=(
@@ -37,9 +48,10 @@ LAYOUT = CsvLayout(
     ),
     delimiter=",",
     types={
-        "session_id_hash": pa.string(),
+        # Hashes stay bytes (no text check on 5 million of them); each chunk's are numbered by the parser.
+        "session_id_hash": HASH,
         "product_action": pa.dictionary(pa.int32(), pa.string()),
-        "product_skus_hash": pa.string(),
+        "product_skus_hash": HASH,
         "server_timestamp_epoch_ms": pa.int64(),
     },
     expected={
@@ -50,42 +62,49 @@ LAYOUT = CsvLayout(
     },
     nullable=frozenset({"product_action", "product_skus_hash"}),
 )
+COLUMNS = ["session_id_hash", "product_action", "product_skus_hash", "server_timestamp_epoch_ms"]
 
 
 def coveo_events(raw_dir: str | Path) -> SessionEvents:
     """The ``detail`` events of ``raw_dir/release_10_23_2020.csv`` as sessions, in the script's order."""
     path = existing_raw_file(Path(raw_dir) / RAW_FILE, LAYOUT)
-    columns = ["session_id_hash", "product_action", "product_skus_hash", "server_timestamp_epoch_ms"]
-    table = read_table(path, LAYOUT, columns)
-    ticks = table.column("server_timestamp_epoch_ms").to_numpy()
-    detail = event_mask(table.column("product_action"), "detail")
-    actions = event_counts(table.column("product_action"))
-    session_numbers, session_hashes = appearance_codes(table.column("session_id_hash"))
-    table = table.drop_columns(["session_id_hash", "product_action"])
-    # The numbers' names: the hashes in order of first appearance, the missing one too.
-    product_numbers, item_names = appearance_codes(table.column("product_skus_hash"))
+    rows = estimated_rows(path)
+    ticks, detail = Column(np.int64, rows), Column(bool, rows)
+    session_hashes, product_hashes = AppearanceCodes(HASH.value_type, rows), AppearanceCodes(HASH.value_type, rows)
+    actions = ValueCounts()
+    with phase(f"coveo: read {RAW_FILE}"):
+        for table in iter_tables(path, LAYOUT, COLUMNS):
+            ticks.extend(table.column("server_timestamp_epoch_ms"))
+            detail.append(equal_rows(table.column("product_action"), "detail"))
+            actions.add(table.column("product_action"))
+            session_hashes.append(table.column("session_id_hash"))
+            product_hashes.append(table.column("product_skus_hash"))
+        del table
+        ticks, detail = ticks.finish(), detail.finish()
+        session_numbers, n_session_hashes = session_hashes.finish(), session_hashes.n_values
+        products, item_names = product_hashes.finish(), product_hashes.values()
+        del session_hashes, product_hashes
     raw = {
         RAW_FILE: {
-            "rows": table.num_rows,
-            "product_actions": actions,
-            "session_hashes": len(session_hashes),
-            "products": len(item_names) - item_names.null_count,
+            "rows": len(ticks),
+            "product_actions": actions.most_frequent_first(),
+            "session_hashes": n_session_hashes,
+            # The empty hash (a page view without a product) is numbered like the others, but is no product.
+            "products": len(item_names) - int(b"" in set(item_names.to_pylist())),
         }
     }
-    del session_hashes
-    del table
-    order = script_order(session_numbers, ticks, product_numbers)
-    if order is not None:
-        session_numbers, ticks, product_numbers, detail = (
-            session_numbers[order], ticks[order], product_numbers[order], detail[order]
-        )  # fmt: skip
-    del order
-    sessions = cut_sessions(session_numbers, ticks, SESSION_GAP_SECONDS * 1000)
-    session_ids, item_ids, detail_ticks = sessions[detail], product_numbers[detail], ticks[detail]
+    with phase("coveo: order by session and time"):
+        session_numbers, ticks, products, detail = sort_by_group_time(session_numbers, ticks, products, detail)
+    with phase("coveo: sessions"):
+        n_rows = len(ticks)
+        session_ids = compress_in_place(cut_sessions(session_numbers, ticks, SESSION_GAP_SECONDS * 1000), detail)
+        item_ids, detail_ticks = compress_in_place(products, detail), compress_in_place(ticks, detail)
+        del session_numbers, products, ticks, detail
+        sort_ties_by_item(session_ids, detail_ticks, item_ids)
     step = first_entry(
         f"detail events of {RAW_FILE}, sessions cut again where a session's consecutive events are over "
         f"{SESSION_GAP_SECONDS} s apart (other events removed)",
         session_ids,
-        len(ticks),
+        n_rows,
     )
     return SessionEvents(session_ids, item_ids, detail_ticks, 1000, [step], raw, [str(path)], item_names)

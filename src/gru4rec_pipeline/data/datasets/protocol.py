@@ -18,32 +18,35 @@ set's module produces, see :class:`SessionEvents`):
 Times stay integers in the raw file's unit (seconds or milliseconds) until the split files are written,
 so a comparison with the boundary is exact; the files hold float seconds (milliseconds survive). What
 every step kept and removed goes to ``stats.json`` (``steps``), each filter round on its own.
+
+The filter rounds keep per-session and per-item counts and subtract what each step removes: a session step
+visits only the rows of the sessions it drops (a session's rows are adjacent), an item step one lookup per row;
+the columns are compacted in place (``arrays.py``).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
-import logging
-from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 
-from gru4rec_pipeline.data.codes import codes_present, count_codes, dense_codes, lookup_codes
-from gru4rec_pipeline.data.events import write_event_rows
-from gru4rec_pipeline.data.latest_window import check_test_window
-from gru4rec_pipeline.data.protocol_steps import StepLog, check_splits_not_empty, describe_step
-from gru4rec_pipeline.errors import ConfigError, DataFormatError
-from gru4rec_pipeline.files import atomic_outputs
-from gru4rec_pipeline.names import SPLITS
-
-log = logging.getLogger(__name__)
+from gru4rec_pipeline.data.datasets.arrays import (
+    blocks,
+    compress_in_place,
+    count_codes,
+    is_compact,
+    lookup,
+    neighbours,
+    rows_of_ranges,
+    run_starts,
+    runs_with,
+    starts_of,
+)
+from gru4rec_pipeline.errors import ConfigError
 
 # The settings a run may change, with the authors' values.
 AUTHORS_PROTOCOL_DEFAULTS = {"min_session_length": 2, "min_item_support": 5}
-ITEM_MAP_SCHEMA = pa.schema([("ItemId", pa.int64()), ("Original", pa.string())])
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,10 +62,12 @@ class SplitRule:
 class SessionEvents:
     """A set's events as its script leaves them before deduplication: sessions, in the script's row order.
 
-    ``session_ids``, ``item_ids`` (the ids written to the split files), ``ticks`` (integer times in units of
-    1/``ticks_per_second`` s); rows sorted by session, then time, then the script's item order. ``steps``:
-    what reading and sessionising kept and removed (the first entries of ``stats.json``'s steps); ``raw``:
-    counts of the raw files; ``item_names``: for a set whose items are strings, the string of each item id.
+    ``session_ids`` (the script's session numbers, non-decreasing), ``item_ids``, ``ticks`` (integer times in
+    units of 1/``ticks_per_second`` s); rows sorted by session, then time, then the script's item order.
+    ``item_values``: when given, ``item_ids`` are codes 0 .. n-1 and the files hold ``item_values[code]``.
+    ``steps``: what reading and sessionising kept and removed (the first entries of ``stats.json``'s steps);
+    ``raw``: counts of the raw files; ``item_names``: for a set whose items are strings, the string (as bytes)
+    of each item id.
     """
 
     session_ids: np.ndarray
@@ -73,12 +78,13 @@ class SessionEvents:
     raw: dict
     sources: list[str]
     item_names: pa.Array | None = None
+    item_values: np.ndarray | None = None
 
-    def seconds(self) -> np.ndarray:
-        if self.ticks_per_second == 1:
-            return self.ticks.astype(np.float64)
-        # One correctly rounded division: 1442545200123 ms -> 1442545200.123 exactly as written.
-        return self.ticks / float(self.ticks_per_second)
+    def release(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(session_ids, item_ids, ticks), handed over: this object no longer holds them."""
+        arrays = self.session_ids, self.item_ids, self.ticks
+        self.session_ids = self.item_ids = self.ticks = None
+        return arrays
 
 
 def settings_with_defaults(settings: dict) -> dict:
@@ -96,52 +102,42 @@ def settings_with_defaults(settings: dict) -> dict:
 
 def is_script_order(session_ids: np.ndarray, ticks: np.ndarray) -> bool:
     """Whether rows are sorted by session, then time (the order the protocol needs)."""
-    if len(ticks) < 2:
-        return True
-    later = session_ids[1:] > session_ids[:-1]
-    same = session_ids[1:] == session_ids[:-1]
-    return bool(np.all(later | (same & (ticks[1:] >= ticks[:-1]))))
+    for here, after in neighbours(len(ticks)):
+        later = session_ids[after] > session_ids[here]
+        if not (later | ((session_ids[after] == session_ids[here]) & (ticks[after] >= ticks[here]))).all():
+            return False
+    return True
 
 
-class SessionRuns:
-    """Rows sorted by session: per-session counts and per-row lookups over the runs, one pass each (no scatter)."""
-
-    def __init__(self, session_ids: np.ndarray):
-        n = len(session_ids)
-        new_run = np.ones(n, dtype=bool)
-        np.not_equal(session_ids[1:], session_ids[:-1], out=new_run[1:])
-        self.starts = np.flatnonzero(new_run)
-        self.lengths = np.diff(np.append(self.starts, n))
-
-    def sizes(self, rows: np.ndarray) -> np.ndarray:
-        """Rows of each session among ``rows``."""
-        if len(self.starts) == 0:
-            return np.zeros(0, dtype=np.int64)
-        return np.add.reduceat(rows.view(np.int8), self.starts, dtype=np.int64)
-
-    def present(self, rows: np.ndarray) -> int:
-        return int(np.count_nonzero(self.sizes(rows)))
-
-    def rows_of(self, flags: np.ndarray) -> np.ndarray:
-        """Each row's session's flag."""
-        return np.repeat(flags, self.lengths)
-
-    def first(self, values: np.ndarray, rows: np.ndarray) -> np.ndarray:
-        """Each session's first value among ``rows`` (sorted by time within a session); int64 max when none."""
-        if len(self.starts) == 0:
-            return np.zeros(0, dtype=np.int64)
-        return np.minimum.reduceat(np.where(rows, values, np.iinfo(np.int64).max), self.starts)
+def item_codes(item_ids: np.ndarray, item_values: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """(dense int32 code of each row's item, the item id written for each code); ``item_ids`` may be reused."""
+    if item_values is not None:
+        return item_ids.astype(np.int32, copy=False), item_values
+    if len(item_ids) == 0:
+        return np.zeros(0, dtype=np.int32), np.zeros(0, dtype=np.int64)
+    low, high = int(item_ids.min()), int(item_ids.max())
+    if is_compact(low, high, len(item_ids)):
+        if item_ids.dtype == np.int32:
+            codes = item_ids
+            codes -= np.int32(low)
+        else:
+            codes = np.empty(len(item_ids), dtype=np.int32)
+            for block in blocks(len(item_ids)):
+                np.subtract(item_ids[block], low, out=codes[block], casting="unsafe")
+        return codes, np.arange(low, high + 1, dtype=np.int64)
+    distinct, codes = np.unique(item_ids, return_inverse=True)
+    return codes.astype(np.int32), distinct.astype(np.int64)
 
 
-class RunSteps(StepLog):
-    """:class:`StepLog` for rows sorted by session: sessions counted over the runs."""
+class Steps:
+    """The entries of ``stats.json``'s steps: events and sessions left after each, and for a step that removes
+    rows what it removed relative to the entry before it."""
 
-    def __init__(self, runs: SessionRuns, entries: list[dict]):
-        self.runs = runs
+    def __init__(self, entries: list[dict]):
         self.entries = [dict(entry) for entry in entries]
 
-    def record(self, step: str, rows: np.ndarray, removal: bool = True, **extra: int) -> None:
-        entry = {"step": step, "events": int(np.count_nonzero(rows)), "sessions": self.runs.present(rows)}
+    def record(self, step: str, events: int, sessions: int, removal: bool = True, **extra: int) -> None:
+        entry = {"step": step, "events": int(events), "sessions": int(sessions)}
         if removal and self.entries:
             before = self.entries[-1]
             entry["removed_events"] = before["events"] - entry["events"]
@@ -149,128 +145,137 @@ class RunSteps(StepLog):
         self.entries.append({**entry, **extra})
 
 
-def protocol_masks(
-    events: SessionEvents, rule: SplitRule, min_session_length: int = 2, min_item_support: int = 5
-) -> tuple[dict[str, np.ndarray], list[dict], dict[str, dict[str, int]], float]:
-    """Masks of the four splits over the rows of ``events``, the steps (after ``events.steps``), the
-    events / sessions / items of the protocol's input (``raw``) and of each split, and the split time (epoch
-    seconds)."""
-    session_ids, item_ids, ticks = events.session_ids, events.item_ids, events.ticks
-    runs = SessionRuns(session_ids)
-    item_codes, n_items = dense_codes(item_ids)
-    steps = RunSteps(runs, events.steps)
-    if not steps.entries:
-        steps.record("input events", np.ones(len(ticks), dtype=bool))
-    keep = np.ones(len(ticks), dtype=bool)
-    keep[1:] = (session_ids[1:] != session_ids[:-1]) | (item_ids[1:] != item_ids[:-1])
-    steps.record("an event repeating the item of the event before it in its session dropped", keep)
-    rounds, left = 0, -1
-    while left != int(np.count_nonzero(keep)):
-        left = int(np.count_nonzero(keep))
-        rounds += 1
-        keep &= runs.rows_of(runs.sizes(keep) >= min_session_length)
-        steps.record(f"filter round {rounds}: sessions shorter than min_session_length={min_session_length}", keep)
-        support = count_codes(item_codes, n_items, keep)
-        keep &= lookup_codes(support >= min_item_support, item_codes)
-        rare = int(np.count_nonzero((support > 0) & (support < min_item_support)))
-        steps.record(
-            f"filter round {rounds}: items with fewer than min_item_support={min_item_support} events",
-            keep,
-            removed_items=rare,
-        )
-    start = runs.first(ticks, keep)
-    period = rule.period_seconds * events.ticks_per_second
-    if rule.split_time is None:
-        split = int(np.max(ticks, where=keep, initial=np.iinfo(np.int64).min)) if keep.any() else 0
-    else:
-        split = rule.split_time * events.ticks_per_second
-    boundary = split - period
-    test = keep & runs.rows_of(start >= boundary)
-    steps.record(f"sessions beginning at or after the split time - {rule.period_seconds} s -> test", test, False)
+@dataclasses.dataclass
+class FilteredEvents:
+    """The rows the filter rounds left, sorted by session: each row's session index (0 .. sessions-1, dense,
+    non-decreasing) and item code, its ticks; each session's script number, first row and length."""
 
-    def before(rows: np.ndarray, limit: int, name: str) -> np.ndarray:
-        early = rows & (ticks < limit)
-        steps.record(f"events before the split time - {(split - limit) // events.ticks_per_second} s -> {name}",
-                     early, removal=False)  # fmt: skip
-        early &= runs.rows_of(runs.sizes(early) >= min_session_length)
-        steps.record(f"{name} sessions shorter than min_session_length={min_session_length}", early)
+    session_index: np.ndarray
+    item_codes: np.ndarray
+    ticks: np.ndarray
+    session_numbers: np.ndarray
+    first_rows: np.ndarray
+    lengths: np.ndarray
+    n_items: int
+
+
+def filter_rounds(events: SessionEvents, steps: Steps, settings: dict) -> tuple[FilteredEvents, np.ndarray, dict]:
+    """Steps 1 and 2: drop repeated items, then short sessions and rare items round after round.
+
+    Takes the events' arrays over (``events`` is left without them) and works in place, so memory holds the
+    columns once. Returns the rows left, the item id of each item code, and the counts of the protocol's input.
+    """
+    min_length, min_support = settings["min_session_length"], settings["min_item_support"]
+    session_ids, item_ids, ticks = events.release()
+    codes, item_values = item_codes(item_ids, events.item_values)
+    del item_ids
+    n, n_items = len(ticks), len(item_values)
+    keep = np.ones(n, dtype=bool)
+    np.not_equal(session_ids[1:], session_ids[:-1], out=keep[1:])
+    session_numbers = session_ids[keep]
+    n_sessions = len(session_numbers)
+    # The session ids become the rows' session indices 0 .. sessions-1, in place.
+    index = session_ids
+    del session_ids
+    np.cumsum(keep, dtype=index.dtype, out=index)
+    index -= 1
+    inputs = {"events": n, "sessions": n_sessions, "items": int(np.count_nonzero(count_codes(codes, n_items)))}
+    if not steps.entries:
+        steps.record("input events", n, n_sessions)
+    keep[1:] |= codes[1:] != codes[:-1]
+    index, codes, ticks = (compress_in_place(column, keep) for column in (index, codes, ticks))
+    steps.record("an event repeating the item of the event before it in its session dropped", len(index),
+                 n_sessions)  # fmt: skip
+    first_rows = run_starts(index)
+    full_lengths = np.diff(first_rows, append=len(index)).astype(np.int32)
+    sizes = full_lengths.copy()
+    support = count_codes(codes, n_items)
+    keep = np.ones(len(index), dtype=bool)
+    events_left, rounds, before = len(index), 0, -1
+    while before != events_left:
+        before = events_left
+        rounds += 1
+        short = (sizes > 0) & (sizes < min_length)
+        if short.any():
+            # A session's rows are adjacent: only the dropped sessions' rows are visited.
+            rows = rows_of_ranges(first_rows[short], full_lengths[short])
+            rows = rows[keep[rows]]
+            keep[rows] = False
+            sizes[short] = 0
+            np.subtract.at(support, codes[rows], support.dtype.type(1))
+            events_left -= len(rows)
+        steps.record(f"filter round {rounds}: sessions shorter than min_session_length={min_length}", events_left,
+                     np.count_nonzero(sizes))  # fmt: skip
+        rare = (support > 0) & (support < min_support)
+        removed_items = int(np.count_nonzero(rare))
+        if removed_items:
+            rows = np.flatnonzero(lookup(rare, codes, keep))
+            keep[rows] = False
+            support[rare] = 0
+            np.subtract.at(sizes, index[rows], sizes.dtype.type(1))
+            events_left -= len(rows)
+        steps.record(f"filter round {rounds}: items with fewer than min_item_support={min_support} events",
+                     events_left, np.count_nonzero(sizes), removed_items=removed_items)  # fmt: skip
+    # The rows left, in arrays of their own size: the read's full-size arrays are given back one by one.
+    index = compress_in_place(index, keep).copy()
+    codes = compress_in_place(codes, keep).copy()
+    ticks = compress_in_place(ticks, keep).copy()
+    del keep
+    # Dense session indices again, over the sessions left.
+    left = sizes > 0
+    renumber = np.cumsum(left, dtype=index.dtype)
+    renumber -= 1
+    for block in blocks(len(index)):
+        index[block] = renumber[index[block]]
+    lengths = sizes[left]
+    filtered = FilteredEvents(index, codes, ticks, session_numbers[left], starts_of(lengths), lengths, n_items)
+    del sizes, full_lengths, first_rows, support
+    return filtered, item_values, inputs
+
+
+def split_masks(filtered: FilteredEvents, steps: Steps, rule: SplitRule, ticks_per_second: int, min_length: int):
+    """Steps 3 and 4: masks of the four splits over the filtered rows, and the split time (in ticks)."""
+    ticks, first_rows, lengths = filtered.ticks, filtered.first_rows, filtered.lengths
+    start = ticks[first_rows]
+    period = rule.period_seconds * ticks_per_second
+    if rule.split_time is None:
+        split = int(ticks.max()) if len(ticks) else 0
+    else:
+        split = rule.split_time * ticks_per_second
+    boundary = split - period
+    test_sessions = start >= boundary
+    test = np.repeat(test_sessions, lengths)
+    steps.record(f"sessions beginning at or after the split time - {rule.period_seconds} s -> test",
+                 lengths[test_sessions].sum(), np.count_nonzero(test_sessions), removal=False)  # fmt: skip
+
+    def before(rows: np.ndarray | None, limit: int, name: str) -> np.ndarray:
+        early = ticks < limit
+        if rows is not None:
+            early &= rows
+        counts = np.add.reduceat(early, first_rows, dtype=np.int64) if len(first_rows) else lengths
+        label = f"events before the split time - {(split - limit) // ticks_per_second} s -> {name}"
+        steps.record(label, counts.sum(), np.count_nonzero(counts), removal=False)
+        long_enough = counts >= min_length
+        early &= np.repeat(long_enough, lengths)
+        steps.record(f"{name} sessions shorter than min_session_length={min_length}", counts[long_enough].sum(),
+                     np.count_nonzero(long_enough))  # fmt: skip
         return early
 
-    train_full = before(keep, boundary, "train_full")
+    train_full = before(None, boundary, "train_full")
     train_tr = before(train_full, boundary - period, "train_tr")
-    valid = train_full & runs.rows_of(start >= boundary - period)
-    steps.record("train_full sessions beginning in the period before the test period -> valid", valid, False)
-    masks = {"train_full": train_full, "test": test, "train_tr": train_tr, "valid": valid}
-    everything = np.ones(len(ticks), dtype=bool)
-    counts = {
-        name: {
+    valid = train_full & np.repeat(start >= boundary - period, lengths)
+    steps.record("train_full sessions beginning in the period before the test period -> valid",
+                 np.count_nonzero(valid), runs_with(valid, first_rows), removal=False)  # fmt: skip
+    return {"train_full": train_full, "test": test, "train_tr": train_tr, "valid": valid}, split
+
+
+def split_counts(filtered: FilteredEvents, masks: dict[str, np.ndarray]) -> dict[str, dict[str, int]]:
+    """Events, sessions and items of each split."""
+    counts = {}
+    for name, rows in masks.items():
+        counts[name] = {
             "events": int(np.count_nonzero(rows)),
-            "sessions": runs.present(rows),
-            "items": int(np.count_nonzero(codes_present(item_codes, n_items, rows))),
+            "sessions": runs_with(rows, filtered.first_rows),
+            "items": int(np.count_nonzero(count_codes(filtered.item_codes, filtered.n_items, rows))),
         }
-        for name, rows in [("raw", everything), *masks.items()]
-    }
-    return masks, steps.entries, counts, split / events.ticks_per_second
-
-
-def write_dataset_splits(
-    dataset: str,
-    events: SessionEvents,
-    rule: SplitRule,
-    paths: dict[str, str | Path],
-    stats_path: str | Path,
-    item_map_path: str | Path | None = None,
-    min_test_predictions: int = 1,
-    published: dict | None = None,
-    **settings,
-) -> dict:
-    """The split stage of a data set: the split files, ``stats.json`` (and the item map, for sets whose items
-    are strings), together or not at all; returns the statistics.
-
-    Refused (DataFormatError naming the raw files) when a split would be empty or the test split would give
-    fewer than ``min_test_predictions`` next-item predictions.
-    """
-    settings = settings_with_defaults(settings)
-    source = ", ".join(events.sources)
-    if not is_script_order(events.session_ids, events.ticks):
-        raise DataFormatError(source, "events are not sorted by session, then time")
-    masks, steps, counts, split_time = protocol_masks(events, rule, **settings)
-    for step in steps:
-        log.info("%s: %s", dataset, describe_step(step))
-    check_splits_not_empty(counts, steps, settings, source)
-    seconds = events.seconds()
-    rows = masks["train_full"] | masks["test"]
-    check_test_window(
-        events.session_ids, seconds, rows, float(rule.period_seconds), counts["test"], min_test_predictions, source
-    )
-    stats = {
-        "dataset": dataset,
-        "sources": events.sources,
-        "settings": {**settings, "period_seconds": rule.period_seconds, "fixed_split_time": rule.split_time},
-        "split_time": split_time,
-        "raw_files": events.raw,
-        "splits": counts,
-        "steps": steps,
-    }
-    if published:
-        stats["published"] = published
-    for path in [*paths.values(), stats_path, *([item_map_path] if item_map_path else [])]:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-    with atomic_outputs() as staged:
-        for name in SPLITS:
-            if name in paths:
-                write_event_rows(
-                    staged.temporary(paths[name]), events.session_ids, events.item_ids, seconds, masks[name]
-                )
-        if item_map_path is not None:
-            if events.item_names is None:
-                raise ConfigError("item_map", f"{dataset} keeps its raw item ids: it has no item map")
-            item_ids = np.unique(events.item_ids[rows])
-            names = events.item_names.take(pa.array(item_ids)).cast(pa.string())
-            pq.write_table(
-                pa.table([pa.array(item_ids), names], schema=ITEM_MAP_SCHEMA), staged.temporary(item_map_path)
-            )
-        staged.temporary(stats_path).write_text(json.dumps(stats, indent=2) + "\n")
-    for name, c in counts.items():
-        log.info("%s %s: %d events, %d sessions, %d items", dataset, name, c["events"], c["sessions"], c["items"])
-    return stats
+    return counts

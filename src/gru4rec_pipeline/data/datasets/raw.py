@@ -1,9 +1,14 @@
 """Typed readers of the public data sets' raw CSV files, refusing a malformed line by file and line.
 
 Each raw format is a :class:`CsvLayout`: its separator, the columns its header must name, and the type
-each column the preprocessing needs is parsed to (pyarrow's streaming CSV reader, in C++, block by block,
-never through Python objects). The other columns are only counted: a line with too few or too many fields
-is refused like one whose value does not parse.
+each column the preprocessing needs is parsed to (pyarrow's CSV parser, in C++, never through Python
+objects). The other columns are only counted: a line with too few or too many fields is refused like one
+whose value does not parse.
+
+:func:`iter_tables` streams a file: it cuts the file into chunks of whole lines (a memory map released
+behind the reader, or, for a gzipped file, a buffer refilled as it is decompressed) and parses each chunk
+on its own, so memory holds one chunk and its typed columns, never the file (pyarrow's own streaming
+reader keeps dozens of blocks read ahead).
 
 pyarrow does not say reliably which line it failed on, so on the error path only, a second scan finds the
 first bad line (blocks of whole lines, then a bisection within the first block that fails) and says what
@@ -16,20 +21,20 @@ from __future__ import annotations
 import dataclasses
 import gzip
 import logging
+import mmap
 import time
 from pathlib import Path
 from typing import Iterator
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 
 from gru4rec_pipeline.errors import DataFormatError
 
 log = logging.getLogger(__name__)
 
-READ_BLOCK_BYTES = 8 << 20
+READ_CHUNK_BYTES = 4 << 20
 SCAN_BLOCK_BYTES = 8 << 20
 
 
@@ -39,7 +44,8 @@ class CsvLayout:
 
     ``types``: the type of each column a reader may ask for; ``expected``: what a value of that column
     must look like, for the error message; ``nullable``: columns whose empty (or ``null_values``) values
-    are missing values rather than errors; ``timestamp_formats``: strptime formats of timestamp columns.
+    are missing values rather than errors (an empty text value stays the empty string);
+    ``timestamp_formats``: strptime formats of timestamp columns.
     """
 
     name: str
@@ -82,54 +88,131 @@ def _check_header(path: Path, layout: CsvLayout) -> int:
     return len(first)
 
 
-def _csv_options(layout: CsvLayout, columns: list[str], block_bytes: int, header: bool) -> dict:
+def _csv_options(layout: CsvLayout, columns: list[str], block_bytes: int) -> dict:
+    """Options that parse headerless data lines of ``layout`` into ``columns``, one thread per chunk."""
     return dict(
-        read_options=pa_csv.ReadOptions(
-            column_names=list(layout.columns), skip_rows=1 if header else 0, block_size=block_bytes
-        ),
-        # Values never span lines in these formats, which the line search relies on.
+        read_options=pa_csv.ReadOptions(column_names=list(layout.columns), block_size=block_bytes, use_threads=False),
+        # Values never span lines in these formats, which the chunking and the line search rely on.
         parse_options=pa_csv.ParseOptions(delimiter=layout.delimiter, newlines_in_values=False),
         convert_options=pa_csv.ConvertOptions(
             column_types={name: layout.types[name] for name in columns},
             include_columns=columns,
             null_values=list(layout.null_values),
-            strings_can_be_null=True,
+            # Text stays text: an empty id is refused by _check_required, an empty optional one is a value.
+            strings_can_be_null=False,
             timestamp_parsers=list(layout.timestamp_formats) or None,
         ),
     )
 
 
-def _check_required(batch: pa.RecordBatch | pa.Table, layout: CsvLayout) -> None:
-    for name in batch.schema.names:
-        if name not in layout.nullable and batch.column(name).null_count:
+def _has_empty_text(array: pa.Array) -> bool:
+    """Whether a string or binary array (or a dictionary of them) holds the empty value."""
+    if pa.types.is_dictionary(array.type):
+        array = array.dictionary
+    if not (pa.types.is_string(array.type) or pa.types.is_binary(array.type)) or len(array) == 0:
+        return False
+    offsets = np.frombuffer(array.buffers()[1], dtype=np.int32, count=len(array) + 1, offset=4 * array.offset)
+    return bool((offsets[1:] == offsets[:-1]).any())
+
+
+def _check_required(table: pa.Table, layout: CsvLayout) -> None:
+    for name in table.schema.names:
+        if name in layout.nullable:
+            continue
+        column = table.column(name)
+        if column.null_count or any(_has_empty_text(chunk) for chunk in column.chunks):
             raise _MissingValue(name)
 
 
-def iter_batches(path: str | Path, layout: CsvLayout, columns: list[str]) -> Iterator[pa.RecordBatch]:
-    """The ``columns`` of the raw file ``path``, typed, as record batches in file order.
+def _mapped_chunks(path: Path, offset: int, chunk_bytes: int) -> Iterator[pa.Buffer]:
+    """The file from ``offset`` on, in chunks of whole lines, from a memory map whose pages are given back
+    once read (they stay in the page cache, out of this process's memory)."""
+    with open(path, "rb") as stream:
+        mapped = mmap.mmap(stream.fileno(), 0, access=mmap.ACCESS_READ)
+    whole = pa.py_buffer(mapped)
+    try:
+        total, start, released = len(mapped), offset, 0
+        while start < total:
+            end = min(start + chunk_bytes, total)
+            if end < total:
+                end = mapped.rfind(b"\n", start, end) + 1 or mapped.find(b"\n", end) + 1 or total
+            yield whole.slice(start, end - start)
+            start = end
+            done = start - start % mmap.PAGESIZE
+            if done > released and hasattr(mmap, "MADV_DONTNEED"):  # not on every system
+                mapped.madvise(mmap.MADV_DONTNEED, released, done - released)
+                released = done
+    finally:
+        del whole
+        try:
+            mapped.close()
+        except BufferError:  # a chunk is still referenced (an error on its way up): unmapped when collected
+            pass
+
+
+def _streamed_chunks(path: Path, offset: int, chunk_bytes: int) -> Iterator[pa.Buffer]:
+    """The (gzipped) file from ``offset`` on, in chunks of whole lines, through one reused buffer."""
+    buffer = bytearray(chunk_bytes)
+    with _open_binary(path) as stream:
+        stream.read(offset)
+        held = 0
+        while True:
+            if held == len(buffer):  # a line longer than the buffer: a larger one (the old one may be in use)
+                buffer = buffer[:held] + bytearray(len(buffer))
+            got = stream.readinto(memoryview(buffer)[held:])
+            end = held + got
+            if got == 0:
+                if held:
+                    yield pa.py_buffer(memoryview(buffer)[:held])
+                return
+            cut = buffer.rfind(b"\n", 0, end) + 1
+            if cut == 0:
+                held = end
+                continue
+            yield pa.py_buffer(memoryview(buffer)[:cut])
+            # The parsed columns do not refer to the chunk, so its bytes can be overwritten (not resized).
+            buffer[: end - cut] = buffer[cut:end]
+            held = end - cut
+
+
+def line_chunks(path: Path, offset: int, chunk_bytes: int) -> Iterator[pa.Buffer]:
+    """``path`` from byte ``offset`` on, in chunks of about ``chunk_bytes`` that end at a line end (the last one
+    may not); each chunk is valid until the next one is asked for."""
+    if path.suffix == ".gz":
+        return _streamed_chunks(path, offset, chunk_bytes)
+    return _mapped_chunks(path, offset, chunk_bytes)
+
+
+def iter_tables(path: str | Path, layout: CsvLayout, columns: list[str]) -> Iterator[pa.Table]:
+    """The ``columns`` of the raw file ``path`` (or ``path.gz``), typed, chunk by chunk in file order.
 
     Raises DataFormatError naming the file, and the line of the first malformed one.
     """
     path = existing_raw_file(path, layout)
-    _check_header(path, layout)
+    header_bytes = _check_header(path, layout)
+    options = _csv_options(layout, columns, READ_CHUNK_BYTES + (1 << 20))
     rows, started = 0, time.perf_counter()
     try:
-        # A .gz file is decompressed as it is read.
-        reader = pa_csv.open_csv(str(path), **_csv_options(layout, columns, READ_BLOCK_BYTES, header=True))
-        with reader:
-            while True:
-                try:
-                    batch = reader.read_next_batch()
-                except StopIteration:
-                    break
-                _check_required(batch, layout)
-                rows += batch.num_rows
-                yield batch
+        for chunk in line_chunks(path, header_bytes, READ_CHUNK_BYTES):
+            table = pa_csv.read_csv(chunk, **options)
+            _check_required(table, layout)
+            rows += table.num_rows
+            yield table
     except (pa.ArrowInvalid, _MissingValue) as exc:
         raise malformed_file_error(path, layout, columns, exc) from None
     if rows == 0:
         raise DataFormatError(path, f"no rows after the header; expected lines {layout.describe()!r}")
     log.info("read %s rows of %s in %.1f s", f"{rows:,}", path, time.perf_counter() - started)
+
+
+def estimated_rows(path: Path, sample_bytes: int = 1 << 20) -> int:
+    """About how many lines ``path`` holds (from its size and the length of its first lines), for sizing the
+    arrays its columns go to; a gzipped file's is a guess that the arrays grow past when it falls short."""
+    with _open_binary(path) as stream:
+        sample = stream.read(sample_bytes)
+    lines = max(sample.count(b"\n"), 1)
+    size = path.stat().st_size * (4 if path.suffix == ".gz" else 1)
+    return int(size / (len(sample) / lines) * 1.02) + 1024
 
 
 def existing_raw_file(path: str | Path, layout: CsvLayout) -> Path:
@@ -141,12 +224,6 @@ def existing_raw_file(path: str | Path, layout: CsvLayout) -> Path:
     if zipped.is_file():
         return zipped
     raise DataFormatError(path, f"file not found (nor {zipped.name}); expected the {layout.name} file")
-
-
-def read_table(path: str | Path, layout: CsvLayout, columns: list[str]) -> pa.Table:
-    """All of :func:`iter_batches` as one table."""
-    batches = list(iter_batches(path, layout, columns))
-    return pa.Table.from_batches(batches)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -166,7 +243,8 @@ def find_malformed_line(path: str | Path, layout: CsvLayout, columns: list[str])
     path = Path(path)
     header_bytes = _check_header(path, layout)
     lines_before = 1
-    for block in _line_blocks(path, SCAN_BLOCK_BYTES, header_bytes):
+    for chunk in line_chunks(path, header_bytes, SCAN_BLOCK_BYTES):
+        block = bytes(chunk)
         if not _parses(block, layout, columns):
             line_ends = _line_ends(block)
             good, bad = 0, len(line_ends)  # the first `good` lines parse, the first `bad` do not
@@ -182,22 +260,6 @@ def find_malformed_line(path: str | Path, layout: CsvLayout, columns: list[str])
     return None
 
 
-def _line_blocks(path: Path, block_bytes: int, offset: int) -> Iterator[bytes]:
-    """The file from ``offset`` on, in blocks that end at a line end (the last one may not)."""
-    carry = b""
-    with _open_binary(path) as stream:
-        stream.read(offset)
-        for data in iter(lambda: stream.read(block_bytes), b""):
-            cut = data.rfind(b"\n") + 1
-            if cut == 0:
-                carry += data
-                continue
-            yield carry + data[:cut]
-            carry = data[cut:]
-    if carry:
-        yield carry
-
-
 def _line_ends(block: bytes) -> np.ndarray:
     ends = np.flatnonzero(np.frombuffer(block, dtype=np.uint8) == ord("\n")) + 1
     if not block.endswith(b"\n"):
@@ -209,7 +271,7 @@ def _parses(data: bytes, layout: CsvLayout, columns: list[str]) -> bool:
     if not data.strip():
         return True
     try:
-        table = pa_csv.read_csv(pa.BufferReader(data), **_csv_options(layout, columns, READ_BLOCK_BYTES, False))
+        table = pa_csv.read_csv(pa.py_buffer(data), **_csv_options(layout, columns, SCAN_BLOCK_BYTES + (1 << 20)))
         _check_required(table, layout)
     except (pa.ArrowInvalid, _MissingValue):
         return False
@@ -233,23 +295,3 @@ def describe_problem(line: bytes, layout: CsvLayout, columns: list[str]) -> str:
         if not _parses(line, layout, [name]):
             return f"{name} {value!r} is not {layout.expected[name]}"
     return f"cannot parse as {layout.name} ({layout.describe()}): {shown!r}"
-
-
-# ----------------------------------------------------------------------------------------------
-# Ids by order of appearance.
-
-
-def appearance_codes(values: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, pa.Array]:
-    """Dense codes 0 .. n-1 numbering the distinct values (a missing value is one of them) in the order of
-    their first appearance, as ``pandas.unique`` orders them; returns (int64 codes, the n values in order)."""
-    encoded = pc.dictionary_encode(values, null_encoding="encode")
-    chunks = encoded.chunks if isinstance(encoded, pa.ChunkedArray) else [encoded]
-    if not chunks:
-        return np.zeros(0, dtype=np.int64), pa.array([], type=values.type)
-    # One hash table serves all chunks: every chunk carries the same, final dictionary.
-    codes = np.empty(len(encoded), dtype=np.int64)
-    at = 0
-    for chunk in chunks:
-        codes[at : at + len(chunk)] = chunk.indices.to_numpy(zero_copy_only=False)
-        at += len(chunk)
-    return codes, chunks[-1].dictionary

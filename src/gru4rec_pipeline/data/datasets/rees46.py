@@ -10,7 +10,8 @@ views ordered by user number, time and product number; sessions cut where the us
 views are more than an hour apart, numbered from 0 in that order (the files' own ``user_session`` is not
 used); the raw product ids kept. Its split: the day before 2019-12-01 00:00 UTC (1575158400) is the test period.
 
-The views are ordered by sorting one packed integer key (user, second, product) when its parts fit in 64 bits,
+Users and products are numbered as the rows are read (``appearance.IntegerAppearanceCodes``); only the views are
+kept. They are ordered by sorting one packed integer key (user, second, product) when its parts fit in 64 bits,
 which they do at the published size, instead of a three-key sort of 110 million rows.
 """
 
@@ -21,9 +22,24 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
+from gru4rec_pipeline.data.datasets.appearance import IntegerAppearanceCodes
+from gru4rec_pipeline.data.datasets.arrays import compress_in_place
+from gru4rec_pipeline.data.datasets.columns import Column, ValueCounts, column_values, equal_rows
+from gru4rec_pipeline.data.datasets.phases import phase
 from gru4rec_pipeline.data.datasets.protocol import SessionEvents
-from gru4rec_pipeline.data.datasets.raw import CsvLayout, appearance_codes, existing_raw_file, read_table
-from gru4rec_pipeline.data.datasets.sessionize import cut_sessions, event_counts, event_mask, first_entry
+from gru4rec_pipeline.data.datasets.raw import (
+    CsvLayout,
+    estimated_rows,
+    existing_raw_file,
+    iter_tables,
+)
+from gru4rec_pipeline.data.datasets.sessionize import (
+    cut_sessions,
+    first_entry,
+    sort_by_group_time,
+    sort_packed,
+    sort_ties_by_item,
+)
 from gru4rec_pipeline.names import DATASET_RAW_FILES, REES46_TIME_FORMAT
 
 RAW_FILES = DATASET_RAW_FILES["rees46"]
@@ -63,54 +79,47 @@ COLUMNS = ["event_time", "event_type", "product_id", "user_id"]
 def rees46_events(raw_dir: str | Path) -> SessionEvents:
     """The views of ``raw_dir``'s October and November files as sessions, in the script's order."""
     paths = [existing_raw_file(Path(raw_dir) / name, LAYOUT) for name in RAW_FILES]
-    tables = [read_table(path, LAYOUT, COLUMNS) for path in paths]
-    raw = {
-        path.name: {"rows": table.num_rows, "events": event_counts(table.column("event_type"))}
-        for path, table in zip(paths, tables)
-    }
-    table = pa.concat_tables(tables)
-    del tables
-    n_rows = table.num_rows
-    view = event_mask(table.column("event_type"), "view")
-    users, user_ids = appearance_codes(table.column("user_id"))
-    products, product_ids = appearance_codes(table.column("product_id"))
-    seconds = table.column("event_time").cast(pa.int64()).to_numpy()
-    raw["all"] = {"rows": n_rows, "users": len(user_ids), "products": len(product_ids)}
-    del table, user_ids
-    users, seconds, products = users[view], seconds[view], products[view]
-    del view
-    users, seconds, products = script_sorted(users, seconds, products)
-    sessions = cut_sessions(users, seconds, SESSION_GAP_SECONDS)
-    del users
-    item_ids = product_ids.to_numpy(zero_copy_only=False)[products]
-    del products
+    rows = sum(estimated_rows(path) for path in paths)
+    seconds, view = Column(np.int32, rows, integers=True), Column(bool, rows)
+    users, products = IntegerAppearanceCodes(rows), IntegerAppearanceCodes(rows)
+    raw = {}
+    for path in paths:
+        events = ValueCounts()
+        with phase(f"rees46: read {path.name}"):
+            for table in iter_tables(path, LAYOUT, COLUMNS):
+                seconds.extend(table.column("event_time"))
+                view.append(equal_rows(table.column("event_type"), "view"))
+                events.add(table.column("event_type"))
+                for part in column_values(table.column("user_id"), np.int64):
+                    users.append(part)
+                for part in column_values(table.column("product_id"), np.int64):
+                    products.append(part)
+            del table
+        raw[path.name] = {"rows": sum(events.counts.values()), "events": events.most_frequent_first()}
+    with phase("rees46: users and products numbered"):
+        seconds, view = seconds.finish(), view.finish()
+        user_codes, product_codes = users.finish(), products.finish()
+        product_ids = products.values()
+        raw["all"] = {"rows": len(seconds), "users": users.n_values, "products": len(product_ids)}
+        del users, products
+    n_rows = len(seconds)
+    with phase("rees46: views ordered by user and time"):
+        user_codes = compress_in_place(user_codes, view)
+        seconds = compress_in_place(seconds, view)
+        product_codes = compress_in_place(product_codes, view)
+        del view
+        if not sort_packed([user_codes, seconds, product_codes]):
+            user_codes, seconds, product_codes = sort_by_group_time(user_codes, seconds, product_codes)
+            sort_ties_by_item(user_codes, seconds, product_codes)
+    with phase("rees46: sessions"):
+        sessions = cut_sessions(user_codes, seconds, SESSION_GAP_SECONDS)
+        del user_codes
     step = first_entry(
         f"views of {' and '.join(RAW_FILES)}, sessions cut where a user's consecutive views are over "
         f"{SESSION_GAP_SECONDS} s apart (other event types removed)",
         sessions,
         n_rows,
     )
-    return SessionEvents(sessions, item_ids, seconds, 1, [step], raw, [str(path) for path in paths])
-
-
-def script_sorted(users: np.ndarray, seconds: np.ndarray, products: np.ndarray):
-    """(users, seconds, products) sorted by user, then second, then product (all integers >= 0 but seconds).
-
-    Rows equal in all three are interchangeable, so one sort of a packed key suffices when it fits in 64 bits.
-    """
-    if len(seconds) == 0:
-        return users, seconds, products
-    first = int(seconds.min())
-    bits = [int(np.max(part)).bit_length() for part in (users, seconds - first, products)]
-    if sum(bits) > 64:
-        order = np.lexsort((products, seconds, users))
-        return users[order], seconds[order], products[order]
-    key = users.astype(np.uint64) << np.uint64(bits[1] + bits[2])
-    key |= (seconds - first).astype(np.uint64) << np.uint64(bits[2])
-    key |= products.astype(np.uint64)
-    key.sort()
-    sorted_products = (key & np.uint64((1 << bits[2]) - 1)).astype(np.int64)
-    key >>= np.uint64(bits[2])
-    sorted_seconds = (key & np.uint64((1 << bits[1]) - 1)).astype(np.int64) + first
-    key >>= np.uint64(bits[1])
-    return key.astype(np.int64), sorted_seconds, sorted_products
+    return SessionEvents(
+        sessions, product_codes, seconds, 1, [step], raw, [str(path) for path in paths], item_values=product_ids
+    )

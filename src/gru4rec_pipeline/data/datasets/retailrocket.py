@@ -14,17 +14,25 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 
+from gru4rec_pipeline.data.datasets.arrays import compress_in_place
+from gru4rec_pipeline.data.datasets.columns import Column, ValueCounts, distinct_count, equal_rows
+from gru4rec_pipeline.data.datasets.phases import phase
 from gru4rec_pipeline.data.datasets.protocol import SessionEvents
-from gru4rec_pipeline.data.datasets.raw import CsvLayout, existing_raw_file, read_table
+from gru4rec_pipeline.data.datasets.raw import (
+    CsvLayout,
+    estimated_rows,
+    existing_raw_file,
+    iter_tables,
+)
 from gru4rec_pipeline.data.datasets.sessionize import (
     cut_sessions,
-    distinct_count,
-    event_counts,
-    event_mask,
     first_entry,
-    script_order,
+    session_count,
+    sort_by_group_time,
+    sort_ties_by_item,
 )
 from gru4rec_pipeline.names import DATASET_RAW_FILES
 
@@ -47,34 +55,45 @@ LAYOUT = CsvLayout(
         "itemid": "an integer item id",
     },
 )
+COLUMNS = ["timestamp", "visitorid", "event", "itemid"]
 
 
 def retailrocket_events(raw_dir: str | Path) -> SessionEvents:
     """The views of ``raw_dir/events.csv`` as sessions, in the script's order."""
     path = existing_raw_file(Path(raw_dir) / RAW_FILE, LAYOUT)
-    table = read_table(path, LAYOUT, ["timestamp", "visitorid", "event", "itemid"])
-    ticks = table.column("timestamp").to_numpy()
-    visitors = table.column("visitorid").to_numpy()
-    items = table.column("itemid").to_numpy()
-    view = event_mask(table.column("event"), "view")
+    rows = estimated_rows(path)
+    ticks, view = Column(np.int64, rows), Column(bool, rows)
+    visitors, items = Column(np.int32, rows, integers=True), Column(np.int32, rows, integers=True)
+    events = ValueCounts()
+    with phase(f"retailrocket: read {RAW_FILE}"):
+        for table in iter_tables(path, LAYOUT, COLUMNS):
+            ticks.extend(table.column("timestamp"))
+            visitors.extend(table.column("visitorid"))
+            items.extend(table.column("itemid"))
+            view.append(equal_rows(table.column("event"), "view"))
+            events.add(table.column("event"))
+        del table
+        ticks, visitors, items, view = ticks.finish(), visitors.finish(), items.finish(), view.finish()
+    with phase("retailrocket: order by visitor and time"):
+        visitors, ticks, items, view = sort_by_group_time(visitors, ticks, items, view)
     raw = {
         RAW_FILE: {
-            "rows": table.num_rows,
-            "events": event_counts(table.column("event")),
-            "visitors": distinct_count(visitors),
+            "rows": len(ticks),
+            "events": events.most_frequent_first(),
+            "visitors": session_count(visitors),
             "items": distinct_count(items),
         }
     }
-    del table
-    order = script_order(visitors, ticks, items)
-    if order is not None:
-        visitors, ticks, items, view = visitors[order], ticks[order], items[order], view[order]
-    sessions = cut_sessions(visitors, ticks, SESSION_GAP_SECONDS * 1000)
-    session_ids, item_ids, view_ticks = sessions[view], items[view], ticks[view]
+    with phase("retailrocket: sessions"):
+        n_rows = len(ticks)
+        session_ids = compress_in_place(cut_sessions(visitors, ticks, SESSION_GAP_SECONDS * 1000), view)
+        item_ids, view_ticks = compress_in_place(items, view), compress_in_place(ticks, view)
+        del visitors, items, ticks, view
+        sort_ties_by_item(session_ids, view_ticks, item_ids)
     step = first_entry(
         f"views of {RAW_FILE}, sessions cut where a visitor's consecutive events are over {SESSION_GAP_SECONDS} s "
         "apart (other event types removed)",
         session_ids,
-        len(ticks),
+        n_rows,
     )
     return SessionEvents(session_ids, item_ids, view_ticks, 1000, [step], raw, [str(path)])

@@ -7,6 +7,9 @@
 - :func:`download_raw`: the public files, resumable and verified like the RSC15 archive's download; for a set
   behind a sign-up, an error naming where to get it and the ``raw`` key that takes the local folder;
 
+The split stage imports neither pandas nor torch, and holds the raw files' columns it needs in compact arrays, never
+their table (``raw.py``, ``columns.py``); where its time and memory go is logged phase by phase (``phases.py``).
+
 A set's synthetic raw files: ``synthetic/datasets.py``.
 
 RSC15 keeps its own stages (``data/clicks.py``, ``data/yoochoose.py``); the other sets are read here.
@@ -18,9 +21,10 @@ import importlib
 import logging
 from pathlib import Path
 
-from gru4rec_pipeline.data.datasets.protocol import SessionEvents, SplitRule, write_dataset_splits
+from gru4rec_pipeline.data.datasets.protocol import SessionEvents, SplitRule
 from gru4rec_pipeline.data.datasets.raw import existing_raw_file
 from gru4rec_pipeline.data.datasets.registry import dataset
+from gru4rec_pipeline.data.datasets.splits import write_dataset_splits
 from gru4rec_pipeline.errors import ConfigError
 
 log = logging.getLogger(__name__)

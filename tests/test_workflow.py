@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import LOSSES, REPO, REPORT_RULES, planned_jobs, rules_of, run_snakemake
+from conftest import LOSSES, REPO, REPORT_RULES, TINY, planned_jobs, rules_of, run_snakemake
 from gru4rec_pipeline import names
 
 BASELINES = [*names.BASELINES, names.ORACLE]
@@ -81,6 +81,29 @@ def test_every_result_names_the_data_set(tiny_run: Path):
 @pytest.mark.slow
 def test_second_run_does_nothing(tiny_run: Path):
     assert planned_jobs(tiny_run) == Counter()
+
+
+@pytest.mark.slow
+def test_a_run_of_rule_all_ends_with_the_summary_table_on_the_terminal(tiny_run: Path, tmp_path: Path):
+    """The headline figures of every model, as results/summary.tsv holds them, after a successful `rule all`; a run
+    of another target prints no table."""
+    workdir = tmp_path / "copy"
+    shutil.copytree(tiny_run, workdir, symlinks=True)
+    result = run_snakemake(workdir, "--cores", "1", *TINY, "--forcerun", "summarize_results")
+    printed = result.stdout.split("Results (results/summary.tsv; more in ")
+    assert len(printed) == 2 and printed[1].startswith("results/summary.md):"), result.stdout[-3000:]
+    lines = [line.split() for line in printed[1].splitlines()[1:] if line.strip()]
+    assert lines[0] == ["Model", "Kind", "Recall@20", "MRR@20", "NDCG@20"]
+    summary = pd.read_csv(workdir / "results" / "summary.tsv", sep="\t")
+    models = summary[summary["kind"] != "published_rsc15"]
+    expected = [
+        [row.model, row.kind, f"{row['recall@20']:.4f}", f"{row['mrr@20']:.4f}", f"{row['ndcg@20']:.4f}"]
+        for _, row in models.iterrows()
+    ]
+    assert lines[1 : 1 + len(expected)] == expected and {row[0] for row in expected} >= {*LOSSES, *BASELINES}
+
+    other = run_snakemake(workdir, "results/summary.md", "--cores", "1", *TINY, "--forcerun", "summarize_results")
+    assert "summarize_results" in other.stderr and "Results (" not in other.stdout + other.stderr
 
 
 @pytest.mark.slow

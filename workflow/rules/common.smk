@@ -496,6 +496,23 @@ def get_report_targets():
     ]
 
 
+def get_summary_files():
+    """The TSV of the summary the default target makes, then the markdown with the rest (the window preset's, or
+    the configured setting's)."""
+    if config["protocol"]["preset"] == "window":
+        return result_file("window/summary.tsv"), result_file("window/summary.md")
+    return report_file("summary.tsv"), report_file("summary.md")
+
+
+def print_results_of_rule_all():
+    """After a successful run of the default target (all), its summary table on the terminal."""
+    if "all" in {target.name for target in workflow.dag.targetrules}:
+        # Imported here: every job's Snakemake process reads this file, and only the main one prints.
+        from gru4rec_pipeline.report.terminal import print_summary
+
+        print_summary(*get_summary_files())
+
+
 WINDOW = {**names.WINDOW_DEFAULTS, **config["protocol"].get("window", {})}
 WINDOW_SLICES = [str(i) for i in range(int(WINDOW["slices"]))]
 

@@ -28,3 +28,7 @@ rule all:
     default_target: True
     input:
         get_final_output(),
+
+
+onsuccess:
+    print_results_of_rule_all()

@@ -37,16 +37,18 @@ SOURCE_FILE_KINDS = {
     "clicks": "an extracted yoochoose-clicks.dat",
     "archive": "a local yoochoose-data.7z",
 }
-# The archives the workflow makes itself.
-DOWNLOADED_ARCHIVE = "results/raw/download/yoochoose-data.7z"
-SYNTHETIC_ARCHIVE = "results/raw/synthetic/yoochoose-data.7z"
+# The archives the workflow makes itself, below a run's results folder (results/, or results/runs/NAME/ for a run
+# named NAME).
+DOWNLOADED_ARCHIVE = "raw/download/yoochoose-data.7z"
+SYNTHETIC_ARCHIVE = "raw/synthetic/yoochoose-data.7z"
 FINGERPRINT_CHARS = 12
 HASH_BLOCK_BYTES = 8 << 20
 
 
-def configured_source(config: dict) -> dict:
+def configured_source(config: dict, results: str = "results") -> dict:
     """What the config says the clicks come from: ``kind`` (one of SOURCE_KINDS), ``file`` (the file the clicks
-    are read or extracted from) and what identifies the source (``path``; ``url``; ``preset`` and ``seed``)."""
+    are read or extracted from; an archive the workflow makes lies below the run's ``results`` folder) and what
+    identifies the source (``path``; ``url``; ``preset`` and ``seed``)."""
     own_path = (config.get("own_data") or {}).get("path")
     if own_path:
         return {"kind": "own_data", "file": own_path, "path": own_path}
@@ -55,11 +57,11 @@ def configured_source(config: dict) -> dict:
     if config.get("archive"):
         return {"kind": "archive", "file": config["archive"], "path": config["archive"]}
     if config.get("source") == "download":
-        return {"kind": "download", "file": DOWNLOADED_ARCHIVE, "url": config.get("url", "")}
+        return {"kind": "download", "file": f"{results}/{DOWNLOADED_ARCHIVE}", "url": config.get("url", "")}
     synthetic = config.get("synthetic") or {}
     return {
         "kind": "synthetic",
-        "file": SYNTHETIC_ARCHIVE,
+        "file": f"{results}/{SYNTHETIC_ARCHIVE}",
         "preset": synthetic.get("preset", "default"),
         "seed": synthetic.get("seed", 42),
     }

@@ -45,9 +45,10 @@ SOURCE_FILE_KINDS = {
     "clicks": "an extracted yoochoose-clicks.dat",
     "archive": "a local yoochoose-data.7z",
 }
-# The archives the workflow makes itself.
-DOWNLOADED_ARCHIVE = "results/raw/download/yoochoose-data.7z"
-SYNTHETIC_ARCHIVE = "results/raw/synthetic/yoochoose-data.7z"
+# The archives the workflow makes itself, below a run's results folder (results/, or results/runs/NAME/ for a run
+# named NAME).
+DOWNLOADED_ARCHIVE = "raw/download/yoochoose-data.7z"
+SYNTHETIC_ARCHIVE = "raw/synthetic/yoochoose-data.7z"
 # Where a data set's raw files lie when the workflow downloads or generates them, below the set's results folder.
 DATASET_DOWNLOAD_FOLDER = "raw/download"
 DATASET_SYNTHETIC_FOLDER = "raw/synthetic"
@@ -57,9 +58,10 @@ HASH_BLOCK_BYTES = 8 << 20
 
 def configured_source(config: dict, results: str = "results") -> dict:
     """What the config says the clicks come from: ``kind`` (one of SOURCE_KINDS), ``file`` (the file the clicks
-    are read or extracted from) and what identifies the source (``path``; ``url``; ``preset`` and ``seed``).
-    For a data set other than rsc15 (kind ``dataset``): ``file`` is the folder of its raw files, ``files`` the
-    files, ``dataset`` its name, and the files the workflow downloads or generates lie below ``results``."""
+    are read or extracted from; an archive the workflow makes lies below the run's ``results`` folder) and what
+    identifies the source (``path``; ``url``; ``preset`` and ``seed``). For a data set other than rsc15 (kind
+    ``dataset``): ``file`` is the folder of its raw files, ``files`` the files, ``dataset`` its name, and the files
+    the workflow downloads or generates lie below ``results``."""
     name = config.get("dataset") or DEFAULT_DATASET
     if name != DEFAULT_DATASET:
         return dataset_source(config, name, results)
@@ -71,11 +73,11 @@ def configured_source(config: dict, results: str = "results") -> dict:
     if config.get("archive"):
         return {"kind": "archive", "file": config["archive"], "path": config["archive"]}
     if config.get("source") == "download":
-        return {"kind": "download", "file": DOWNLOADED_ARCHIVE, "url": config.get("url", "")}
+        return {"kind": "download", "file": f"{results}/{DOWNLOADED_ARCHIVE}", "url": config.get("url", "")}
     synthetic = config.get("synthetic") or {}
     return {
         "kind": "synthetic",
-        "file": SYNTHETIC_ARCHIVE,
+        "file": f"{results}/{SYNTHETIC_ARCHIVE}",
         "preset": synthetic.get("preset", "default"),
         "seed": synthetic.get("seed", 42),
     }

@@ -25,7 +25,7 @@ def test_another_data_set_shows_the_official_implementations_figures_on_its_real
     ]
     assert figures.entries[0]["recall"] == {20: 0.4995} and figures.entries[0]["mrr"] == {20: 0.1500}
     assert figures.heading == "Published figures on the real Diginetica data (reference only)"
-    assert "on the real Diginetica data" in figures.note and spec.parameter_file in figures.note
+    assert f"on the real {spec.title} data" in figures.note and spec.parameter_file in figures.note
     assert figures.kind == "published_diginetica"
 
 
@@ -117,3 +117,10 @@ def test_a_summary_without_cutoff_20_is_refused(tmp_path):
     pd.read_csv(summary, sep="\t").drop(columns=["recall@20"]).to_csv(summary, sep="\t", index=False)
     with pytest.raises(DataFormatError, match=r"missing columns \['recall@20'\]"):
         write_benchmark_table({"coveo": (summary, source)}, tmp_path / "t.tsv", tmp_path / "t.md")
+
+
+def test_the_split_table_of_another_data_set_has_no_rsc15_columns():
+    from gru4rec_pipeline.report.plots import split_table_rows
+
+    columns, rows, names = split_table_rows({"splits": {"train_full": {"events": 1500, "sessions": 400, "items": 90}}})
+    assert columns == ["events", "sessions", "items", "events/session"] and rows == [["1.5k", "400", "90", "3.75"]]

@@ -144,7 +144,7 @@ def source_change_marker(config: dict) -> dict:
     source = configured_source(config)
     marker = {key: value for key, value in source.items() if key not in ("file", "files")}
     if source["kind"] == "dataset" and "path" in source:
-        marker["files"] = {Path(file).name: _size_and_time(file) for file in source["files"]}
+        marker["raw_files"] = {Path(file).name: _size_and_time(file) for file in source["files"]}
     elif source["kind"] in SOURCE_KEYS:
         marker.update(zip(("bytes", "mtime_ns"), _size_and_time(source["file"])))
     return marker
@@ -269,15 +269,16 @@ def record_data_source(source: dict, record_path: str | Path) -> DataSource:
 
 
 def _record_dataset_source(source: dict, record_path: str | Path) -> DataSource:
-    files = [Path(file) for file in source["files"]]
+    # The files: as configured_source names them, or as a rule's input lists them (in ``file``).
+    given = source.get("files") or source["file"]
+    files = [Path(file) for file in ([given] if isinstance(given, (str, Path)) else given)]
     for file in files:
         if not file.is_file():
             raise DataFormatError(file, f"a raw file of {source['dataset']} does not exist")
     fields = {key: source[key] for key in ("path", "url", "preset", "seed", "dataset") if key in source}
     total = sum(file.stat().st_size for file in files)
-    data = DataSource(
-        "dataset", str(source["file"]), total, files_sha256(files), files=tuple(f.name for f in files), **fields
-    )
+    folder = source.get("path") or str(files[0].parent)
+    data = DataSource("dataset", folder, total, files_sha256(files), files=tuple(f.name for f in files), **fields)
     data.save(record_path)
     log.info("data: %s (%s bytes)", data.describe(), f"{total:,}")
     return data

@@ -62,10 +62,10 @@ def published_figures(name: str = DEFAULT_DATASET, preset: str = "rsc15") -> Pub
         return PublishedFigures(entries, PUBLISHED_HEADING, note, "published_rsc15")
     spec = dataset(name)
     note = (
-        f"Measured by the GRU4Rec authors with their official implementation on the real {spec.short_title} data, "
-        f"preprocessed by their script as this pipeline does ({spec.title}), with the setting named: "
-        f"{spec.parameter_file}. They compare with the table above only when this run used the real data set and "
-        "that setting; synthetic or subsampled data give different numbers by construction."
+        f"Measured by the GRU4Rec authors with their official implementation and the setting of "
+        f"{spec.parameter_file} on the real {spec.title} data, preprocessed by their script, which this pipeline "
+        "follows. They compare with the table above only when this run used the real data set and that setting; "
+        "synthetic or subsampled data give different numbers by construction."
     )
     return PublishedFigures(
         official_entries(name), f"Published figures on the real {spec.short_title} data (reference only)", note,

@@ -53,6 +53,7 @@ class Dataset:
     knn_source: str
     published: dict  # "paper" and "readme": {"recall@20", "mrr@20"}
     protocol_preset: str = ""  # for rsc15: the protocol.preset the comparison's row uses
+    item_map: bool = False  # items are strings, numbered by the reader: the split stage writes their map
 
     @property
     def short_title(self) -> str:
@@ -170,6 +171,7 @@ DATASETS_BY_NAME: dict[str, Dataset] = {
         knn={},  # session-rec has no Coveo configuration
         knn_source="",
         published={"paper": {"recall@20": 0.3123, "mrr@20": 0.0994}, "readme": {"recall@20": 0.3135, "mrr@20": 0.1010}},
+        item_map=True,  # product_skus_hash: hex strings
     ),
     "retailrocket": Dataset(
         name="retailrocket",

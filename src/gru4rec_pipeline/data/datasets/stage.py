@@ -28,12 +28,12 @@ from gru4rec_pipeline.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
-# Each set's module, its reader and its layout; its synthetic module and writer.
+# Each set's module (named in full, so that the workflow counts it among the stage's code) and its reader.
 READERS = {
-    "rees46": ("rees46", "rees46_events"),
-    "coveo": ("coveo", "coveo_events"),
-    "retailrocket": ("retailrocket", "retailrocket_events"),
-    "diginetica": ("diginetica", "diginetica_events"),
+    "rees46": ("gru4rec_pipeline.data.datasets.rees46", "rees46_events"),
+    "coveo": ("gru4rec_pipeline.data.datasets.coveo", "coveo_events"),
+    "retailrocket": ("gru4rec_pipeline.data.datasets.retailrocket", "retailrocket_events"),
+    "diginetica": ("gru4rec_pipeline.data.datasets.diginetica", "diginetica_events"),
 }
 GZIP_SIGNATURE = b"\x1f\x8b"
 
@@ -44,7 +44,7 @@ def _reader_module(name: str):
             "dataset",
             f"{name!r} has no raw reader here; expected one of {', '.join(READERS)} (rsc15: the clicks stages)",
         )
-    return importlib.import_module(f"gru4rec_pipeline.data.datasets.{READERS[name][0]}")
+    return importlib.import_module(READERS[name][0])
 
 
 def dataset_events(name: str, raw_dir: str | Path) -> SessionEvents:

@@ -211,3 +211,19 @@ def test_one_raw_file_is_hashed_as_sha256sum_prints_it_and_synthetic_files_say_s
     assert record["description"].startswith(
         "synthetic Diginetica-format raw files train-item-views.csv (preset tiny, seed 5), sha256 "
     )
+
+
+# ---------------------------------------------------------------- docs/datasets.md
+
+
+def test_the_docs_show_each_sets_defaults_and_figures_as_the_registry_holds_them():
+    from gru4rec_pipeline.data.datasets.defaults import defaults_table
+
+    text = (REPO / "docs" / "datasets.md").read_text()
+    shown = text.split("<!-- defaults table: gru4rec_pipeline.data.datasets.defaults.defaults_table() -->\n")[1]
+    assert shown.split("<!-- end of defaults table -->")[0] == defaults_table()
+    words = " ".join(text.split())
+    for name in OTHER_SETS:
+        paper = dataset(name).published["paper"]
+        assert f"{dataset(name).short_title} {paper['recall@20']:.4f} / {paper['mrr@20']:.4f}" in words, name
+        assert f"| {name} | `{'`, `'.join(dataset(name).raw_files)}`" in text.replace(".gz`", "`"), name

@@ -11,14 +11,14 @@ from gru4rec_pipeline.data.datasets.registry import dataset
 from gru4rec_pipeline.data.source import DataSource
 from gru4rec_pipeline.errors import DataFormatError
 from gru4rec_pipeline.report.benchmark import write_benchmark_table
-from gru4rec_pipeline.report.published import published_figures
-from gru4rec_pipeline.report.summary import PUBLISHED_RSC15, write_summary
+from gru4rec_pipeline.report.published import PUBLISHED_RSC15, published_figures
+from gru4rec_pipeline.report.summary import write_summary
 from test_summary import metrics_record, write_metrics
 
 
 def test_another_data_set_shows_the_official_implementations_figures_on_its_real_data():
-    figures = published_figures("diginetica")
     spec = dataset("diginetica")
+    figures = published_figures(spec)
     assert [(e["recall"], e["mrr"]) for e in figures.entries] == [
         ({20: spec.published[origin]["recall@20"]}, {20: spec.published[origin]["mrr@20"]})
         for origin in ("paper", "readme")
@@ -30,8 +30,8 @@ def test_another_data_set_shows_the_official_implementations_figures_on_its_real
 
 
 def test_rsc15_shows_its_published_figures_and_under_the_yoochoose_protocol_the_official_ones_too():
-    assert published_figures("rsc15").entries == PUBLISHED_RSC15
-    yoochoose = published_figures("rsc15", "yoochoose").entries
+    assert published_figures().entries == published_figures(dataset("rsc15")).entries == PUBLISHED_RSC15
+    yoochoose = published_figures(dataset("rsc15"), "yoochoose").entries
     assert yoochoose[: len(PUBLISHED_RSC15)] == PUBLISHED_RSC15
     assert [e["recall"][20] for e in yoochoose[len(PUBLISHED_RSC15) :]] == [0.6804, 0.6789]
 
@@ -42,7 +42,7 @@ def test_a_data_sets_summary_marks_its_published_figures_as_measured_on_the_real
     )
     source = {"kind": "dataset", "dataset": "retailrocket", "preset": "tiny", "seed": 1, "fingerprint": "abc"}
     write_summary(paths, tmp_path / "s.tsv", tmp_path / "s.md", data_source=source,
-                  published=published_figures("retailrocket"))  # fmt: skip
+                  published=published_figures(dataset("retailrocket")))  # fmt: skip
     text = (tmp_path / "s.md").read_text()
     assert "## Published figures on the real RetailRocket data (reference only)" in text
     assert "GRU4Rec, official implementation (Hidasi & Czapp, RecSys 2023): bpr_max, paramfiles/" in text
@@ -58,17 +58,16 @@ def test_a_data_sets_summary_marks_its_published_figures_as_measured_on_the_real
 
 
 def results_of(folder, name, models, preset=None):
-    """A data set's summary.tsv (models: name -> (kind, recall@20, mrr@20)) and data source record."""
+    """A data set's summary.tsv (models: name -> (kind, recall@20, mrr@20)), data source record and registry
+    entry, as the table takes them."""
     folder.mkdir(parents=True)
     rows = [{"model": m, "kind": k, "description": "", "recall@20": r, "mrr@20": q} for m, (k, r, q) in models.items()]
     rows.append({"model": "official_paper", "kind": f"published_{name}", "recall@20": 0.9, "mrr@20": 0.9})
     pd.DataFrame(rows).to_csv(folder / "summary.tsv", sep="\t", index=False)
     sha256 = hashlib.sha256(name.encode()).hexdigest()
     fields = {"preset": preset, "seed": 1} if preset else {"path": "/data"}
-    DataSource("dataset", "/data", 10, sha256, dataset=name, files=dataset(name).raw_files, **fields).save(
-        folder / "source.json"
-    )
-    return str(folder / "summary.tsv"), str(folder / "source.json")
+    source = DataSource("dataset", "/data", 10, sha256, dataset=name, files=dataset(name).raw_files, **fields)
+    return str(folder / "summary.tsv"), source.as_record(), dataset(name)
 
 
 def test_the_table_has_a_column_per_data_set_and_the_published_figures_below_the_models(tmp_path):
@@ -107,16 +106,16 @@ def test_a_data_set_not_run_yet_is_named_with_the_command_that_runs_it(tmp_path)
     with pytest.raises(
         DataFormatError, match=r"run data set coveo first \(snakemake --cores N --config dataset=coveo\)"
     ):
-        write_benchmark_table({"coveo": (tmp_path / "none.tsv", tmp_path / "none.json")}, tmp_path / "t.tsv",
+        write_benchmark_table({"coveo": (tmp_path / "none.tsv", {}, dataset("coveo"))}, tmp_path / "t.tsv",
                               tmp_path / "t.md")  # fmt: skip
     assert not (tmp_path / "t.tsv").exists()
 
 
 def test_a_summary_without_cutoff_20_is_refused(tmp_path):
-    summary, source = results_of(tmp_path / "c", "coveo", {"pop": ("baseline", 0.1, 0.1)})
-    pd.read_csv(summary, sep="\t").drop(columns=["recall@20"]).to_csv(summary, sep="\t", index=False)
+    given = results_of(tmp_path / "c", "coveo", {"pop": ("baseline", 0.1, 0.1)})
+    pd.read_csv(given[0], sep="\t").drop(columns=["recall@20"]).to_csv(given[0], sep="\t", index=False)
     with pytest.raises(DataFormatError, match=r"missing columns \['recall@20'\]"):
-        write_benchmark_table({"coveo": (summary, source)}, tmp_path / "t.tsv", tmp_path / "t.md")
+        write_benchmark_table({"coveo": given}, tmp_path / "t.tsv", tmp_path / "t.md")
 
 
 def test_the_split_table_of_another_data_set_has_no_rsc15_columns():

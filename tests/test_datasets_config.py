@@ -12,8 +12,7 @@ import yaml
 
 from conftest import REPO
 from gru4rec_pipeline import names
-from gru4rec_pipeline.config_check import dataset_problem
-from gru4rec_pipeline.data.datasets.defaults import apply_dataset_defaults, dataset_defaults
+from gru4rec_pipeline.data.datasets.config import apply_dataset_defaults, dataset_defaults, dataset_problem
 from gru4rec_pipeline.data.datasets.registry import dataset, training_defaults
 from gru4rec_pipeline.data.source import (
     DataSource,
@@ -217,10 +216,10 @@ def test_one_raw_file_is_hashed_as_sha256sum_prints_it_and_synthetic_files_say_s
 
 
 def test_the_docs_show_each_sets_defaults_and_figures_as_the_registry_holds_them():
-    from gru4rec_pipeline.data.datasets.defaults import defaults_table
+    from gru4rec_pipeline.data.datasets.config import defaults_table
 
     text = (REPO / "docs" / "datasets.md").read_text()
-    shown = text.split("<!-- defaults table: gru4rec_pipeline.data.datasets.defaults.defaults_table() -->\n")[1]
+    shown = text.split("<!-- defaults table: gru4rec_pipeline.data.datasets.config.defaults_table() -->\n")[1]
     assert shown.split("<!-- end of defaults table -->")[0] == defaults_table()
     words = " ".join(text.split())
     for name in OTHER_SETS:

@@ -12,9 +12,6 @@ import os
 
 from gru4rec_pipeline.names import (
     DATA_PARALLEL_DEFAULTS,
-    DEFAULT_DATASET,
-    PROTOCOL_DEFAULTS,
-    RSC15_URL,
     WINDOW_DEFAULTS,
 )
 
@@ -74,7 +71,8 @@ def _key(path) -> str:
     return key or "(top level)"
 
 
-def _shown(value) -> str:
+def shown_value(value) -> str:
+    """``repr(value)``, cut to MAX_VALUE_CHARS."""
     text = repr(value)
     return text if len(text) <= MAX_VALUE_CHARS else text[: MAX_VALUE_CHARS - 3] + "..."
 
@@ -109,7 +107,7 @@ def describe(error) -> str:
         expected = error.message
     description = " ".join(str(schema.get("description", "")).split())
     about = f"\nconfig/schema.yaml on {_key(path)}: {description}" if description else ""
-    return f"config key '{_key(path)}': got {_shown(value)}, expected {expected}{about}"
+    return f"config key '{_key(path)}': got {shown_value(value)}, expected {expected}{about}"
 
 
 # ---------------------------------------------------------------- checks across keys
@@ -156,7 +154,7 @@ def window_problem(config: dict) -> str | None:
             value = config
             for part in key.split("."):
                 value = value[part]
-            return f"config key '{key}': {_shown(value)} is not supported under protocol.preset window: {why}"
+            return f"config key '{key}': {shown_value(value)} is not supported under protocol.preset window: {why}"
     return None
 
 
@@ -195,52 +193,4 @@ def data_parallel_problem(config: dict, executor=None, environ: dict | None = No
                 f"uses the {started_with} executor outside one: run with --workflow-profile profiles/slurm (or "
                 "inside salloc/sbatch), or set nodes: 1"
             )
-    return None
-
-
-def dataset_problem(config: dict) -> str | None:
-    """Settings a data set other than rsc15 (config key dataset) cannot honour: the RSC15 clicks' own sources,
-    RSC15's protocols and their settings (the set's own protocol splits it), the day-by-day evaluation (it reads
-    RSC15's clicks), a download of a set behind a sign-up; and a raw folder given for rsc15."""
-    from gru4rec_pipeline.data.datasets.registry import dataset, sign_up_message
-
-    name = config.get("dataset") or DEFAULT_DATASET
-    if name == DEFAULT_DATASET:
-        if config.get("raw"):
-            return (
-                f"config key 'raw': {_shown(config['raw'])} is read for the other data sets (dataset: rees46, coveo, "
-                "retailrocket or diginetica); RSC15's clicks come from archive, clicks or source: set dataset, or "
-                "give yoochoose-data.7z as archive or yoochoose-clicks.dat as clicks"
-            )
-        return None
-    spec = dataset(name)
-    protocol = {**PROTOCOL_DEFAULTS, "preset": "rsc15", **(config.get("protocol") or {})}
-    own = f"the {name} data set comes from raw (its files' folder) or source"
-    their_protocol = f"{spec.short_title} is split by its authors' script (docs/datasets.md), not RSC15's protocol"
-    # key: (its value, whether that value is refused, why)
-    checks = {
-        "own_data.path": (path := (config.get("own_data") or {}).get("path"), bool(path), "leave it empty"),
-        "clicks": (config.get("clicks"), bool(config.get("clicks")), "leave it empty"),
-        "archive": (config.get("archive"), bool(config.get("archive")), "leave it empty"),
-        "url": (url := config.get("url", RSC15_URL), url != RSC15_URL, "it is RSC15's archive"),
-        "sha256": (config.get("sha256"), bool(config.get("sha256")), "it checks RSC15's archive"),
-        "protocol.preset": (protocol["preset"], protocol["preset"] != "rsc15", "leave it at rsc15"),
-        "protocol.split_seconds": (
-            protocol["split_seconds"],
-            protocol["split_seconds"] != PROTOCOL_DEFAULTS["split_seconds"],
-            f"its test period is the script's, {spec.period_seconds} s",
-        ),
-        "protocol.drop_duplicates": (protocol["drop_duplicates"], protocol["drop_duplicates"], "the script's apply"),
-        "rolling.run": (
-            run := (config.get("rolling") or {}).get("run"),
-            bool(run),
-            "the day-by-day evaluation reads RSC15's clicks (results/data/clicks.parquet); set run: []",
-        ),
-    }
-    for key, (value, refused, why) in checks.items():
-        if refused:
-            reason = their_protocol if key.startswith("protocol.") else own
-            return f"config key '{key}': {_shown(value)} is not supported with dataset {name}: {reason}; {why}"
-    if not config.get("raw") and config.get("source") == "download" and spec.needs_sign_up:
-        return f"config key 'source': download: {sign_up_message(name)}"
     return None

@@ -17,10 +17,12 @@ from gru4rec_pipeline import names
 from gru4rec_pipeline.config_check import (
     config_problem,
     data_parallel_problem,
-    dataset_problem,
     window_problem,
 )
-from gru4rec_pipeline.data.datasets.defaults import apply_dataset_defaults
+from gru4rec_pipeline.data.datasets.config import (
+    apply_dataset_defaults,
+    dataset_problem,
+)
 from gru4rec_pipeline.data.datasets.registry import dataset as dataset_spec
 from gru4rec_pipeline.data.source import (
     DATASET_DOWNLOAD_FOLDER,
@@ -42,7 +44,7 @@ if problem:
 validate(config, schema="../../config/schema.yaml")
 # A data set other than rsc15 (config key dataset, data/datasets/): what it cannot honour stops the run here; then
 # its official best setting and session-rec's kNN settings take the place of the values left as config.yaml ships
-# them (data/datasets/defaults.py).
+# them (data/datasets/config.py).
 problem = dataset_problem(config)
 if problem:
     raise WorkflowError(problem)

@@ -1,7 +1,8 @@
 """The benchmark across data sets: one table of every model on every configured data set (config benchmark.datasets).
 
 Reads each data set's results table (``summary.tsv`` of the final setting: results/ for rsc15, results/<dataset>/
-for another set) and its data source record, and writes
+for another set), given with its data source record and its registry entry (``data/datasets/registry.py``), and
+writes
 - ``table.tsv``: one row per model and data set (recall@20, MRR@20, their standard deviations over repeated runs,
   the data's fingerprint), then the official implementation's published figures, kind ``published``;
 - ``table.md`` and ``table.html``: a table per metric, rows the models, columns the data sets, the best model of
@@ -15,15 +16,15 @@ from __future__ import annotations
 
 import logging
 import math
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
-from gru4rec_pipeline.data.source import DataSource
 from gru4rec_pipeline.errors import DataFormatError
 from gru4rec_pipeline.files import atomic_outputs
-from gru4rec_pipeline.names import BASELINES, DEFAULT_DATASET, LOSSES, ORACLE, TUNED_SUFFIX
-from gru4rec_pipeline.report.published import official_entries
+from gru4rec_pipeline.names import BASELINES, LOSSES, ORACLE, TUNED_SUFFIX
+from gru4rec_pipeline.report.published import OFFICIAL_SOURCES, official_entries, official_id
 from gru4rec_pipeline.report.render import render_html, render_markdown
 from gru4rec_pipeline.report.tables import Table, format_metric, metric_label
 
@@ -32,11 +33,11 @@ log = logging.getLogger(__name__)
 METRICS = ("recall@20", "mrr@20")
 PUBLISHED_KIND = "published"
 # The published rows' labels: where each figure was published (report/published.py).
-PUBLISHED_LABELS = {entry["id"]: f"published: {entry['source']}" for entry in official_entries(DEFAULT_DATASET)}
+PUBLISHED_LABELS = {official_id(origin): f"published: {source}" for origin, source in OFFICIAL_SOURCES.items()}
 
 
-def read_results(name: str, summary_path: str | Path, source_path: str | Path) -> tuple[pd.DataFrame, DataSource]:
-    """Data set ``name``'s model rows (its summary.tsv without the published rows) and its data source record."""
+def read_results(name: str, summary_path: str | Path) -> pd.DataFrame:
+    """Data set ``name``'s model rows: its summary.tsv without the published rows."""
     try:
         table = pd.read_csv(summary_path, sep="\t", dtype={"data": str})
     except FileNotFoundError:
@@ -50,7 +51,7 @@ def read_results(name: str, summary_path: str | Path, source_path: str | Path) -
         )
     models = table[~table["kind"].astype(str).str.startswith(PUBLISHED_KIND)].copy()
     models.insert(0, "dataset", name)
-    return models, DataSource.load(source_path)
+    return models
 
 
 def _model_order(model: str, kind: str) -> tuple:
@@ -60,18 +61,32 @@ def _model_order(model: str, kind: str) -> tuple:
     return (rank, names.index(base) if base in names else len(names), model != base, model)
 
 
-def benchmark_rows(results: dict[str, tuple[pd.DataFrame, DataSource]]) -> pd.DataFrame:
+@dataclass(frozen=True)
+class DatasetResults:
+    """A data set's column: its model rows, its data source record (a dict, as results/data/source.json holds it)
+    and its registry entry (a ``data.datasets.registry.Dataset``)."""
+
+    models: pd.DataFrame
+    source: dict
+    spec: object
+
+    @property
+    def synthetic(self) -> bool:
+        return "preset" in self.source
+
+
+def benchmark_rows(results: dict[str, DatasetResults]) -> pd.DataFrame:
     """One row per model and data set, then the published rows of each data set (kind ``published``)."""
     columns = ["dataset", "model", "kind", *METRICS, *(f"{m}_std" for m in METRICS), "runs", "data"]
     frames = []
-    for name, (models, source) in results.items():
-        frame = models.reindex(columns=columns)
-        frame["data"] = source.fingerprint
+    for name, result in results.items():
+        frame = result.models.reindex(columns=columns)
+        frame["data"] = result.source.get("fingerprint", "")
         frames.append(frame)
         published = [
             {"dataset": name, "model": entry["id"], "kind": PUBLISHED_KIND, "recall@20": entry["recall"][20],
              "mrr@20": entry["mrr"][20]}
-            for entry in official_entries(name)
+            for entry in official_entries(result.spec)
         ]  # fmt: skip
         frames.append(pd.DataFrame(published).reindex(columns=columns))
     return pd.concat(frames, ignore_index=True)
@@ -107,9 +122,9 @@ def metric_table(rows: pd.DataFrame, metric: str, names: list[str], headers: lis
     return Table(["Model", "Kind", *headers], table_rows, classes, text_columns=2)
 
 
-def benchmark_blocks(rows: pd.DataFrame, results: dict[str, tuple[pd.DataFrame, DataSource]]) -> list[tuple]:
+def benchmark_blocks(rows: pd.DataFrame, results: dict[str, DatasetResults]) -> list[tuple]:
     names = list(results)
-    synthetic = {name for name, (_, source) in results.items() if source.preset is not None}
+    synthetic = {name for name, result in results.items() if result.synthetic}
     headers = [f"{name} (synthetic)" if name in synthetic else name for name in names]
     blocks: list[tuple] = [("h1", "Benchmark across data sets")]
     blocks.append(
@@ -123,7 +138,7 @@ def benchmark_blocks(rows: pd.DataFrame, results: dict[str, tuple[pd.DataFrame, 
             "protocol, protocol.preset: yoochoose).",
         )
     )
-    blocks.append(("list", [f"{name}: {source.describe()}" for name, (_, source) in results.items()]))
+    blocks.append(("list", [f"{name}: {result.source.get('description', '')}" for name, result in results.items()]))
     if synthetic:
         blocks.append(
             (
@@ -138,14 +153,17 @@ def benchmark_blocks(rows: pd.DataFrame, results: dict[str, tuple[pd.DataFrame, 
 
 
 def write_benchmark_table(
-    datasets: dict[str, tuple[str | Path, str | Path]], tsv_path: str | Path, md_path: str | Path,
+    datasets: dict[str, tuple[str | Path, dict, object]], tsv_path: str | Path, md_path: str | Path,
     html_path: str | Path | None = None,
 ) -> pd.DataFrame:  # fmt: skip
-    """The table of ``datasets`` (name -> its summary.tsv and data source record, in column order), written as TSV,
-    markdown and HTML together; returns its rows."""
+    """The table of ``datasets`` (name -> its summary.tsv, its data source record and its registry entry, in column
+    order), written as TSV, markdown and HTML together; returns its rows."""
     if not datasets:
         raise DataFormatError("<benchmark>", "no data sets given (config key benchmark.datasets)")
-    results = {name: read_results(name, *paths) for name, paths in datasets.items()}
+    results = {
+        name: DatasetResults(read_results(name, summary), source, spec)
+        for name, (summary, source, spec) in datasets.items()
+    }
     rows = benchmark_rows(results)
     blocks = benchmark_blocks(rows, results)
     texts = {

@@ -34,7 +34,7 @@ from gru4rec_pipeline.names import (
     headline_cutoff,
 )
 from gru4rec_pipeline.report.aggregate import aggregate_runs, mark_not_worse, not_worse_than_best, read_significance
-from gru4rec_pipeline.report.published import PublishedFigures, published_figures
+from gru4rec_pipeline.report.published import PUBLISHED_RSC15, PublishedFigures, published_figures
 from gru4rec_pipeline.report.render import render_fragment, render_html, render_markdown, render_tsv
 from gru4rec_pipeline.report.tables import headline_blocks, summary_blocks
 
@@ -63,54 +63,6 @@ MODEL_DESCRIPTIONS = {
 HEADLINE_ELEMENT = "results-headline"
 
 TIMING_KEYS = ["train_seconds", "train_events_per_s", "eval_seconds", "eval_events_per_s"]
-
-# Figures published for the REAL RSC15 data (train_full / test of the original preprocessing).
-# They are a reference for runs on the full dataset only: synthetic or subsampled data give
-# different numbers by construction.
-PUBLISHED_RSC15 = [
-    {
-        "id": "official_pytorch_xe",
-        "source": "GRU4Rec, official PyTorch implementation (README results table)",
-        "setting": "cross-entropy, 100 units, 2048 extra negatives",
-        "recall": {1: 0.1845, 5: 0.4906, 10: 0.6218, 20: 0.7283},
-        "mrr": {1: 0.1845, 5: 0.2954, 10: 0.3130, 20: 0.3205},
-    },
-    {
-        "id": "hidasi2018_bpr_max",
-        "source": "Hidasi & Karatzoglou, CIKM 2018 (original code, examples/rsc15)",
-        "setting": "BPR-max, 100 units, 2048 extra negatives",
-        "recall": {20: 0.7197},
-        "mrr": {20: 0.3157},
-    },
-    {
-        "id": "paddle_ce_full",
-        "source": "PaddlePaddle GRU4Rec port",
-        "setting": "cross-entropy over all items",
-        "recall": {20: 0.67},
-        "mrr": {},
-    },
-    {
-        "id": "paddle_bpr_sampled",
-        "source": "PaddlePaddle GRU4Rec port",
-        "setting": "BPR with sampled negatives",
-        "recall": {20: 0.606},
-        "mrr": {},
-    },
-    {
-        "id": "paddle_ce_sampled",
-        "source": "PaddlePaddle GRU4Rec port",
-        "setting": "cross-entropy with sampled negatives",
-        "recall": {20: 0.605},
-        "mrr": {},
-    },
-]
-PUBLISHED_HEADING = "Published figures on the real RSC15 dataset (reference only)"
-PUBLISHED_NOTE = (
-    "Reported by the sources below for the full real RSC15 data (train_full / test of the original "
-    "preprocessing). They are comparable to the table above only when the pipeline ran on the full real "
-    "dataset with the same protocol; runs on synthetic, subsampled or other data give different numbers "
-    "by construction."
-)
 
 
 def _cutoff_key(value: Any) -> int:

@@ -1,4 +1,6 @@
-"""The defaults a data set brings to the config: its official best hyperparameters and session-rec's kNN settings.
+"""What a data set means for the config: the defaults it brings, and the settings it cannot honour.
+
+Its defaults: its official best hyperparameters and session-rec's kNN settings.
 
 A data set other than rsc15 (config key ``dataset``) trains the loss of its published best setting with the
 official parameter file's values (``training.losses.<loss>``) and runs the kNN baselines with session-rec's
@@ -8,6 +10,9 @@ value the config leaves at the shipped ``config/config.yaml``'s value takes the 
 changed (in an overlay or with ``--config``) wins. The other losses keep their defaults. rsc15 brings none: the
 shipped config is its own.
 
+:func:`dataset_problem` names, by its key, a setting the configured set cannot honour (RSC15's sources and
+protocols, the day-by-day evaluation, a download behind a sign-up) or ``raw`` given for rsc15.
+
 Plain Python, so the workflow can apply them while it loads.
 """
 
@@ -15,8 +20,9 @@ from __future__ import annotations
 
 import copy
 
-from gru4rec_pipeline.data.datasets.registry import dataset, training_defaults
-from gru4rec_pipeline.names import DATASETS, DEFAULT_DATASET
+from gru4rec_pipeline.config_check import shown_value
+from gru4rec_pipeline.data.datasets.registry import dataset, sign_up_message, training_defaults
+from gru4rec_pipeline.names import DATASETS, DEFAULT_DATASET, PROTOCOL_DEFAULTS, RSC15_URL
 
 _MISSING = object()
 
@@ -85,3 +91,49 @@ def defaults_table() -> str:
             f"| {name} | {spec.loss} | {hyperparameters} (`{spec.parameter_file}`) | {knn or 'none published'} |"
         )
     return "\n".join(lines) + "\n"
+
+
+def dataset_problem(config: dict) -> str | None:
+    """Settings a data set other than rsc15 (config key dataset) cannot honour: the RSC15 clicks' own sources,
+    RSC15's protocols and their settings (the set's own protocol splits it), the day-by-day evaluation (it reads
+    RSC15's clicks), a download of a set behind a sign-up; and a raw folder given for rsc15."""
+    name = config.get("dataset") or DEFAULT_DATASET
+    if name == DEFAULT_DATASET:
+        if config.get("raw"):
+            return (
+                f"config key 'raw': {shown_value(config['raw'])} is read for the other data sets (dataset: rees46, "
+                "coveo, retailrocket or diginetica); RSC15's clicks come from archive, clicks or source: set "
+                "dataset, or give yoochoose-data.7z as archive or yoochoose-clicks.dat as clicks"
+            )
+        return None
+    spec = dataset(name)
+    protocol = {**PROTOCOL_DEFAULTS, "preset": "rsc15", **(config.get("protocol") or {})}
+    own = f"the {name} data set comes from raw (its files' folder) or source"
+    their_protocol = f"{spec.short_title} is split by its authors' script (docs/datasets.md), not RSC15's protocol"
+    # key: (its value, whether that value is refused, why)
+    checks = {
+        "own_data.path": (path := (config.get("own_data") or {}).get("path"), bool(path), "leave it empty"),
+        "clicks": (config.get("clicks"), bool(config.get("clicks")), "leave it empty"),
+        "archive": (config.get("archive"), bool(config.get("archive")), "leave it empty"),
+        "url": (url := config.get("url", RSC15_URL), url != RSC15_URL, "it is RSC15's archive"),
+        "sha256": (config.get("sha256"), bool(config.get("sha256")), "it checks RSC15's archive"),
+        "protocol.preset": (protocol["preset"], protocol["preset"] != "rsc15", "leave it at rsc15"),
+        "protocol.split_seconds": (
+            protocol["split_seconds"],
+            protocol["split_seconds"] != PROTOCOL_DEFAULTS["split_seconds"],
+            f"its test period is the script's, {spec.period_seconds} s",
+        ),
+        "protocol.drop_duplicates": (protocol["drop_duplicates"], protocol["drop_duplicates"], "the script's apply"),
+        "rolling.run": (
+            run := (config.get("rolling") or {}).get("run"),
+            bool(run),
+            "the day-by-day evaluation reads RSC15's clicks (results/data/clicks.parquet); set run: []",
+        ),
+    }
+    for key, (value, refused, why) in checks.items():
+        if refused:
+            reason = their_protocol if key.startswith("protocol.") else own
+            return f"config key '{key}': {shown_value(value)} is not supported with dataset {name}: {reason}; {why}"
+    if not config.get("raw") and config.get("source") == "download" and spec.needs_sign_up:
+        return f"config key 'source': download: {sign_up_message(name)}"
+    return None

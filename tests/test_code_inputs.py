@@ -144,3 +144,12 @@ def test_every_rule_declares_the_package_modules_its_script_imports(declared_inp
         if missing:
             problems.append(f"rule {rule} does not declare {sorted(missing)}")
     assert not problems, "\n".join(problems)
+
+
+def test_editing_the_ranking_code_reruns_every_evaluation_of_both_settings(declared_inputs, rule_scripts):
+    """The ranking code computes every recall, MRR and NDCG: each evaluation rule, the tuning setting's (_on_valid)
+    included, declares it, so that an edit to it reruns them all."""
+    ranking = "src/gru4rec_pipeline/evaluation/ranking.py"
+    evaluations = sorted(rule for rule in rule_scripts if rule.startswith("evaluate_"))
+    assert {"evaluate_model_on_valid", "evaluate_baseline_on_valid", "evaluate_oracle_on_valid"} <= set(evaluations)
+    assert [rule for rule in evaluations if ranking not in declared_inputs.get(rule, set())] == []

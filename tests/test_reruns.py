@@ -108,7 +108,7 @@ def test_other_curve_cutoffs_retrain_every_model(finished_run: Path):
     overlay = with_overlay(finished_run, "curve", "training: {curve_cutoffs: [20]}\n")
     jobs = rules_of(planned_jobs(finished_run, config=overlay))
     assert jobs["train_model"] == len(LOSSES) and jobs["evaluate_model"] == len(LOSSES), jobs
-    assert not jobs.keys() & {"evaluate_baseline", "evaluate_oracle"} | DATA_RULES, jobs
+    assert not jobs.keys() & ({"evaluate_baseline", "evaluate_oracle"} | DATA_RULES), jobs
 
 
 def test_editing_model_code_reruns_training_and_nothing_upstream(finished_run: Path):

@@ -69,7 +69,11 @@ def planned_jobs(workdir: Path, *args: str, config: tuple[str, ...] = ()) -> Cou
     """Jobs a dry run would execute, as (rule, wildcards) -> count; wildcards like 'loss=bpr' or ''.
 
     `config`: config options (default: the tiny preset)."""
-    result = run_snakemake(workdir, "--dry-run", "--cores", "2", *args, *(config or TINY))
+    return dry_run_jobs(run_snakemake(workdir, "--dry-run", "--cores", "2", *args, *(config or TINY)))
+
+
+def dry_run_jobs(result: subprocess.CompletedProcess) -> Counter:
+    """The jobs of a dry run's output, as planned_jobs counts them."""
     jobs: Counter = Counter()
     current = None
     for line in (result.stdout + result.stderr).splitlines():

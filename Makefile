@@ -1,14 +1,16 @@
-# Two entry points: `make run` (set up, then the main job) and `make test` (set up, then the test suite).
+# Entry points: `make run` (set up, then the main job), `make test` (set up, then the test suite) and
+# `make test-fast` (the tests that run no workflow end to end, for the edit-test loop).
 # Setup creates .venv with the pinned requirements and the package installed in editable mode.
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-CORES ?= 8
+# Every core of this machine; `make run CORES=2` for fewer.
+CORES ?= $(shell nproc 2>/dev/null || getconf _NPROCESSORS_ONLN 2>/dev/null || echo 2)
 TARGET ?= results/recall_bpr.txt
 
-.PHONY: setup run test lint clean
+.PHONY: setup run test test-fast lint clean
 
 setup: $(STAMP)
 
@@ -25,6 +27,9 @@ run: setup
 
 test: setup
 	$(BIN)/python -m pytest
+
+test-fast: setup
+	$(BIN)/python -m pytest -m "not slow and not slurm"
 
 lint: setup
 	$(BIN)/snakemake --lint

@@ -69,7 +69,11 @@ def planned_jobs(workdir: Path, *args: str, config: tuple[str, ...] = ()) -> Cou
     """Jobs a dry run would execute, as (rule, wildcards) -> count; wildcards like 'loss=bpr' or ''.
 
     `config`: config options (default: the tiny preset)."""
-    result = run_snakemake(workdir, "--dry-run", "--cores", "2", *args, *(config or TINY))
+    return dry_run_jobs(run_snakemake(workdir, "--dry-run", "--cores", "2", *args, *(config or TINY)))
+
+
+def dry_run_jobs(result: subprocess.CompletedProcess) -> Counter:
+    """The jobs of a dry run's output, as planned_jobs counts them."""
     jobs: Counter = Counter()
     current = None
     for line in (result.stdout + result.stderr).splitlines():
@@ -112,11 +116,9 @@ def workflow_copy(tmp_path: Path) -> Path:
     return copy_workflow(tmp_path / "workflow-copy")
 
 
-# A small study on the tiny preset: 4 trials, 2 workers, a narrow space holding the configured setting (layers
-# [100], batch 32), trials as long as the tiny preset's bpr_max training (2 epochs).
-TUNING_OVERLAY = (
-    "tuning: {trials: 4, workers: 2, epochs: 2, spaces: {bpr_max: {layers: [32, 100], batch_size: [16, 32]}}}\n"
-)
+# The tiny preset's small study (config/tiny.yaml: 4 trials, 2 workers, trials as long as its bpr_max training, 2
+# epochs) in a narrow space holding the configured setting (layers [100], batch 32).
+TUNING_OVERLAY = "tuning: {spaces: {bpr_max: {layers: [32, 100], batch_size: [16, 32]}}}\n"
 
 
 def with_overlays(workdir: Path, **overlays: str) -> tuple[str, ...]:

@@ -68,6 +68,12 @@ def test_bad_config_fails_naming_the_key(workflow_copy: Path, override, key):
         ("training: {early_stopping: {patience: 2}}", "'training.early_stopping': patience is set but no training"),
         ("setting: tuning\ntraining: {early_stopping: {patience: 2, metric: ndcg@20}}", "early_stopping.metric"),
         ("setting: tuning\ntraining: {early_stopping: {patience: 2, metric: mrr@7}}", "early_stopping.metric"),
+        # The watched metric is one of the learning curve's, not of the evaluation's cut-offs.
+        (
+            "setting: tuning\nevaluation: {cutoffs: [20]}\n"
+            "training: {curve_cutoffs: [10], early_stopping: {patience: 2}}",
+            "'training.early_stopping.metric': got 'mrr@20', expected a cut-off of training.curve_cutoffs [10]",
+        ),
         ("setting: tuning\ntraining: {eval_every_epoch: false, early_stopping: {patience: 2}}", "eval_every_epoch"),
     ],
 )

@@ -274,11 +274,16 @@ NAMED_FILE_ROOTS = ("", "src/gru4rec_pipeline", "workflow/rules", "workflow/scri
 def missing_named_files(root: Path, relative: str) -> list[str]:
     """The repository files that a page names in its prose (outside command blocks) and that do not exist: a
     module moved or renamed leaves the page naming the old path. A bare file name counts only for rule files; a
-    module's path may leave out the subpackages above it (`parallel/group.py` for `training/parallel/group.py`)."""
+    module's path may leave out the subpackages above it (`parallel/group.py` for `training/parallel/group.py`); a
+    path whose first folder is neither the repository's nor the package's names another project's file."""
     text = re.sub(r"^(\s*)(`{3,}|~{3,}).*?^\1\2", "", (root / relative).read_text(), flags=re.M | re.S)
     missing = []
     for name in NAMED_FILE.findall(text):
         if name.startswith(("results/", "logs/")) or ("/" not in name and not name.endswith(".smk")):
+            continue
+        # A path whose first folder this repository does not have is another project's (the official code's).
+        first = name.split("/")[0]
+        if "/" in name and not any((root / folder / first).is_dir() for folder in NAMED_FILE_ROOTS[:2]):
             continue
         places = [root / folder / name for folder in NAMED_FILE_ROOTS] + [(root / relative).parent / name]
         # Under a heading naming its subpackage, a module goes by the rest of its path (`parallel/group.py`).
@@ -305,7 +310,7 @@ def test_a_page_naming_a_moved_module_is_caught(tmp_path: Path):
     (tmp_path / "docs").mkdir()
     (tmp_path / "docs" / "page.md").write_text(
         "`model/network.py`, `src/gru4rec_pipeline/model/network.py`, `model/gone.py`, `gone.smk`, `network.py`,\n"
-        "`results/models/final/bpr/model.pt`, `parallel/group.py`, `training/group.py`\n"
+        "`results/models/final/bpr/model.pt`, `parallel/group.py`, `training/group.py`, `paramfiles/x.py`\n"
         "```text\n`model/in_a_block.py`\n```\n"
     )
     assert missing_named_files(tmp_path, "docs/page.md") == ["model/gone.py", "gone.smk", "training/group.py"]

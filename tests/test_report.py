@@ -9,6 +9,7 @@ import re
 import shutil
 from pathlib import Path
 
+import jinja2
 import pytest
 
 from conftest import REPO, run_snakemake
@@ -47,14 +48,23 @@ def table_headers(html: str) -> list[list[str]]:
     return [re.findall(r"<th[^>]*>([^<]*)</th>", table) for table in re.findall(r"<table>(.*?)</table>", html, re.S)]
 
 
+def landing_page(reported: list[str]) -> str:
+    """The landing page's text as Snakemake renders its template for a report of these files."""
+    files = [type("Result", (), {"path": Path(path)})() for path in reported]
+    return jinja2.Environment().from_string(LANDING_PAGE.read_text()).render(files=files, snakemake=None)
+
+
 def test_the_report_opens_on_the_page_that_shows_the_headline():
-    """The Snakefile names the landing page; it embeds the fragment summarize_results writes and styles the element
-    that fragment holds."""
+    """The Snakefile names the landing page; it embeds the fragment summarize_results writes beside the reported
+    summary (the tuning setting's and a named run's too) and styles the element that fragment holds."""
     assert re.search(r'^report: "workflow/report/workflow.rst"$', (REPO / "Snakefile").read_text(), re.M)
-    page = LANDING_PAGE.read_text()
-    headline = re.search(r'headline="(results/[^"]+)"', REPORT_RULES.read_text()).group(1)
-    assert f":file: {headline}" in page
-    assert page.count(f"#{HEADLINE_ELEMENT})") >= 3
+    rules = REPORT_RULES.read_text()
+    assert 'headline=report_file("summary_headline.html")' in rules and 'report_file("summary.html")' in rules
+    for folder in ("results", "results/tuning", "results/runs/top1", "results/runs/top1/tuning"):
+        page = landing_page([f"{folder}/summary.tsv", f"{folder}/summary.html", f"{folder}/plots/training_loss.png"])
+        assert f":file: {folder}/summary_headline.html\n" in page, folder
+    assert ":file:" not in landing_page(["results/plots/training_loss.png"])
+    assert LANDING_PAGE.read_text().count(f"#{HEADLINE_ELEMENT})") >= 3
 
 
 def decode(data_uri: str) -> bytes:

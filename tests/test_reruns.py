@@ -95,6 +95,22 @@ def test_changing_a_preprocessing_setting_reruns_from_that_stage_down(finished_r
     assert not jobs.keys() & {"synthesize_archive", "extract_clicks", "clicks_to_parquet"}, jobs
 
 
+def test_another_evaluation_cutoff_reruns_the_evaluations_and_retrains_nothing(finished_run: Path):
+    """The learning curve has cut-offs of its own (training.curve_cutoffs): another evaluation cut-off changes what
+    the evaluations and the report compute, not what a training does."""
+    overlay = with_overlay(finished_run, "cutoffs", "evaluation: {cutoffs: [1, 5, 10, 20, 50]}\n")
+    jobs = rules_of(planned_jobs(finished_run, config=overlay))
+    evaluations = Counter(evaluate_model=len(LOSSES), evaluate_baseline=len(names.BASELINES), evaluate_oracle=1)
+    assert Counter({rule: n for rule, n in jobs.items() if rule not in REPORT_RULES | {"all"}}) == evaluations, jobs
+
+
+def test_other_curve_cutoffs_retrain_every_model(finished_run: Path):
+    overlay = with_overlay(finished_run, "curve", "training: {curve_cutoffs: [20]}\n")
+    jobs = rules_of(planned_jobs(finished_run, config=overlay))
+    assert jobs["train_model"] == len(LOSSES) and jobs["evaluate_model"] == len(LOSSES), jobs
+    assert not jobs.keys() & ({"evaluate_baseline", "evaluate_oracle"} | DATA_RULES), jobs
+
+
 def test_editing_model_code_reruns_training_and_nothing_upstream(finished_run: Path):
     model_code = finished_run / "src" / "gru4rec_pipeline" / "model" / "network.py"
     model_code.write_text(model_code.read_text() + "\n# an edit to the model code\n")

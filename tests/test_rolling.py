@@ -49,6 +49,7 @@ def test_the_rolling_table_shows_recall_at_20_or_else_the_largest_cut_off(tmp_pa
         rolling_table(without, cutoff=20)
 
 
+@pytest.mark.slow
 def test_rolling_evaluation_of_the_tiny_preset(tmp_path):
     # Cut-offs without 20: the table and figure show the largest configured (recall@10)
     workdir = copy_workflow(tmp_path / "wf")

@@ -194,6 +194,7 @@ def test_bpr_at_learning_rate_5_is_refused_through_the_workflow(workflow_copy):
     assert not (workflow_copy / "results" / "models" / "final" / "bpr" / "model.pt").exists()
 
 
+@pytest.mark.slow
 def test_the_six_losses_at_their_tiny_preset_settings_stay_well_below_the_divergence_bound(tiny_run):
     """The whole tiny workflow trained every loss (none was taken for diverging), each epoch's loss at most twice
     its untrained value (the bound is UNTRAINED_FACTOR, 10 x)."""

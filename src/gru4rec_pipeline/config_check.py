@@ -10,7 +10,10 @@ from __future__ import annotations
 import math
 import os
 
-from gru4rec_pipeline.names import DATA_PARALLEL_DEFAULTS, WINDOW_DEFAULTS
+from gru4rec_pipeline.names import (
+    DATA_PARALLEL_DEFAULTS,
+    WINDOW_DEFAULTS,
+)
 
 # How a JSON-schema keyword's bound reads after "expected".
 BOUNDS = {
@@ -87,7 +90,8 @@ def _key(path) -> str:
     return key or "(top level)"
 
 
-def _shown(value) -> str:
+def shown_value(value) -> str:
+    """``repr(value)``, cut to MAX_VALUE_CHARS."""
     text = repr(value)
     return text if len(text) <= MAX_VALUE_CHARS else text[: MAX_VALUE_CHARS - 3] + "..."
 
@@ -122,7 +126,7 @@ def describe(error) -> str:
         expected = error.message
     description = " ".join(str(schema.get("description", "")).split())
     about = f"\nconfig/schema.yaml on {_key(path)}: {description}" if description else ""
-    return f"config key '{_key(path)}': got {_shown(value)}, expected {expected}{about}"
+    return f"config key '{_key(path)}': got {shown_value(value)}, expected {expected}{about}"
 
 
 # ---------------------------------------------------------------- checks across keys
@@ -169,7 +173,7 @@ def window_problem(config: dict) -> str | None:
             value = config
             for part in key.split("."):
                 value = value[part]
-            return f"config key '{key}': {_shown(value)} is not supported under protocol.preset window: {why}"
+            return f"config key '{key}': {shown_value(value)} is not supported under protocol.preset window: {why}"
     return None
 
 

@@ -169,6 +169,9 @@ ROLLING_STRATEGIES = ("scratch", "warm", "frozen")
 # The data sets of the GRU4Rec authors' comparison of implementations (data/datasets/registry.py describes each):
 # RSC15's yoochoose clicks (the default), Rees46, Coveo, RetailRocket and Diginetica.
 DATASETS = ("rsc15", "rees46", "coveo", "retailrocket", "diginetica")
+# The data set a run uses unless config key `dataset` names another; its results lie in results/, another set's in
+# results/<dataset>/.
+DEFAULT_DATASET = "rsc15"
 # Their raw files under their published names (a gzipped one, name.gz, is read as well), and the time format of
 # Rees46's event_time column.
 DATASET_RAW_FILES = {

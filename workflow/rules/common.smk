@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import yaml
+from snakemake.logging import logger
 from snakemake.utils import validate
 
 # The workflow's own package (also in a copy of the workflow): its names of losses, splits and settings.
@@ -18,7 +19,16 @@ from gru4rec_pipeline.config_check import (
     data_parallel_problem,
     window_problem,
 )
+from gru4rec_pipeline.data.datasets.config import (
+    apply_dataset_defaults,
+    dataset_problem,
+)
+from gru4rec_pipeline.data.datasets.registry import dataset as dataset_spec
 from gru4rec_pipeline.data.source import (
+    DATASET_DOWNLOAD_FOLDER,
+    DATASET_SYNTHETIC_FOLDER,
+    DOWNLOADED_ARCHIVE,
+    SYNTHETIC_ARCHIVE,
     configured_source,
     missing_source_problem,
     source_change_marker,
@@ -32,6 +42,20 @@ problem = config_problem(config, yaml.safe_load(SCHEMA_PATH.read_text()))
 if problem:
     raise WorkflowError(problem)
 validate(config, schema="../../config/schema.yaml")
+# A data set other than rsc15 (config key dataset, data/datasets/): what it cannot honour stops the run here; then
+# its official best setting and session-rec's kNN settings take the place of the values left as config.yaml ships
+# them (data/datasets/config.py).
+problem = dataset_problem(config)
+if problem:
+    raise WorkflowError(problem)
+DATASET = config["dataset"]
+SHIPPED_CONFIG = yaml.safe_load(
+    (Path(workflow.basedir) / "config" / "config.yaml").read_text()
+)
+if apply_dataset_defaults(config, SHIPPED_CONFIG):
+    logger.info(
+        f"dataset {DATASET}: its official best setting and session-rec's kNN settings where the config is as shipped"
+    )
 # A configured file that is not there stops the run here, before any job: with the results of an earlier source
 # present, Snakemake would otherwise find nothing to do and report those as up to date.
 problem = missing_source_problem(config)
@@ -57,14 +81,51 @@ problem = window_problem(config) or data_parallel_problem(
 if problem:
     raise WorkflowError(problem)
 
-LOSSES = list(config["training"]["losses"])
+# A named run (run: NAME) keeps everything it writes in folders of its own, results/runs/NAME/ (and logs/runs/NAME/,
+# benchmarks/runs/NAME/), so that another configuration never replaces, nor makes Snakemake rerun, its files; the
+# default run (run: "") writes to results/, logs/ and benchmarks/.
+RUN = config["run"]
+
+
+def run_path(root, path="", dataset=None):
+    """``root/path`` for the default run, ``root/runs/NAME/path`` for a run named NAME: every file the workflow
+    writes is named through here. A data set other than rsc15 (``dataset``, default the configured one) adds its
+    name first: results/retailrocket/path, results/retailrocket/runs/NAME/path."""
+    dataset = DATASET if dataset is None else dataset
+    folder = root if dataset == names.DEFAULT_DATASET else f"{root}/{dataset}"
+    folder = f"{folder}/runs/{RUN}" if RUN else folder
+    return f"{folder}/{path}" if path else folder
+
+
+def result_file(path, dataset=None):
+    """A result of this run: results/{path}, or results/runs/NAME/{path} (results/<dataset>/... for a data set
+    other than rsc15)."""
+    return run_path("results", path, dataset)
+
+
+def log_file(path, dataset=None):
+    return run_path("logs", path, dataset)
+
+
+def benchmark_file(path):
+    return run_path("benchmarks", path)
+
+
+# The losses trained and evaluated: training.run, else every loss of training.losses.
+LOSSES = list(config["training"]["run"] or config["training"]["losses"])
+if not set(LOSSES) <= set(config["training"]["losses"]):
+    raise WorkflowError(
+        f"config key 'training.run': {sorted(set(LOSSES) - set(config['training']['losses']))} not in "
+        "training.losses, which holds each loss's hyperparameters"
+    )
 BASELINES = list(names.BASELINES)
 SPLITS = list(names.SPLITS)
 SETTING = config["setting"]
 TUNING = config["tuning"]
 if not set(TUNING["run"]) <= set(LOSSES):
     raise WorkflowError(
-        f"config key 'tuning.run': {sorted(set(TUNING['run']) - set(LOSSES))} not in training.losses, "
+        f"config key 'tuning.run': {sorted(set(TUNING['run']) - set(LOSSES))} not among the losses trained "
+        "(training.run, else training.losses), "
         "whose setting a study varies and whose epochs the tuned model trains for"
     )
 for method in names.SESSION_KNN_DEFAULTS:
@@ -96,11 +157,11 @@ if (
 if (
     EARLY_STOPPING["patience"]
     and int(EARLY_STOPPING["metric"].split("@")[1])
-    not in config["evaluation"]["cutoffs"]
+    not in config["training"]["curve_cutoffs"]
 ):
     raise WorkflowError(
         f"config key 'training.early_stopping.metric': got {EARLY_STOPPING['metric']!r}, "
-        f"expected a cut-off of evaluation.cutoffs {config['evaluation']['cutoffs']}"
+        f"expected a cut-off of training.curve_cutoffs {config['training']['curve_cutoffs']}"
     )
 
 
@@ -168,10 +229,10 @@ def code_inputs(script):
     return sorted(os.path.relpath(path) for path in files)
 
 
-SOURCE = configured_source(config)
+SOURCE = configured_source(config, results=run_path("results"))
 # The record of the data the clicks come from (data/source.py): every data stage depends on it, every result
 # names it.
-DATA_SOURCE = "results/data/source.json"
+DATA_SOURCE = result_file("data/source.json")
 
 
 def using_synthetic_data():
@@ -179,8 +240,9 @@ def using_synthetic_data():
 
 
 def get_source_file():
-    """The file the clicks come from: the configured one, or the archive the workflow downloads or generates."""
-    return SOURCE["file"]
+    """The file the clicks come from: the configured one, or the archive the workflow downloads or generates; a data
+    set's raw files (datasets.smk)."""
+    return SOURCE.get("files") or SOURCE["file"]
 
 
 def get_source_marker():
@@ -192,7 +254,9 @@ def get_source_marker():
 def get_archive():
     """The yoochoose-data.7z the clicks are extracted from (with own_data.path or clicks set, none is read)."""
     if SOURCE["kind"] in ("own_data", "clicks"):
-        return configured_source({**config, "own_data": {}, "clicks": ""})["file"]
+        return configured_source(
+            {**config, "own_data": {}, "clicks": ""}, results=run_path("results")
+        )["file"]
     return SOURCE["file"]
 
 
@@ -200,7 +264,7 @@ def get_click_log():
     """The raw click log turned into results/data/clicks.parquet."""
     if SOURCE["kind"] in ("own_data", "clicks"):
         return SOURCE["file"]
-    return "results/raw/yoochoose-clicks.dat"
+    return result_file("raw/yoochoose-clicks.dat")
 
 
 def get_test_clicks(wildcards):
@@ -211,7 +275,7 @@ def get_test_clicks(wildcards):
         or config["clicks"]
     ):
         return []
-    return "results/data/test_clicks.parquet"
+    return result_file("data/test_clicks.parquet")
 
 
 def get_click_log_format():
@@ -224,25 +288,31 @@ def get_synthetic_process(wildcards):
             "the oracle baseline needs the synthetic dataset's process: set source: synthetic "
             "and leave archive, clicks and own_data.path empty"
         )
-    return "results/raw/synthetic/process.npz"
+    return result_file("raw/synthetic/process.npz")
 
 
-def sessions_file(name):
-    """A file of the session arrays for the configured setting (final or tuning)."""
-    return f"results/sessions/{SETTING}/{name}"
+def sessions_file(setting, name):
+    """A file of a setting's session arrays (final: train_full -> test, tuning: train_tr -> valid)."""
+    return result_file(f"sessions/{setting}/{name}")
+
+
+def setting_rule_name(name, setting):
+    """Name of the final setting's rule (``name``) or of the tuning setting's (``name_on_valid``), both made from
+    one definition."""
+    return name if setting == "final" else f"{name}_on_valid"
 
 
 def get_epoch_evaluation_split(wildcards):
     """The split a training is evaluated on after every epoch (training.eval_every_epoch): its setting's."""
     if not config["training"]["eval_every_epoch"]:
         return []
-    return f"results/sessions/{wildcards.setting}/eval.npz"
+    return sessions_file(wildcards.setting, "eval.npz")
 
 
 def get_tuned_epoch_evaluation_split():
     """The test split a tuned model's retraining is evaluated on after every epoch (its learning curve)."""
     return (
-        "results/sessions/final/eval.npz"
+        sessions_file("final", "eval.npz")
         if config["training"]["eval_every_epoch"]
         else []
     )
@@ -259,28 +329,41 @@ def get_hyperparameters(wildcards):
     return config["training"]["losses"][wildcards.loss]
 
 
+def get_model_seed(wildcards):
+    """A model's training seed: a repeated run's from its files (seed{seed}), the first run's from the config."""
+    return int(wildcards.get("seed", config["seed"]))
+
+
 def model_file(setting, model, name):
     """A file of a trained model (model.pt, history.csv, training.json): models of the final and the tuning
     setting live apart, so that neither run replaces the other's."""
-    return f"results/models/{setting}/{model}/{name}"
+    return result_file(f"models/{setting}/{model}/{name}")
 
 
 def metrics_file(setting, name):
-    return f"results/metrics/{setting}/{name}.json"
+    return result_file(f"metrics/{setting}/{name}.json")
 
 
 def ranks_file(setting, name):
     """Every evaluated event's rank in split order, the paired comparisons' input (evaluation/event_ranks.py)."""
-    return f"results/metrics/{setting}/{name}.ranks.npz"
+    return result_file(f"metrics/{setting}/{name}.ranks.npz")
+
+
+def setting_path(setting, path):
+    """``path`` for the final setting, ``tuning/path`` for the tuning one: where each setting's recall files and
+    report lie, apart from the other's."""
+    return path if setting == "final" else f"{setting}/{path}"
 
 
 def recall_file(setting, name):
     """results/recall_{name}.txt for the final setting, results/tuning/recall_{name}.txt for the tuning one."""
-    return (
-        f"results/recall_{name}.txt"
-        if setting == "final"
-        else f"results/{setting}/recall_{name}.txt"
-    )
+    return result_file(setting_path(setting, f"recall_{name}.txt"))
+
+
+def report_file(path, root="results"):
+    """A file of the configured setting's report (or its log or benchmark, by ``root``): results/summary.tsv for the
+    final setting, results/tuning/summary.tsv for the tuning one."""
+    return run_path(root, setting_path(SETTING, path))
 
 
 def get_tuned_losses():
@@ -304,11 +387,11 @@ def get_replicate_seeds():
 
 def replicate_model_file(setting, loss, seed, name):
     """A repeated run's model files live below its loss's: results/models/{setting}/{loss}/seed{seed}/{name}."""
-    return f"results/models/{setting}/{loss}/seed{seed}/{name}"
+    return result_file(f"models/{setting}/{loss}/seed{seed}/{name}")
 
 
 def replicate_metrics_file(setting, loss, seed, suffix=".json"):
-    return f"results/metrics/{setting}/{loss}/seed{seed}{suffix}"
+    return result_file(f"metrics/{setting}/{loss}/seed{seed}{suffix}")
 
 
 def replicate_recall_file(setting, loss, seed):
@@ -355,7 +438,7 @@ def get_search_space(wildcards):
 
 def get_study_workers(wildcards):
     return expand(
-        "results/tuning/{loss}/workers/{worker}.json",
+        result_file("tuning/{loss}/workers/{worker}.json"),
         loss=wildcards.loss,
         worker=range(TUNING["workers"]),
     )
@@ -366,6 +449,22 @@ def get_evaluation_settings():
     return {
         key: config["evaluation"][key] for key in ("cutoffs", "tie_mode", "batch_size")
     }
+
+
+def get_curve_settings():
+    """What decides a learning curve's numbers (history.csv after every epoch): the evaluation's, at the curve's
+    own cut-offs (training.curve_cutoffs), so that another evaluation cut-off retrains nothing.
+    """
+    return {
+        **get_evaluation_settings(),
+        "cutoffs": config["training"]["curve_cutoffs"],
+    }
+
+
+def get_trial_evaluation_settings():
+    """What decides a tuning trial's measurement besides tuning.metric: how ties rank and the sessions evaluated
+    side by side (the metric's cut-off is the study's, not evaluation.cutoffs)."""
+    return {key: config["evaluation"][key] for key in ("tie_mode", "batch_size")}
 
 
 def get_training_gpus(wildcards):
@@ -419,16 +518,33 @@ def get_baselines():
 def get_report_targets():
     """Summary table and figures, made by the rules in report.smk."""
     return [
-        "results/summary.tsv",
-        "results/summary.md",
-        "results/summary.html",
-        "results/significance.tsv",
-        "results/plots/metrics_by_cutoff.png",
-        "results/plots/training_speed.png",
-        "results/plots/training_loss.png",
-        "results/plots/learning_curve.png",
-        "results/plots/dataset_statistics.png",
+        report_file("summary.tsv"),
+        report_file("summary.md"),
+        report_file("summary.html"),
+        report_file("significance.tsv"),
+        report_file("plots/metrics_by_cutoff.png"),
+        report_file("plots/training_speed.png"),
+        report_file("plots/training_loss.png"),
+        report_file("plots/learning_curve.png"),
+        result_file("plots/dataset_statistics.png"),
     ]
+
+
+def get_summary_files():
+    """The TSV of the summary the default target makes, then the markdown with the rest (the window preset's, or
+    the configured setting's)."""
+    if config["protocol"]["preset"] == "window":
+        return result_file("window/summary.tsv"), result_file("window/summary.md")
+    return report_file("summary.tsv"), report_file("summary.md")
+
+
+def print_results_of_rule_all():
+    """After a successful run of the default target (all), its summary table on the terminal."""
+    if "all" in {target.name for target in workflow.dag.targetrules}:
+        # Imported here: every job's Snakemake process reads this file, and only the main one prints.
+        from gru4rec_pipeline.report.terminal import print_summary
+
+        print_summary(*get_summary_files())
 
 
 WINDOW = {**names.WINDOW_DEFAULTS, **config["protocol"].get("window", {})}
@@ -442,20 +558,22 @@ def get_window_models():
 
 def get_final_output():
     if config["protocol"]["preset"] == "window":
-        return ["results/data/window/stats.json", "results/window/summary.md"]
+        return [result_file("data/window/stats.json"), result_file("window/summary.md")]
     return (
-        ["results/data/stats.json"]
+        [result_file("data/stats.json")]
         + [recall_file(SETTING, name) for name in get_evaluated_models()]
         + [
             replicate_recall_file(SETTING, loss, seed)
             for loss in LOSSES
             for seed in get_replicate_seeds()
         ]
-        + [f"results/tuning/{loss}/best.yaml" for loss in get_tuned_losses()]
+        + [result_file(f"tuning/{loss}/best.yaml") for loss in get_tuned_losses()]
         + get_report_targets()
         # Models that keep learning (retrain.smk, rolling.smk).
         + get_retrain_targets()
         + get_rolling_targets()
+        # The table across data sets (benchmark.smk).
+        + get_benchmark_targets()
     )
 
 
@@ -463,7 +581,9 @@ def get_setting_split(role):
     """The split a setting trains on (role train) or evaluates on (role eval)."""
 
     def input_function(wildcards):
-        return f"results/data/{names.SETTING_SPLITS[wildcards.setting][role]}.parquet"
+        return result_file(
+            f"data/{names.SETTING_SPLITS[wildcards.setting][role]}.parquet"
+        )
 
     return input_function
 
@@ -484,7 +604,7 @@ def get_retrain_targets():
     """Every final model retrained on retrain.clicks, when set."""
     if not config["retrain"]["clicks"] or SETTING != "final":
         return []
-    return [f"results/retrained/{loss}/training.json" for loss in LOSSES]
+    return [result_file(f"retrained/{loss}/training.json") for loss in LOSSES]
 
 
 ROLLING = config["rolling"]
@@ -503,9 +623,9 @@ def rolling_model(loss, strategy, day):
 def rolling_model_files(loss, strategy, day):
     """Folder of that model and its vocabulary (a scratch model's is its sessions' vocabulary)."""
     strategy, day = rolling_model(loss, strategy, day)
-    folder = f"results/rolling/{loss}/{strategy}/day_{day}"
+    folder = result_file(f"rolling/{loss}/{strategy}/day_{day}")
     if strategy == "scratch":
-        return folder, f"results/rolling/sessions/day_{day}/vocab.parquet"
+        return folder, result_file(f"rolling/sessions/day_{day}/vocab.parquet")
     return folder, f"{folder}/vocab.parquet"
 
 
@@ -517,7 +637,7 @@ def get_warm_parent(wildcards):
         "model": f"{folder}/model.pt",
         "state": f"{folder}/{names.TRAINING_STATE_FILE}",
         "vocab": vocab,
-        "clicks": f"results/rolling/days/day_{previous}.parquet",
+        "clicks": result_file(f"rolling/days/day_{previous}.parquet"),
     }
 
 
@@ -535,7 +655,7 @@ def get_rolling_model(wildcards):
 
 def get_rolling_records(wildcards):
     return expand(
-        "results/rolling/{loss}/records/{strategy}_day_{day}.json",
+        result_file("rolling/{loss}/records/{strategy}_day_{day}.json"),
         loss=wildcards.loss,
         strategy=names.ROLLING_STRATEGIES,
         day=ROLLING_DAYS,
@@ -545,7 +665,79 @@ def get_rolling_records(wildcards):
 def get_rolling_targets():
     """Table, figure and summary of the day-by-day evaluation of each loss in rolling.run."""
     return [
-        f"results/rolling/{loss}.{ext}"
+        result_file(f"rolling/{loss}.{ext}")
         for loss in ROLLING["run"]
         for ext in ("tsv", "png", "md")
     ]
+
+
+# ---------------------------------------------------------------- the other data sets, and the table across them
+# datasets.smk: a data set other than rsc15 (config key dataset); benchmark.smk: the table of benchmark.datasets.
+
+DATASET_SPEC = dataset_spec(DATASET)
+
+
+def dataset_raw_files(folder, files):
+    """The data set's raw files ``files`` as the workflow downloads or generates them, in ``folder`` of its results."""
+    return [result_file(f"{folder}/{file}") for file in files]
+
+
+def get_dataset_item_map():
+    """The map of a set whose items are strings (Coveo's product hashes) back from the item ids, beside the splits."""
+    return (
+        {"item_map": result_file("data/item_map.parquet")}
+        if DATASET_SPEC.item_map
+        else {}
+    )
+
+
+BENCHMARK_DATASETS = list(config["benchmark"]["datasets"])
+
+
+def benchmark_table(extension):
+    """results/benchmark/table.{extension}: one table for every data set, so in no data set's folder."""
+    return run_path("results", f"benchmark/table.{extension}", names.DEFAULT_DATASET)
+
+
+def benchmark_sets_not_run():
+    """The listed data sets whose final results neither exist nor are built by this run."""
+    return [
+        name
+        for name in BENCHMARK_DATASETS
+        if not (name == DATASET and SETTING == "final")
+        and not Path(result_file("summary.tsv", name)).exists()
+    ]
+
+
+def get_benchmark_inputs(wildcards):
+    """Each listed data set's results table (final setting) and data source record."""
+    if not BENCHMARK_DATASETS:
+        raise WorkflowError(
+            "config key 'benchmark.datasets': empty; list the data sets the table gathers, e.g. "
+            "--config 'benchmark={datasets: [rsc15, retailrocket]}'"
+        )
+    missing = [
+        f"{name} has no results yet ({result_file('summary.tsv', name)}): run it first with snakemake --cores N "
+        f"--config dataset={name}" + (f" run={RUN}" if RUN else "")
+        for name in benchmark_sets_not_run()
+    ]
+    if missing:
+        raise WorkflowError("config key 'benchmark.datasets': " + "; ".join(missing))
+    inputs = {}
+    for name in BENCHMARK_DATASETS:
+        inputs[f"{name}_summary"] = result_file("summary.tsv", name)
+        inputs[f"{name}_source"] = result_file("data/source.json", name)
+    return inputs
+
+
+def get_benchmark_targets():
+    """The table, for rule all, once every listed data set has its results (or gets them in this run)."""
+    if not BENCHMARK_DATASETS:
+        return []
+    missing = benchmark_sets_not_run()
+    if missing:
+        logger.info(
+            f"{benchmark_table('md')} waits for the results of {', '.join(missing)} (config key benchmark.datasets)"
+        )
+        return []
+    return [benchmark_table(extension) for extension in ("tsv", "md", "html")]

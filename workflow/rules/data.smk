@@ -13,9 +13,9 @@ rule download_archive:
         # (its checksum says so), and a download is costly.
         code=ancient(code_inputs("download_archive")),
     output:
-        archive="results/raw/download/yoochoose-data.7z",
+        archive=result_file(DOWNLOADED_ARCHIVE),
     log:
-        "logs/download_archive/download_archive.log",
+        log_file("download_archive/download_archive.log"),
     cache: "omit-software"
     # No Snakemake retries, whatever --retries or a profile says: download() retries what a retry can fix
     # (within its own bounds) and resumes from the partial file; a checksum mismatch or a 404 cannot change
@@ -40,7 +40,7 @@ rule record_data_source:
     output:
         record=DATA_SOURCE,
     log:
-        "logs/record_data_source/record_data_source.log",
+        log_file("record_data_source/record_data_source.log"),
     conda:
         "../../envs/data.yaml"
     resources:
@@ -58,9 +58,9 @@ rule extract_clicks:
         source=DATA_SOURCE,
         code=code_inputs("extract_clicks"),
     output:
-        clicks="results/raw/yoochoose-clicks.dat",
+        clicks=result_file("raw/yoochoose-clicks.dat"),
     log:
-        "logs/extract_clicks/extract_clicks.log",
+        log_file("extract_clicks/extract_clicks.log"),
     # Cached between workflow copies (--cache), so no benchmark: a cache hit could not fill it.
     cache: "omit-software"
     conda:
@@ -80,11 +80,11 @@ rule clicks_to_parquet:
         source=DATA_SOURCE,
         code=code_inputs("clicks_to_parquet"),
     output:
-        parquet="results/data/clicks.parquet",
+        parquet=result_file("data/clicks.parquet"),
     log:
-        "logs/clicks_to_parquet/clicks_to_parquet.log",
+        log_file("clicks_to_parquet/clicks_to_parquet.log"),
     benchmark:
-        "benchmarks/clicks_to_parquet/clicks_to_parquet.tsv"
+        benchmark_file("clicks_to_parquet/clicks_to_parquet.tsv")
     conda:
         "../../envs/data.yaml"
     resources:
@@ -103,11 +103,11 @@ rule extract_test_clicks:
         source=DATA_SOURCE,
         code=code_inputs("extract_test_clicks"),
     output:
-        clicks="results/data/test_clicks.parquet",
+        clicks=result_file("data/test_clicks.parquet"),
     log:
-        "logs/extract_test_clicks/extract_test_clicks.log",
+        log_file("extract_test_clicks/extract_test_clicks.log"),
     benchmark:
-        "benchmarks/extract_test_clicks/extract_test_clicks.tsv"
+        benchmark_file("extract_test_clicks/extract_test_clicks.tsv")
     conda:
         "../../envs/data.yaml"
     resources:
@@ -119,16 +119,16 @@ rule extract_test_clicks:
 
 rule split_sessions:
     input:
-        clicks="results/data/clicks.parquet",
+        clicks=result_file("data/clicks.parquet"),
         test_clicks=get_test_clicks,
         code=code_inputs("split_sessions"),
     output:
-        **{split: f"results/data/{split}.parquet" for split in SPLITS},
-        stats="results/data/stats.json",
+        **{split: result_file(f"data/{split}.parquet") for split in SPLITS},
+        stats=result_file("data/stats.json"),
     log:
-        "logs/split_sessions/split_sessions.log",
+        log_file("split_sessions/split_sessions.log"),
     benchmark:
-        "benchmarks/split_sessions/split_sessions.tsv"
+        benchmark_file("split_sessions/split_sessions.tsv")
     conda:
         "../../envs/data.yaml"
     resources:
@@ -147,14 +147,14 @@ rule build_sessions:
         evaluation=get_setting_split("eval"),
         code=code_inputs("build_sessions"),
     output:
-        vocab="results/sessions/{setting}/vocab.parquet",
-        train="results/sessions/{setting}/train.npz",
-        evaluation="results/sessions/{setting}/eval.npz",
-        counts="results/sessions/{setting}/counts.json",
+        vocab=sessions_file("{setting}", "vocab.parquet"),
+        train=sessions_file("{setting}", "train.npz"),
+        evaluation=sessions_file("{setting}", "eval.npz"),
+        counts=sessions_file("{setting}", "counts.json"),
     log:
-        "logs/build_sessions/{setting}.log",
+        log_file("build_sessions/{setting}.log"),
     benchmark:
-        "benchmarks/build_sessions/{setting}.tsv"
+        benchmark_file("build_sessions/{setting}.tsv")
     conda:
         "../../envs/data.yaml"
     resources:
@@ -168,14 +168,14 @@ rule build_sessions:
 
 rule export_split:
     input:
-        events="results/data/{split}.parquet",
-        vocab=sessions_file("vocab.parquet"),
+        events=result_file("data/{split}.parquet"),
+        vocab=sessions_file(SETTING, "vocab.parquet"),
         code=code_inputs("export_split"),
     output:
-        tsv="results/export/{split}.tsv",
-        paddle="results/export/{split}.paddle.txt",
+        tsv=result_file("export/{split}.tsv"),
+        paddle=result_file("export/{split}.paddle.txt"),
     log:
-        "logs/export_split/{split}.log",
+        log_file("export_split/{split}.log"),
     conda:
         "../../envs/data.yaml"
     resources:

@@ -1,185 +1,105 @@
 # Evaluation stage: recall@k and MRR@k against all items of every trained model, the baselines and, on
 # synthetic data, the oracle. Code: src/gru4rec_pipeline/evaluation/.
-# Each rule evaluates the final setting (train_full -> test, results/recall_{name}.txt); its `_on_valid` twin
-# evaluates the tuning setting (train_tr -> valid, results/tuning/recall_{name}.txt), so both coexist. A twin's
-# input replaces the whole input of the rule it uses. Every output names the data set (results/data/source.json).
+# Each rule below is defined once and made for both settings: final (train_full -> test,
+# results/recall_{name}.txt) and tuning (train_tr -> valid, results/tuning/recall_{name}.txt; the rule's name ends
+# in _on_valid), so both coexist and no setting's rule can lack an input the other has. Every output names the
+# data set (results/data/source.json).
 
+# A model's first run, and its repeated runs (replicates: N) in files that carry the seed: the rule, the model's
+# folder below its setting's, and the name in its recall file.
+MODEL_RUNS = {
+    "evaluate_model": ("{loss}", "{loss}"),
+    "evaluate_model_replicate": ("{loss}/seed{seed}", "{loss}_seed{seed}"),
+}
 
-rule evaluate_model:
-    input:
-        model=model_file("final", "{loss}", "model.pt"),
-        training=model_file("final", "{loss}", "training.json"),
-        evaluation="results/sessions/final/eval.npz",
-        vocab="results/sessions/final/vocab.parquet",
-        source=DATA_SOURCE,
-        code=code_inputs("evaluate_model"),
-    output:
-        recall=recall_file("final", "{loss}"),
-        metrics=metrics_file("final", "{loss}"),
-        ranks=ranks_file("final", "{loss}"),
-    log:
-        "logs/evaluate_model/final/{loss}.log",
-    benchmark:
-        "benchmarks/evaluate_model/final/{loss}.tsv"
-    conda:
-        "../../envs/model.yaml"
-    threads: config["evaluation"]["threads"]
-    resources:
-        mem_mb=8000,
-        runtime=60,
-    params:
-        evaluation=get_evaluation_settings(),
-        hyperparameters=get_hyperparameters,
-        seed=config["seed"],
-        device=config["device"],
-    script:
-        "../scripts/evaluate_model.py"
+for setting in names.SETTINGS:
+    for rule_name, (model, recall_name) in MODEL_RUNS.items():
 
+        rule:
+            name:
+                setting_rule_name(rule_name, setting)
+            input:
+                model=model_file(setting, model, "model.pt"),
+                training=model_file(setting, model, "training.json"),
+                evaluation=sessions_file(setting, "eval.npz"),
+                vocab=sessions_file(setting, "vocab.parquet"),
+                source=DATA_SOURCE,
+                code=code_inputs("evaluate_model"),
+            output:
+                recall=recall_file(setting, recall_name),
+                metrics=metrics_file(setting, model),
+                ranks=ranks_file(setting, model),
+            log:
+                log_file(f"evaluate_model/{setting}/{model}.log"),
+            benchmark:
+                benchmark_file(f"evaluate_model/{setting}/{model}.tsv")
+            conda:
+                "../../envs/model.yaml"
+            threads: config["evaluation"]["threads"]
+            resources:
+                mem_mb=8000,
+                runtime=60,
+            params:
+                evaluation=get_evaluation_settings(),
+                hyperparameters=get_hyperparameters,
+                seed=get_model_seed,
+                device=config["device"],
+            script:
+                "../scripts/evaluate_model.py"
 
-use rule evaluate_model as evaluate_model_on_valid with:
-    input:
-        model=model_file("tuning", "{loss}", "model.pt"),
-        training=model_file("tuning", "{loss}", "training.json"),
-        evaluation="results/sessions/tuning/eval.npz",
-        vocab="results/sessions/tuning/vocab.parquet",
-        source=DATA_SOURCE,
-        code=code_inputs("evaluate_model"),
-    output:
-        recall=recall_file("tuning", "{loss}"),
-        metrics=metrics_file("tuning", "{loss}"),
-        ranks=ranks_file("tuning", "{loss}"),
-    log:
-        "logs/evaluate_model/tuning/{loss}.log",
-    benchmark:
-        "benchmarks/evaluate_model/tuning/{loss}.tsv"
+    rule:
+        name:
+            setting_rule_name("evaluate_baseline", setting)
+        input:
+            train=sessions_file(setting, "train.npz"),
+            evaluation=sessions_file(setting, "eval.npz"),
+            vocab=sessions_file(setting, "vocab.parquet"),
+            source=DATA_SOURCE,
+            code=code_inputs("evaluate_baseline"),
+        output:
+            recall=recall_file(setting, "{baseline}"),
+            metrics=metrics_file(setting, "{baseline}"),
+            ranks=ranks_file(setting, "{baseline}"),
+        log:
+            log_file(f"evaluate_baseline/{setting}/{{baseline}}.log"),
+        benchmark:
+            benchmark_file(f"evaluate_baseline/{setting}/{{baseline}}.tsv")
+        conda:
+            "../../envs/model.yaml"
+        threads: config["evaluation"]["threads"]
+        resources:
+            mem_mb=8000,
+            runtime=60,
+        params:
+            evaluation=get_evaluation_settings(),
+            options=get_baseline_options,
+        script:
+            "../scripts/evaluate_baseline.py"
 
-
-# A repeated run's evaluation (replicates: N), in files that carry its seed.
-use rule evaluate_model as evaluate_model_replicate with:
-    input:
-        model=replicate_model_file("final", "{loss}", "{seed}", "model.pt"),
-        training=replicate_model_file("final", "{loss}", "{seed}", "training.json"),
-        evaluation="results/sessions/final/eval.npz",
-        vocab="results/sessions/final/vocab.parquet",
-        source=DATA_SOURCE,
-        code=code_inputs("evaluate_model"),
-    output:
-        recall=replicate_recall_file("final", "{loss}", "{seed}"),
-        metrics=replicate_metrics_file("final", "{loss}", "{seed}"),
-        ranks=replicate_metrics_file("final", "{loss}", "{seed}", ".ranks.npz"),
-    log:
-        "logs/evaluate_model/final/{loss}/seed{seed}.log",
-    benchmark:
-        "benchmarks/evaluate_model/final/{loss}/seed{seed}.tsv"
-    params:
-        evaluation=get_evaluation_settings(),
-        hyperparameters=get_hyperparameters,
-        seed=lambda wildcards: int(wildcards.seed),
-        device=config["device"],
-
-
-use rule evaluate_model_replicate as evaluate_model_replicate_on_valid with:
-    input:
-        model=replicate_model_file("tuning", "{loss}", "{seed}", "model.pt"),
-        training=replicate_model_file("tuning", "{loss}", "{seed}", "training.json"),
-        evaluation="results/sessions/tuning/eval.npz",
-        vocab="results/sessions/tuning/vocab.parquet",
-        source=DATA_SOURCE,
-        code=code_inputs("evaluate_model"),
-    output:
-        recall=replicate_recall_file("tuning", "{loss}", "{seed}"),
-        metrics=replicate_metrics_file("tuning", "{loss}", "{seed}"),
-        ranks=replicate_metrics_file("tuning", "{loss}", "{seed}", ".ranks.npz"),
-    log:
-        "logs/evaluate_model/tuning/{loss}/seed{seed}.log",
-    benchmark:
-        "benchmarks/evaluate_model/tuning/{loss}/seed{seed}.tsv"
-
-
-rule evaluate_baseline:
-    input:
-        train="results/sessions/final/train.npz",
-        evaluation="results/sessions/final/eval.npz",
-        vocab="results/sessions/final/vocab.parquet",
-        source=DATA_SOURCE,
-        code=code_inputs("evaluate_baseline"),
-    output:
-        recall=recall_file("final", "{baseline}"),
-        metrics=metrics_file("final", "{baseline}"),
-        ranks=ranks_file("final", "{baseline}"),
-    log:
-        "logs/evaluate_baseline/final/{baseline}.log",
-    benchmark:
-        "benchmarks/evaluate_baseline/final/{baseline}.tsv"
-    conda:
-        "../../envs/model.yaml"
-    threads: config["evaluation"]["threads"]
-    resources:
-        mem_mb=8000,
-        runtime=60,
-    params:
-        evaluation=get_evaluation_settings(),
-        options=get_baseline_options,
-    script:
-        "../scripts/evaluate_baseline.py"
-
-
-use rule evaluate_baseline as evaluate_baseline_on_valid with:
-    input:
-        train="results/sessions/tuning/train.npz",
-        evaluation="results/sessions/tuning/eval.npz",
-        vocab="results/sessions/tuning/vocab.parquet",
-        source=DATA_SOURCE,
-        code=code_inputs("evaluate_baseline"),
-    output:
-        recall=recall_file("tuning", "{baseline}"),
-        metrics=metrics_file("tuning", "{baseline}"),
-        ranks=ranks_file("tuning", "{baseline}"),
-    log:
-        "logs/evaluate_baseline/tuning/{baseline}.log",
-    benchmark:
-        "benchmarks/evaluate_baseline/tuning/{baseline}.tsv"
-
-
-rule evaluate_oracle:
-    input:
-        process=get_synthetic_process,
-        evaluation="results/sessions/final/eval.npz",
-        vocab="results/sessions/final/vocab.parquet",
-        source=DATA_SOURCE,
-        code=code_inputs("evaluate_oracle"),
-    output:
-        recall=recall_file("final", "oracle"),
-        metrics=metrics_file("final", "oracle"),
-        ranks=ranks_file("final", "oracle"),
-    log:
-        "logs/evaluate_oracle/final/oracle.log",
-    benchmark:
-        "benchmarks/evaluate_oracle/final/oracle.tsv"
-    conda:
-        "../../envs/model.yaml"
-    threads: config["evaluation"]["threads"]
-    resources:
-        mem_mb=8000,
-        runtime=60,
-    params:
-        evaluation=get_evaluation_settings(),
-    script:
-        "../scripts/evaluate_oracle.py"
-
-
-use rule evaluate_oracle as evaluate_oracle_on_valid with:
-    input:
-        process=get_synthetic_process,
-        evaluation="results/sessions/tuning/eval.npz",
-        vocab="results/sessions/tuning/vocab.parquet",
-        source=DATA_SOURCE,
-        code=code_inputs("evaluate_oracle"),
-    output:
-        recall=recall_file("tuning", "oracle"),
-        metrics=metrics_file("tuning", "oracle"),
-        ranks=ranks_file("tuning", "oracle"),
-    log:
-        "logs/evaluate_oracle/tuning/oracle.log",
-    benchmark:
-        "benchmarks/evaluate_oracle/tuning/oracle.tsv"
+    rule:
+        name:
+            setting_rule_name("evaluate_oracle", setting)
+        input:
+            process=get_synthetic_process,
+            evaluation=sessions_file(setting, "eval.npz"),
+            vocab=sessions_file(setting, "vocab.parquet"),
+            source=DATA_SOURCE,
+            code=code_inputs("evaluate_oracle"),
+        output:
+            recall=recall_file(setting, "oracle"),
+            metrics=metrics_file(setting, "oracle"),
+            ranks=ranks_file(setting, "oracle"),
+        log:
+            log_file(f"evaluate_oracle/{setting}/oracle.log"),
+        benchmark:
+            benchmark_file(f"evaluate_oracle/{setting}/oracle.tsv")
+        conda:
+            "../../envs/model.yaml"
+        threads: config["evaluation"]["threads"]
+        resources:
+            mem_mb=8000,
+            runtime=60,
+        params:
+            evaluation=get_evaluation_settings(),
+        script:
+            "../scripts/evaluate_oracle.py"

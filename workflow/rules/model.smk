@@ -4,20 +4,20 @@
 
 rule train_model:
     input:
-        train="results/sessions/{setting}/train.npz",
-        vocab="results/sessions/{setting}/vocab.parquet",
+        train=sessions_file("{setting}", "train.npz"),
+        vocab=sessions_file("{setting}", "vocab.parquet"),
         evaluation=get_epoch_evaluation_split,
         code=code_inputs("train_model"),
     output:
-        model="results/models/{setting}/{loss}/model.pt",
-        history="results/models/{setting}/{loss}/history.csv",
-        summary="results/models/{setting}/{loss}/training.json",
+        model=model_file("{setting}", "{loss}", "model.pt"),
+        history=model_file("{setting}", "{loss}", "history.csv"),
+        summary=model_file("{setting}", "{loss}", "training.json"),
         # What a retrain continues: optimizer state and random streams (training/state.py).
-        state="results/models/{setting}/{loss}/training_state.pt",
+        state=model_file("{setting}", "{loss}", "training_state.pt"),
     log:
-        "logs/train_model/{setting}/{loss}.log",
+        log_file("train_model/{setting}/{loss}.log"),
     benchmark:
-        "benchmarks/train_model/{setting}/{loss}.tsv"
+        benchmark_file("train_model/{setting}/{loss}.tsv")
     conda:
         "../../envs/model.yaml"
     # Data-parallel (training.processes x training.nodes): the job starts its processes itself (torchrun here,
@@ -41,7 +41,7 @@ rule train_model:
         engine=config["training"]["engine"],
         seed=config["seed"],
         device=config["device"],
-        evaluation=get_evaluation_settings(),
+        evaluation=get_curve_settings(),
         eval_every_epoch=config["training"]["eval_every_epoch"],
         eval_split=lambda wildcards: names.SETTING_SPLITS[wildcards.setting]["eval"],
         early_stopping=get_early_stopping,
@@ -59,14 +59,14 @@ use rule train_model as train_model_replicate with:
             "{setting}", "{loss}", "{seed}", names.TRAINING_STATE_FILE
         ),
     log:
-        "logs/train_model/{setting}/{loss}/seed{seed}.log",
+        log_file("train_model/{setting}/{loss}/seed{seed}.log"),
     benchmark:
-        "benchmarks/train_model/{setting}/{loss}/seed{seed}.tsv"
+        benchmark_file("train_model/{setting}/{loss}/seed{seed}.tsv")
     params:
         hyperparameters=get_hyperparameters,
         seed=lambda wildcards: int(wildcards.seed),
         device=config["device"],
-        evaluation=get_evaluation_settings(),
+        evaluation=get_curve_settings(),
         eval_every_epoch=config["training"]["eval_every_epoch"],
         eval_split=lambda wildcards: names.SETTING_SPLITS[wildcards.setting]["eval"],
         early_stopping=get_early_stopping,

@@ -1,6 +1,8 @@
 # Report stages: the results table, the paired significance of the differences between models and the figures
-# of the configured setting, each marked for `snakemake --report report.html`. The report opens on
-# workflow/report/workflow.rst (the Snakefile's `report:`), which shows results/summary_headline.html.
+# of the configured setting, each marked for `snakemake --report report.html`. The final setting's lie in results/,
+# the tuning setting's in results/tuning/ (report_file), so neither replaces the other's; the data set's figure
+# serves both. The report opens on workflow/report/workflow.rst (the Snakefile's `report:`), which shows the
+# setting's summary_headline.html.
 # Code: src/gru4rec_pipeline/report/ (the comparison: src/gru4rec_pipeline/evaluation/significance.py)
 
 
@@ -12,27 +14,27 @@ rule summarize_results:
     input:
         metrics=[metrics_file(SETTING, name) for name in get_evaluated_models()]
         + get_repeated_run_metrics_files(),
-        significance="results/significance.tsv",
+        significance=report_file("significance.tsv"),
         source=DATA_SOURCE,
-        figure="results/plots/metrics_by_cutoff.png",
+        figure=report_file("plots/metrics_by_cutoff.png"),
         code=code_inputs("summarize_results"),
     output:
         tsv=report(
-            "results/summary.tsv",
+            report_file("summary.tsv"),
             caption="../report/summary_tsv.rst",
             category="Results",
             labels={"output": "summary table (TSV)"},
         ),
-        md="results/summary.md",
+        md=report_file("summary.md"),
         html=report(
-            "results/summary.html",
+            report_file("summary.html"),
             caption="../report/summary.rst",
             category="Results",
             labels={"output": "summary table"},
         ),
-        headline="results/summary_headline.html",
+        headline=report_file("summary_headline.html"),
     log:
-        "logs/summarize_results/summarize_results.log",
+        report_file("summarize_results/summarize_results.log", root="logs"),
     conda:
         "../../envs/report.yaml"
     resources:
@@ -49,13 +51,13 @@ rule plot_metrics:
         code=code_inputs("plot_metrics"),
     output:
         png=report(
-            "results/plots/metrics_by_cutoff.png",
+            report_file("plots/metrics_by_cutoff.png"),
             caption="../report/metrics_by_cutoff.rst",
             category="Results",
             labels={"output": "recall, MRR and NDCG by cut-off"},
         ),
     log:
-        "logs/plot_metrics/plot_metrics.log",
+        report_file("plot_metrics/plot_metrics.log", root="logs"),
     conda:
         "../../envs/report.yaml"
     resources:
@@ -71,13 +73,13 @@ rule plot_training_speed:
         code=code_inputs("plot_training_speed"),
     output:
         png=report(
-            "results/plots/training_speed.png",
+            report_file("plots/training_speed.png"),
             caption="../report/training_speed.rst",
             category="Training",
             labels={"output": "events per second"},
         ),
     log:
-        "logs/plot_training_speed/plot_training_speed.log",
+        report_file("plot_training_speed/plot_training_speed.log", root="logs"),
     conda:
         "../../envs/report.yaml"
     resources:
@@ -95,13 +97,13 @@ rule plot_training_loss:
         code=code_inputs("plot_training_loss"),
     output:
         png=report(
-            "results/plots/training_loss.png",
+            report_file("plots/training_loss.png"),
             caption="../report/training_loss.rst",
             category="Training",
             labels={"output": "training loss per epoch"},
         ),
     log:
-        "logs/plot_training_loss/plot_training_loss.log",
+        report_file("plot_training_loss/plot_training_loss.log", root="logs"),
     conda:
         "../../envs/report.yaml"
     resources:
@@ -113,19 +115,19 @@ rule plot_training_loss:
 
 rule plot_dataset:
     input:
-        stats="results/data/stats.json",
-        train="results/data/train_full.parquet",
-        test="results/data/test.parquet",
+        stats=result_file("data/stats.json"),
+        train=result_file("data/train_full.parquet"),
+        test=result_file("data/test.parquet"),
         code=code_inputs("plot_dataset"),
     output:
         png=report(
-            "results/plots/dataset_statistics.png",
+            result_file("plots/dataset_statistics.png"),
             caption="../report/dataset_statistics.rst",
             category="Splits",
             labels={"output": "dataset statistics"},
         ),
     log:
-        "logs/plot_dataset/plot_dataset.log",
+        log_file("plot_dataset/plot_dataset.log"),
     conda:
         "../../envs/report.yaml"
     resources:
@@ -143,13 +145,13 @@ rule plot_learning_curve:
         code=code_inputs("plot_learning_curve"),
     output:
         png=report(
-            "results/plots/learning_curve.png",
+            report_file("plots/learning_curve.png"),
             caption="../report/learning_curve.rst",
             category="Training",
             labels={"output": "recall, MRR and NDCG per epoch"},
         ),
     log:
-        "logs/plot_learning_curve/plot_learning_curve.log",
+        report_file("plot_learning_curve/plot_learning_curve.log", root="logs"),
     conda:
         "../../envs/report.yaml"
     resources:
@@ -169,15 +171,15 @@ rule compare_models:
         code=code_inputs("compare_models"),
     output:
         table=report(
-            "results/significance.tsv",
+            report_file("significance.tsv"),
             caption="../report/significance.rst",
             category="Results",
             labels={"output": "paired significance (TSV)"},
         ),
     log:
-        "logs/compare_models/compare_models.log",
+        report_file("compare_models/compare_models.log", root="logs"),
     benchmark:
-        "benchmarks/compare_models/compare_models.tsv"
+        report_file("compare_models/compare_models.tsv", root="benchmarks")
     conda:
         "../../envs/report.yaml"
     resources:

@@ -6,19 +6,19 @@ rule retrain_model:
     input:
         model=model_file("final", "{loss}", "model.pt"),
         state=model_file("final", "{loss}", names.TRAINING_STATE_FILE),
-        vocab="results/sessions/final/vocab.parquet",
+        vocab=sessions_file("final", "vocab.parquet"),
         clicks=get_retrain_clicks,
         code=code_inputs("retrain_model"),
     output:
-        model="results/retrained/{loss}/model.pt",
-        history="results/retrained/{loss}/history.csv",
-        summary="results/retrained/{loss}/training.json",
-        vocab="results/retrained/{loss}/vocab.parquet",
-        state=f"results/retrained/{{loss}}/{names.TRAINING_STATE_FILE}",
+        model=result_file("retrained/{loss}/model.pt"),
+        history=result_file("retrained/{loss}/history.csv"),
+        summary=result_file("retrained/{loss}/training.json"),
+        vocab=result_file("retrained/{loss}/vocab.parquet"),
+        state=result_file(f"retrained/{{loss}}/{names.TRAINING_STATE_FILE}"),
     log:
-        "logs/retrain_model/{loss}.log",
+        log_file("retrain_model/{loss}.log"),
     benchmark:
-        "benchmarks/retrain_model/{loss}.tsv"
+        benchmark_file("retrain_model/{loss}.tsv")
     conda:
         "../../envs/model.yaml"
     threads: config["training"]["threads"]

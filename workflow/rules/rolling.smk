@@ -8,16 +8,18 @@
 
 rule split_rolling_days:
     input:
-        clicks="results/data/clicks.parquet",
+        clicks=result_file("data/clicks.parquet"),
         code=code_inputs("split_rolling_days"),
     output:
-        before=expand("results/rolling/days/before_{day}.parquet", day=ROLLING_DAYS),
-        days=expand("results/rolling/days/day_{day}.parquet", day=ROLLING_DAYS),
-        record="results/rolling/days/days.json",
+        before=expand(
+            result_file("rolling/days/before_{day}.parquet"), day=ROLLING_DAYS
+        ),
+        days=expand(result_file("rolling/days/day_{day}.parquet"), day=ROLLING_DAYS),
+        record=result_file("rolling/days/days.json"),
     log:
-        "logs/split_rolling_days/split_rolling_days.log",
+        log_file("split_rolling_days/split_rolling_days.log"),
     benchmark:
-        "benchmarks/split_rolling_days/split_rolling_days.tsv"
+        benchmark_file("split_rolling_days/split_rolling_days.tsv")
     conda:
         "../../envs/data.yaml"
     resources:
@@ -35,35 +37,37 @@ rule split_rolling_days:
 
 use rule build_sessions as build_rolling_sessions with:
     input:
-        train="results/rolling/days/before_{day}.parquet",
-        evaluation="results/rolling/days/day_{day}.parquet",
+        train=result_file("rolling/days/before_{day}.parquet"),
+        evaluation=result_file("rolling/days/day_{day}.parquet"),
         code=code_inputs("build_sessions"),
     output:
-        vocab="results/rolling/sessions/day_{day}/vocab.parquet",
-        train="results/rolling/sessions/day_{day}/train.npz",
-        evaluation="results/rolling/sessions/day_{day}/eval.npz",
-        counts="results/rolling/sessions/day_{day}/counts.json",
+        vocab=result_file("rolling/sessions/day_{day}/vocab.parquet"),
+        train=result_file("rolling/sessions/day_{day}/train.npz"),
+        evaluation=result_file("rolling/sessions/day_{day}/eval.npz"),
+        counts=result_file("rolling/sessions/day_{day}/counts.json"),
     log:
-        "logs/build_rolling_sessions/day_{day}.log",
+        log_file("build_rolling_sessions/day_{day}.log"),
     benchmark:
-        "benchmarks/build_rolling_sessions/day_{day}.tsv"
+        benchmark_file("build_rolling_sessions/day_{day}.tsv")
 
 
 use rule train_model as train_rolling_scratch with:
     input:
-        train="results/rolling/sessions/day_{day}/train.npz",
-        vocab="results/rolling/sessions/day_{day}/vocab.parquet",
+        train=result_file("rolling/sessions/day_{day}/train.npz"),
+        vocab=result_file("rolling/sessions/day_{day}/vocab.parquet"),
         evaluation=[],
         code=code_inputs("train_model"),
     output:
-        model="results/rolling/{loss}/scratch/day_{day}/model.pt",
-        history="results/rolling/{loss}/scratch/day_{day}/history.csv",
-        summary="results/rolling/{loss}/scratch/day_{day}/training.json",
-        state=f"results/rolling/{{loss}}/scratch/day_{{day}}/{names.TRAINING_STATE_FILE}",
+        model=result_file("rolling/{loss}/scratch/day_{day}/model.pt"),
+        history=result_file("rolling/{loss}/scratch/day_{day}/history.csv"),
+        summary=result_file("rolling/{loss}/scratch/day_{day}/training.json"),
+        state=result_file(
+            f"rolling/{{loss}}/scratch/day_{{day}}/{names.TRAINING_STATE_FILE}"
+        ),
     log:
-        "logs/train_rolling_scratch/{loss}/day_{day}.log",
+        log_file("train_rolling_scratch/{loss}/day_{day}.log"),
     benchmark:
-        "benchmarks/train_rolling_scratch/{loss}/day_{day}.tsv"
+        benchmark_file("train_rolling_scratch/{loss}/day_{day}.tsv")
     params:
         hyperparameters=get_hyperparameters,
         seed=config["seed"],
@@ -79,15 +83,17 @@ use rule retrain_model as retrain_rolling_warm with:
         unpack(get_warm_parent),
         code=code_inputs("retrain_model"),
     output:
-        model="results/rolling/{loss}/warm/day_{day}/model.pt",
-        history="results/rolling/{loss}/warm/day_{day}/history.csv",
-        summary="results/rolling/{loss}/warm/day_{day}/training.json",
-        vocab="results/rolling/{loss}/warm/day_{day}/vocab.parquet",
-        state=f"results/rolling/{{loss}}/warm/day_{{day}}/{names.TRAINING_STATE_FILE}",
+        model=result_file("rolling/{loss}/warm/day_{day}/model.pt"),
+        history=result_file("rolling/{loss}/warm/day_{day}/history.csv"),
+        summary=result_file("rolling/{loss}/warm/day_{day}/training.json"),
+        vocab=result_file("rolling/{loss}/warm/day_{day}/vocab.parquet"),
+        state=result_file(
+            f"rolling/{{loss}}/warm/day_{{day}}/{names.TRAINING_STATE_FILE}"
+        ),
     log:
-        "logs/retrain_rolling_warm/{loss}/day_{day}.log",
+        log_file("retrain_rolling_warm/{loss}/day_{day}.log"),
     benchmark:
-        "benchmarks/retrain_rolling_warm/{loss}/day_{day}.tsv"
+        benchmark_file("retrain_rolling_warm/{loss}/day_{day}.tsv")
     wildcard_constraints:
         # Day 1's warm model is scratch's: the first retrain is for day 2.
         day=r"[2-9]|[1-9]\d+",
@@ -101,14 +107,14 @@ use rule retrain_model as retrain_rolling_warm with:
 rule evaluate_rolling_day:
     input:
         unpack(get_rolling_model),
-        day="results/rolling/days/day_{day}.parquet",
+        day=result_file("rolling/days/day_{day}.parquet"),
         code=code_inputs("evaluate_rolling_day"),
     output:
-        record="results/rolling/{loss}/records/{strategy}_day_{day}.json",
+        record=result_file("rolling/{loss}/records/{strategy}_day_{day}.json"),
     log:
-        "logs/evaluate_rolling_day/{loss}/{strategy}_day_{day}.log",
+        log_file("evaluate_rolling_day/{loss}/{strategy}_day_{day}.log"),
     benchmark:
-        "benchmarks/evaluate_rolling_day/{loss}/{strategy}_day_{day}.tsv"
+        benchmark_file("evaluate_rolling_day/{loss}/{strategy}_day_{day}.tsv")
     conda:
         "../../envs/model.yaml"
     threads: config["evaluation"]["threads"]
@@ -128,16 +134,16 @@ rule report_rolling:
         records=get_rolling_records,
         code=code_inputs("report_rolling"),
     output:
-        tsv="results/rolling/{loss}.tsv",
+        tsv=result_file("rolling/{loss}.tsv"),
         png=report(
-            "results/rolling/{loss}.png",
+            result_file("rolling/{loss}.png"),
             caption="../report/rolling.rst",
             category="Results",
             labels={"output": "day-by-day recall@20", "loss": "{loss}"},
         ),
-        md="results/rolling/{loss}.md",
+        md=result_file("rolling/{loss}.md"),
     log:
-        "logs/report_rolling/{loss}.log",
+        log_file("report_rolling/{loss}.log"),
     conda:
         "../../envs/report.yaml"
     script:

@@ -6,10 +6,10 @@ rule synthesize_archive:
     input:
         code=code_inputs("synthesize_archive"),
     output:
-        archive="results/raw/synthetic/yoochoose-data.7z",
-        process="results/raw/synthetic/process.npz",
+        archive=result_file(SYNTHETIC_ARCHIVE),
+        process=result_file("raw/synthetic/process.npz"),
     log:
-        "logs/synthesize_archive/synthesize_archive.log",
+        log_file("synthesize_archive/synthesize_archive.log"),
     # Cached between workflow copies (--cache), so no benchmark: a cache hit could not fill it.
     cache: "omit-software"
     conda:

@@ -12,16 +12,16 @@ localrules:
 
 rule tune_worker:
     input:
-        train="results/sessions/tuning/train.npz",
-        evaluation="results/sessions/tuning/eval.npz",
-        vocab="results/sessions/tuning/vocab.parquet",
+        train=sessions_file("tuning", "train.npz"),
+        evaluation=sessions_file("tuning", "eval.npz"),
+        vocab=sessions_file("tuning", "vocab.parquet"),
         code=code_inputs("tune_worker"),
     output:
-        record="results/tuning/{loss}/workers/{worker}.json",
+        record=result_file("tuning/{loss}/workers/{worker}.json"),
     log:
-        "logs/tune_worker/{loss}/{worker}.log",
+        log_file("tune_worker/{loss}/{worker}.log"),
     benchmark:
-        "benchmarks/tune_worker/{loss}/{worker}.tsv"
+        benchmark_file("tune_worker/{loss}/{worker}.tsv")
     conda:
         "../../envs/tuning.yaml"
     threads: config["training"]["threads"]
@@ -33,11 +33,11 @@ rule tune_worker:
         gpu=get_training_gpus,
         gpu_share=get_training_gpu_share,
     params:
-        folder="results/tuning/{loss}",
+        folder=result_file("tuning/{loss}"),
         tuning=get_study_settings(),
         space=get_search_space,
         hyperparameters=get_hyperparameters,
-        evaluation=get_evaluation_settings(),
+        evaluation=get_trial_evaluation_settings(),
         early_stopping=dict(EARLY_STOPPING) if EARLY_STOPPING["patience"] else None,
         seed=config["seed"],
         device=config["device"],
@@ -51,38 +51,38 @@ rule summarize_study:
         workers=get_study_workers,
         code=code_inputs("summarize_study"),
     output:
-        best="results/tuning/{loss}/best.yaml",
-        study="results/tuning/{loss}/study.json",
+        best=result_file("tuning/{loss}/best.yaml"),
+        study=result_file("tuning/{loss}/study.json"),
         trials=report(
-            "results/tuning/{loss}/trials.tsv",
+            result_file("tuning/{loss}/trials.tsv"),
             caption="../report/tuning_trials.rst",
             category="Tuning",
             subcategory="{loss}",
             labels={"loss": "{loss}", "output": "trials (TSV)"},
         ),
         history=report(
-            "results/tuning/{loss}/optimization_history.png",
+            result_file("tuning/{loss}/optimization_history.png"),
             caption="../report/optimization_history.rst",
             category="Tuning",
             subcategory="{loss}",
             labels={"loss": "{loss}", "output": "optimization history"},
         ),
         importances=report(
-            "results/tuning/{loss}/param_importances.png",
+            result_file("tuning/{loss}/param_importances.png"),
             caption="../report/param_importances.rst",
             category="Tuning",
             subcategory="{loss}",
             labels={"loss": "{loss}", "output": "hyperparameter importances"},
         ),
     log:
-        "logs/summarize_study/{loss}.log",
+        log_file("summarize_study/{loss}.log"),
     conda:
         "../../envs/tuning.yaml"
     resources:
         mem_mb=2000,
         runtime=10,
     params:
-        folder="results/tuning/{loss}",
+        folder=result_file("tuning/{loss}"),
         tuning=get_study_settings(),
         space=get_search_space,
         hyperparameters=get_hyperparameters,
@@ -92,9 +92,9 @@ rule summarize_study:
 
 rule train_tuned_model:
     input:
-        best="results/tuning/{loss}/best.yaml",
-        train="results/sessions/final/train.npz",
-        vocab="results/sessions/final/vocab.parquet",
+        best=result_file("tuning/{loss}/best.yaml"),
+        train=sessions_file("final", "train.npz"),
+        vocab=sessions_file("final", "vocab.parquet"),
         evaluation=get_tuned_epoch_evaluation_split(),
         code=code_inputs("train_tuned_model"),
     output:
@@ -103,9 +103,9 @@ rule train_tuned_model:
         summary=model_file("final", "{loss}_tuned", "training.json"),
         state=model_file("final", "{loss}_tuned", "training_state.pt"),
     log:
-        "logs/train_tuned_model/{loss}.log",
+        log_file("train_tuned_model/{loss}.log"),
     benchmark:
-        "benchmarks/train_tuned_model/{loss}.tsv"
+        benchmark_file("train_tuned_model/{loss}.tsv")
     conda:
         "../../envs/tuning.yaml"
     threads: config["training"]["threads"]
@@ -118,7 +118,7 @@ rule train_tuned_model:
         seed=config["seed"],
         device=config["device"],
         engine=config["training"]["engine"],
-        evaluation=get_evaluation_settings(),
+        evaluation=get_curve_settings(),
         eval_every_epoch=config["training"]["eval_every_epoch"],
     script:
         "../scripts/train_tuned_model.py"
@@ -126,12 +126,12 @@ rule train_tuned_model:
 
 rule evaluate_tuned_model:
     input:
-        best="results/tuning/{loss}/best.yaml",
-        study="results/tuning/{loss}/study.json",
+        best=result_file("tuning/{loss}/best.yaml"),
+        study=result_file("tuning/{loss}/study.json"),
         model=model_file("final", "{loss}_tuned", "model.pt"),
         training=model_file("final", "{loss}_tuned", "training.json"),
-        evaluation="results/sessions/final/eval.npz",
-        vocab="results/sessions/final/vocab.parquet",
+        evaluation=sessions_file("final", "eval.npz"),
+        vocab=sessions_file("final", "vocab.parquet"),
         source=DATA_SOURCE,
         code=code_inputs("evaluate_tuned_model"),
     output:
@@ -139,9 +139,9 @@ rule evaluate_tuned_model:
         metrics=metrics_file("final", "{loss}_tuned"),
         ranks=ranks_file("final", "{loss}_tuned"),
     log:
-        "logs/evaluate_tuned_model/{loss}.log",
+        log_file("evaluate_tuned_model/{loss}.log"),
     benchmark:
-        "benchmarks/evaluate_tuned_model/{loss}.tsv"
+        benchmark_file("evaluate_tuned_model/{loss}.tsv")
     conda:
         "../../envs/tuning.yaml"
     threads: config["training"]["threads"]

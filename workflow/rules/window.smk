@@ -6,19 +6,19 @@
 
 rule split_window:
     input:
-        clicks="results/data/clicks.parquet",
+        clicks=result_file("data/clicks.parquet"),
         code=code_inputs("split_window"),
     output:
         splits=expand(
-            "results/data/window/{slice}/{split}.parquet",
+            result_file("data/window/{slice}/{split}.parquet"),
             slice=WINDOW_SLICES,
             split=("train_full", "test"),
         ),
-        stats="results/data/window/stats.json",
+        stats=result_file("data/window/stats.json"),
     log:
-        "logs/split_window/split_window.log",
+        log_file("split_window/split_window.log"),
     benchmark:
-        "benchmarks/split_window/split_window.tsv"
+        benchmark_file("split_window/split_window.tsv")
     conda:
         "../../envs/data.yaml"
     resources:
@@ -32,39 +32,41 @@ rule split_window:
 
 use rule build_sessions as build_window_sessions with:
     input:
-        train="results/data/window/{slice}/train_full.parquet",
-        evaluation="results/data/window/{slice}/test.parquet",
+        train=result_file("data/window/{slice}/train_full.parquet"),
+        evaluation=result_file("data/window/{slice}/test.parquet"),
         code=code_inputs("build_sessions"),
     output:
-        vocab="results/window/{slice}/sessions/vocab.parquet",
-        train="results/window/{slice}/sessions/train.npz",
-        evaluation="results/window/{slice}/sessions/eval.npz",
-        counts="results/window/{slice}/sessions/counts.json",
+        vocab=result_file("window/{slice}/sessions/vocab.parquet"),
+        train=result_file("window/{slice}/sessions/train.npz"),
+        evaluation=result_file("window/{slice}/sessions/eval.npz"),
+        counts=result_file("window/{slice}/sessions/counts.json"),
     log:
-        "logs/build_sessions/window/{slice}.log",
+        log_file("build_sessions/window/{slice}.log"),
     benchmark:
-        "benchmarks/build_sessions/window/{slice}.tsv"
+        benchmark_file("build_sessions/window/{slice}.tsv")
 
 
 use rule train_model as train_model_window with:
     input:
-        train="results/window/{slice}/sessions/train.npz",
-        vocab="results/window/{slice}/sessions/vocab.parquet",
+        train=result_file("window/{slice}/sessions/train.npz"),
+        vocab=result_file("window/{slice}/sessions/vocab.parquet"),
         evaluation=(
-            "results/window/{slice}/sessions/eval.npz"
+            result_file("window/{slice}/sessions/eval.npz")
             if config["training"]["eval_every_epoch"]
             else []
         ),
         code=code_inputs("train_model"),
     output:
-        model="results/window/{slice}/models/{loss}/model.pt",
-        history="results/window/{slice}/models/{loss}/history.csv",
-        summary="results/window/{slice}/models/{loss}/training.json",
-        state=f"results/window/{{slice}}/models/{{loss}}/{names.TRAINING_STATE_FILE}",
+        model=result_file("window/{slice}/models/{loss}/model.pt"),
+        history=result_file("window/{slice}/models/{loss}/history.csv"),
+        summary=result_file("window/{slice}/models/{loss}/training.json"),
+        state=result_file(
+            f"window/{{slice}}/models/{{loss}}/{names.TRAINING_STATE_FILE}"
+        ),
     log:
-        "logs/train_model/window/{slice}/{loss}.log",
+        log_file("train_model/window/{slice}/{loss}.log"),
     benchmark:
-        "benchmarks/train_model/window/{slice}/{loss}.tsv"
+        benchmark_file("train_model/window/{slice}/{loss}.tsv")
     params:
         hyperparameters=get_hyperparameters,
         seed=config["seed"],
@@ -76,52 +78,52 @@ use rule train_model as train_model_window with:
 
 use rule evaluate_model as evaluate_model_window with:
     input:
-        model="results/window/{slice}/models/{loss}/model.pt",
-        training="results/window/{slice}/models/{loss}/training.json",
-        evaluation="results/window/{slice}/sessions/eval.npz",
-        vocab="results/window/{slice}/sessions/vocab.parquet",
+        model=result_file("window/{slice}/models/{loss}/model.pt"),
+        training=result_file("window/{slice}/models/{loss}/training.json"),
+        evaluation=result_file("window/{slice}/sessions/eval.npz"),
+        vocab=result_file("window/{slice}/sessions/vocab.parquet"),
         source=DATA_SOURCE,
         code=code_inputs("evaluate_model"),
     output:
-        recall="results/window/{slice}/recall_{loss}.txt",
-        metrics="results/window/{slice}/metrics/{loss}.json",
-        ranks="results/window/{slice}/metrics/{loss}.ranks.npz",
+        recall=result_file("window/{slice}/recall_{loss}.txt"),
+        metrics=result_file("window/{slice}/metrics/{loss}.json"),
+        ranks=result_file("window/{slice}/metrics/{loss}.ranks.npz"),
     log:
-        "logs/evaluate_model/window/{slice}/{loss}.log",
+        log_file("evaluate_model/window/{slice}/{loss}.log"),
     benchmark:
-        "benchmarks/evaluate_model/window/{slice}/{loss}.tsv"
+        benchmark_file("evaluate_model/window/{slice}/{loss}.tsv")
 
 
 use rule evaluate_baseline as evaluate_baseline_window with:
     input:
-        train="results/window/{slice}/sessions/train.npz",
-        evaluation="results/window/{slice}/sessions/eval.npz",
-        vocab="results/window/{slice}/sessions/vocab.parquet",
+        train=result_file("window/{slice}/sessions/train.npz"),
+        evaluation=result_file("window/{slice}/sessions/eval.npz"),
+        vocab=result_file("window/{slice}/sessions/vocab.parquet"),
         source=DATA_SOURCE,
         code=code_inputs("evaluate_baseline"),
     output:
-        recall="results/window/{slice}/recall_{baseline}.txt",
-        metrics="results/window/{slice}/metrics/{baseline}.json",
-        ranks="results/window/{slice}/metrics/{baseline}.ranks.npz",
+        recall=result_file("window/{slice}/recall_{baseline}.txt"),
+        metrics=result_file("window/{slice}/metrics/{baseline}.json"),
+        ranks=result_file("window/{slice}/metrics/{baseline}.ranks.npz"),
     log:
-        "logs/evaluate_baseline/window/{slice}/{baseline}.log",
+        log_file("evaluate_baseline/window/{slice}/{baseline}.log"),
     benchmark:
-        "benchmarks/evaluate_baseline/window/{slice}/{baseline}.tsv"
+        benchmark_file("evaluate_baseline/window/{slice}/{baseline}.tsv")
 
 
 rule summarize_window:
     input:
         metrics=expand(
-            "results/window/{slice}/metrics/{name}.json",
+            result_file("window/{slice}/metrics/{name}.json"),
             slice=WINDOW_SLICES,
             name=get_window_models(),
         ),
         code=code_inputs("summarize_window"),
     output:
-        tsv="results/window/summary.tsv",
-        md="results/window/summary.md",
+        tsv=result_file("window/summary.tsv"),
+        md=result_file("window/summary.md"),
     log:
-        "logs/summarize_window/summarize_window.log",
+        log_file("summarize_window/summarize_window.log"),
     conda:
         "../../envs/report.yaml"
     params:

@@ -247,24 +247,18 @@ def _compact(value) -> str:
 
 
 def split_table_rows(stats: dict) -> tuple[list[str], list[list[str]], list[str]]:
-    """Column labels, cell texts and row labels comparing this run's splits with published RSC15."""
+    """Column labels, cell texts and row labels comparing this run's splits with published RSC15 (where stats.json
+    holds its figures: not for another data set)."""
     splits = stats["splits"]
     published = stats.get("published_rsc15") or {}
     names = [n for n in SPLIT_ORDER if n in splits] + [n for n in splits if n not in SPLIT_ORDER]
-    columns = [
-        "events",
-        "sessions",
-        "items",
-        "events/session",
-        "RSC15 events",
-        "RSC15 sessions",
-        "RSC15 items",
-        "RSC15 events/session",
-    ]
+    columns = ["events", "sessions", "items", "events/session"]
+    if published:
+        columns += [f"RSC15 {column}" for column in columns]
     rows = []
     for name in names:
         cells = []
-        for counts in (splits.get(name) or {}, published.get(name) or {}):
+        for counts in [splits.get(name) or {}, *([published.get(name) or {}] if published else [])]:
             events, sessions, items = (counts.get(k) for k in ("events", "sessions", "items"))
             per_session = events / sessions if events is not None and sessions else None
             cells += [
@@ -362,7 +356,8 @@ def plot_dataset_statistics(
 
     columns, rows, names = split_table_rows(stats)
     ax_table.axis("off")
-    ax_table.set_title("Split sizes: this run (left) and published RSC15 (right)", fontsize=10)
+    title = "Split sizes: this run (left) and published RSC15 (right)" if len(columns) > 4 else "Split sizes"
+    ax_table.set_title(title, fontsize=10)
     if rows:
         table = ax_table.table(cellText=rows, colLabels=columns, rowLabels=names, loc="center", cellLoc="right")
         table.auto_set_font_size(False)

@@ -349,7 +349,7 @@ def processes_naming(text: str) -> list[int]:
 
 @pytest.mark.parametrize("kill", [signal.SIGTERM, signal.SIGKILL])
 def test_the_workers_die_with_a_killed_launcher_and_leave_no_model(tmp_path, kill):
-    """The launcher (``gru4rec-pipeline train --processes 2``) killed as the README's recovery step says, by the
+    """The launcher (``gru4rec-pipeline train --processes 2``) killed as docs/cluster.md's recovery step says, by the
     process id in the lock: its workers (children of torchrun, not of the launcher) end with it, write no model,
     and the folder is free for the next training."""
     write_inputs(tmp_path)

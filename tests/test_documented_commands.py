@@ -23,7 +23,7 @@ def shell_commands(text: str) -> list[str]:
     """The commands in a markdown text: each line of a fenced block (lines joined where a quote is left open or
     a line ends with a backslash) and each inline code span, with a `$ ` prompt left out."""
     commands = []
-    fences = re.compile(r"^```[^\n]*\n(.*?)^```", re.S | re.M)
+    fences = re.compile(r"^[ \t]*```[^\n]*\n(.*?)^[ \t]*```", re.S | re.M)  # also a fence indented in a list
     for block in fences.findall(text):
         pending = ""
         for line in block.splitlines():
@@ -72,6 +72,8 @@ def test_the_check_finds_a_target_after_config():
     ]
     assert swallowed_words("snakemake results/recall_bpr.txt --config archive=/data/a.7z --cores 8") == []
     assert shell_commands("run `snakemake --config a=1\n  b.txt` here") == ["snakemake --config a=1 b.txt"]
+    listed = "- an item:\n\n  ```console\n  $ snakemake --configfile a.yaml\n  error: `b`\n  ```\n"
+    assert [command.strip() for command in shell_commands(listed)] == ["snakemake --configfile a.yaml"]
 
 
 @pytest.mark.parametrize("doc", DOCS, ids=lambda path: str(path.relative_to(REPO)))

@@ -15,6 +15,7 @@ report: "workflow/report/workflow.rst"
 include: "workflow/rules/common.smk"
 include: "workflow/rules/synthetic.smk"
 include: "workflow/rules/data.smk"
+include: "workflow/rules/datasets.smk"
 include: "workflow/rules/model.smk"
 include: "workflow/rules/evaluation.smk"
 include: "workflow/rules/tuning.smk"
@@ -22,6 +23,7 @@ include: "workflow/rules/retrain.smk"
 include: "workflow/rules/rolling.smk"
 include: "workflow/rules/report.smk"
 include: "workflow/rules/window.smk"
+include: "workflow/rules/benchmark.smk"
 
 
 rule all:

@@ -25,8 +25,10 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_training import synthetic_sessions  # noqa: E402
-from gru4rec_pipeline.model.training import run_training  # noqa: E402
+from gru4rec_pipeline.model.hyperparameters import Hyperparameters  # noqa: E402
 from gru4rec_pipeline.names import EXCHANGES  # noqa: E402
+from gru4rec_pipeline.training.job import ParallelOptions, RunOptions, TrainingJob  # noqa: E402
+from gru4rec_pipeline.training.run import run_training  # noqa: E402
 
 
 def write_inputs(folder: Path, events: int) -> None:
@@ -38,20 +40,11 @@ def write_inputs(folder: Path, events: int) -> None:
 
 
 def train(folder: Path, loss: str, lanes: int, processes: int, exchange: str | None, run: str) -> dict:
-    out = folder / run
+    setting = Hyperparameters.from_dict({"loss": loss, "epochs": 1, "batch_size": lanes})
+    options = RunOptions(device="cpu", threads=1, progress=False)
+    parallel = ParallelOptions(processes, 1, exchange or "auto")
     return run_training(
-        folder / "train.npz",
-        folder / "vocab.parquet",
-        loss,
-        {"epochs": 1, "batch_size": lanes},
-        out / "model.pt",
-        out / "history.csv",
-        out / "training.json",
-        device="cpu",
-        threads=1,
-        processes=processes,
-        progress=False,
-        exchange=exchange or "auto",
+        TrainingJob(folder / "train.npz", folder / "vocab.parquet", folder / run, setting, options, parallel)
     )
 
 

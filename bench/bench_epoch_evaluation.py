@@ -26,13 +26,12 @@ import time
 
 import numpy as np
 
-from bench_training import split_tail, synthetic_sessions
+from bench_training import split_tail, synthetic_sessions, train_in_memory
 from gru4rec_pipeline.compute import configure_threads
 from gru4rec_pipeline.evaluation.epoch_evaluation import EpochEvaluation
 from gru4rec_pipeline.evaluation.stage import EvaluationSettings
-from gru4rec_pipeline.model.hyperparameters import TrainConfig
-from gru4rec_pipeline.model.loading import load_model
-from gru4rec_pipeline.model.training import train_model
+from gru4rec_pipeline.model.folder import load_model
+from gru4rec_pipeline.training.job import RunOptions
 
 DEFAULT_SCALES = ("3585:1000000:15042", "37000:31600000:71000")
 
@@ -41,12 +40,10 @@ def measure(n_items: int, train_events: int, test_events: int, sample_events: in
     data, _ = synthetic_sessions(sample_events + test_events, n_items=n_items, seed=1)
     train, test = split_tail(data, test_events / (sample_events + test_events))
     support = np.maximum(np.bincount(train.items, minlength=n_items), 1)
-    config = TrainConfig.from_dict(
-        {"loss": "bpr_max", "epochs": 1, "n_sample": 2048, "seed": 3, "threads": threads, "device": "cpu"}
-    )
+    settings = {"loss": "bpr_max", "epochs": 1, "n_sample": 2048}
     with tempfile.TemporaryDirectory() as scratch:
-        summary = train_model(train, support, config, f"{scratch}/m.pt", f"{scratch}/h.csv", progress=False)
-        model = load_model(f"{scratch}/m.pt")
+        summary = train_in_memory(scratch, train, support, settings, RunOptions(seed=3, device="cpu", threads=threads))
+        model = load_model(f"{scratch}/model.pt")
     curve = EpochEvaluation(test, EvaluationSettings((1, 5, 10, 20), "standard", 512), split="test")
     started = time.perf_counter()
     columns = curve.measure(1, model, {"wall_s": float("nan")})

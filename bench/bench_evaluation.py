@@ -124,7 +124,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
 
     if args.model:
-        from gru4rec_pipeline.model.loading import load_model
+        from gru4rec_pipeline.model.folder import load_model
 
         model = load_model(args.model)
         arrays = first_sessions(SessionArrays.load(args.eval), args.events)

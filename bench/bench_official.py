@@ -65,27 +65,27 @@ def run_project(args: argparse.Namespace) -> dict:
     from gru4rec_pipeline.data.sessions import to_session_arrays
     from gru4rec_pipeline.data.vocabulary import Vocabulary
     from gru4rec_pipeline.evaluation.model_evaluation import evaluate_model
-    from gru4rec_pipeline.model.hyperparameters import TrainConfig
-    from gru4rec_pipeline.model.loading import load_model
-    from gru4rec_pipeline.model.training import train_model
+    from gru4rec_pipeline.model.folder import load_model
+    from gru4rec_pipeline.model.hyperparameters import Hyperparameters
+    from gru4rec_pipeline.training.job import RunOptions, TrainingJob
+    from gru4rec_pipeline.training.loop import TrainingInputs
+    from gru4rec_pipeline.training.loop import train as run_job
 
     train, test = read_clicks(args.train), read_clicks(args.test)
     vocabulary = Vocabulary.from_item_ids(train["ItemId"].to_numpy())
     train_arrays, _ = to_session_arrays(train, vocabulary)
     test_arrays, _ = to_session_arrays(test, vocabulary)
-    settings = {"loss": args.loss, "epochs": args.epochs, "seed": args.seed, "threads": 1, "device": "cpu"}
-    config = TrainConfig.from_dict(settings)
-    initial = None
+    hyperparameters = Hyperparameters.from_dict({"loss": args.loss, "epochs": args.epochs})
+    parent = None
     if args.project_init == "official":
         init_seed = args.seed if args.official_init == "seeded" else None
-        initial = official_start(args.official, init_seed, config, train, vocabulary)
+        parent = official_start(args.official, init_seed, hyperparameters, args.seed, train, vocabulary)
+    options = RunOptions(seed=args.seed, device="cpu", threads=1, progress=False, checkpoints=False)
     with tempfile.TemporaryDirectory() as folder:
-        model_path, history_path = Path(folder) / "model.pt", Path(folder) / "history.csv"
-        summary = train_model(
-            train_arrays, vocabulary.support, config, model_path, history_path, progress=False, initial=initial
-        )
-        losses = pd.read_csv(history_path)["loss"].tolist()
-        model = load_model(model_path)
+        job = TrainingJob("", "", folder, hyperparameters, options)
+        summary = run_job(job, TrainingInputs(train_arrays, vocabulary.support, parent=parent))
+        losses = pd.read_csv(job.model_folder.history)["loss"].tolist()
+        model = load_model(job.model_folder.model)
     metrics = evaluate_model(model, test_arrays, cutoffs=[20], tie_mode=TIE_MODE, progress=False)
     return {
         "recall@20": metrics["recall"]["20"],

@@ -29,9 +29,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from gru4rec_pipeline.model.hyperparameters import Hyperparameters
 from gru4rec_pipeline.model.losses import loss_terms
 from gru4rec_pipeline.model.network import GRU4Rec
-from gru4rec_pipeline.model.train_step import TrainStep
+from gru4rec_pipeline.training.step import StepSetup, TrainStep
 from official_gru4rec import import_official, official_params, read_clicks
 
 PARAMETERS = ("item_weight", "item_bias", "gru_input_weights.0", "gru_hidden_weights.0")
@@ -105,12 +106,13 @@ def compare_loss(args: argparse.Namespace, loss: str, gru4rec_pytorch) -> list[s
     optimizer = gru4rec_pytorch.IndexedAdagradM(model.parameters(), settings["learning_rate"], settings["momentum"])
 
     project = GRU4Rec(iterator.n_items, settings["layers"], "shared")
-    step = TrainStep(
-        project, loss, batch, settings["learning_rate"], settings["momentum"], 0.0, dropout, support,
-        logq=settings["logq"], sample_alpha=settings["sample_alpha"], bpreg=settings["bpreg"],
+    hyperparameters = Hyperparameters(
+        loss=loss, layers=list(settings["layers"]), batch_size=batch, learning_rate=settings["learning_rate"],
+        momentum=settings["momentum"], dropout_embed=0.0, dropout_hidden=dropout, n_sample=settings["n_sample"],
+        sample_alpha=settings["sample_alpha"], logq=settings["logq"], bpreg=settings["bpreg"],
         elu_param=settings["elu_param"],
     )  # fmt: skip
-    step.use_kernels = False if args.tensors else None
+    step = TrainStep(project, hyperparameters, support, StepSetup(use_kernels=not args.tensors))
     step._dropout_mask = lambda shape, p: shared.mask  # the step draws the official step's mask
 
     hidden = [torch.zeros(batch, settings["layers"][0])]

@@ -59,17 +59,17 @@ def parse_args() -> argparse.Namespace:
 def train(run: Path, name: str, sessions: str, loss: str, hyperparameters: dict, threads: int) -> dict:
     """One training from scratch on ``run/sessions``, written to ``run/name``; its summary and wall seconds."""
     from gru4rec_pipeline.compute import configure_threads
-    from gru4rec_pipeline.model.training import run_training
-    from gru4rec_pipeline.names import TRAINING_STATE_FILE
+    from gru4rec_pipeline.model.hyperparameters import Hyperparameters
+    from gru4rec_pipeline.training.job import RunOptions, TrainingJob
+    from gru4rec_pipeline.training.run import run_training
 
     configure_threads(threads)
-    folder = run / name
+    setting = Hyperparameters.from_dict({**hyperparameters, "loss": loss})
+    options = RunOptions(device="cpu", threads=threads, progress=False)
     started = time.perf_counter()
     summary = run_training(
-        run / sessions / "train.npz", run / sessions / "vocab.parquet", loss, hyperparameters, folder / "model.pt",
-        folder / "history.csv", folder / "training.json", device="cpu", threads=threads, progress=False,
-        state_path=folder / TRAINING_STATE_FILE,
-    )  # fmt: skip
+        TrainingJob(run / sessions / "train.npz", run / sessions / "vocab.parquet", run / name, setting, options)
+    )
     summary["wall_s"] = time.perf_counter() - started
     return summary
 
@@ -83,7 +83,8 @@ def main() -> None:
     from gru4rec_pipeline.data.rolling import split_days
     from gru4rec_pipeline.data.sessions import build_sessions
     from gru4rec_pipeline.evaluation.rolling import evaluate_day
-    from gru4rec_pipeline.model.retrain import run_retrain
+    from gru4rec_pipeline.training.job import RunOptions, WarmStart, retraining_job
+    from gru4rec_pipeline.training.run import run_training
 
     configure_threads(args.threads)
     hyperparameters = yaml.safe_load((BENCH_DIR.parent / "config" / "config.yaml").read_text())["training"]
@@ -127,10 +128,12 @@ def main() -> None:
             for name, sessions in trainings.items()
         }
     started = time.perf_counter()
-    timings["warm"] = run_retrain(
-        run / "parent" / "model.pt", run / "s1" / "vocab.parquet", run / "day_1.parquet", run / "warm",
-        epochs=args.epochs_warm, device="cpu", threads=args.threads, progress=False,
-    )  # fmt: skip
+    options = RunOptions(device="cpu", threads=args.threads, progress=False)
+    warm = WarmStart(str(run / "parent" / "model.pt"))
+    job = retraining_job(
+        warm, run / "day_1.parquet", run / "s1" / "vocab.parquet", run / "warm", args.epochs_warm, options
+    )
+    timings["warm"] = run_training(job)
     timings["warm"]["wall_s"] = time.perf_counter() - started
     tested = {
         "scratch": (run / "scratch" / "model.pt", run / "s2" / "vocab.parquet"),

@@ -5,13 +5,13 @@ Usage: python bench/bench_step_ab.py --before /path/to/old/checkout [--after .] 
 
 Each round trains every loss once per tree (one epoch of ``bench_training.py``'s synthetic data, the same
 seed), each run a fresh process with ``PYTHONPATH`` set to that tree's ``src``; the order of the two trees
-alternates from round to round so that a drift in the machine's load falls on both. Only ``train_model``'s own
+alternates from round to round so that a drift in the machine's load falls on both. Only the training's own
 epoch time counts (numba's compilation and the data's synthesis are outside it). ``--threads`` is the training's
 ``threads`` (torch's intra-op threads); ``--env`` sets environment variables of every run (``OMP_WAIT_POLICY``,
 ``GOMP_SPINCOUNT``, ...), to see what a thread setting does.
 
 Prints each run's events/s with what the machine was doing around it: the 1-minute load average when it started
-(``/proc/loadavg``; the benchmark's own run adds about 1 per thread), the CPU seconds of its ``train_model`` call
+(``/proc/loadavg``; the benchmark's own run adds about 1 per thread), the CPU seconds of its training call
 (the epoch, and building the model and the sampler's store) over all its threads, its involuntary context
 switches (a thread taken off its core: what a busy machine does to a training that waits for all its threads),
 and the share of the machine's CPU time that its virtual machine's host gave to others during the run (``steal``
@@ -41,16 +41,28 @@ sys.path.insert(0, {bench!r})
 from bench_training import split_tail, synthetic_sessions
 import gru4rec_pipeline
 from gru4rec_pipeline.model import kernels
-from gru4rec_pipeline.model.hyperparameters import TrainConfig
-from gru4rec_pipeline.model.training import train_model
 kernels.warm_up()  # compiled (or loaded from numba's cache) before the CPU time is taken
 arrays, support = synthetic_sessions({events})
 train, _ = split_tail(arrays, 0.05)
 support = np.bincount(train.items, minlength=len(support))
-config = TrainConfig.from_dict({{"loss": {loss!r}, "epochs": 1, "threads": {threads}, "device": "cpu"}})
+settings = {{"loss": {loss!r}, "epochs": 1}}
 with tempfile.TemporaryDirectory() as folder:
+    try:  # a tree with the training package: a training job on sessions in memory
+        from gru4rec_pipeline.model.hyperparameters import Hyperparameters
+        from gru4rec_pipeline.training.job import RunOptions, TrainingJob
+        from gru4rec_pipeline.training.loop import TrainingInputs, train as run
+        options = RunOptions(device="cpu", threads={threads}, progress=False, checkpoints=False)
+        job = TrainingJob("", "", folder, Hyperparameters.from_dict(settings), options)
+        train_once = lambda: run(job, TrainingInputs(train, support))
+    except ImportError:  # a tree from before it: the training loop in model/
+        from gru4rec_pipeline.model.hyperparameters import TrainConfig
+        from gru4rec_pipeline.model.training import train_model
+        config = TrainConfig.from_dict({{**settings, "threads": {threads}, "device": "cpu"}})
+        train_once = lambda: train_model(
+            train, support, config, Path(folder) / "m.pt", Path(folder) / "h.csv", progress=False
+        )
     usage, cpu = resource.getrusage(resource.RUSAGE_SELF), time.process_time()
-    summary = train_model(train, support, config, Path(folder) / "m.pt", Path(folder) / "h.csv", progress=False)
+    summary = train_once()
     cpu, switches = time.process_time() - cpu, resource.getrusage(resource.RUSAGE_SELF).ru_nivcsw - usage.ru_nivcsw
 print(json.dumps({{
     "package": gru4rec_pipeline.__file__, "events_per_s": summary["events_per_s"], "wall_s": summary["train_seconds"],
@@ -77,7 +89,10 @@ def load_average() -> float:
 def run_tree(tree: Path, loss: str, events: int, threads: int, env: dict[str, str]) -> dict:
     """One training in a fresh process on ``tree``'s package: its figures."""
     child_env = {**os.environ, **env, "PYTHONPATH": str(tree / "src")}
-    code = CHILD.format(bench=str(BENCH), events=events, loss=loss, threads=threads)
+    # The tree's own bench_training (the synthetic data, alike in both): it imports the tree's package, whose
+    # modules may have moved since.
+    bench = tree / "bench" if (tree / "bench" / "bench_training.py").exists() else BENCH
+    code = CHILD.format(bench=str(bench), events=events, loss=loss, threads=threads)
     load, ticks = load_average(), cpu_ticks()
     done = subprocess.run([sys.executable, "-c", code], env=child_env, capture_output=True, text=True)
     spent = [after - before for before, after in zip(ticks, cpu_ticks())]

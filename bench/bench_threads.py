@@ -28,11 +28,10 @@ def worker(args: argparse.Namespace) -> None:
     import numpy as np
     import torch
 
-    from bench_training import split_tail, synthetic_sessions
+    from bench_training import split_tail, synthetic_sessions, train_in_memory
     from gru4rec_pipeline.compute import configure_threads
-    from gru4rec_pipeline.model.hyperparameters import TrainConfig
-    from gru4rec_pipeline.model.loading import load_model
-    from gru4rec_pipeline.model.training import train_model
+    from gru4rec_pipeline.model.folder import load_model
+    from gru4rec_pipeline.training.job import RunOptions
 
     threads = args.threads[0]
     configure_threads(threads)
@@ -41,8 +40,8 @@ def worker(args: argparse.Namespace) -> None:
     support = np.bincount(train.items, minlength=37_000)
     model_path = Path(args.folder) / "model.pt"
     if args.worker == "train":
-        config = TrainConfig.from_dict({"loss": args.loss, "epochs": 1, "threads": threads, "device": "cpu"})
-        summary = train_model(train, support, config, args.model_out, Path(args.folder) / "h.csv", progress=False)
+        run = RunOptions(device="cpu", threads=threads)
+        summary = train_in_memory(Path(args.model_out).parent, train, support, {"loss": args.loss, "epochs": 1}, run)
         print(json.dumps({"events_per_s": summary["events_per_s"], "threads": torch.get_num_threads()}))
         return
     from gru4rec_pipeline.evaluation.model_evaluation import evaluate_model

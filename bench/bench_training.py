@@ -3,10 +3,10 @@
 Usage: python bench/bench_training.py [--events 1000000] [--threads 2] [--losses ce_sampled bpr_max]
        [--device cpu|cuda|auto] [--batch-size 32] [--profile]
 
-On a GPU (``--device cuda``) training takes the fast path (the fixed-shape step replayed from CUDA graphs)
+On a GPU (``--device cuda``) training takes the engine graphs (the fixed-shape step replayed from CUDA graphs)
 and each loss also prints the peak GPU memory; ``--profile`` adds kernels and host launches per step from
-``torch.profiler``, for the fast path and for the per-step loop. Needs only torch, numpy, pandas and pyarrow
-with ``PYTHONPATH=src`` (numba, when present, speeds up the CPU parts).
+``torch.profiler``, for the engines graphs and eager and for the per-step loop. Needs only torch, numpy, pandas and
+pyarrow with ``PYTHONPATH=src`` (numba, when present, speeds up the CPU parts).
 
 The data: ~37k items with heavy-tailed (Zipf) popularity, session lengths like RSC15 (mean ~3.5, at least 2),
 and a learnable next-item structure (each item has a few preferred successors). The last 5% of sessions
@@ -27,11 +27,20 @@ import torch
 
 from gru4rec_pipeline.compute import resolve_device
 from gru4rec_pipeline.data.arrays import SessionArrays
-from gru4rec_pipeline.model.hyperparameters import TrainConfig
-from gru4rec_pipeline.model.loading import load_model
-from gru4rec_pipeline.model.training import train_model
+from gru4rec_pipeline.model.folder import load_model
+from gru4rec_pipeline.model.hyperparameters import Hyperparameters
+from gru4rec_pipeline.training.job import RunOptions, TrainingJob
+from gru4rec_pipeline.training.loop import TrainingInputs, train
 
 OFFICIAL_EVENTS_PER_S = 4_200  # the official PyTorch GRU4Rec at these settings on a 2-core CPU
+
+
+def train_in_memory(folder, train_arrays: SessionArrays, support: np.ndarray, settings: dict, run: RunOptions) -> dict:
+    """One training of the hyperparameters ``settings`` on sessions in memory, as the training stage trains them
+    (``training.loop.train``; the model written into ``folder``, no checkpoints); its summary."""
+    run = RunOptions(**{**run.__dict__, "progress": False, "checkpoints": False})
+    job = TrainingJob("", "", folder, Hyperparameters.from_dict(settings), run)
+    return train(job, TrainingInputs(train_arrays, support))
 
 
 def synthetic_sessions(n_events: int, n_items: int = 37_000, seed: int = 0) -> tuple[SessionArrays, np.ndarray]:
@@ -105,7 +114,7 @@ class AutogradBaseline(torch.nn.Module):
     ``torch.nn.GRUCell``, autograd, and a sparse Adagrad-with-momentum step. For speed comparison only
     (cross-entropy with logQ, shared embedding, one layer)."""
 
-    def __init__(self, n_items: int, size: int, support: np.ndarray, config: TrainConfig):
+    def __init__(self, n_items: int, size: int, support: np.ndarray, config: Hyperparameters):
         super().__init__()
         self.items = torch.nn.Embedding(n_items, size, sparse=True)
         self.bias = torch.nn.Embedding(n_items, 1, sparse=True)
@@ -145,12 +154,12 @@ class AutogradBaseline(torch.nn.Module):
 
 
 def run_baseline(train: SessionArrays, support: np.ndarray, test: SessionArrays, threads: int) -> float:
-    from gru4rec_pipeline.model.iterator import SessionParallelIterator
     from gru4rec_pipeline.model.network import GRU4Rec
-    from gru4rec_pipeline.model.sampling import NegativeSampler
+    from gru4rec_pipeline.training.iterator import SessionParallelIterator
+    from gru4rec_pipeline.training.sampler import NegativeSampler
 
     torch.set_num_threads(threads)
-    config = TrainConfig.from_dict({"loss": "ce_sampled", "epochs": 1})
+    config = Hyperparameters.from_dict({"loss": "ce_sampled", "epochs": 1})
     torch.manual_seed(0)
     net = AutogradBaseline(len(support), 100, support, config)
     start = GRU4Rec(len(support), [100], seed=config.seed)  # the same initial weights as our training
@@ -196,21 +205,21 @@ def head(arrays: SessionArrays, n_events: int) -> SessionArrays:
     )
 
 
-def profile_steps(config: TrainConfig, train: SessionArrays, support: np.ndarray, steps: int = 512) -> str:
+def profile_steps(config: Hyperparameters, train: SessionArrays, support: np.ndarray, steps: int = 512) -> str:
     """Kernels and host launches per step, counted by ``torch.profiler`` over one epoch of about ``steps`` steps
-    of the beginning of ``train``: the fast path with graphs and eagerly (the kernels a graph holds), and the
-    per-step loop of ``TrainStep``."""
+    of the beginning of ``train`` on the CUDA device: the engine graphs and eager (the kernels a graph holds), and
+    the per-step loop of ``TrainStep``."""
     from torch.profiler import ProfilerActivity, profile
 
-    from gru4rec_pipeline.model.fast_path import FastPathEpochs
-    from gru4rec_pipeline.model.iterator import SessionParallelIterator
-    from gru4rec_pipeline.model.training import build_step
+    from gru4rec_pipeline.training.graphs import FixedShapeEngine
+    from gru4rec_pipeline.training.iterator import SessionParallelIterator
+    from gru4rec_pipeline.training.loop import build_step
 
-    device = torch.device(config.device)
+    device = torch.device("cuda")
     part = head(train, int(steps * config.batch_size * 1.2))
 
     def build():
-        step, sampler = build_step(config, support, device)
+        step, sampler = build_step(config, support, device, 42, use_kernels=False)
         return step, sampler, SessionParallelIterator(part.offsets, config.batch_size)
 
     def count(run) -> tuple[float, float]:
@@ -230,7 +239,7 @@ def profile_steps(config: TrainConfig, train: SessionArrays, support: np.ndarray
     figures = {}
     for name, graphs in (("graphs", True), ("eager", False)):
         step, sampler, iterator = build()
-        runner = FastPathEpochs(step, sampler, part.items, iterator, graphs=graphs)
+        runner = FixedShapeEngine(step, sampler, part.items, iterator, graphs=graphs)
         figures[name] = count(lambda runner=runner: runner.run_epoch()[1])
     step, sampler, iterator = build()
     items = torch.as_tensor(part.items, device=device)
@@ -250,8 +259,8 @@ def profile_steps(config: TrainConfig, train: SessionArrays, support: np.ndarray
 
     figures["loop"] = count(loop)
     return (
-        f"fast path: {figures['graphs'][0]:.1f} kernels and {figures['graphs'][1]:.2f} host launches a step "
-        f"(eagerly: {figures['eager'][0]:.1f} kernels, {figures['eager'][1]:.1f} launches); "
+        f"graphs: {figures['graphs'][0]:.1f} kernels and {figures['graphs'][1]:.2f} host launches a step "
+        f"(eager: {figures['eager'][0]:.1f} kernels, {figures['eager'][1]:.1f} launches); "
         f"per-step loop: {figures['loop'][0]:.1f} kernels, {figures['loop'][1]:.1f} launches a step"
     )
 
@@ -279,14 +288,15 @@ def main() -> None:
     speeds = {}
     with tempfile.TemporaryDirectory() as folder:
         for loss in args.losses:
-            settings = {"loss": loss, "epochs": args.epochs, "threads": args.threads, "device": device.type}
+            settings = {"loss": loss, "epochs": args.epochs}
             if args.batch_size is not None:
                 settings["batch_size"] = args.batch_size
-            config = TrainConfig.from_dict(settings)
-            model_path = Path(folder) / f"{loss}.pt"
+            config = Hyperparameters.from_dict(settings)
+            model_path = Path(folder) / loss / "model.pt"
             if device.type == "cuda":
                 torch.cuda.reset_peak_memory_stats()
-            summary = train_model(train, support, config, model_path, Path(folder) / f"{loss}.csv", progress=False)
+            run = RunOptions(device=device.type, threads=args.threads)
+            summary = train_in_memory(Path(folder) / loss, train, support, settings, run)
             started = time.perf_counter()
             recall = recall_at_20(load_model(model_path, device=device.type), test)
             evaluation = time.perf_counter() - started
@@ -295,7 +305,7 @@ def main() -> None:
                 print(
                     f"{loss:>10}: {summary['events_per_s']:,.0f} events/s ({summary['events']:,} events, "
                     f"{summary['train_seconds']:.1f} s, threads {summary['threads']}, "
-                    f"fast path {summary['fast_path']}), "
+                    f"engine {summary['engine']}), "
                     f"loss {summary['final_loss']:.4f}, recall@20 {recall:.4f} (eval {evaluation:.1f} s)"
                 )
                 continue
@@ -303,7 +313,7 @@ def main() -> None:
             print(
                 f"{loss:>10}: {summary['events_per_s']:,.0f} events/s ({summary['events']:,} events, "
                 f"{summary['train_seconds']:.1f} s, {torch.cuda.get_device_name(device)}, batch {config.batch_size}, "
-                f"fast path {summary['fast_path']}), "
+                f"engine {summary['engine']}), "
                 f"loss {summary['final_loss']:.4f}, recall@20 {recall:.4f}, peak GPU memory {peak:.2f} GiB "
                 f"(eval {evaluation:.1f} s)"
             )

@@ -141,18 +141,20 @@ def run_official(
     }
 
 
-def official_start(path: Path, init_seed: int | None, config, train, vocabulary):
-    """A ``WarmStart`` for this project's training ``config`` on ``train`` (the clicks) with ``vocabulary``: the
-    official code's initial weights (drawn as ``import_official`` says; rows matched by ItemId) and the fresh
-    optimizer and dropout states of this project's training."""
+def official_start(path: Path, init_seed: int | None, hyperparameters, seed: int, train, vocabulary):
+    """The start of this project's training (``hyperparameters``, seeded with ``seed``) on ``train`` (the clicks)
+    with ``vocabulary``, as a warm start's parent state: the official code's initial weights (drawn as
+    ``import_official`` says; rows matched by ItemId) and the fresh optimizer and dropout states of this project's
+    training."""
     import numpy as np
     import torch
 
-    from gru4rec_pipeline.model.training import build_step
-    from gru4rec_pipeline.model.warm_start import WarmStart
+    from gru4rec_pipeline.training.loop import build_step
+    from gru4rec_pipeline.training.retraining import ParentState
+    from gru4rec_pipeline.training.state import Snapshot, TrainingState
 
     gru4rec_pytorch = import_official(path, init_seed)
-    params = official_params(config.loss, config.epochs)
+    params = official_params(hyperparameters.loss, hyperparameters.epochs)
     with contextlib.redirect_stdout(io.StringIO()):
         items = gru4rec_pytorch.SessionDataIterator(train.copy(), params["batch_size"], device=torch.device("cpu"))
     official = gru4rec_pytorch.GRU4RecModel(items.n_items, params["layers"], constrained_embedding=True)
@@ -169,13 +171,7 @@ def official_start(path: Path, init_seed: int | None, config, train, vocabulary)
         "gru_input_biases.0": cell.bias_ih.detach(),
         "gru_hidden_biases.0": cell.bias_hh.detach(),
     }
-    step, _ = build_step(config, vocabulary.support, torch.device("cpu"))
-    return WarmStart(
-        weights={name: value.contiguous().clone() for name, value in weights.items()},
-        optimizer=step.optimizer.state_dict(),
-        dropout_generator=step.dropout_generator.get_state(),
-        sampler=None,
-        config=config.to_dict(),
-        time_range=(0.0, 0.0),
-        epochs=0,
-    )
+    step, _ = build_step(hyperparameters, vocabulary.support, torch.device("cpu"), seed)
+    weights = {name: value.contiguous().clone() for name, value in weights.items()}
+    fresh = Snapshot(0, None, step.optimizer.state_dict(), step.dropout_generator.get_state(), None)
+    return ParentState(weights, TrainingState(fresh, []), "the official initial weights")

@@ -69,7 +69,11 @@ def planned_jobs(workdir: Path, *args: str, config: tuple[str, ...] = ()) -> Cou
     """Jobs a dry run would execute, as (rule, wildcards) -> count; wildcards like 'loss=bpr' or ''.
 
     `config`: config options (default: the tiny preset)."""
-    result = run_snakemake(workdir, "--dry-run", "--cores", "2", *args, *(config or TINY))
+    return dry_run_jobs(run_snakemake(workdir, "--dry-run", "--cores", "2", *args, *(config or TINY)))
+
+
+def dry_run_jobs(result: subprocess.CompletedProcess) -> Counter:
+    """The jobs of a dry run's output, as planned_jobs counts them."""
     jobs: Counter = Counter()
     current = None
     for line in (result.stdout + result.stderr).splitlines():
@@ -152,17 +156,17 @@ def tiny_run(tmp_path_factory) -> Path:
 def crash_after_next_checkpoint(monkeypatch):
     """The training in the block writes its next checkpoint and then dies (KeyboardInterrupt, expected here), as a
     process killed right after an epoch would; afterwards checkpoints are written as usual again."""
-    from gru4rec_pipeline.model import training
+    from gru4rec_pipeline.training.state import TrainingState
 
-    real_save = training.save_checkpoint
+    real_save = TrainingState.save
 
-    def save_then_crash(path, payload):
-        real_save(path, payload)
+    def save_then_crash(state, path):
+        real_save(state, path)
         raise KeyboardInterrupt("simulated crash")
 
-    monkeypatch.setattr(training, "save_checkpoint", save_then_crash)
+    monkeypatch.setattr(TrainingState, "save", save_then_crash)
     try:
         with pytest.raises(KeyboardInterrupt):
             yield
     finally:
-        monkeypatch.setattr(training, "save_checkpoint", real_save)
+        monkeypatch.setattr(TrainingState, "save", real_save)

@@ -258,3 +258,12 @@ def test_nan_scores_are_refused_naming_the_scorer_and_session():
 
     with pytest.raises(PipelineError, match="Diverged gave NaN scores for session 1"):
         evaluate_scorer(Diverged(), session_arrays([[0], [3, 0]]), 4, [1], progress=False)
+
+
+def test_scores_of_the_wrong_shape_are_refused_naming_the_scorer_and_session():
+    class Misshapen(ScoresNothing):
+        def session_scores(self, items, times):
+            return np.zeros((len(items) - 1, 3))  # one item short
+
+    with pytest.raises(PipelineError, match=r"Misshapen gave scores of shape \(1, 3\) for session 1.*\(1, 4\)"):
+        evaluate_scorer(Misshapen(), session_arrays([[0], [3, 0]]), 4, [1], progress=False)

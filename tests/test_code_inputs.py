@@ -38,30 +38,40 @@ PLANS = [
     (["all"], ["--config", "setting=tuning", "replicates=2"]),
     (["results/raw/download/yoochoose-data.7z"], ["--config", "source=download"]),
     (["results/window/summary.md"], ["--config", "protocol={preset: window}"]),
+    # The other data sets' stages (a download, a generated set with an item map) and the table across data sets.
+    (["all"], ["--config", "dataset=rees46", "source=download", "benchmark={datasets: [rees46]}"]),
+    (["all"], ["--config", "dataset=coveo"]),
 ]
+# Configs whose rules together are every rule: the default, and a data set other than rsc15 (datasets.smk).
+RULE_CONFIGS = [{}, {"dataset": "rees46", "source": "download"}]
 # Every rule of the workflow and the stage script it runs, as Snakemake itself reads the rule files: rules of their
 # own, `use rule ... with:` variants and rules made in a loop alike.
 RULE_SCRIPTS_PROBE = """
 import json
+import sys
 from pathlib import Path
 
 from snakemake.api import SnakemakeApi
-from snakemake.settings.types import OutputSettings, ResourceSettings
+from snakemake.settings.types import ConfigSettings, OutputSettings, ResourceSettings
 
 with SnakemakeApi(OutputSettings()) as api:
-    rules = api.workflow(resource_settings=ResourceSettings(), snakefile=Path("Snakefile"))._workflow.rules
-    print(json.dumps({rule.name: Path(rule.script).stem if rule.script else None for rule in rules}))
+    config = ConfigSettings(config=json.loads(sys.argv[1]))
+    workflow = api.workflow(resource_settings=ResourceSettings(), config_settings=config, snakefile=Path("Snakefile"))
+    print(json.dumps({rule.name: Path(rule.script).stem if rule.script else None for rule in workflow._workflow.rules}))
 """
 
 
 @pytest.fixture(scope="module")
 def rule_scripts() -> dict[str, str]:
     """Rule name -> the name of its stage script (rule all, which runs none, left out)."""
-    result = subprocess.run(
-        [sys.executable, "-c", RULE_SCRIPTS_PROBE], cwd=REPO, capture_output=True, text=True, timeout=300
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    rules = json.loads(result.stdout.strip().splitlines()[-1])
+    rules = {}
+    for config in RULE_CONFIGS:
+        result = subprocess.run(
+            [sys.executable, "-c", RULE_SCRIPTS_PROBE, json.dumps(config)],
+            cwd=REPO, capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr[-3000:]
+        rules.update(json.loads(result.stdout.strip().splitlines()[-1]))
     assert rules.pop("all") is None
     return rules
 

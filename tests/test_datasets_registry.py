@@ -17,7 +17,7 @@ from gru4rec_pipeline.data.datasets.stage import download_raw
 from gru4rec_pipeline.data.download import DownloadError
 from gru4rec_pipeline.errors import ConfigError
 from gru4rec_pipeline.evaluation.knn import check_settings
-from gru4rec_pipeline.model.hyperparameters import TrainConfig
+from gru4rec_pipeline.model.hyperparameters import Hyperparameters
 from gru4rec_pipeline.names import DATASETS, SESSION_KNN_DEFAULTS
 
 OFFICIAL = Path("/work/data/GRU4Rec_PyTorch_Official")
@@ -32,7 +32,7 @@ def test_the_registry_holds_the_names_in_order():
 
 @pytest.mark.parametrize("name", DATASETS)
 def test_the_official_best_setting_is_a_valid_training_setting(name):
-    config = TrainConfig.from_dict(training_defaults(name))
+    config = Hyperparameters.from_dict(training_defaults(name))
     assert config.loss == dataset(name).loss and config.embedding == "shared" and config.epochs == 10
 
 

@@ -17,14 +17,18 @@ import pandas as pd
 import pytest
 import torch
 
-from gru4rec_pipeline.errors import PipelineError
-from gru4rec_pipeline.model import distributed, shared_exchange, training
-from gru4rec_pipeline.model.distributed import free_port, lane_share
-from gru4rec_pipeline.model.iterator import SessionParallelIterator
-from gru4rec_pipeline.model.loading import load_model
-from gru4rec_pipeline.model.shared_exchange import SharedMemoryExchange, exchange_for
-from gru4rec_pipeline.model.training import run_training, train_model
-from test_training import N_ITEMS, tiny_config, tiny_sessions
+from gru4rec_pipeline.errors import ConfigError, PipelineError
+from gru4rec_pipeline.model.folder import load_model
+from gru4rec_pipeline.model.hyperparameters import Hyperparameters
+from gru4rec_pipeline.training import loop
+from gru4rec_pipeline.training.iterator import SessionParallelIterator
+from gru4rec_pipeline.training.job import ParallelOptions, RunOptions, TrainingJob
+from gru4rec_pipeline.training.parallel import group as distributed
+from gru4rec_pipeline.training.parallel import shared_memory as shared_exchange
+from gru4rec_pipeline.training.parallel.group import free_port, lane_share
+from gru4rec_pipeline.training.parallel.shared_memory import SharedMemoryExchange, process_share
+from gru4rec_pipeline.training.run import load_inputs, run_training
+from test_training import N_ITEMS, tiny_config, tiny_job, tiny_sessions
 
 ROOT = Path(__file__).resolve().parents[1]
 # 32 lanes, dropout on both sides, a sample store refilled every 10 steps.
@@ -47,24 +51,22 @@ def write_inputs(folder: Path) -> None:
     vocabulary.to_parquet(folder / "vocab.parquet")
 
 
-def train(folder: Path, name: str, loss: str, processes: int = 1, settings=None, **options) -> dict:
+def train(folder: Path, name: str, loss: str, processes: int = 1, settings=None, exchange="auto", **run) -> dict:
+    """``run_training`` of ``loss`` with ``SETTINGS`` (and ``settings``) on ``processes`` processes into ``name``;
+    ``run``: its RunOptions (no checkpoints unless asked)."""
     if not (folder / "train.npz").exists():
         write_inputs(folder)
-    out = folder / name
-    summary = run_training(
+    hyperparameters = Hyperparameters.from_dict({**SETTINGS, **(settings or {}), "loss": loss})
+    options = RunOptions(**{"device": "cpu", "progress": False, "checkpoints": False, **run})
+    job = TrainingJob(
         folder / "train.npz",
         folder / "vocab.parquet",
-        loss,
-        {**SETTINGS, **(settings or {})},
-        out / "model.pt",
-        out / "history.csv",
-        out / "training.json",
-        device="cpu",
-        processes=processes,
-        progress=False,
-        **options,
+        folder / name,
+        hyperparameters,
+        options,
+        ParallelOptions(processes, 1, exchange),
     )
-    return summary
+    return run_training(job)
 
 
 def assert_same_weights(folder: Path, one: str, other: str, atol=1e-5, rtol=1e-5) -> None:
@@ -76,7 +78,7 @@ def assert_same_weights(folder: Path, one: str, other: str, atol=1e-5, rtol=1e-5
 def test_lanes_are_shared_out_contiguously_in_rank_order():
     assert [lane_share(32, 2, rank) for rank in range(2)] == [slice(0, 16), slice(16, 32)]
     assert [lane_share(10, 4, rank) for rank in range(4)] == [slice(0, 3), slice(3, 6), slice(6, 8), slice(8, 10)]
-    with pytest.raises(training.ConfigError, match="training.processes"):
+    with pytest.raises(ConfigError, match="training.processes"):
         lane_share(4, 8, 0)
 
 
@@ -90,7 +92,7 @@ def test_two_processes_train_the_weights_of_one(tmp_path, loss):
     assert_same_weights(tmp_path, "one", "two")
     # Rank 0 alone wrote the files; the run description is gone.
     written = sorted(path.name for path in (tmp_path / "two").iterdir() if path.name != ".training.lock")
-    assert written == ["history.csv", "model.pt", "training.json"]
+    assert written == ["history.csv", "model.pt", "training.json", "training_state.pt", "vocab.parquet"]
 
 
 @pytest.mark.parametrize("loss", ["ce_sampled", "bpr_max"])
@@ -110,14 +112,16 @@ def test_two_processes_exchanging_by_all_reduce_train_the_weights_of_one(tmp_pat
 
 def test_the_shared_memory_exchange_is_refused_where_it_cannot_run(monkeypatch):
     group = distributed.ProcessGroup(0, 2, 0, torch.device("cpu"))
+    setting = tiny_config(n_sample=16)
     monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
-    assert isinstance(exchange_for(group, "auto", True, 16), SharedMemoryExchange)
-    assert isinstance(exchange_for(group, "auto", False, 16), distributed.GradientExchange)
-    with pytest.raises(training.ConfigError, match="training.exchange.*compiled CPU kernels"):
-        exchange_for(group, "shared_memory", False, 16)  # the fixed-shape step (fast_path: on)
+    exchange = lambda choice, compiled: process_share(group, ParallelOptions(2, 1, choice), compiled, setting).exchange  # noqa: E731
+    assert isinstance(exchange("auto", True), SharedMemoryExchange)
+    assert isinstance(exchange("auto", False), distributed.GradientExchange)
+    with pytest.raises(ConfigError, match="training.exchange.*compiled CPU kernels"):
+        exchange("shared_memory", False)  # the fixed-shape step (engine eager)
     monkeypatch.setenv("LOCAL_WORLD_SIZE", "1")  # one process a node: two nodes
-    with pytest.raises(training.ConfigError, match="training.exchange.*not all on one node"):
-        exchange_for(group, "shared_memory", True, 16)
+    with pytest.raises(ConfigError, match="training.exchange.*not all on one node"):
+        exchange("shared_memory", True)
 
 
 def test_shared_memory_that_cannot_be_reserved_is_an_error_leaving_no_file(monkeypatch, tmp_path):
@@ -134,10 +138,10 @@ def test_shared_memory_that_cannot_be_reserved_is_an_error_leaving_no_file(monke
 
 def test_two_processes_on_the_fixed_shape_path_train_the_weights_of_one(tmp_path):
     """The strategy a GPU runs (torch operations, fixed-size scatter merge), eagerly, on two gloo processes."""
-    fixed = {"fast_path": "on", "epochs": 1}
-    one = train(tmp_path, "one", "bpr_max", settings=fixed)
-    two = train(tmp_path, "two", "bpr_max", processes=2, settings=fixed)
-    assert one["fast_path"] == two["fast_path"] == "eager"
+    fixed = {"epochs": 1}
+    one = train(tmp_path, "one", "bpr_max", settings=fixed, engine="eager")
+    two = train(tmp_path, "two", "bpr_max", processes=2, settings=fixed, engine="eager")
+    assert one["engine"] == two["engine"] == "eager"
     assert_same_weights(tmp_path, "one", "two")
 
 
@@ -152,26 +156,26 @@ def test_a_step_sums_across_processes_with_one_all_reduce(tmp_path, monkeypatch,
             super().__init__(group)
             calls.append(self)
 
-    monkeypatch.setattr(distributed, "GradientExchange", CountingExchange)
+    monkeypatch.setattr(shared_exchange, "GradientExchange", CountingExchange)
     data, support = tiny_sessions()
     config = tiny_config("bpr_max", dropout_hidden=0.3, epochs=1)
-    plain = train_model(data, support, config, tmp_path / "plain.pt", tmp_path / "plain.csv", progress=False)
+    plain = tiny_job(tmp_path / "plain", data, support, config)
+    plain = loop.train(plain, load_inputs(plain))
     dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{free_port()}", rank=0, world_size=1)
     try:
         group = distributed.ProcessGroup(0, 1, 0, torch.device("cpu"))
-        grouped = train_model(
-            data, support, config, tmp_path / "group.pt", tmp_path / "group.csv", progress=False, group=group
-        )
+        job = tiny_job(tmp_path / "group", data, support, config)
+        grouped = loop.train(job, load_inputs(job), group)
     finally:
         dist.destroy_process_group()
     steps = sum(block.n_steps for block in SessionParallelIterator(data.offsets, config.batch_size).blocks())
     assert len(calls) == 1 and calls[0].calls == steps and grouped["events"] == plain["events"]
     # One bucket: dense weights, candidate and input rows (shared embedding), candidate biases, the loss.
-    model = load_model(tmp_path / "group.pt")
+    model = load_model(tmp_path / "group" / "model.pt")
     dense = sum(p.numel() for name, p in model.state_dict().items() if name.startswith("gru_"))
     rows = config.batch_size + config.n_sample + config.batch_size
     assert calls[0].bytes_per_step == 4 * (dense + rows * 12 + (rows - config.batch_size) + 1)
-    for name, value in load_model(tmp_path / "plain.pt").state_dict().items():
+    for name, value in load_model(tmp_path / "plain" / "model.pt").state_dict().items():
         torch.testing.assert_close(model.state_dict()[name], value, atol=1e-6, rtol=1e-6, msg=name)
 
 
@@ -180,25 +184,23 @@ def test_two_nodes_of_torchrun_launchers_train_the_weights_of_one(tmp_path):
     train(tmp_path, "one", "ce_sampled")
     out = tmp_path / "nodes"
     out.mkdir()
-    run = {
-        "train_path": str(tmp_path / "train.npz"),
-        "vocab_path": str(tmp_path / "vocab.parquet"),
-        "model_path": str(out / "model.pt"),
-        "history_path": str(out / "history.csv"),
-        "summary_path": str(out / "training.json"),
-        "settings": {**SETTINGS, "loss": "ce_sampled", "seed": 42, "device": "cpu", "threads": 1},
-        "progress": False,
-        "world_size": 2,
-        "checkpoint_dir": None,
-    }
+    hyperparameters = Hyperparameters.from_dict({**SETTINGS, "loss": "ce_sampled"})
+    job = TrainingJob(
+        tmp_path / "train.npz",
+        tmp_path / "vocab.parquet",
+        out,
+        hyperparameters,
+        RunOptions(device="cpu", progress=False, checkpoints=False),
+        ParallelOptions(1, 2),
+    )
     spec = tmp_path / "run.json"
-    spec.write_text(json.dumps(run))
+    spec.write_text(json.dumps(job.to_dict()))
     endpoint = f"127.0.0.1:{free_port()}"
     launchers = [
         subprocess.Popen(
             [sys.executable, "-m", "torch.distributed.run", "--nnodes=2", "--nproc-per-node=1",
              "--rdzv-backend=c10d", f"--rdzv-endpoint={endpoint}", "--rdzv-id=two-nodes",
-             "-m", "gru4rec_pipeline.model.train_worker", str(spec)],
+             "-m", "gru4rec_pipeline.training.parallel.processes", str(spec)],
             cwd=ROOT,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -234,7 +236,7 @@ def worker_ranks(pid: int) -> dict[int, int]:
             environment = Path(f"/proc/{child}/environ").read_bytes().split(b"\0")
         except OSError:
             continue
-        if b"gru4rec_pipeline.model.train_worker" in command:
+        if b"gru4rec_pipeline.training.parallel.processes" in command:
             for entry in environment:
                 if entry.startswith(b"RANK="):
                     ranks[int(entry[5:])] = child
@@ -247,7 +249,7 @@ import sys
 sys.path.insert(0, "tests")
 from pathlib import Path
 from test_distributed import LONG, train
-train(Path(sys.argv[1]), "killed", "bpr_max", processes=2, settings=LONG, checkpoint_root=sys.argv[1] + "/ck")
+train(Path(sys.argv[1]), "killed", "bpr_max", processes=2, settings=LONG, checkpoints=True)
 """
 
 
@@ -258,7 +260,7 @@ def test_a_killed_process_stops_the_others_and_a_rerun_resumes(tmp_path):
     )
     try:
         deadline = time.monotonic() + 240
-        while not list((tmp_path / "ck").glob("*/checkpoint.pt")):  # the training is under way
+        while not list((tmp_path / "killed" / "checkpoints").glob("*/checkpoint.pt")):  # the training is under way
             assert launcher.poll() is None and time.monotonic() < deadline, launcher.stdout.read().decode()[-3000:]
             time.sleep(0.2)
         ranks = worker_ranks(launcher.pid)
@@ -275,7 +277,7 @@ def test_a_killed_process_stops_the_others_and_a_rerun_resumes(tmp_path):
     assert re.search(r"rank\s*:\s*1 \(local_rank", output), output[-3000:]  # torchrun names the dead rank
     assert not (tmp_path / "killed" / "model.pt").exists()
     # The rerun resumes from the last checkpoint and ends with the weights of an uninterrupted run.
-    summary = train(tmp_path, "killed", "bpr_max", processes=2, settings=LONG, checkpoint_root=tmp_path / "ck")
+    summary = train(tmp_path, "killed", "bpr_max", processes=2, settings=LONG, checkpoints=True)
     assert summary["epochs"] == LONG["epochs"]
     history = pd.read_csv(tmp_path / "killed" / "history.csv")
     assert history["epoch"].tolist() == list(range(1, LONG["epochs"] + 1))
@@ -318,7 +320,7 @@ def replica_check(rank: int, port: int, folder: str) -> None:
     weights[3] = 1e-7 * rank
     group = distributed.ProcessGroup(rank, 2, rank, torch.device("cpu"))
     try:
-        distributed.check_replicas(group, [weights], epoch=4)
+        distributed.check_replicas(group, {"weights": weights}, epoch=4)
     except distributed.PipelineError as exc:
         Path(folder, f"rank{rank}.txt").write_text(str(exc))
     finally:
@@ -355,7 +357,7 @@ def test_the_workers_die_with_a_killed_launcher_and_leave_no_model(tmp_path, kil
     settings = [f"--set={key}={json.dumps(value)}" for key, value in {**SETTINGS, "epochs": 100_000}.items()]
     launcher = subprocess.Popen(
         [sys.executable, "-m", "gru4rec_pipeline", "train", "--train", str(tmp_path / "train.npz"),
-         "--vocab", str(tmp_path / "vocab.parquet"), "--loss", "bpr_max", *settings, "--model", str(out / "model.pt"),
+         "--vocab", str(tmp_path / "vocab.parquet"), "--loss", "bpr_max", *settings, "--out", str(out),
          "--device", "cpu", "--threads", "1", "--quiet", "--processes", "2"],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip

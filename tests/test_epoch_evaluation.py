@@ -11,32 +11,41 @@ import torch
 
 from gru4rec_pipeline.errors import ConfigError, PipelineError
 from gru4rec_pipeline.evaluation import epoch_evaluation
-from gru4rec_pipeline.evaluation.epoch_evaluation import EpochEvaluation, parse_metric
+from gru4rec_pipeline.evaluation.epoch_evaluation import EarlyStopping, EpochEvaluation, parse_metric
 from gru4rec_pipeline.evaluation.model_evaluation import evaluate_model
 from gru4rec_pipeline.evaluation.stage import EvaluationSettings
-from gru4rec_pipeline.model.checkpoints import write_history
-from gru4rec_pipeline.model.early_stopping import EarlyStopping
-from gru4rec_pipeline.model.loading import load_model
-from gru4rec_pipeline.model.training import train_model
-from test_training import tiny_config, tiny_sessions
+from gru4rec_pipeline.model.folder import ModelFolder, load_model
+from gru4rec_pipeline.training import loop
+from gru4rec_pipeline.training.job import EpochEvaluationOptions
+from gru4rec_pipeline.training.run import load_inputs
+from test_training import tiny_config, tiny_job, tiny_sessions
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 SETTINGS = EvaluationSettings((1, 5, 20), "standard", 16)
 
 
+def curve_of(folder, sessions, split, early_stopping=None) -> EpochEvaluationOptions:
+    """A per-epoch evaluation with ``SETTINGS`` on the sessions ``sessions``, written into ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    sessions.save(folder / f"{split}.npz")
+    return EpochEvaluationOptions(
+        folder / f"{split}.npz", split, SETTINGS.cutoffs, SETTINGS.tie_mode, 16, early_stopping
+    )
+
+
 def test_history_holds_the_metrics_of_every_epoch_and_the_last_equals_the_final_evaluation(tmp_path):
     train, support = tiny_sessions()
     test, _ = tiny_sessions(40, seed=1)
-    curve = EpochEvaluation(test, SETTINGS, split="test")
-    summary = train_model(
-        train, support, tiny_config(), tmp_path / "m.pt", tmp_path / "h.csv", progress=False, epoch_evaluation=curve
-    )
-    history = pd.read_csv(tmp_path / "h.csv")
+    job = tiny_job(tmp_path / "m", train, support, tiny_config(), epoch_evaluation=curve_of(tmp_path, test, "test"))
+    summary = loop.train(job, load_inputs(job))
+    history = pd.read_csv(tmp_path / "m" / "history.csv")
     assert list(history["epoch"]) == [1, 2, 3]
     assert list(history.columns[:5]) == ["epoch", "loss", "events", "events_per_s", "wall_s"]
     assert {"recall@20", "mrr@20", "recall@1", "mrr@5", "ndcg@1", "ndcg@20", "eval_s"} <= set(history.columns)
-    final = evaluate_model(load_model(tmp_path / "m.pt"), test, cutoffs=(1, 5, 20), batch_size=16, progress=False)
+    final = evaluate_model(
+        load_model(tmp_path / "m" / "model.pt"), test, cutoffs=(1, 5, 20), batch_size=16, progress=False
+    )
     for k in (1, 5, 20):
         assert history["recall@" + str(k)].iloc[-1] == final["recall"][str(k)]
         assert history["mrr@" + str(k)].iloc[-1] == final["mrr"][str(k)]
@@ -59,25 +68,18 @@ def test_a_declining_validation_metric_stops_after_patience_epochs_with_the_best
     monkeypatch.setattr(epoch_evaluation, "evaluate_model", declining)
     weights_after = {}
 
-    def snapshot(epoch, model):
-        weights_after[epoch] = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    class Snapshot:
+        def after_epoch(self, epoch, row, trainer):
+            weights_after[epoch] = {k: v.detach().clone() for k, v in trainer.model.state_dict().items()}
 
-    curve = EpochEvaluation(valid, SETTINGS, split="valid", early_stopping={"patience": 2, "metric": "mrr@20"})
-    summary = train_model(
-        train,
-        support,
-        tiny_config(epochs=7),
-        tmp_path / "m.pt",
-        tmp_path / "h.csv",
-        progress=False,
-        on_epoch=snapshot,
-        epoch_evaluation=curve,
-    )
-    history = pd.read_csv(tmp_path / "h.csv")
+    curve = curve_of(tmp_path, valid, "valid", early_stopping={"patience": 2, "metric": "mrr@20"})
+    job = tiny_job(tmp_path / "m", train, support, tiny_config(epochs=7), epoch_evaluation=curve)
+    summary = loop.train(job, load_inputs(job), observers=[Snapshot()])
+    history = pd.read_csv(tmp_path / "m" / "history.csv")
     assert list(history["epoch"]) == [1, 2, 3, 4]  # best at 2, then two epochs without gain
     assert list(history["mrr@20"]) == [0.30, 0.50, 0.45, 0.40]
     assert summary["epochs"] == 4 and summary["best_epoch"] == 2 and summary["best_value"] == 0.50
-    saved = load_model(tmp_path / "m.pt").state_dict()
+    saved = load_model(tmp_path / "m" / "model.pt").state_dict()
     for name, value in weights_after[2].items():
         torch.testing.assert_close(saved[name], value, rtol=0, atol=0)
     assert any(not torch.equal(saved[name], value) for name, value in weights_after[4].items())
@@ -143,25 +145,21 @@ def test_an_early_stopped_training_resumed_after_its_best_epoch_keeps_that_epoch
     (the best weights were not in the checkpoint) while training.json said best_epoch 2; and its training state
     held the last epoch's optimizer and the configured 12 epochs."""
     from conftest import crash_after_next_checkpoint
-    from gru4rec_pipeline.data.vocabulary import Vocabulary
-    from gru4rec_pipeline.model.training import run_training
-    from test_training import N_ITEMS
+    from gru4rec_pipeline.model.hyperparameters import Hyperparameters
+    from gru4rec_pipeline.training.job import RunOptions, TrainingJob
+    from gru4rec_pipeline.training.run import run_training
 
     train, support = tiny_sessions()
-    train.save(tmp_path / "train.npz")
-    Vocabulary(np.arange(N_ITEMS) + 100, support).save(tmp_path / "vocab.parquet")
+    data = tiny_job(tmp_path / "data", train, support, tiny_config())
     valid, _ = tiny_sessions(30, seed=2)
     forced_metric(monkeypatch, {1: 0.30, 2: 0.50, 3: 0.45, 4: 0.60})
     settings = {"epochs": 12, "batch_size": 4, "layers": [8], "n_sample": 5, "dropout_hidden": 0.2, "momentum": 0.3}
+    curve = curve_of(tmp_path, valid, "valid", early_stopping={"patience": 1, "metric": "mrr@20"})
 
     def run(name: str):
-        out = tmp_path / name
-        curve = EpochEvaluation(valid, SETTINGS, split="valid", early_stopping={"patience": 1, "metric": "mrr@20"})
-        return run_training(
-            tmp_path / "train.npz", tmp_path / "vocab.parquet", "bpr_max", settings, out / "model.pt",
-            out / "history.csv", out / "training.json", checkpoint_root=out / "checkpoints", device="cpu",
-            progress=False, state_path=out / "training_state.pt", epoch_evaluation=curve,
-        )  # fmt: skip
+        setting = Hyperparameters.from_dict({**settings, "loss": "bpr_max"})
+        run = RunOptions(device="cpu", progress=False)
+        return run_training(TrainingJob(data.train, data.vocab, tmp_path / name, setting, run, epoch_evaluation=curve))
 
     run("whole")
     with crash_after_next_checkpoint(monkeypatch):
@@ -186,7 +184,7 @@ def test_an_early_stopped_training_resumed_after_its_best_epoch_keeps_that_epoch
     pd.testing.assert_frame_equal(*histories)
     # What ran (3 epochs) and what was kept (2): the state continues from epoch 2, its optimizer included.
     state = load_tensors(whole / "training_state.pt")
-    assert (state["epochs"], state["epochs_run"], state["epochs_kept"]) == (2, 3, 2)
+    assert (state["epochs"], state["epochs_run"], state["last"]["epoch"]) == (2, 3, 2)
 
 
 def test_rows_resumed_without_some_columns_get_them_as_not_measured(tmp_path, monkeypatch):
@@ -200,7 +198,7 @@ def test_rows_resumed_without_some_columns_get_them_as_not_measured(tmp_path, mo
     history = [{**old, "recall@5": 0.2, "recall@20": 0.4, "mrr@5": 0.1, "mrr@20": 0.12, "eval_s": 0.1}]
     curve.resume(history)
     new = {**old, "epoch": 2, **curve.measure(2, None, old)}
-    write_history(tmp_path / "history.csv", [*history, new])
+    ModelFolder(tmp_path).write_history([*history, new])
     written = pd.read_csv(tmp_path / "history.csv")
     assert list(written["epoch"]) == [1, 2] and {"ndcg@5", "ndcg@20"} <= set(written.columns)
     assert written["ndcg@20"].isna().tolist() == [True, False] and written["recall@20"][0] == 0.4

@@ -3,14 +3,14 @@
 import numpy as np
 import pytest
 
-from gru4rec_pipeline.model.iterator import SessionParallelIterator, min_active_lanes
+from gru4rec_pipeline.training.iterator import SessionParallelIterator, min_active_slots
 
 # Sessions of lengths 3, 2, 4, 1, 2, 3 (the one-event session has no target and is skipped).
 OFFSETS = np.array([0, 3, 5, 9, 10, 12, 15])
 
 
-def collect(iterator, block_steps, min_lanes=1):
-    blocks = list(iterator.blocks(block_steps, min_lanes))
+def collect(iterator, block_steps, min_slots=1):
+    blocks = list(iterator.blocks(block_steps, min_slots))
     active = np.concatenate([np.ones_like(b.new_session) if b.active is None else b.active for b in blocks])
     return np.concatenate([b.positions for b in blocks]), np.concatenate([b.new_session for b in blocks]), active
 
@@ -31,10 +31,10 @@ def test_slots_refill_in_order_reset_and_retire_when_no_session_is_left():
 def test_without_shared_negatives_the_epoch_ends_below_two_slots():
     """A lane alone would have no negative (its only candidates are the lanes' targets): the official code
     ends the epoch when fewer than two slots are left."""
-    positions, _, active = collect(SessionParallelIterator(OFFSETS, batch_size=2), block_steps=100, min_lanes=2)
+    positions, _, active = collect(SessionParallelIterator(OFFSETS, batch_size=2), block_steps=100, min_slots=2)
     np.testing.assert_array_equal(positions, [[0, 3], [1, 5], [10, 6], [12, 7]])
     assert active.all()
-    assert min_active_lanes(shared_negatives=False) == 2 and min_active_lanes(shared_negatives=True) == 1
+    assert min_active_slots(shared_negatives=False) == 2 and min_active_slots(shared_negatives=True) == 1
 
 
 @pytest.mark.parametrize("batch_size", [1, 3, 7, 64])

@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 import torch
 
-from gru4rec_pipeline.model import kernels, shared_kernels
-from gru4rec_pipeline.model.losses import loss_and_grad
+from gru4rec_pipeline.model import kernels
 from gru4rec_pipeline.model.network import gru_gates, gru_gates_backward
-from test_losses import naive_loss
+from gru4rec_pipeline.training.parallel import shared_kernels
+from test_losses import loss_and_grad, naive_loss
 
 
 def test_exponential_is_within_two_ulp_and_saturates():

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import math
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -217,3 +220,24 @@ def test_a_sample_size_beyond_the_training_sessions_scores_like_all_of_them(meth
                 every.session_scores(np.array(items), np.array(times)),
             )
     assert beyond.settings["sample_size"] == 10**12  # the setting as configured, for the metrics record
+
+
+def test_fitting_compiles_the_kernels_before_the_evaluation_times_its_first_session(tmp_path):
+    """In a fresh process, the kernels are ready once the baseline is fitted: the evaluation's progress rate never
+    reads as a few events a second while they compile."""
+    script = """
+import sys
+import numpy as np
+sys.path.insert(0, "tests")
+from test_knn import random_split
+from gru4rec_pipeline.evaluation import knn
+assert not knn._session_scores.signatures
+knn.SessionKNN.fit(sys.argv[1], random_split(1, 20), 12, k=3, sample_size=5)
+assert knn._session_scores.signatures, "not compiled by fit"
+"""
+    root = Path(__file__).resolve().parents[1]
+    for method in ("sknn", "stan"):
+        result = subprocess.run(
+            [sys.executable, "-c", script, method], cwd=root, capture_output=True, text=True, timeout=300
+        )
+        assert result.returncode == 0, result.stderr[-3000:]

@@ -107,3 +107,22 @@ def test_ordinary_rolling_days_pass_without_a_warning(tmp_path, caplog):
         )  # fmt: skip
     assert len(record["days"]) == 3 and all(day["sessions"] >= 30 for day in record["days"])
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+@pytest.mark.parametrize("block_rows", [1, 2, 3, 5, 1 << 22])
+def test_session_ends_in_blocks_equal_the_whole_columns_at_once(monkeypatch, block_rows):
+    """The split stage finds each session's last selected event block by block (its memory peak); a session
+    running across a block boundary, a block selecting nothing and an empty selection give what one pass gives."""
+    from gru4rec_pipeline.data import codes, latest_window
+
+    monkeypatch.setattr(codes, "CHUNK_ROWS", block_rows)
+    rng = np.random.default_rng(block_rows)
+    for _ in range(100):
+        n = int(rng.integers(0, 40))
+        ids = np.sort(rng.integers(0, 6, n)).astype(np.int64)
+        times = np.sort(rng.random(n))
+        rows = rng.random(n) < rng.random()
+        ends = np.r_[ids[rows][1:] != ids[rows][:-1], True] if rows.any() else np.zeros(0, dtype=bool)
+        got_ids, got_times = latest_window._session_ends(ids, times, rows)
+        np.testing.assert_array_equal(got_ids, ids[rows][ends])
+        np.testing.assert_array_equal(got_times, times[rows][ends])

@@ -19,8 +19,9 @@ MAY_IMPORT = {
     "report": {"top"},
     "model": {"top", "data"},
     "evaluation": {"top", "data", "model", "synthetic", "report"},
-    "tuning": {"top", "data", "model", "evaluation", "report"},
-    "cli": {"top", "data", "synthetic", "model", "evaluation", "tuning", "report"},
+    "training": {"top", "data", "model", "evaluation"},
+    "tuning": {"top", "data", "model", "training", "evaluation", "report"},
+    "cli": {"top", "data", "synthetic", "model", "training", "evaluation", "tuning", "report"},
 }
 ENTRY_POINTS = {"gru4rec_pipeline.__main__"}
 

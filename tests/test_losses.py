@@ -4,8 +4,15 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from gru4rec_pipeline.model.losses import loss_and_grad, loss_terms
+from gru4rec_pipeline.model.losses import loss_terms
 from gru4rec_pipeline.names import LOSSES
+
+
+def loss_and_grad(loss, scores, target_columns=None, bpreg=0.0, elu_param=0.0, use_kernels=None):
+    """``(loss, d loss / d scores)`` of ``loss_terms`` (the step leaves the scale to its smaller factors).
+    ``target_columns`` is needed by ``ce_full`` only."""
+    value, grad, scale = loss_terms(loss, scores, target_columns, bpreg, elu_param, use_kernels)
+    return value, grad.mul_(scale)
 
 
 def naive_loss(loss, scores, targets, bpreg=0.0, elu_param=0.0):

@@ -9,7 +9,7 @@ import yaml
 
 from conftest import REPO
 from gru4rec_pipeline import names
-from gru4rec_pipeline.model.hyperparameters import DEFAULT_HYPERPARAMETERS, TrainConfig
+from gru4rec_pipeline.model.hyperparameters import DEFAULT_HYPERPARAMETERS, Hyperparameters
 from gru4rec_pipeline.synthetic.archive import PRESETS
 
 SCHEMA = yaml.safe_load((REPO / "config" / "schema.yaml").read_text())
@@ -31,6 +31,8 @@ def schema_at(*path: str) -> dict:
     [
         (("setting",), names.SETTINGS),
         (("device",), names.DEVICES),
+        (("training", "engine"), names.ENGINES),
+        (("training", "exchange"), names.EXCHANGES),
         (("evaluation", "tie_mode"), names.TIE_MODES),
         (("own_data", "time_format"), names.TIME_FORMATS),
         (("own_data", "ids"), names.ID_MODES),
@@ -67,8 +69,8 @@ def test_schema_defaults_are_the_packages_defaults():
         assert schema_at(stage, "threads")["default"] == threads
     for key, default in names.DATA_PARALLEL_DEFAULTS.items():
         assert schema_at("training", key)["default"] == default
-    defaults = {field.name: field.default for field in dataclasses.fields(TrainConfig)}
-    defaults["layers"] = TrainConfig().layers
+    defaults = {field.name: field.default for field in dataclasses.fields(Hyperparameters)}
+    defaults["layers"] = Hyperparameters().layers
     for key, spec in HYPERPARAMETERS["properties"].items():
         assert spec["default"] == defaults[key], f"schema default of {key}: {spec['default']} vs {defaults[key]}"
 
@@ -78,7 +80,7 @@ def test_synthetic_presets_are_named_once():
 
 
 def test_dataclass_defaults_are_the_ce_sampled_setting():
-    config = TrainConfig().to_dict()
+    config = Hyperparameters().to_dict()
     assert {key: config[key] for key in DEFAULT_HYPERPARAMETERS["ce_sampled"]} == DEFAULT_HYPERPARAMETERS["ce_sampled"]
 
 
@@ -111,7 +113,7 @@ def test_shipped_config_uses_the_schema_defaults():
 def test_every_loss_has_defaults():
     assert set(DEFAULT_HYPERPARAMETERS) == set(names.LOSSES)
     for loss, values in DEFAULT_HYPERPARAMETERS.items():
-        assert TrainConfig.from_dict(values).loss == loss
+        assert Hyperparameters.from_dict(values).loss == loss
 
 
 def test_schema_defaults_of_models_that_keep_learning():

@@ -9,10 +9,11 @@ import numpy as np
 import pytest
 import torch
 
-from gru4rec_pipeline.model.fast_path import FixedShapeSteps
+from gru4rec_pipeline.model.hyperparameters import Hyperparameters
 from gru4rec_pipeline.model.network import GRU4Rec
-from gru4rec_pipeline.model.train_step import TrainStep
 from gru4rec_pipeline.names import EMBEDDING_MODES, LOSSES
+from gru4rec_pipeline.training.graphs import FixedShapeSteps
+from gru4rec_pipeline.training.step import StepSetup, TrainStep
 from reference_train_step import ReferenceTrainStep
 
 N_ITEMS = 40
@@ -21,12 +22,15 @@ BATCH, N_SAMPLE, STEPS = 4, 6, 50
 LAYERS = ([6, 5], [7])
 
 
-def make_step(loss, mode, layers, dropout=(0.2, 0.3), seed=5, step_class=TrainStep):
+def make_step(loss, mode, layers, dropout=(0.2, 0.3), seed=5, step_class=TrainStep, use_kernels=True):
+    """The step of the setting below; ``use_kernels`` False: the fixed-shape strategy (the reference sets it later)."""
     support = np.arange(1, N_ITEMS + 1)
     model = GRU4Rec(N_ITEMS, layers, embedding=mode, seed=3)
-    return step_class(
-        model, loss, BATCH, 0.1, 0.3, *dropout, support, logq=1.0, sample_alpha=0.5, bpreg=0.5, elu_param=0.5, seed=seed
-    )
+    corrections = {"logq": 1.0, "sample_alpha": 0.5, "bpreg": 0.5, "elu_param": 0.5}
+    if step_class is ReferenceTrainStep:
+        return step_class(model, loss, BATCH, 0.1, 0.3, *dropout, support, seed=seed, **corrections)
+    setting = Hyperparameters(loss, layers, BATCH, 0.1, 0.3, *dropout, mode, n_sample=N_SAMPLE, **corrections)
+    return step_class(model, setting, support, StepSetup(seed, use_kernels))
 
 
 def step_data(seed=0):
@@ -119,7 +123,8 @@ def test_cpu_step_equals_the_reference_step(loss, mode, layers, one_thread):
 def test_fixed_shape_step_equals_the_reference_step(loss, mode, layers, one_thread):
     """Against the reference on the CPU path (compiled kernels): the difference is rounding only."""
     data = step_data()
-    reference, step = make_step(loss, mode, layers, step_class=ReferenceTrainStep), make_step(loss, mode, layers)
+    reference = make_step(loss, mode, layers, step_class=ReferenceTrainStep)
+    step = make_step(loss, mode, layers, use_kernels=False)
     before = unused_rows(step)
     reference_loss, reference_state = run_loop(reference, data)
     loss_sum, state = run_fixed_shape(step, data, CHUNKS)
@@ -136,7 +141,7 @@ def test_fixed_shape_step_equals_the_reference_tensor_path(loss, one_thread):
     data = step_data(1)
     no_dropout = (0.0, 0.0)
     reference = make_step(loss, "shared", [7], no_dropout, step_class=ReferenceTrainStep)
-    step = make_step(loss, "shared", [7], no_dropout)
+    step = make_step(loss, "shared", [7], no_dropout, use_kernels=False)
     run_loop(reference, data, use_kernels=False)
     run_fixed_shape(step, data, [16, 16, 16, 1, 1])
     assert_same_training(reference, step, atol=2e-6, rtol=1e-5)

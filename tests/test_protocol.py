@@ -19,6 +19,29 @@ DAY = 86400.0
 
 
 # ----------------------------------------------------------------------------------------------
+# The protocol's in-memory forms: what run_split writes, as frames (the pipeline reads and writes files).
+
+
+def build_splits(clicks: pd.DataFrame, **thresholds) -> dict[str, pd.DataFrame]:
+    """The four splits (train_full, test, train_tr, valid), each sorted by SessionId then Time (stable)."""
+    session_ids, item_ids, times = events.event_arrays(protocol._sorted_frame(clicks))
+    masks, _, _ = protocol.protocol_masks(session_ids, item_ids, times, **thresholds)
+    return {name: events.event_frame(session_ids[m], item_ids[m], times[m]) for name, m in masks.items()}
+
+
+def split_by_last_time(frame: pd.DataFrame, seconds: float = DAY, min_session_length: int = 2):
+    """(train, test) of the time split alone: test sessions end within the last ``seconds``."""
+    session_ids, item_ids, times = events.event_arrays(frame)
+    session_codes, n_sessions = protocol.dense_codes(session_ids)
+    item_codes, n_items = protocol.dense_codes(item_ids)
+    everything = np.ones(len(times), dtype=bool)
+    train, test = protocol._split_masks(
+        session_codes, item_codes, times, everything, n_sessions, n_items, seconds, min_session_length
+    )
+    return tuple(events.event_frame(session_ids[m], item_ids[m], times[m]) for m in (train, test))
+
+
+# ----------------------------------------------------------------------------------------------
 # The protocol stated plainly: lists of (SessionId, ItemId, Time) rows, Counters and sets.
 
 
@@ -95,7 +118,7 @@ def random_clicks(seed: int) -> pd.DataFrame:
 def test_splits_match_plain_protocol_row_for_row(seed):
     clicks = random_clicks(seed)
     expected = plain_protocol(rows_of(clicks))
-    splits = protocol.build_splits(clicks)
+    splits = build_splits(clicks)
     assert set(splits) == {"train_full", "test", "train_tr", "valid"}
     for name in expected:
         assert rows_of(splits[name]) == expected[name], name
@@ -106,14 +129,14 @@ def test_splits_match_plain_protocol_row_for_row(seed):
 def test_thresholds_are_parameters(thresholds):
     clicks = random_clicks(11)
     expected = plain_protocol(rows_of(clicks), **thresholds)
-    splits = protocol.build_splits(clicks, **thresholds)
+    splits = build_splits(clicks, **thresholds)
     for name in expected:
         assert rows_of(splits[name]) == expected[name], name
 
 
 def test_unknown_threshold_is_rejected():
     with pytest.raises(ConfigError, match="min_item_supprt"):
-        protocol.build_splits(random_clicks(0), min_item_supprt=3)
+        build_splits(random_clicks(0), min_item_supprt=3)
 
 
 def test_filter_and_split_functions_match_plain_steps():
@@ -123,7 +146,7 @@ def test_filter_and_split_functions_match_plain_steps():
     support = Counter(item for _, item, _ in rows)
     rows = _drop_short_sessions([r for r in rows if support[r[1]] >= 5], 2)
     assert rows_of(filtered) == rows  # input order kept
-    train, test = protocol.split_by_last_time(filtered)
+    train, test = split_by_last_time(filtered)
     plain_train, plain_test = _plain_split(rows, DAY, 2)
     assert rows_of(train) == plain_train and rows_of(test) == plain_test
 
@@ -147,7 +170,7 @@ def test_last_event_exactly_at_boundary_goes_to_test():
         (3, 3, tmax - 1.0),
         (3, 4, tmax),
     ]
-    splits = protocol.build_splits(frame_of(rows))
+    splits = build_splits(frame_of(rows))
     assert set(splits["test"]["SessionId"]) == {1, 3}
     assert 2 in set(splits["train_full"]["SessionId"])
 
@@ -161,7 +184,7 @@ def test_session_straddling_boundary_is_assigned_by_last_event():
         (6, 3, tmax - 1.0),
         (6, 4, tmax),
     ]
-    splits = protocol.build_splits(frame_of(rows))
+    splits = build_splits(frame_of(rows))
     test = splits["test"]
     assert test.loc[test.SessionId == 5, "Time"].tolist() == [tmax - 3 * DAY, tmax - 2 * DAY, tmax - 10.0]
     assert 5 not in set(splits["train_full"]["SessionId"])
@@ -179,7 +202,7 @@ def test_support_falling_below_threshold_after_filtering_is_not_iterated():
     rows += [(120 + s, 60, 300.0 + s) for s in range(2)] + [(130, 60, 400.0), (130, 2, 401.0)]
     rows += [(131, 60, 410.0), (131, 3, 411.0), (132, 60, 420.0), (132, 4, 421.0)]
     rows += [(200, 1, 20 * DAY), (200, 2, 20 * DAY + 1)]  # the test day, far away
-    splits = protocol.build_splits(frame_of(rows))
+    splits = build_splits(frame_of(rows))
     train = splits["train_full"]
     assert train.loc[train.SessionId == 110, "ItemId"].tolist() == [50, 1]
     assert not set(train.SessionId) & {100, 101, 102, 103}
@@ -192,7 +215,7 @@ def test_duplicate_timestamps_keep_input_order_within_session():
     rows += [(200, 1, 20 * DAY), (200, 2, 20 * DAY + 1)]
     shuffled = rows[::-1]
     for given in (rows, shuffled):
-        train = protocol.build_splits(frame_of(given))["train_full"]
+        train = build_splits(frame_of(given))["train_full"]
         expected = [4] + [item for s, item, t in given if s == 7 and t == 500.0]
         assert train.loc[train.SessionId == 7, "ItemId"].tolist() == expected
         assert train.SessionId.is_monotonic_increasing
@@ -204,7 +227,7 @@ def test_test_items_unseen_in_train_are_dropped_then_short_test_sessions():
     rows += [(300 + s, 70, tmax - 100.0 + s) for s in range(5)]  # item 70: popular, test day only
     rows = [r for r in rows] + [(300 + s, 1, tmax - 50.0 + s) for s in range(5)]
     rows += [(400, 70, tmax - 10.0), (400, 2, tmax - 9.0), (400, 3, tmax - 8.0)]
-    splits = protocol.build_splits(frame_of(rows))
+    splits = build_splits(frame_of(rows))
     test = splits["test"]
     assert 70 not in set(test.ItemId)
     assert not set(test.SessionId) & {300, 301, 302, 303, 304}  # one event left each: dropped
@@ -213,7 +236,7 @@ def test_test_items_unseen_in_train_are_dropped_then_short_test_sessions():
 
 def test_empty_and_all_filtered_inputs_give_empty_splits():
     for rows in ([], [(1, 1, 0.0), (2, 1, 1.0)]):
-        splits = protocol.build_splits(frame_of(rows))
+        splits = build_splits(frame_of(rows))
         assert all(len(frame) == 0 for frame in splits.values())
 
 
@@ -240,11 +263,11 @@ def test_dense_codes_sparse_and_compact_ids():
 
 def test_bad_columns_are_reported():
     with pytest.raises(DataFormatError, match="missing columns \\['Time'\\]"):
-        protocol.build_splits(pd.DataFrame({"SessionId": [1], "ItemId": [2]}))
+        build_splits(pd.DataFrame({"SessionId": [1], "ItemId": [2]}))
     with pytest.raises(DataFormatError, match="non-finite"):
-        protocol.build_splits(pd.DataFrame({"SessionId": [1], "ItemId": [2], "Time": [np.inf]}))
+        build_splits(pd.DataFrame({"SessionId": [1], "ItemId": [2], "Time": [np.inf]}))
     with pytest.raises(DataFormatError, match="ItemId"):
-        protocol.build_splits(pd.DataFrame({"SessionId": [1], "ItemId": ["a"], "Time": [1.0]}))
+        build_splits(pd.DataFrame({"SessionId": [1], "ItemId": ["a"], "Time": [1.0]}))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -253,7 +276,7 @@ def test_bad_columns_are_reported():
 
 def test_statistics_count_splits_and_carry_published_figures():
     clicks = random_clicks(3)
-    splits = protocol.build_splits(clicks)
+    splits = build_splits(clicks)
     stats = protocol.split_statistics(splits, raw=clicks)
     for name, frame in splits.items():
         assert stats["splits"][name] == {
@@ -272,17 +295,17 @@ def test_statistics_count_splits_and_carry_published_figures():
 
 
 def test_protocol_masks_counts_match_frames():
-    clicks = protocol.build_splits(random_clicks(4))["train_full"]  # sorted input
+    clicks = build_splits(random_clicks(4))["train_full"]  # sorted input
     arrays = events.event_arrays(clicks)
     masks, counts, _ = protocol.protocol_masks(*arrays, min_item_support=2)
-    splits = protocol.build_splits(clicks, min_item_support=2)
+    splits = build_splits(clicks, min_item_support=2)
     for name, frame in splits.items():
         assert counts[name] == protocol.event_counts(frame)
         assert int(masks[name].sum()) == len(frame)
 
 
 def test_write_splits_sorted_typed_parquet(tmp_path):
-    splits = protocol.build_splits(random_clicks(6))
+    splits = build_splits(random_clicks(6))
     splits["test"] = splits["test"].iloc[::-1]  # unsorted input is sorted on write
     paths = {name: tmp_path / f"{name}.parquet" for name in splits}
     events.write_splits(splits, paths)
@@ -295,7 +318,7 @@ def test_write_splits_sorted_typed_parquet(tmp_path):
 
 
 def test_write_splits_leaves_nothing_when_one_split_fails(tmp_path):
-    splits = protocol.build_splits(random_clicks(6))
+    splits = build_splits(random_clicks(6))
     splits["valid"] = pd.DataFrame({"SessionId": [1]})  # broken
     paths = {name: tmp_path / f"{name}.parquet" for name in splits}
     with pytest.raises(DataFormatError, match="valid"):
@@ -359,7 +382,7 @@ def test_events_from_arrow_table_and_parquet(tmp_path):
     frame = events.events_from_table(table)
     assert list(frame.columns) == ["SessionId", "ItemId", "Time"]
     assert rows_of(frame) == rows_of(clicks)
-    assert rows_of(protocol.build_splits(table)["test"]) == rows_of(protocol.build_splits(clicks)["test"])
+    assert rows_of(build_splits(table)["test"]) == rows_of(build_splits(clicks)["test"])
     clicks.to_parquet(tmp_path / "clicks.parquet")
     assert rows_of(events.read_events(tmp_path / "clicks.parquet")) == rows_of(clicks)
     with pytest.raises(DataFormatError, match="not a parquet file"):

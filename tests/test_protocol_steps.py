@@ -13,7 +13,7 @@ from gru4rec_pipeline import cli
 from gru4rec_pipeline.data import events, protocol
 from gru4rec_pipeline.errors import DataFormatError
 from gru4rec_pipeline.names import SPLITS
-from test_protocol import DAY, frame_of, plain_protocol, random_clicks, rows_of
+from test_protocol import DAY, build_splits, frame_of, plain_protocol, random_clicks, rows_of
 
 
 def split_paths(folder):
@@ -149,7 +149,7 @@ def test_drop_duplicates_drops_them_before_the_filters(tmp_path):
     step = stats["steps"][1]
     assert step["step"].startswith("exact duplicate clicks") and step["removed_events"] == n_repeats
     assert stats["thresholds"]["drop_duplicates"] is True
-    assert protocol.build_splits(clicks, drop_duplicates=True)["test"].pipe(rows_of) == expected["test"]
+    assert build_splits(clicks, drop_duplicates=True)["test"].pipe(rows_of) == expected["test"]
 
 
 def test_no_duplicates_no_warning(tmp_path, caplog):

@@ -292,3 +292,28 @@ def test_an_item_id_of_thousands_of_digits_is_refused_naming_its_line(saved_mode
     errors = capsys.readouterr().err
     assert "line 2: ItemId 9999" in errors and "--session: ItemId -999" in errors and len(errors) < 1000
     assert not (tmp_path / "r.tsv").exists()
+
+
+def test_the_vocabulary_in_the_models_folder_is_the_default(saved_model, capsys):
+    """Every training writes the vocabulary it trained with into the model's folder: ``--vocab`` may be left out."""
+    model_path, vocab_path = saved_model
+    session = ["--session", str(ITEM_IDS[2]), str(ITEM_IDS[6]), "-k", "3"]
+    assert main(recommend_argv(model_path, vocab_path, *session)) == 0
+    given = capsys.readouterr().out
+    assert main(["recommend", "--model", str(model_path), *session]) == 0
+    assert capsys.readouterr().out == given
+
+
+def test_a_model_folder_without_its_vocabulary_asks_for_one(model, tmp_path, capsys):
+    folder = tmp_path / "older"
+    folder.mkdir()
+    model.vocabulary = Vocabulary(ITEM_IDS, np.ones(N_ITEMS, dtype=np.int64)).identity()
+    model.save(folder / "model.pt")
+    assert main(["recommend", "--model", str(folder / "model.pt"), "--session", str(ITEM_IDS[2])]) == 2
+    error = capsys.readouterr().err
+    assert f"{folder / 'model.pt'}: no vocab.parquet beside it" in error and "--vocab" in error
+
+
+def test_a_missing_model_is_the_error_without_a_vocabulary_too(tmp_path, capsys):
+    assert main(["recommend", "--model", str(tmp_path / "none" / "model.pt"), "--session", "1"]) == 2
+    assert "model.pt: model file not found" in capsys.readouterr().err

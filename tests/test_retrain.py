@@ -16,10 +16,10 @@ from gru4rec_pipeline.data.increment import grow_vocabulary
 from gru4rec_pipeline.data.sessions import build_sessions
 from gru4rec_pipeline.data.vocabulary import Vocabulary
 from gru4rec_pipeline.errors import DataFormatError, PipelineError
-from gru4rec_pipeline.model.loading import load_model
-from gru4rec_pipeline.model.retrain import run_retrain
-from gru4rec_pipeline.model.training import run_training
-from gru4rec_pipeline.model.warm_start import training_state_path
+from gru4rec_pipeline.model.folder import ModelFolder, load_model
+from gru4rec_pipeline.model.hyperparameters import Hyperparameters
+from gru4rec_pipeline.training.job import RunOptions, TrainingJob, WarmStart, retraining_job
+from gru4rec_pipeline.training.run import run_training
 
 HYPERPARAMETERS = {
     "layers": [10],
@@ -60,20 +60,20 @@ def trained_parent(tmp_path, clicks: pd.DataFrame, loss="bpr_max", epochs=2, nam
         folder / "eval.npz",
         folder / "counts.json",
     )
-    run_training(
-        folder / "train.npz",
-        folder / "vocab.parquet",
-        loss,
-        {**HYPERPARAMETERS, "epochs": epochs, **hyperparameters},
-        folder / "model.pt",
-        folder / "history.csv",
-        folder / "training.json",
-        seed=seed,
-        device="cpu",
-        progress=False,
-        state_path=folder / "training_state.pt",
-    )
+    setting = Hyperparameters.from_dict({**HYPERPARAMETERS, "epochs": epochs, **hyperparameters, "loss": loss})
+    run = RunOptions(seed=seed, device="cpu", progress=False)
+    run_training(TrainingJob(folder / "train.npz", folder / "vocab.parquet", folder, setting, run))
     return folder
+
+
+def run_retrain(model, vocab, clicks, out, epochs=1, protocol=None, support_decay=0.0, device="auto", progress=True):
+    """A retrain as the command ``retrain`` runs it: its job, run."""
+    run = RunOptions(device=device, progress=progress)
+    return run_training(retraining_job(WarmStart(model, protocol, support_decay), clicks, vocab, out, epochs, run))
+
+
+def training_state_path(model_path):
+    return ModelFolder.of(model_path).state
 
 
 @pytest.mark.parametrize("loss", ["bpr_max", "ce_full", "ce_sampled"])
@@ -97,8 +97,8 @@ def test_zero_new_items_retrain_equals_continuing_the_training(tmp_path, loss):
         torch.load(path, weights_only=True)
         for path in (tmp_path / "warm" / "training_state.pt", continued / "training_state.pt")
     )
-    for name, tensor in reference_state["optimizer"].items():
-        assert torch.equal(state["optimizer"][name], tensor), name
+    for name, tensor in reference_state["last"]["optimizer"].items():
+        assert torch.equal(state["last"]["optimizer"][name], tensor), name
     assert state["epochs"] == 5
 
 
@@ -242,16 +242,15 @@ def test_a_killed_retrain_resumes_and_never_touches_the_parent(tmp_path, monkeyp
 
 @pytest.mark.parametrize("loss, embedding", [("bpr_max", "shared"), ("ce_full", "separate"), ("top1", "none")])
 def test_warm_start_copies_the_parent_rows_once_and_leaves_new_rows_fresh(tmp_path, loss, embedding):
-    from gru4rec_pipeline.model.hyperparameters import TrainConfig
-    from gru4rec_pipeline.model.training import build_step
-    from gru4rec_pipeline.model.warm_start import ITEM_ROW_PARAMETERS, load_warm_start
+    from gru4rec_pipeline.training.loop import build_step
+    from gru4rec_pipeline.training.retraining import ITEM_ROW_PARAMETERS, load_parent
 
     parent = trained_parent(tmp_path, clicks_frame(), loss, embedding=embedding)
-    warm = load_warm_start(parent / "model.pt")
+    warm = load_parent(parent / "model.pt")
     n_old, n_new = warm.n_items, warm.n_items + 7
-    config = TrainConfig.from_dict(warm.config)
+    config = Hyperparameters.from_dict(warm.state.hyperparameters)
     assert config.embedding == embedding
-    grown, sampler = build_step(config, np.ones(n_new, dtype=np.int64), torch.device("cpu"))
+    grown, sampler = build_step(config, np.ones(n_new, dtype=np.int64), torch.device("cpu"), warm.state.seed)
     fresh = {name: tensor.clone() for name, tensor in grown.model.state_dict().items()}
     warm.apply(grown, sampler)
     for name, tensor in grown.model.state_dict().items():
@@ -260,11 +259,12 @@ def test_warm_start_copies_the_parent_rows_once_and_leaves_new_rows_fresh(tmp_pa
             assert torch.equal(tensor[n_old:], fresh[name][n_old:]), name
         else:
             assert torch.equal(tensor, warm.weights[name]), name
+    optimizer = warm.state.last.optimizer
     for name, state in grown.optimizer.state.items():
         if name == "dense":
-            assert torch.count_nonzero(state) == torch.count_nonzero(warm.optimizer[name])
+            assert torch.count_nonzero(state) == torch.count_nonzero(optimizer[name])
         else:
-            assert torch.equal(state[:n_old], warm.optimizer[name]) and not state[n_old:].any(), name
+            assert torch.equal(state[:n_old], optimizer[name]) and not state[n_old:].any(), name
 
 
 def test_a_training_state_of_another_model_with_the_same_vocabulary_is_refused_naming_both_files(tmp_path, capsys):
@@ -330,7 +330,7 @@ def test_a_damaged_optimizer_state_is_refused_before_training_naming_the_file(tm
     parent = trained_parent(tmp_path, clicks_frame())
     path = parent / "training_state.pt"
     state = torch.load(path, weights_only=True)
-    damage(state["optimizer"])
+    damage(state["last"]["optimizer"])
     torch.save(state, path)
     out = tmp_path / "warm"
     assert main(retrain_command(parent, tmp_path / "parent_clicks.parquet", out)) == 2
@@ -344,9 +344,7 @@ def test_a_failed_training_leaves_no_lock_and_no_empty_checkpoint_folder(tmp_pat
     parent = trained_parent(tmp_path, clicks_frame())
     out = tmp_path / "diverged"
     with pytest.raises(PipelineError, match="training diverged in epoch 1"):
-        run_training(
-            parent / "train.npz", parent / "vocab.parquet", "bpr", {**HYPERPARAMETERS, "learning_rate": 1e6},
-            out / "model.pt", out / "history.csv", out / "training.json", checkpoint_root=out / "checkpoints",
-            device="cpu", progress=False, state_path=out / "training_state.pt",
-        )  # fmt: skip
+        setting = Hyperparameters.from_dict({**HYPERPARAMETERS, "learning_rate": 1e6, "loss": "bpr"})
+        run = RunOptions(device="cpu", progress=False)
+        run_training(TrainingJob(parent / "train.npz", parent / "vocab.parquet", out, setting, run))
     assert not out.exists()

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from gru4rec_pipeline.model.sampling import NegativeSampler
+from gru4rec_pipeline.training.sampler import NegativeSampler
 
 SUPPORT = np.array([1, 2, 3, 4, 5, 10, 20, 40, 0, 15])
 
@@ -41,7 +41,7 @@ def test_restore_continues_the_same_stream():
 def test_every_store_is_the_search_of_the_next_uniform_draws():
     """The stream is ``searchsorted(cdf, torch.rand(rows * n_sample, generator))`` store after store, whatever
     buffers a refill reuses."""
-    from gru4rec_pipeline.model.sampling import sampling_cdf
+    from gru4rec_pipeline.training.sampler import sampling_cdf
 
     sampler = NegativeSampler(SUPPORT, n_sample=4, alpha=0.5, store_size=12, seed=3)
     generator = torch.Generator().manual_seed(3)
@@ -61,7 +61,7 @@ def test_store_rows_and_shape():
 
 @pytest.mark.parametrize("alpha", [0.0, 0.5, 1.0])
 def test_guided_search_equals_binary_search(alpha):
-    from gru4rec_pipeline.model.sampling import GuidedSearch, sampling_cdf
+    from gru4rec_pipeline.training.sampler import GuidedSearch, sampling_cdf
 
     rng = np.random.default_rng(2)
     support = np.concatenate([rng.zipf(1.3, size=500), np.zeros(40, dtype=np.int64)])

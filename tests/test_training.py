@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
+import logging
 import os
+import shutil
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -15,14 +19,16 @@ from conftest import crash_after_next_checkpoint
 from gru4rec_pipeline.data.arrays import SessionArrays
 from gru4rec_pipeline.data.vocabulary import Vocabulary
 from gru4rec_pipeline.errors import ConfigError
-from gru4rec_pipeline.model.hyperparameters import DEFAULT_HYPERPARAMETERS, TrainConfig
-from gru4rec_pipeline.model.iterator import SessionParallelIterator
-from gru4rec_pipeline.model.loading import load_model
+from gru4rec_pipeline.model.folder import load_model
+from gru4rec_pipeline.model.hyperparameters import DEFAULT_HYPERPARAMETERS, Hyperparameters
 from gru4rec_pipeline.model.network import GRU4Rec
 from gru4rec_pipeline.model.optim import AdagradMomentum
-from gru4rec_pipeline.model.train_step import TrainStep
-from gru4rec_pipeline.model.training import train_model
 from gru4rec_pipeline.names import LOSSES
+from gru4rec_pipeline.training import loop
+from gru4rec_pipeline.training.iterator import SessionParallelIterator
+from gru4rec_pipeline.training.job import RunOptions, TrainingJob
+from gru4rec_pipeline.training.run import load_inputs
+from gru4rec_pipeline.training.step import StepSetup, TrainStep
 from test_losses import naive_loss
 
 N_ITEMS = 30
@@ -44,6 +50,9 @@ def tiny_sessions(n_sessions=160, seed=0):
     return arrays, np.bincount(items, minlength=N_ITEMS)
 
 
+SEED = 7
+
+
 def tiny_config(loss="ce_sampled", **overrides):
     values = {
         "loss": loss,
@@ -52,10 +61,39 @@ def tiny_config(loss="ce_sampled", **overrides):
         "sample_store_size": 64,
         "epochs": 3,
         "layers": [12],
-        "seed": 7,
     }
     values.update(overrides)
-    return TrainConfig.from_dict(values)
+    return Hyperparameters.from_dict(values)
+
+
+def tiny_job(folder, train, support, config, seed=SEED, epoch_evaluation=None, **run):
+    """A job training ``config`` on the sessions ``train`` (their items' support ``support``) into the model folder
+    ``folder``; the sessions and a vocabulary of them are written beside it (``folder.data/``) for the job to read.
+    ``run``: its RunOptions (no progress, and no checkpoints unless asked)."""
+    folder = Path(folder)
+    data = folder.with_name(folder.name + ".data")
+    data.mkdir(parents=True, exist_ok=True)
+    train.save(data / "train.npz")
+    Vocabulary(np.arange(len(support), dtype=np.int64) + 100, np.asarray(support, dtype=np.int64)).save(
+        data / "vocab.parquet"
+    )
+    run = RunOptions(seed=seed, **{"progress": False, "checkpoints": False, **run})
+    files = data / "train.npz", data / "vocab.parquet"
+    return TrainingJob(*files, folder, config, run, epoch_evaluation=epoch_evaluation)
+
+
+def train_tiny(folder, train, support, config, observers=(), **options):
+    """The training of ``tiny_job`` in this process, as ``run_training`` trains it; its summary."""
+    job = tiny_job(folder, train, support, config, **options)
+    return loop.train(job, load_inputs(job), observers=observers)
+
+
+def tiny_step(model, loss, support, use_kernels=True, seed=0, **overrides):
+    """The step of a tiny setting: batch 4, lr 0.1, momentum 0.5, dropout 0.3 / 0.25 and every correction on."""
+    values = dict(batch_size=4, learning_rate=0.1, momentum=0.5, dropout_embed=0.3, dropout_hidden=0.25, logq=1.0)
+    values.update(sample_alpha=0.5, bpreg=0.5, elu_param=0.5, layers=model.layers, n_sample=5, **overrides)
+    hyperparameters = Hyperparameters(loss=loss, **values)
+    return TrainStep(model, hyperparameters, support, StepSetup(seed, use_kernels))
 
 
 # -- the backward pass -----------------------------------------------------------------------------
@@ -122,13 +160,12 @@ def test_step_gradients_match_autograd(loss, mode, layers, use_kernels):
     torch.manual_seed(0)
     support = np.arange(1, N_ITEMS + 1)
     model = GRU4Rec(N_ITEMS, layers, embedding=mode, seed=3)
-    step = TrainStep(model, loss, 4, 0.1, 0.5, 0.3, 0.25, support, logq=1.0, sample_alpha=0.5, bpreg=0.5, elu_param=0.5)
+    step = tiny_step(model, loss, support, use_kernels=use_kernels is not False)
     with torch.no_grad():
         model.item_bias.normal_()
         for bias in list(model.gru_input_biases) + list(model.gru_hidden_biases):
             bias.normal_()
     params = {name: p.detach().clone().requires_grad_(True) for name, p in model.named_parameters()}
-    step.use_kernels = use_kernels
     recorder = GradientRecorder()
     step.optimizer = recorder
     masks = []
@@ -194,8 +231,8 @@ def read_history(path):
 @pytest.mark.parametrize("loss", LOSSES)
 def test_training_lowers_the_loss(tmp_path, loss):
     train, support = tiny_sessions()
-    summary = train_model(train, support, tiny_config(loss), tmp_path / "m.pt", tmp_path / "h.csv", progress=False)
-    history = read_history(tmp_path / "h.csv")
+    summary = train_tiny(tmp_path / "m", train, support, tiny_config(loss))
+    history = read_history(tmp_path / "m" / "history.csv")
     assert list(history[0]) == ["epoch", "loss", "events", "events_per_s", "wall_s"]
     losses = [float(row["loss"]) for row in history]
     assert losses[-1] < losses[0]
@@ -210,29 +247,43 @@ def test_an_epoch_trains_every_event_once_as_the_official_gru4rec(tmp_path, loss
     train, support = tiny_sessions()
     pairs = int((train.lengths() - 1).sum())
     config = tiny_config(loss, n_sample=n_sample, epochs=2)
-    train_model(train, support, config, tmp_path / "m.pt", tmp_path / "h.csv", progress=False)
-    events = [int(row["events"]) for row in read_history(tmp_path / "h.csv")]
+    train_tiny(tmp_path / "m", train, support, config)
+    events = [int(row["events"]) for row in read_history(tmp_path / "m" / "history.csv")]
     if loss == "bpr":
         iterator = SessionParallelIterator(train.offsets, config.batch_size)
-        expected = sum(block.n_events for block in iterator.blocks(min_lanes=2))
+        expected = sum(block.n_events for block in iterator.blocks(min_slots=2))
         assert pairs - 6 < expected < pairs  # the last lane's remaining events, at most a session's
         assert events == [expected, expected]
     else:
         assert events == [pairs, pairs]
 
 
+def test_a_training_keeps_the_vocabulary_it_trained_with_in_its_folder(tmp_path):
+    """What ``recommend`` reads by default: the model's folder is all it needs."""
+    train, support = tiny_sessions()
+    train_tiny(tmp_path / "m", train, support, tiny_config("bpr", epochs=1))
+    vocabulary = Vocabulary.load(tmp_path / "m" / "vocab.parquet")
+    assert vocabulary.identity() == load_model(tmp_path / "m" / "model.pt").vocabulary
+    assert vocabulary.item_ids.tolist() == list(range(100, 100 + N_ITEMS))
+
+
+def test_a_vocabulary_read_from_the_model_folder_itself_is_left_as_it_is(tmp_path):
+    train, support = tiny_sessions()
+    job = tiny_job(tmp_path / "m", train, support, tiny_config("bpr", epochs=1))
+    (tmp_path / "m").mkdir()
+    own = shutil.copy2(job.vocab, tmp_path / "m" / "vocab.parquet")
+    before = os.stat(own)
+    job = dataclasses.replace(job, vocab=str(own))
+    loop.train(job, load_inputs(job))
+    after = os.stat(own)
+    assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+
+
 def test_same_seed_gives_identical_weights(tmp_path):
     train, support = tiny_sessions()
     for name in ("a", "b"):
-        train_model(
-            train,
-            support,
-            tiny_config(dropout_hidden=0.3),
-            tmp_path / f"{name}.pt",
-            tmp_path / f"{name}.csv",
-            progress=False,
-        )
-    a, b = load_model(tmp_path / "a.pt"), load_model(tmp_path / "b.pt")
+        train_tiny(tmp_path / name, train, support, tiny_config(dropout_hidden=0.3))
+    a, b = load_model(tmp_path / "a" / "model.pt"), load_model(tmp_path / "b" / "model.pt")
     for (name, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items()):
         assert torch.equal(x, y), name
 
@@ -240,57 +291,46 @@ def test_same_seed_gives_identical_weights(tmp_path):
 def test_resumed_run_equals_uninterrupted_run(tmp_path, monkeypatch):
     train, support = tiny_sessions()
     config = tiny_config("bpr_max", dropout_hidden=0.2, sample_store_size=40)
-    train_model(
-        train, support, config, tmp_path / "full.pt", tmp_path / "full.csv", tmp_path / "ck_full", progress=False
-    )
+    train_tiny(tmp_path / "full", train, support, config, checkpoints=True)
 
     with crash_after_next_checkpoint(monkeypatch):
-        train_model(
-            train, support, config, tmp_path / "resumed.pt", tmp_path / "resumed.csv", tmp_path / "ck", progress=False
-        )
-    assert not (tmp_path / "resumed.pt").exists()
-    assert len(read_history(tmp_path / "resumed.csv")) == 1
-    train_model(
-        train, support, config, tmp_path / "resumed.pt", tmp_path / "resumed.csv", tmp_path / "ck", progress=False
-    )
+        train_tiny(tmp_path / "resumed", train, support, config, checkpoints=True)
+    assert not (tmp_path / "resumed" / "model.pt").exists()
+    assert len(read_history(tmp_path / "resumed" / "history.csv")) == 1
+    train_tiny(tmp_path / "resumed", train, support, config, checkpoints=True)
 
-    full, resumed = load_model(tmp_path / "full.pt"), load_model(tmp_path / "resumed.pt")
+    full, resumed = load_model(tmp_path / "full" / "model.pt"), load_model(tmp_path / "resumed" / "model.pt")
     for (name, x), (_, y) in zip(full.state_dict().items(), resumed.state_dict().items()):
         assert torch.equal(x, y), name
-    losses = lambda path: [row["loss"] for row in read_history(path)]  # noqa: E731
-    assert losses(tmp_path / "full.csv") == losses(tmp_path / "resumed.csv")
+    losses = lambda path: [row["loss"] for row in read_history(path / "history.csv")]  # noqa: E731
+    assert losses(tmp_path / "full") == losses(tmp_path / "resumed")
 
 
-def test_checkpoint_of_another_configuration_is_not_resumed(tmp_path):
+def test_checkpoint_of_another_configuration_is_not_resumed(tmp_path, caplog):
+    from gru4rec_pipeline.training.state import checkpoint_path
+
     train, support = tiny_sessions()
-    train_model(
-        train, support, tiny_config(epochs=1), tmp_path / "a.pt", tmp_path / "a.csv", tmp_path / "ck", progress=False
-    )
-    train_model(
-        train,
-        support,
-        tiny_config(epochs=1, learning_rate=0.05),
-        tmp_path / "b.pt",
-        tmp_path / "b.csv",
-        tmp_path / "ck",
-        progress=False,
-    )
-    assert len(read_history(tmp_path / "b.csv")) == 1
+    first = tiny_job(tmp_path / "m", train, support, tiny_config(epochs=1), checkpoints=True)
+    loop.train(first, load_inputs(first))
+    other = tiny_job(tmp_path / "m", train, support, tiny_config(epochs=1, learning_rate=0.05), checkpoints=True)
+    # The first training's checkpoint where the other one's would be: it is not that training's.
+    written = checkpoint_path(first.model_folder.checkpoints, first.identity_digest())
+    mine = checkpoint_path(other.model_folder.checkpoints, other.identity_digest())
+    assert written != mine
+    mine.parent.mkdir(parents=True)
+    written.rename(mine)
+    with caplog.at_level(logging.WARNING):
+        loop.train(other, load_inputs(other))
+    assert "belongs to another run; starting over" in caplog.text
+    assert len(read_history(tmp_path / "m" / "history.csv")) == 1
 
 
 def test_model_file_loads_without_unpickling(tmp_path):
     train, support = tiny_sessions()
-    train_model(
-        train,
-        support,
-        tiny_config(epochs=1, embedding="separate"),
-        tmp_path / "m.pt",
-        tmp_path / "h.csv",
-        progress=False,
-    )
-    payload = torch.load(tmp_path / "m.pt", weights_only=True)
+    train_tiny(tmp_path / "m", train, support, tiny_config(epochs=1, embedding="separate"))
+    payload = torch.load(tmp_path / "m" / "model.pt", weights_only=True)
     assert payload["hyperparameters"]["embedding"] == "separate"
-    model = load_model(tmp_path / "m.pt")
+    model = load_model(tmp_path / "m" / "model.pt")
     weight, bias = model.output_weights()
     assert weight.shape == (N_ITEMS, 12) and bias.shape == (N_ITEMS,)
     out, state = model.step(torch.tensor([1, 2]), model.init_state(2))
@@ -299,14 +339,14 @@ def test_model_file_loads_without_unpickling(tmp_path):
 
 def test_config_errors_name_the_key():
     with pytest.raises(ConfigError, match="'colour'"):
-        TrainConfig.from_dict({"loss": "bpr_max", "colour": 1})
+        Hyperparameters.from_dict({"loss": "bpr_max", "colour": 1})
     with pytest.raises(ConfigError, match="'loss'"):
-        TrainConfig.from_dict({"loss": "hinge"})
+        Hyperparameters.from_dict({"loss": "hinge"})
     with pytest.raises(ConfigError, match="'dropout_hidden'"):
-        TrainConfig.from_dict({"loss": "bpr_max", "dropout_hidden": 1.5})
+        Hyperparameters.from_dict({"loss": "bpr_max", "dropout_hidden": 1.5})
     with pytest.raises(ConfigError, match="'batch_size'"):
-        TrainConfig.from_dict({"loss": "bpr_max", "batch_size": "many"})
-    config = TrainConfig.from_dict({"loss": "bpr_max", "layers": "100/50"})
+        Hyperparameters.from_dict({"loss": "bpr_max", "batch_size": "many"})
+    config = Hyperparameters.from_dict({"loss": "bpr_max", "layers": "100/50"})
     assert config.layers == [100, 50] and config.bpreg == DEFAULT_HYPERPARAMETERS["bpr_max"]["bpreg"]
     assert set(DEFAULT_HYPERPARAMETERS) == set(LOSSES)
 
@@ -335,12 +375,8 @@ def test_command_line_trains_from_files(tmp_path):
         "layers=[8]",
         "--set",
         "n_sample=5",
-        "--model",
-        str(tmp_path / "m.pt"),
-        "--history",
-        str(tmp_path / "h.csv"),
-        "--checkpoint-dir",
-        str(tmp_path / "ck"),
+        "--out",
+        str(tmp_path / "m"),
         "--threads",
         "1",
         "--device",
@@ -348,11 +384,12 @@ def test_command_line_trains_from_files(tmp_path):
         "--quiet",
     ]
     assert main(argv) == 0
-    model = load_model(tmp_path / "m.pt")
+    model = load_model(tmp_path / "m" / "model.pt")
     assert model.n_items == N_ITEMS and model.vocabulary == Vocabulary.load(tmp_path / "vocab.parquet").identity()
     # The same files as the workflow's training: the summary beside the model; checkpoints gone once it is written.
-    assert json.loads((tmp_path / "training.json").read_text())["epochs"] == 1
-    assert not (tmp_path / "ck").exists()
+    assert json.loads((tmp_path / "m" / "training.json").read_text())["epochs"] == 1
+    assert (tmp_path / "m" / "history.csv").exists() and (tmp_path / "m" / "training_state.pt").exists()
+    assert not (tmp_path / "m" / "checkpoints").exists()
     assert main(argv[:-1] + ["--set", "colour=red", "--quiet"]) == 2
 
 
@@ -452,13 +489,13 @@ def test_kernel_and_tensor_paths_train_alike(tmp_path, monkeypatch):
     train, support = tiny_sessions()
     for loss in ("ce_sampled", "bpr_max"):
         config = tiny_config(loss, epochs=1, elu_param=0.5 if loss == "bpr_max" else 0.0)
-        train_model(train, support, config, tmp_path / "a.pt", tmp_path / "a.csv", progress=False)
+        train_tiny(tmp_path / "a", train, support, config)
         with monkeypatch.context() as patched:
             patched.setattr(optim.AdagradMomentum, "kernels_for", lambda self, param: False)
             patched.setattr(losses, "kernels_apply", lambda *args: False)
             patched.setattr(model, "gru_kernels_apply", lambda *args: False)
-            train_model(train, support, config, tmp_path / "b.pt", tmp_path / "b.csv", progress=False)
-        a, b = load_model(tmp_path / "a.pt"), load_model(tmp_path / "b.pt")
+            train_tiny(tmp_path / "b", train, support, config)
+        a, b = load_model(tmp_path / "a" / "model.pt"), load_model(tmp_path / "b" / "model.pt")
         for (name, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items()):
             # Rounding differs (fused exponentials, summation order); a wrong update would differ by ~lr.
             torch.testing.assert_close(x, y, rtol=1e-3, atol=3e-4, msg=f"{loss}: {name}")
@@ -467,37 +504,28 @@ def test_kernel_and_tensor_paths_train_alike(tmp_path, monkeypatch):
 def test_a_second_training_of_the_same_output_refuses_to_start(tmp_path):
     """As when a hard-killed Snakemake left its training running and the job is started again."""
     from gru4rec_pipeline.errors import PipelineError
-    from gru4rec_pipeline.model.checkpoints import TrainingLock
-    from gru4rec_pipeline.model.training import run_training
+    from gru4rec_pipeline.training.run import TrainingLock, run_training
 
     train, support = tiny_sessions()
-    train.save(tmp_path / "train.npz")
-    Vocabulary(np.arange(N_ITEMS) + 100, support).save(tmp_path / "vocab.parquet")
     out = tmp_path / "models" / "bpr"
+    job = tiny_job(out, train, support, tiny_config("bpr", epochs=1, layers=[8], n_sample=5), device="cpu")
+    job = TrainingJob(job.train, job.vocab, job.folder, job.hyperparameters, RunOptions(device="cpu", progress=False))
     out.mkdir(parents=True)
     (out / "checkpoints").mkdir()
     (out / "checkpoints" / "of-the-running-one").write_text("")
-    settings = {"epochs": 1, "batch_size": 4, "layers": [8], "n_sample": 5}
-    paths = {"model_path": out / "model.pt", "history_path": out / "h.csv", "summary_path": out / "t.json"}
     with TrainingLock(out):  # the training still running
         with pytest.raises(PipelineError, match=rf"another training of this output is running \(process {os.getpid()}"):
-            run_training(
-                tmp_path / "train.npz", tmp_path / "vocab.parquet", "bpr", settings, **paths,
-                checkpoint_root=out / "checkpoints", device="cpu",
-            )  # fmt: skip
+            run_training(job)
     # It touched nothing of the running training's.
     assert (out / "checkpoints" / "of-the-running-one").exists() and not (out / "model.pt").exists()
     # Once that one has ended, the same call trains.
-    run_training(
-        tmp_path / "train.npz", tmp_path / "vocab.parquet", "bpr", settings, **paths,
-        checkpoint_root=out / "checkpoints", device="cpu", progress=False,
-    )  # fmt: skip
+    run_training(job)
     assert (out / "model.pt").exists() and not (out / "checkpoints").exists()
 
 
 def test_rank_0_of_a_data_parallel_training_keeps_the_folder_locked_without_its_launcher(tmp_path):
     from gru4rec_pipeline.errors import PipelineError
-    from gru4rec_pipeline.model.checkpoints import LOCK_NAME, TrainingLock
+    from gru4rec_pipeline.training.run import LOCK_NAME, TrainingLock
 
     out = tmp_path / "model"
     launcher = TrainingLock(out).__enter__()

@@ -12,12 +12,14 @@ import torch
 from gru4rec_pipeline.data.arrays import SessionArrays
 from gru4rec_pipeline.data.vocabulary import Vocabulary
 from gru4rec_pipeline.errors import DataFormatError, PipelineError
-from gru4rec_pipeline.model.divergence import divergence_reason, untrained_loss
-from gru4rec_pipeline.model.losses import loss_and_grad
+from gru4rec_pipeline.model.hyperparameters import Hyperparameters
 from gru4rec_pipeline.model.network import GRU4Rec
-from gru4rec_pipeline.model.training import run_training, train_model
 from gru4rec_pipeline.names import LOSSES
-from test_training import N_ITEMS, tiny_config, tiny_sessions
+from gru4rec_pipeline.training.divergence import divergence_reason, untrained_loss
+from gru4rec_pipeline.training.job import RunOptions, TrainingJob
+from gru4rec_pipeline.training.run import run_training
+from test_losses import loss_and_grad
+from test_training import N_ITEMS, tiny_config, tiny_sessions, train_tiny
 
 SMALL = {"layers": [8], "batch_size": 4, "n_sample": 5, "epochs": 1}
 
@@ -34,11 +36,9 @@ def training_files(tmp_path):
 
 
 def train_on(folder, **overrides):
-    return run_training(
-        folder / "train.npz", folder / "vocab.parquet", "bpr_max", {**SMALL, **overrides},
-        folder / "model" / "model.pt", folder / "model" / "history.csv", folder / "model" / "training.json",
-        device="cpu", progress=False,
-    )  # fmt: skip
+    setting = Hyperparameters.from_dict({**SMALL, **overrides, "loss": "bpr_max"})
+    run = RunOptions(device="cpu", progress=False)
+    return run_training(TrainingJob(folder / "train.npz", folder / "vocab.parquet", folder / "model", setting, run))
 
 
 def test_session_arrays_of_another_vocabulary_are_refused_naming_both_files(training_files):
@@ -85,11 +85,11 @@ def test_a_diverging_training_stops_naming_the_epoch_the_loss_and_the_setting(tm
     train, support = tiny_sessions()
     config = tiny_config(loss, learning_rate=1e6, epochs=2)
     with pytest.raises(PipelineError) as stopped:
-        train_model(train, support, config, tmp_path / "m.pt", tmp_path / "h.csv", progress=False)
+        train_tiny(tmp_path / "m", train, support, config)
     message = str(stopped.value)
     assert "training diverged in epoch 1" in message and "loss " in message
     assert f"lower training.losses.{loss}.learning_rate (now 1e+06)" in message
-    assert not (tmp_path / "m.pt").exists()
+    assert not (tmp_path / "m" / "model.pt").exists()
 
 
 def test_a_loss_growing_tenfold_after_an_epoch_is_divergence():
@@ -134,7 +134,7 @@ def test_the_untrained_loss_is_the_loss_of_equal_scores(loss):
 def test_n_sample_over_the_item_count_is_capped_with_a_warning(tmp_path, caplog, one_thread):
     import logging
 
-    from gru4rec_pipeline.model.sampling import NegativeSampler
+    from gru4rec_pipeline.training.sampler import NegativeSampler
 
     train, support = tiny_sessions()
     with caplog.at_level(logging.WARNING):
@@ -142,12 +142,12 @@ def test_n_sample_over_the_item_count_is_capped_with_a_warning(tmp_path, caplog,
     assert sampler.n_sample == N_ITEMS and sampler.next().shape == (N_ITEMS,)
     assert f"n_sample 100000 is more than the {N_ITEMS} items" in caplog.text
     config = tiny_config("bpr_max", n_sample=100_000, sample_store_size=200_000, epochs=1)
-    summary = train_model(train, support, config, tmp_path / "m.pt", tmp_path / "h.csv", progress=False)
+    summary = train_tiny(tmp_path / "m", train, support, config)
     assert summary["epochs"] == 1
 
 
 def test_a_model_file_with_a_flipped_bit_is_refused(tmp_path):
-    from gru4rec_pipeline.model.loading import load_model
+    from gru4rec_pipeline.model.folder import load_model
 
     model = GRU4Rec(N_ITEMS, [8], "shared", 0, seed=1)
     model.save(tmp_path / "model.pt")
@@ -162,7 +162,7 @@ def test_a_model_file_with_a_flipped_bit_is_refused(tmp_path):
 
 
 def test_an_empty_model_file_says_why(tmp_path):
-    from gru4rec_pipeline.model.loading import load_model
+    from gru4rec_pipeline.model.folder import load_model
 
     (tmp_path / "model.pt").write_bytes(b"")
     with pytest.raises(DataFormatError, match=r"model.pt: the model file is empty \(0 bytes\)"):
@@ -198,13 +198,13 @@ def test_bpr_at_learning_rate_5_is_refused_through_the_workflow(workflow_copy):
 def test_the_six_losses_at_their_tiny_preset_settings_stay_well_below_the_divergence_bound(tiny_run):
     """The whole tiny workflow trained every loss (none was taken for diverging), each epoch's loss at most twice
     its untrained value (the bound is UNTRAINED_FACTOR, 10 x)."""
-    from gru4rec_pipeline.model.divergence import UNTRAINED_FACTOR
-    from gru4rec_pipeline.model.hyperparameters import TrainConfig
+    from gru4rec_pipeline.training.divergence import UNTRAINED_FACTOR
 
     support = Vocabulary.load(tiny_run / "results" / "sessions" / "final" / "vocab.parquet").support
     for loss in LOSSES:
         folder = tiny_run / "results" / "models" / "final" / loss
-        config = TrainConfig.from_dict(torch.load(folder / "training_state.pt", weights_only=True)["config"])
+        state = torch.load(folder / "training_state.pt", weights_only=True)
+        config = Hyperparameters.from_dict(state["hyperparameters"])
         value, _ = untrained_loss(config, support, 0 if loss == "ce_full" else min(config.n_sample, len(support)))
         losses = pd.read_csv(folder / "history.csv")["loss"]
         assert (losses < 2 * value).all() and 2 < UNTRAINED_FACTOR, (loss, value, list(losses))

@@ -20,8 +20,7 @@ from conftest import REPO
 from gru4rec_pipeline.data.vocabulary import Vocabulary
 from gru4rec_pipeline.errors import PipelineError
 from gru4rec_pipeline.evaluation.model_evaluation import evaluate_model
-from gru4rec_pipeline.model.loading import load_model
-from gru4rec_pipeline.model.training import train_model
+from gru4rec_pipeline.model.folder import load_model
 from gru4rec_pipeline.tuning.best import BestSetting
 from gru4rec_pipeline.tuning.report import run_study_report
 from gru4rec_pipeline.tuning.study import (
@@ -36,7 +35,7 @@ from gru4rec_pipeline.tuning.study import (
 )
 from gru4rec_pipeline.tuning.worker import run_tune_worker, worker_seed
 from study_race import DISTRIBUTIONS, open_study, quick_objective, race
-from test_training import N_ITEMS, tiny_config, tiny_sessions
+from test_training import N_ITEMS, tiny_config, tiny_sessions, train_tiny
 
 SCHEMA = yaml.safe_load((REPO / "config" / "schema.yaml").read_text())
 # A GRU4Rec setting small enough for trials of a second on the tiny sessions below.
@@ -163,16 +162,17 @@ def test_reporting_every_epoch_leaves_the_training_unchanged(tmp_path: Path, one
     config = tiny_config("bpr_max", epochs=3)
     reported = []
 
-    def after_epoch(epoch, model):
-        metrics = evaluate_model(model, valid, cutoffs=(20,), progress=False)
-        reported.append((epoch, metrics["mrr"]["20"]))
+    class Reporting:
+        def after_epoch(self, epoch, row, trainer):
+            metrics = evaluate_model(trainer.model, valid, cutoffs=(20,), progress=False)
+            reported.append((epoch, metrics["mrr"]["20"]))
 
-    train_model(train, support, config, tmp_path / "a.pt", tmp_path / "a.csv", progress=False, on_epoch=after_epoch)
-    train_model(train, support, config, tmp_path / "b.pt", tmp_path / "b.csv", progress=False)
-    observed, plain = load_model(tmp_path / "a.pt").state_dict(), load_model(tmp_path / "b.pt").state_dict()
+    train_tiny(tmp_path / "a", train, support, config, observers=[Reporting()])
+    train_tiny(tmp_path / "b", train, support, config)
+    observed, plain = (load_model(tmp_path / name / "model.pt").state_dict() for name in ("a", "b"))
     assert all(torch.equal(observed[key], plain[key]) for key in plain)
     assert [epoch for epoch, _ in reported] == [1, 2, 3]
-    final = evaluate_model(load_model(tmp_path / "b.pt"), valid, cutoffs=(20,), progress=False)["mrr"]["20"]
+    final = evaluate_model(load_model(tmp_path / "b" / "model.pt"), valid, cutoffs=(20,), progress=False)["mrr"]["20"]
     assert reported[-1][1] == final
 
 
@@ -231,9 +231,9 @@ def test_early_stopping_ends_trials_and_best_yaml_takes_the_best_trials_best_epo
 ):
     """A validation metric forced to peak at epoch 2 and then decline: each trial stops after patience more
     epochs, its value is its epoch-2 value, and best.yaml's epochs is 2."""
-    from gru4rec_pipeline.tuning import trial as trial_module
+    from gru4rec_pipeline.evaluation import epoch_evaluation
 
-    real_evaluate = trial_module.evaluate_model
+    real_evaluate = epoch_evaluation.evaluate_model
     calls = []
 
     def peaking(model, *args, **kwargs):
@@ -243,7 +243,7 @@ def test_early_stopping_ends_trials_and_best_yaml_takes_the_best_trials_best_epo
         metrics["mrr"]["20"] = {1: 0.2, 2: 0.6}.get(epoch, 0.6 - 0.1 * (epoch - 2))
         return metrics
 
-    monkeypatch.setattr(trial_module, "evaluate_model", peaking)
+    monkeypatch.setattr(epoch_evaluation, "evaluate_model", peaking)
     folder = tmp_path / "study"
     tuning = {"trials": 2, "workers": 1, "epochs": 6, "pruning": False}
     space = {"learning_rate": [0.05, 0.1]}

@@ -109,7 +109,7 @@ def test_tuned_model_is_trained_on_train_full_and_evaluated_on_test(tuned_run: P
 
 
 def test_the_tuned_model_can_be_retrained_on_later_clicks(tuned_run: Path, tmp_path: Path):
-    from gru4rec_pipeline.model.retrain import run_retrain
+    from test_retrain import run_retrain
 
     folder = tuned_run / "results" / "models" / "final" / "bpr_max_tuned"
     assert (folder / "training_state.pt").is_file()

@@ -10,7 +10,10 @@ from __future__ import annotations
 import math
 import os
 
-from gru4rec_pipeline.names import DATA_PARALLEL_DEFAULTS, WINDOW_DEFAULTS
+from gru4rec_pipeline.names import (
+    DATA_PARALLEL_DEFAULTS,
+    WINDOW_DEFAULTS,
+)
 
 # How a JSON-schema keyword's bound reads after "expected".
 BOUNDS = {
@@ -40,6 +43,9 @@ def config_problem(config: dict, schema: dict) -> str | None:
     from jsonschema import Draft202012Validator
     from jsonschema.exceptions import best_match
 
+    renamed = _renamed_key(config)
+    if renamed is not None:
+        return renamed
     not_finite = _non_finite_number(config)
     if not_finite is not None:
         # JSON Schema's bounds hold for NaN (every comparison with it is false), so it would pass them.
@@ -47,6 +53,22 @@ def config_problem(config: dict, schema: dict) -> str | None:
         return f"config key '{key}': got {value}, expected a finite number"
     error = best_match(Draft202012Validator(schema).iter_errors(config))
     return None if error is None else describe(error)
+
+
+def _renamed_key(config: dict) -> str | None:
+    """A key of an earlier version that has a new name, said with its new name (the schema would only call it
+    unknown)."""
+    training = config.get("training") if isinstance(config.get("training"), dict) else {}
+    places = [("training", training)]
+    losses = training.get("losses") if isinstance(training.get("losses"), dict) else {}
+    places += [(f"training.losses.{loss}", entry) for loss, entry in losses.items() if isinstance(entry, dict)]
+    for where, entry in places:
+        if "fast_path" in entry:
+            return (
+                f"config key '{where}.fast_path': renamed to training.engine (auto, loop, eager or graphs; fast_path "
+                "off is engine loop, on is eager on a CPU and graphs on a GPU)"
+            )
+    return None
 
 
 def _non_finite_number(value, path=()) -> tuple[str, float] | None:
@@ -68,7 +90,8 @@ def _key(path) -> str:
     return key or "(top level)"
 
 
-def _shown(value) -> str:
+def shown_value(value) -> str:
+    """``repr(value)``, cut to MAX_VALUE_CHARS."""
     text = repr(value)
     return text if len(text) <= MAX_VALUE_CHARS else text[: MAX_VALUE_CHARS - 3] + "..."
 
@@ -103,7 +126,7 @@ def describe(error) -> str:
         expected = error.message
     description = " ".join(str(schema.get("description", "")).split())
     about = f"\nconfig/schema.yaml on {_key(path)}: {description}" if description else ""
-    return f"config key '{_key(path)}': got {_shown(value)}, expected {expected}{about}"
+    return f"config key '{_key(path)}': got {shown_value(value)}, expected {expected}{about}"
 
 
 # ---------------------------------------------------------------- checks across keys
@@ -150,7 +173,7 @@ def window_problem(config: dict) -> str | None:
             value = config
             for part in key.split("."):
                 value = value[part]
-            return f"config key '{key}': {_shown(value)} is not supported under protocol.preset window: {why}"
+            return f"config key '{key}': {shown_value(value)} is not supported under protocol.preset window: {why}"
     return None
 
 

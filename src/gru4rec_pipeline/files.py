@@ -18,6 +18,7 @@ partial output nor litter that a rerun would have to clean up.
 from __future__ import annotations
 
 import errno
+import hashlib
 import json
 import logging
 import os
@@ -151,6 +152,15 @@ def read_json(path: str | Path, what: str):
         raise DataFormatError(path, f"{what} file does not exist") from None
     except json.JSONDecodeError as exc:
         raise DataFormatError(path, f"not valid JSON: {exc.msg}", line=exc.lineno) from None
+
+
+def file_sha256(path: str | Path) -> str:
+    """The SHA-256 of the file ``path``'s bytes (hex), read in blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def free_bytes(path: str | Path) -> int:

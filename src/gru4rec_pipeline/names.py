@@ -28,10 +28,11 @@ SETTINGS = tuple(SETTING_SPLITS)
 TUNED_SUFFIX = "_tuned"
 
 DEVICES = ("auto", "cpu", "cuda")
-# How a training steps: auto is the static-shape step replayed from CUDA graphs on a GPU and the per-step loop
-# with the compiled kernels on a CPU; on: the static-shape step everywhere (eagerly on a CPU); off: the
-# per-step loop everywhere.
-FAST_PATHS = ("auto", "on", "off")
+# How a training's epochs drive its step (config key training.engine): loop (one call of the step per minibatch,
+# with the compiled CPU kernels), eager (the fixed-shape step in chunks over device buffers, run eagerly),
+# graphs (those chunks replayed from CUDA graphs: a CUDA device, one process), auto (graphs on a CUDA device,
+# eager there across processes, loop on a CPU). The summary and the log name the engine that ran by these words.
+ENGINES = ("auto", "loop", "eager", "graphs")
 EMBEDDING_MODES = ("shared", "separate", "none")
 
 # How items scoring exactly like the target are ranked (as the official GRU4Rec evaluation defines them), and the
@@ -88,8 +89,9 @@ THREAD_DEFAULTS = {"training": 1, "evaluation": 2}
 # train one model together; 1 and 1 is one process, without torch.distributed.
 DATA_PARALLEL_DEFAULTS = {"processes": 1, "nodes": 1, "exchange": "auto"}
 # How the processes of a data-parallel training combine their gradients (config key training.exchange):
-# shared_memory (one copy of the weights on a node, each process updating its share: model/shared_exchange.py),
-# all_reduce (torch.distributed's all-reduce, every process updating a replica of its own: model/distributed.py),
+# shared_memory (one copy of the weights on a node, each process updating its share: training/parallel/
+# shared_memory.py), all_reduce (torch.distributed's all-reduce, every process updating a replica of its own:
+# training/parallel/group.py),
 # auto (shared_memory for CPU processes on one node, else all_reduce).
 EXCHANGES = ("auto", "shared_memory", "all_reduce")
 # Item-kNN (config key baselines.itemknn): neighbours kept per item, shrinkage lambda.
@@ -143,8 +145,18 @@ TUNABLE_HYPERPARAMETERS = (
 # Where the RecSys Challenge 2015 archive is published (config key url).
 RSC15_URL = "https://s3-eu-west-1.amazonaws.com/yc-rdata/yoochoose-data.7z"
 
-# Models that keep learning. Beside a model's model.pt: what a retrain continues (optimizer state, generators).
-TRAINING_STATE_FILE = "training_state.pt"
+# The files of a trained model's folder (model/folder.py: ModelFolder), by role: the weights, the per-epoch history,
+# the training's summary, the training state a retrain continues (optimizer state, generators), the vocabulary it
+# was trained with (a retrained model's: its parent's, grown), and the per-epoch checkpoints while it trains.
+MODEL_FOLDER_FILES = {
+    "model": "model.pt",
+    "history": "history.csv",
+    "summary": "training.json",
+    "state": "training_state.pt",
+    "vocab": "vocab.parquet",
+    "checkpoints": "checkpoints",
+}
+TRAINING_STATE_FILE = MODEL_FOLDER_FILES["state"]
 # Retraining (config key retrain): epochs on the new clicks, and the weight of the parent's support in the
 # sampler's (0: the new clicks' popularity only).
 RETRAIN_DEFAULTS = {"clicks": "", "epochs": 1, "support_decay": 0.0}
@@ -157,6 +169,9 @@ ROLLING_STRATEGIES = ("scratch", "warm", "frozen")
 # The data sets of the GRU4Rec authors' comparison of implementations (data/datasets/registry.py describes each):
 # RSC15's yoochoose clicks (the default), Rees46, Coveo, RetailRocket and Diginetica.
 DATASETS = ("rsc15", "rees46", "coveo", "retailrocket", "diginetica")
+# The data set a run uses unless config key `dataset` names another; its results lie in results/, another set's in
+# results/<dataset>/.
+DEFAULT_DATASET = "rsc15"
 # Their raw files under their published names (a gzipped one, name.gz, is read as well), and the time format of
 # Rees46's event_time column.
 DATASET_RAW_FILES = {

@@ -2,6 +2,10 @@
 
 Cluster and Snakemake logs are files, where a redrawn bar becomes thousands of
 carriage returns; there we write one line at most every ``interval`` seconds.
+
+A stage script logs to its rule's log file (:func:`configure_logging`), which nobody watches while it runs: the lines
+logged with ``**TERMINAL`` (a training's epochs, a long stage's progress about once a minute, the kernels'
+compilation) also reach the terminal that Snakemake shows, prefixed with the log file's name.
 """
 
 from __future__ import annotations
@@ -14,6 +18,10 @@ from typing import Iterable, Iterator, TypeVar
 T = TypeVar("T")
 
 log = logging.getLogger("gru4rec_pipeline")
+
+# ``log.info(..., **TERMINAL)``: a line for the terminal as well as the log file.
+TERMINAL = {"extra": {"terminal": True}}
+TERMINAL_INTERVAL_S = 60.0  # a long stage's progress on the terminal, at most this often
 
 
 def stderr_is_terminal() -> bool:
@@ -46,7 +54,7 @@ class Progress:
         self.count = 0.0
         self.postfix = ""
         self.start = time.perf_counter()
-        self._last_log = self.start
+        self._last_log = self._last_terminal = self.start
         self._bar = None
         if enabled and stderr_is_terminal():
             from tqdm import tqdm
@@ -63,32 +71,29 @@ class Progress:
         now = time.perf_counter()
         if now - self._last_log >= self.interval:
             self._last_log = now
-            self._log_line(now)
+            terminal = now - self._last_terminal >= TERMINAL_INTERVAL_S
+            if terminal:
+                self._last_terminal = now
+            self._log_line(now, terminal=terminal)
 
     def set_postfix(self, text: str) -> None:
         self.postfix = text
         if self._bar is not None:
             self._bar.set_postfix_str(text, refresh=False)
 
-    def _log_line(self, now: float, final: bool = False) -> None:
+    def _log_line(self, now: float, final: bool = False, terminal: bool = False) -> None:
         elapsed = max(now - self.start, 1e-9)
         rate = self.count / elapsed
         done = f"{self.count:,.0f}"
+        left = ""
         if self.total:
             done += f"/{self.total:,.0f} ({100.0 * self.count / self.total:.0f}%)"
+            if not final and rate > 0:
+                left = f", {time_left((self.total - self.count) / rate)} left"
         tail = f" {self.postfix}" if self.postfix else ""
         state = "done" if final else "progress"
-        log.info(
-            "%s %s: %s %s, %.1f s, %s %s/s%s",
-            self.desc,
-            state,
-            done,
-            self.unit,
-            elapsed,
-            f"{rate:,.0f}",
-            self.unit,
-            tail,
-        )
+        line = f"{self.desc} {state}: {done} {self.unit}, {elapsed:.1f} s, {rate:,.0f} {self.unit}/s{left}{tail}"
+        log.info("%s", line, **(TERMINAL if terminal else {}))
 
     def close(self) -> None:
         if self._bar is not None:
@@ -113,17 +118,32 @@ def track(iterable: Iterable[T], desc: str, total: float | None = None, unit: st
             bar.update(1)
 
 
+def time_left(seconds: float) -> str:
+    """``about 40 s``, ``about 3 min``, ``about 1 h 5 min``."""
+    seconds = max(0.0, seconds)
+    if seconds < 90:
+        return f"about {seconds:.0f} s"
+    minutes = round(seconds / 60)
+    return f"about {minutes} min" if minutes < 60 else f"about {minutes // 60} h {minutes % 60} min"
+
+
 def configure_logging(log_path: str | None = None, level: int = logging.INFO) -> None:
     """Send this package's log lines to stderr, or to ``log_path`` when given.
 
     Stage scripts call this with their Snakemake log file so every stage's messages
-    (and its exceptions) end up in ``logs/<rule>/...``.
+    (and its exceptions) end up in ``logs/<rule>/...``; the lines logged with ``**TERMINAL`` go to the
+    terminal (the stderr before) as well, after the time and the log file's name.
     """
+    handlers = []
     if log_path is not None:
+        terminal = logging.StreamHandler(sys.stderr)
+        terminal.addFilter(lambda record: getattr(record, "terminal", False))
+        terminal.setFormatter(logging.Formatter(f"%(asctime)s {log_path}: %(message)s", "%H:%M:%S"))
+        handlers.append(terminal)
         stream = open(log_path, "a", buffering=1)
         sys.stderr = stream
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
-    root.handlers[:] = [handler]
+    root.handlers[:] = [handler, *handlers]
     root.setLevel(level)

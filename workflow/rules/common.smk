@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import yaml
+from snakemake.logging import logger
 from snakemake.utils import validate
 
 # The workflow's own package (also in a copy of the workflow): its names of losses, splits and settings.
@@ -18,7 +19,14 @@ from gru4rec_pipeline.config_check import (
     data_parallel_problem,
     window_problem,
 )
+from gru4rec_pipeline.data.datasets.config import (
+    apply_dataset_defaults,
+    dataset_problem,
+)
+from gru4rec_pipeline.data.datasets.registry import dataset as dataset_spec
 from gru4rec_pipeline.data.source import (
+    DATASET_DOWNLOAD_FOLDER,
+    DATASET_SYNTHETIC_FOLDER,
     DOWNLOADED_ARCHIVE,
     SYNTHETIC_ARCHIVE,
     configured_source,
@@ -34,6 +42,20 @@ problem = config_problem(config, yaml.safe_load(SCHEMA_PATH.read_text()))
 if problem:
     raise WorkflowError(problem)
 validate(config, schema="../../config/schema.yaml")
+# A data set other than rsc15 (config key dataset, data/datasets/): what it cannot honour stops the run here; then
+# its official best setting and session-rec's kNN settings take the place of the values left as config.yaml ships
+# them (data/datasets/config.py).
+problem = dataset_problem(config)
+if problem:
+    raise WorkflowError(problem)
+DATASET = config["dataset"]
+SHIPPED_CONFIG = yaml.safe_load(
+    (Path(workflow.basedir) / "config" / "config.yaml").read_text()
+)
+if apply_dataset_defaults(config, SHIPPED_CONFIG):
+    logger.info(
+        f"dataset {DATASET}: its official best setting and session-rec's kNN settings where the config is as shipped"
+    )
 # A configured file that is not there stops the run here, before any job: with the results of an earlier source
 # present, Snakemake would otherwise find nothing to do and report those as up to date.
 problem = missing_source_problem(config)
@@ -65,34 +87,45 @@ if problem:
 RUN = config["run"]
 
 
-def run_path(root, path=""):
+def run_path(root, path="", dataset=None):
     """``root/path`` for the default run, ``root/runs/NAME/path`` for a run named NAME: every file the workflow
-    writes is named through here."""
-    folder = f"{root}/runs/{RUN}" if RUN else root
+    writes is named through here. A data set other than rsc15 (``dataset``, default the configured one) adds its
+    name first: results/retailrocket/path, results/retailrocket/runs/NAME/path."""
+    dataset = DATASET if dataset is None else dataset
+    folder = root if dataset == names.DEFAULT_DATASET else f"{root}/{dataset}"
+    folder = f"{folder}/runs/{RUN}" if RUN else folder
     return f"{folder}/{path}" if path else folder
 
 
-def result_file(path):
-    """A result of this run: results/{path}, or results/runs/NAME/{path}."""
-    return run_path("results", path)
+def result_file(path, dataset=None):
+    """A result of this run: results/{path}, or results/runs/NAME/{path} (results/<dataset>/... for a data set
+    other than rsc15)."""
+    return run_path("results", path, dataset)
 
 
-def log_file(path):
-    return run_path("logs", path)
+def log_file(path, dataset=None):
+    return run_path("logs", path, dataset)
 
 
 def benchmark_file(path):
     return run_path("benchmarks", path)
 
 
-LOSSES = list(config["training"]["losses"])
+# The losses trained and evaluated: training.run, else every loss of training.losses.
+LOSSES = list(config["training"]["run"] or config["training"]["losses"])
+if not set(LOSSES) <= set(config["training"]["losses"]):
+    raise WorkflowError(
+        f"config key 'training.run': {sorted(set(LOSSES) - set(config['training']['losses']))} not in "
+        "training.losses, which holds each loss's hyperparameters"
+    )
 BASELINES = list(names.BASELINES)
 SPLITS = list(names.SPLITS)
 SETTING = config["setting"]
 TUNING = config["tuning"]
 if not set(TUNING["run"]) <= set(LOSSES):
     raise WorkflowError(
-        f"config key 'tuning.run': {sorted(set(TUNING['run']) - set(LOSSES))} not in training.losses, "
+        f"config key 'tuning.run': {sorted(set(TUNING['run']) - set(LOSSES))} not among the losses trained "
+        "(training.run, else training.losses), "
         "whose setting a study varies and whose epochs the tuned model trains for"
     )
 for method in names.SESSION_KNN_DEFAULTS:
@@ -207,8 +240,9 @@ def using_synthetic_data():
 
 
 def get_source_file():
-    """The file the clicks come from: the configured one, or the archive the workflow downloads or generates."""
-    return SOURCE["file"]
+    """The file the clicks come from: the configured one, or the archive the workflow downloads or generates; a data
+    set's raw files (datasets.smk)."""
+    return SOURCE.get("files") or SOURCE["file"]
 
 
 def get_source_marker():
@@ -538,6 +572,8 @@ def get_final_output():
         # Models that keep learning (retrain.smk, rolling.smk).
         + get_retrain_targets()
         + get_rolling_targets()
+        # The table across data sets (benchmark.smk).
+        + get_benchmark_targets()
     )
 
 
@@ -633,3 +669,75 @@ def get_rolling_targets():
         for loss in ROLLING["run"]
         for ext in ("tsv", "png", "md")
     ]
+
+
+# ---------------------------------------------------------------- the other data sets, and the table across them
+# datasets.smk: a data set other than rsc15 (config key dataset); benchmark.smk: the table of benchmark.datasets.
+
+DATASET_SPEC = dataset_spec(DATASET)
+
+
+def dataset_raw_files(folder, files):
+    """The data set's raw files ``files`` as the workflow downloads or generates them, in ``folder`` of its results."""
+    return [result_file(f"{folder}/{file}") for file in files]
+
+
+def get_dataset_item_map():
+    """The map of a set whose items are strings (Coveo's product hashes) back from the item ids, beside the splits."""
+    return (
+        {"item_map": result_file("data/item_map.parquet")}
+        if DATASET_SPEC.item_map
+        else {}
+    )
+
+
+BENCHMARK_DATASETS = list(config["benchmark"]["datasets"])
+
+
+def benchmark_table(extension):
+    """results/benchmark/table.{extension}: one table for every data set, so in no data set's folder."""
+    return run_path("results", f"benchmark/table.{extension}", names.DEFAULT_DATASET)
+
+
+def benchmark_sets_not_run():
+    """The listed data sets whose final results neither exist nor are built by this run."""
+    return [
+        name
+        for name in BENCHMARK_DATASETS
+        if not (name == DATASET and SETTING == "final")
+        and not Path(result_file("summary.tsv", name)).exists()
+    ]
+
+
+def get_benchmark_inputs(wildcards):
+    """Each listed data set's results table (final setting) and data source record."""
+    if not BENCHMARK_DATASETS:
+        raise WorkflowError(
+            "config key 'benchmark.datasets': empty; list the data sets the table gathers, e.g. "
+            "--config 'benchmark={datasets: [rsc15, retailrocket]}'"
+        )
+    missing = [
+        f"{name} has no results yet ({result_file('summary.tsv', name)}): run it first with snakemake --cores N "
+        f"--config dataset={name}" + (f" run={RUN}" if RUN else "")
+        for name in benchmark_sets_not_run()
+    ]
+    if missing:
+        raise WorkflowError("config key 'benchmark.datasets': " + "; ".join(missing))
+    inputs = {}
+    for name in BENCHMARK_DATASETS:
+        inputs[f"{name}_summary"] = result_file("summary.tsv", name)
+        inputs[f"{name}_source"] = result_file("data/source.json", name)
+    return inputs
+
+
+def get_benchmark_targets():
+    """The table, for rule all, once every listed data set has its results (or gets them in this run)."""
+    if not BENCHMARK_DATASETS:
+        return []
+    missing = benchmark_sets_not_run()
+    if missing:
+        logger.info(
+            f"{benchmark_table('md')} waits for the results of {', '.join(missing)} (config key benchmark.datasets)"
+        )
+        return []
+    return [benchmark_table(extension) for extension in ("tsv", "md", "html")]

@@ -1,5 +1,5 @@
 # Model stage: GRU4Rec training, one job per setting and loss (final: train_full, tuning: train_tr).
-# Code: src/gru4rec_pipeline/model/.
+# Code: src/gru4rec_pipeline/training/ (run.py: run_training of the TrainingJob the script builds), model/.
 
 
 rule train_model:
@@ -12,7 +12,7 @@ rule train_model:
         model=model_file("{setting}", "{loss}", "model.pt"),
         history=model_file("{setting}", "{loss}", "history.csv"),
         summary=model_file("{setting}", "{loss}", "training.json"),
-        # What a retrain continues: optimizer state and random streams (model/warm_start.py).
+        # What a retrain continues: optimizer state and random streams (training/state.py).
         state=model_file("{setting}", "{loss}", "training_state.pt"),
     log:
         log_file("train_model/{setting}/{loss}.log"),
@@ -38,9 +38,9 @@ rule train_model:
         processes=get_training_processes()[0],
         nodes=get_training_processes()[1],
         exchange=config["training"]["exchange"],
+        engine=config["training"]["engine"],
         seed=config["seed"],
         device=config["device"],
-        checkpoint_root=model_file("{setting}", "{loss}", "checkpoints"),
         evaluation=get_curve_settings(),
         eval_every_epoch=config["training"]["eval_every_epoch"],
         eval_split=lambda wildcards: names.SETTING_SPLITS[wildcards.setting]["eval"],
@@ -66,9 +66,6 @@ use rule train_model as train_model_replicate with:
         hyperparameters=get_hyperparameters,
         seed=lambda wildcards: int(wildcards.seed),
         device=config["device"],
-        checkpoint_root=replicate_model_file(
-            "{setting}", "{loss}", "{seed}", "checkpoints"
-        ),
         evaluation=get_curve_settings(),
         eval_every_epoch=config["training"]["eval_every_epoch"],
         eval_split=lambda wildcards: names.SETTING_SPLITS[wildcards.setting]["eval"],

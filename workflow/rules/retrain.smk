@@ -1,5 +1,5 @@
 # Models that keep learning: a final model retrained on new clicks (retrain.clicks), with a vocabulary that
-# grows. Code: src/gru4rec_pipeline/model/retrain.py, model/warm_start.py, data/increment.py.
+# grows. Code: src/gru4rec_pipeline/training/retraining.py, training/job.py (retraining_job), data/increment.py.
 
 
 rule retrain_model:
@@ -32,5 +32,6 @@ rule retrain_model:
         protocol=config["protocol"],
         support_decay=config["retrain"]["support_decay"],
         device=config["device"],
+        engine=config["training"]["engine"],
     script:
         "../scripts/retrain_model.py"

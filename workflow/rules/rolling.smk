@@ -3,7 +3,7 @@
 #   scratch  a new training on all days before the day (the loss's configured epochs);
 #   warm     the previous day's warm model retrained on the previous day (epochs_warm); day 1: scratch's;
 #   frozen   the first day's scratch model, never updated.
-# Code: src/gru4rec_pipeline/data/rolling.py, evaluation/rolling.py, report/rolling.py, model/retrain.py.
+# Code: src/gru4rec_pipeline/data/rolling.py, evaluation/rolling.py, report/rolling.py, training/retraining.py.
 
 
 rule split_rolling_days:
@@ -72,7 +72,6 @@ use rule train_model as train_rolling_scratch with:
         hyperparameters=get_hyperparameters,
         seed=config["seed"],
         device=config["device"],
-        checkpoint_root=result_file("rolling/{loss}/scratch/day_{day}/checkpoints"),
         # No learning curve for the day-by-day models: they are evaluated on their day once (evaluate_rolling_day).
         eval_every_epoch=False,
         eval_split="",

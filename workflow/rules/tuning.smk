@@ -41,6 +41,7 @@ rule tune_worker:
         early_stopping=dict(EARLY_STOPPING) if EARLY_STOPPING["patience"] else None,
         seed=config["seed"],
         device=config["device"],
+        engine=config["training"]["engine"],
     script:
         "../scripts/tune_worker.py"
 
@@ -116,7 +117,7 @@ rule train_tuned_model:
     params:
         seed=config["seed"],
         device=config["device"],
-        checkpoint_root=model_file("final", "{loss}_tuned", "checkpoints"),
+        engine=config["training"]["engine"],
         evaluation=get_curve_settings(),
         eval_every_epoch=config["training"]["eval_every_epoch"],
     script:

@@ -71,7 +71,6 @@ use rule train_model as train_model_window with:
         hyperparameters=get_hyperparameters,
         seed=config["seed"],
         device=config["device"],
-        checkpoint_root=result_file("window/{slice}/models/{loss}/checkpoints"),
         # The slice's learning curve is measured on its test split, as the final setting's: for reading only.
         eval_split="test",
         early_stopping=None,

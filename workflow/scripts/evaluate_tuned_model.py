@@ -9,7 +9,7 @@ start(snakemake)
 
 from gru4rec_pipeline.data.source import DataSource
 from gru4rec_pipeline.evaluation.stage import EvaluationSettings
-from gru4rec_pipeline.tuning.retrain import run_tuned_evaluation
+from gru4rec_pipeline.tuning.tuned import run_tuned_evaluation
 
 run_tuned_evaluation(
     snakemake.input.best,

@@ -7,19 +7,7 @@ from _prologue import start
 
 start(snakemake)
 
-from pathlib import Path
+from gru4rec_pipeline.training.job import TrainingJob
+from gru4rec_pipeline.training.run import run_training
 
-from gru4rec_pipeline.model.retrain import run_retrain
-
-run_retrain(
-    snakemake.input.model,
-    snakemake.input.vocab,
-    snakemake.input.clicks,
-    Path(snakemake.output.model).parent,
-    epochs=snakemake.params.epochs,
-    protocol=snakemake.params.protocol,
-    support_decay=snakemake.params.support_decay,
-    device=snakemake.params.device,
-    threads=snakemake.threads,
-    progress=False,
-)
+run_training(TrainingJob.from_snakemake(snakemake))

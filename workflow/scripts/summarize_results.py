@@ -7,7 +7,9 @@ from _prologue import start
 
 start(snakemake)
 
+from gru4rec_pipeline.data.datasets.registry import dataset as registry_entry
 from gru4rec_pipeline.data.source import DataSource
+from gru4rec_pipeline.report.published import published_figures
 from gru4rec_pipeline.report.summary import describe_dataset, write_summary
 
 source = DataSource.load(snakemake.input.source).as_record()
@@ -21,4 +23,5 @@ write_summary(
     data_source=source,
     headline_path=snakemake.output.headline,
     headline_figure=snakemake.input.figure,
+    published=published_figures(registry_entry(snakemake.config["dataset"]), snakemake.config["protocol"]["preset"]),
 )

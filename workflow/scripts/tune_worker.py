@@ -25,4 +25,5 @@ run_tune_worker(
     seed=snakemake.params.seed,
     device=snakemake.params.device,
     threads=snakemake.threads,
+    engine=snakemake.params.engine,
 )

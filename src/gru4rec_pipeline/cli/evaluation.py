@@ -22,6 +22,7 @@ from gru4rec_pipeline.names import (
     THREAD_DEFAULTS,
     TIE_MODES,
 )
+from gru4rec_pipeline.names import MODEL_FOLDER_FILES as FOLDER
 
 INTEGER = re.compile(r"[+-]?\d+")
 
@@ -34,6 +35,9 @@ def add_evaluation_arguments(parser: argparse.ArgumentParser, needs_train: bool 
     parser.add_argument("--vocab", required=True, help="their vocabulary (vocab.parquet)")
     parser.add_argument("--recall", required=True, help="recall@k / MRR@k text file to write")
     parser.add_argument("--metrics", required=True, help="metrics JSON to write (with provenance and timings)")
+    parser.add_argument(
+        "--ranks", help="every evaluated event's rank to write (default: METRICS with .ranks.npz for .json)"
+    )
     parser.add_argument("--cutoffs", type=positive_int, nargs="+", default=list(DEFAULT_CUTOFFS), help="cut-offs k")
     parser.add_argument(
         "--tie-mode", default=DEFAULT_TIE_MODE, choices=TIE_MODES, help=f"ranking of ties (default {DEFAULT_TIE_MODE})"
@@ -47,7 +51,7 @@ def add_commands(subparsers) -> None:
     parser = subparsers.add_parser("evaluate", help="recall@k and MRR@k of a trained model on evaluation sessions")
     parser.add_argument("--model", required=True, help="trained model (model.pt)")
     parser.add_argument("--loss", help="name of the model in the outputs (default: its folder's name)")
-    parser.add_argument("--training", help="its training summary (training.json), for the timings")
+    parser.add_argument("--training", help=f"its training summary ({FOLDER['summary']}), for the timings")
     add_evaluation_arguments(parser)
     parser.add_argument("--batch-size", type=positive_int, default=512, help="sessions evaluated side by side")
     parser.add_argument("--device", default="auto", choices=DEVICES, help="default auto: CUDA when available")
@@ -90,7 +94,11 @@ def add_commands(subparsers) -> None:
         "and skipped for the hidden state.",
     )
     parser.add_argument("--model", required=True, help="trained model (results/models/final/{loss}/model.pt)")
-    parser.add_argument("--vocab", required=True, help="vocabulary the model was trained with (vocab.parquet)")
+    parser.add_argument(
+        "--vocab",
+        help="vocabulary the model was trained with (default: the vocab.parquet in the model's folder, which every "
+        "training writes)",
+    )
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--session", nargs="+", metavar="ITEM", help="one session: its ItemIds in order")
     source.add_argument(
@@ -126,6 +134,14 @@ def dataset_of(args: argparse.Namespace) -> dict | None:
     return DataSource.load(args.data_source).as_record()
 
 
+def ranks_of(args: argparse.Namespace) -> str:
+    """Where an evaluation command writes its per-event ranks (as the rules do: beside the metrics JSON)."""
+    if args.ranks:
+        return args.ranks
+    metrics = str(args.metrics)
+    return (metrics[: -len(".json")] if metrics.endswith(".json") else metrics) + ".ranks.npz"
+
+
 def print_recall(path) -> None:
     with open(path, encoding="utf-8") as handle:
         sys.stdout.write(handle.read())
@@ -149,6 +165,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         training_summary_path=args.training,
         method=args.method,
         config=provenance_config(args),
+        ranks_path=ranks_of(args),
         dataset=dataset_of(args),
     )
     print_recall(args.recall)
@@ -174,6 +191,7 @@ def run_baseline(args: argparse.Namespace) -> int:
         options=options,
         threads=args.threads,
         config=provenance_config(args),
+        ranks_path=ranks_of(args),
         dataset=dataset_of(args),
     )
     print_recall(args.recall)
@@ -192,6 +210,7 @@ def run_oracle(args: argparse.Namespace) -> int:
         settings=settings_of(args),
         threads=args.threads,
         config=provenance_config(args),
+        ranks_path=ranks_of(args),
         dataset=dataset_of(args),
     )
     print_recall(args.recall)

@@ -1,11 +1,14 @@
-"""The retraining command: ``gru4rec-pipeline retrain``, the driver the workflow's ``retrain_model`` rule runs."""
+"""The retraining command: ``gru4rec-pipeline retrain``, the training job the workflow's ``retrain_model`` rule runs."""
 
 from __future__ import annotations
 
 import argparse
 
 from gru4rec_pipeline.cli.common import positive_int
-from gru4rec_pipeline.names import DEVICES, PROTOCOL_DEFAULTS, RETRAIN_DEFAULTS, THREAD_DEFAULTS
+from gru4rec_pipeline.names import DEVICES, ENGINES, PROTOCOL_DEFAULTS, RETRAIN_DEFAULTS, THREAD_DEFAULTS
+from gru4rec_pipeline.names import MODEL_FOLDER_FILES as FOLDER
+
+FILES = ("model", "history", "summary", "vocab", "state")  # what a retrain writes into its folder
 
 
 def add_commands(subparsers) -> None:
@@ -14,8 +17,8 @@ def add_commands(subparsers) -> None:
         help="continue a trained model on new clicks",
         description="Continue a trained GRU4Rec on new clicks (yoochoose .dat or an event Parquet file): its "
         "weights, optimizer state and random streams continue; items never seen before get new rows at the end of "
-        "the vocabulary. Writes an ordinary model folder (model.pt, history.csv, training.json, vocab.parquet, "
-        "training_state.pt) that evaluate, recommend and a further retrain accept.",
+        f"the vocabulary. Writes an ordinary model folder ({', '.join(FOLDER[role] for role in FILES)}) that "
+        "evaluate, recommend and a further retrain accept.",
     )
     parser.add_argument("--model", required=True, help="the parent model (model.pt, with training_state.pt beside it)")
     parser.add_argument("--vocab", required=True, help="the vocabulary it was trained with (vocab.parquet)")
@@ -42,23 +45,16 @@ def add_commands(subparsers) -> None:
         "--threads", type=positive_int, default=threads, help=f"CPU threads for PyTorch (default {threads})"
     )
     parser.add_argument("--device", choices=DEVICES, default="auto", help="default auto: CUDA when available")
+    parser.add_argument(
+        "--engine", choices=ENGINES, default="auto", help="how the epochs drive the step (default auto)"
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress output")
     parser.set_defaults(run=run_retrain_command)
 
 
 def run_retrain_command(args: argparse.Namespace) -> int:
-    from gru4rec_pipeline.model.retrain import run_retrain
+    from gru4rec_pipeline.training.job import TrainingJob
+    from gru4rec_pipeline.training.run import run_training
 
-    run_retrain(
-        args.model,
-        args.vocab,
-        args.clicks,
-        args.out,
-        epochs=args.epochs,
-        protocol={"min_session_length": args.min_session_length, "min_item_support": args.min_item_support},
-        support_decay=args.support_decay,
-        device=args.device,
-        threads=args.threads,
-        progress=not args.quiet,
-    )
+    run_training(TrainingJob.from_args(args))
     return 0

@@ -1,9 +1,9 @@
 """Commands of the tuning stage: a study's worker and report, and the tuned model's training and evaluation.
 
 The study's settings come from the workflow's own config files (``--config config/config.yaml [overlay ...]``,
-merged like Snakemake's ``--configfile``): the ``tuning`` section, the loss's ``training.losses`` entry, the
-``evaluation`` section, ``seed`` and ``device``. Run ``tune-worker`` in several shells, or on several machines
-sharing the folder, and they share one study.
+merged like Snakemake's ``--configfile``): the ``tuning`` section, the loss's ``training.losses`` entry,
+``training.early_stopping`` and ``training.engine``, the ``evaluation`` section, ``seed`` and ``device``. Run
+``tune-worker`` in several shells, or on several machines sharing the folder, and they share one study.
 """
 
 from __future__ import annotations
@@ -12,9 +12,10 @@ import argparse
 from pathlib import Path
 
 from gru4rec_pipeline.cli.common import positive_int, provenance_config
-from gru4rec_pipeline.cli.evaluation import add_evaluation_arguments, print_recall, settings_of
-from gru4rec_pipeline.cli.model import add_training_run_arguments
-from gru4rec_pipeline.names import DEVICES, LOSSES, THREAD_DEFAULTS, TRAINING_STATE_FILE
+from gru4rec_pipeline.cli.evaluation import add_evaluation_arguments, dataset_of, print_recall, ranks_of, settings_of
+from gru4rec_pipeline.cli.model import add_epoch_evaluation_arguments, add_training_run_arguments
+from gru4rec_pipeline.names import DEVICES, LOSSES, THREAD_DEFAULTS
+from gru4rec_pipeline.names import MODEL_FOLDER_FILES as FOLDER
 
 
 def add_commands(subparsers) -> None:
@@ -52,8 +53,9 @@ def add_commands(subparsers) -> None:
     parser.add_argument("--loss", required=True, choices=LOSSES)
     parser.add_argument("--train", required=True, help="training sessions (results/sessions/final/train.npz)")
     parser.add_argument("--vocab", required=True, help="their vocabulary (vocab.parquet)")
-    parser.add_argument("--model", required=True, help="model file to write (.pt)")
+    parser.add_argument("--out", required=True, help="the model folder to write")
     add_training_run_arguments(parser)
+    add_epoch_evaluation_arguments(parser)
     parser.set_defaults(run=run_tune_train)
 
     parser = subparsers.add_parser("tune-evaluate", help="evaluate a tuned model; its record names the study")
@@ -61,7 +63,7 @@ def add_commands(subparsers) -> None:
     parser.add_argument("--study", required=True, help="the study's study.json")
     parser.add_argument("--loss", required=True, choices=LOSSES)
     parser.add_argument("--model", required=True, help="the tuned model (model.pt)")
-    parser.add_argument("--training", help="its training summary (training.json), for the timings")
+    parser.add_argument("--training", help=f"its training summary ({FOLDER['summary']}), for the timings")
     add_evaluation_arguments(parser)
     parser.add_argument("--batch-size", type=positive_int, default=512, help="sessions evaluated side by side")
     parser.add_argument("--device", default="auto", choices=DEVICES, help="default auto: CUDA when available")
@@ -118,6 +120,7 @@ def run_tune_worker(args: argparse.Namespace) -> int:
 
     study = study_arguments(args)
     config = study["config"]
+    training = config.get("training") or {}
     record = run_tune_worker(
         args.loss,
         args.worker,
@@ -133,6 +136,8 @@ def run_tune_worker(args: argparse.Namespace) -> int:
         seed=config.get("seed", 42),
         device=args.device or config.get("device", "auto"),
         threads=args.threads,
+        early_stopping=training.get("early_stopping"),
+        engine=training.get("engine", "auto"),
     )
     print(f"worker {args.worker}: trials {record['trials']}; the study holds {record['finished_trials']} finished")
     return 0
@@ -161,29 +166,17 @@ def run_tune_report(args: argparse.Namespace) -> int:
 
 
 def run_tune_train(args: argparse.Namespace) -> int:
-    from gru4rec_pipeline.tuning.retrain import run_tuned_training
+    from gru4rec_pipeline.training.job import TrainingJob
+    from gru4rec_pipeline.training.run import run_training
+    from gru4rec_pipeline.tuning.best import BestSetting
 
-    folder = Path(args.model).parent
-    run_tuned_training(
-        args.best,
-        args.train,
-        args.vocab,
-        args.loss,
-        model_path=args.model,
-        history_path=folder / "history.csv",
-        summary_path=folder / "training.json",
-        state_path=folder / TRAINING_STATE_FILE,
-        checkpoint_root=args.checkpoint_dir,
-        seed=args.seed,
-        device=args.device,
-        threads=args.threads,
-        progress=not args.quiet,
-    )
+    best = BestSetting.load(args.best, args.loss)
+    run_training(TrainingJob.from_args(args, hyperparameters=best.hyperparameters))
     return 0
 
 
 def run_tune_evaluate(args: argparse.Namespace) -> int:
-    from gru4rec_pipeline.tuning.retrain import run_tuned_evaluation
+    from gru4rec_pipeline.tuning.tuned import run_tuned_evaluation
 
     run_tuned_evaluation(
         args.best,
@@ -199,6 +192,8 @@ def run_tune_evaluate(args: argparse.Namespace) -> int:
         device=args.device,
         threads=args.threads,
         config=provenance_config(args),
+        ranks_path=ranks_of(args),
+        dataset=dataset_of(args),
     )
     print_recall(args.recall)
     return 0

@@ -102,11 +102,6 @@ class _Partial:
         self.validator = validator
         self._write_sidecar()
 
-    def remember(self, validator: str | None) -> None:
-        if validator != self.validator:
-            self.validator = validator
-            self._write_sidecar()
-
     def _write_sidecar(self) -> None:
         self.sidecar.write_text(json.dumps({"url": self.url, "validator": self.validator}) + "\n")
 

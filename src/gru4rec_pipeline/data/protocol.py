@@ -152,23 +152,6 @@ def filter_sessions(clicks: pd.DataFrame, min_session_length: int = 2, min_item_
     return event_frame(session_ids[keep], item_ids[keep], times[keep])
 
 
-def split_by_last_time(
-    events: pd.DataFrame, seconds: float = 86400.0, min_session_length: int = 2
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(train, test): test sessions end within the last ``seconds``; see the module docstring."""
-    session_ids, item_ids, times = event_arrays(events)
-    session_codes, n_sessions = dense_codes(session_ids)
-    item_codes, n_items = dense_codes(item_ids)
-    all_rows = np.ones(len(times), dtype=bool)
-    train, test = _split_masks(
-        session_codes, item_codes, times, all_rows, n_sessions, n_items, seconds, min_session_length
-    )
-    return (
-        event_frame(session_ids[train], item_ids[train], times[train]),
-        event_frame(session_ids[test], item_ids[test], times[test]),
-    )
-
-
 def _thresholds(thresholds: dict) -> dict:
     unknown = set(thresholds) - set(PROTOCOL_DEFAULTS)
     if unknown:
@@ -234,17 +217,6 @@ def protocol_masks(
 
     stats = {"raw": {**counts(None), "duplicate_events": n_duplicates}, **{n: counts(m) for n, m in masks.items()}}
     return masks, stats, steps.entries
-
-
-def build_splits(clicks: pd.DataFrame, **thresholds) -> dict[str, pd.DataFrame]:
-    """The four splits (train_full, test, train_tr, valid), each sorted by SessionId then Time (stable).
-
-    ``thresholds``: min_session_length (2), min_item_support (5), split_seconds (86400.0).
-    """
-    sorted_clicks = _sorted_frame(clicks)
-    session_ids, item_ids, times = event_arrays(sorted_clicks)
-    masks, _, _ = protocol_masks(session_ids, item_ids, times, **thresholds)
-    return {name: event_frame(session_ids[m], item_ids[m], times[m]) for name, m in masks.items()}
 
 
 def event_counts(events: pd.DataFrame) -> dict[str, int]:

@@ -40,10 +40,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from gru4rec_pipeline.compiled import COMPILE_OPTIONS, announce_compilation, njit
 from gru4rec_pipeline.data.arrays import SessionArrays
 from gru4rec_pipeline.errors import ConfigError
 from gru4rec_pipeline.evaluation.knn_weights import distance_decay, merge_recent, position_weight
-from gru4rec_pipeline.model.kernels import COMPILE_OPTIONS, njit
 from gru4rec_pipeline.names import KNN_TIES, POSITION_WEIGHTS, SESSION_KNN_DEFAULTS, SKNN_SIMILARITIES
 
 METHODS = {"sknn": 0, "vsknn": 1, "stan": 2}
@@ -194,6 +194,10 @@ class SessionKNN:
             from gru4rec_pipeline.evaluation.knn_session_rec import SessionRecOrder
 
             knn.session_rec_order = SessionRecOrder(train, n_items, knn.sample_capacity)
+        # Compile (or load from the cache) the kernels now, not in the evaluation's first session, whose rate would
+        # read as a few events a second while they compile.
+        with announce_compilation(f"the {method} baseline's kernels"):
+            knn.session_scores(np.zeros(2, dtype=np.int64), np.zeros(2))
         return knn
 
     def session_scores(self, items: np.ndarray, times: np.ndarray) -> np.ndarray:

@@ -21,10 +21,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from gru4rec_pipeline.compiled import COMPILE_OPTIONS, njit
 from gru4rec_pipeline.data.arrays import SessionArrays
 from gru4rec_pipeline.errors import DataFormatError
 from gru4rec_pipeline.evaluation.knn_weights import distance_decay, merge_recent, position_weight
-from gru4rec_pipeline.model.kernels import COMPILE_OPTIONS, njit
 
 
 @njit(**COMPILE_OPTIONS)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from gru4rec_pipeline.model.kernels import COMPILE_OPTIONS, njit
+from gru4rec_pipeline.compiled import COMPILE_OPTIONS, njit
 
 
 @njit(**COMPILE_OPTIONS)

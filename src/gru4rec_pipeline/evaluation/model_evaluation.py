@@ -38,7 +38,7 @@ from gru4rec_pipeline.evaluation.stage import (
     write_results,
 )
 from gru4rec_pipeline.files import read_json
-from gru4rec_pipeline.model.loading import check_vocabulary, load_model
+from gru4rec_pipeline.model.folder import check_vocabulary, load_model
 from gru4rec_pipeline.names import DEFAULT_CUTOFFS, DEFAULT_TIE_MODE, RANKING_METHODS
 from gru4rec_pipeline.progress import Progress
 from gru4rec_pipeline.report.provenance import collect_provenance

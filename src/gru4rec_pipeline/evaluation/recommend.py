@@ -310,7 +310,7 @@ def write_recommendations(rows: pd.DataFrame, out_path: str | Path) -> None:
 
 def recommend_from_files(
     model_path: str | Path,
-    vocab_path: str | Path,
+    vocab_path: str | Path | None,
     batch: SessionBatch,
     k: int = 20,
     exclude_seen: bool = False,
@@ -319,16 +319,26 @@ def recommend_from_files(
     device: str = "cpu",
     source: str = "--session",
 ) -> pd.DataFrame:
-    """The recommend command's driver: load and check the model and its vocabulary, score ``batch``.
+    """The recommend command's driver: load and check the model and its vocabulary (``vocab_path``; None: the one
+    in the model's folder), score ``batch``.
 
     ``source`` names where the sessions came from in errors. Nothing to recommend (no session, or no
     session with a known item) is an error, not an empty result.
     """
-    from gru4rec_pipeline.model.loading import check_vocabulary, load_model
+    from gru4rec_pipeline.model.folder import ModelFolder, check_vocabulary, load_model
 
     if len(batch.session_ids) == 0:
         raise DataFormatError(source, "no sessions: expected one session per line (ItemIds separated by spaces)")
     item_map = read_item_map(item_map_path) if item_map_path is not None else None
+    if vocab_path is None:
+        vocab_path = ModelFolder.of(model_path).vocab
+        if not vocab_path.exists():
+            load_model(model_path)  # a missing or unreadable model is the error to report, if it is one
+            raise DataFormatError(
+                model_path,
+                f"no {vocab_path.name} beside it (a model trained before every training kept its vocabulary in its "
+                "folder): give the vocabulary it was trained with, --vocab results/sessions/final/vocab.parquet",
+            )
     vocabulary = Vocabulary.load(vocab_path)
     model = load_model(model_path, device=device)
     check_vocabulary(model, vocabulary, model_path, vocab_path)

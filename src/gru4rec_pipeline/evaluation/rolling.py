@@ -23,7 +23,7 @@ from gru4rec_pipeline.errors import DataFormatError
 from gru4rec_pipeline.evaluation.model_evaluation import evaluate_model
 from gru4rec_pipeline.evaluation.stage import EvaluationSettings
 from gru4rec_pipeline.files import read_json, write_json_atomic
-from gru4rec_pipeline.model.loading import check_vocabulary, load_model
+from gru4rec_pipeline.model.folder import check_vocabulary, load_model
 
 log = logging.getLogger(__name__)
 

@@ -84,7 +84,10 @@ def evaluate_scorer(
             a, b = eval_arrays.offsets[s], eval_arrays.offsets[s + 1]
             scores = np.asarray(scorer.session_scores(eval_arrays.items[a:b], eval_arrays.times[a:b]), dtype=np.float64)
             if scores.shape != (b - a - 1, n_items):
-                raise ValueError(f"scorer returned scores of shape {scores.shape}, expected {(b - a - 1, n_items)}")
+                raise PipelineError(
+                    f"{type(scorer).__name__} gave scores of shape {scores.shape} for session {s} of the evaluation "
+                    f"split, expected {(int(b - a - 1), int(n_items))} (an event's scores over every item)"
+                )
             if np.isnan(scores).any():
                 # NaN compares false with everything: its target would rank first
                 raise PipelineError(f"{type(scorer).__name__} gave NaN scores for session {s} of the evaluation split")

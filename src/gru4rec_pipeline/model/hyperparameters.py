@@ -1,4 +1,7 @@
-"""Training hyperparameters: the ``TrainConfig`` dataclass and the default setting of each loss.
+"""What a GRU4Rec training computes: the ``Hyperparameters`` dataclass and the default setting of each loss.
+
+The math only: the loss, the network's sizes, the optimizer's rates, dropout, sampling and the epochs. How a
+training runs (seed, device, threads, engine, processes) is the training job's (``training/job.py``).
 
 ``DEFAULT_HYPERPARAMETERS`` is the one place these defaults are defined; ``config/config.yaml`` repeats
 them (every setting visible where it is changed) and ``tests/test_names.py`` checks that it does, except
@@ -24,7 +27,7 @@ import dataclasses
 from dataclasses import dataclass, field
 
 from gru4rec_pipeline.errors import ConfigError
-from gru4rec_pipeline.names import DEVICES, EMBEDDING_MODES, FAST_PATHS, LOSSES
+from gru4rec_pipeline.names import EMBEDDING_MODES, LOSSES
 
 _COMMON = {
     "layers": [100],
@@ -93,9 +96,9 @@ for _loss in ("bpr", "top1"):
     }
 
 
-@dataclass
-class TrainConfig:
-    """Every hyperparameter of one training run (defaults: the published ``ce_sampled`` setting)."""
+@dataclass(frozen=True)
+class Hyperparameters:
+    """Every hyperparameter of one training (defaults: the published ``ce_sampled`` setting)."""
 
     loss: str = "ce_sampled"
     layers: list[int] = field(default_factory=lambda: [100])
@@ -112,14 +115,10 @@ class TrainConfig:
     bpreg: float = 0.0
     elu_param: float = 0.0
     epochs: int = 10
-    seed: int = 42
-    device: str = "auto"
-    threads: int = 1
     sample_store_size: int = 10_000_000
-    fast_path: str = "auto"  # auto | on | off (see FAST_PATHS)
 
     @classmethod
-    def from_dict(cls, values: dict) -> "TrainConfig":
+    def from_dict(cls, values: dict) -> "Hyperparameters":
         """Build from a mapping: missing keys come from ``DEFAULT_HYPERPARAMETERS[loss]``.
 
         Raises ConfigError naming the key for an unknown key or a value of the wrong type or range.
@@ -127,6 +126,8 @@ class TrainConfig:
         values = dict(values)
         known = {f.name for f in dataclasses.fields(cls)}
         for key in values:
+            if key in RUN_SETTINGS:
+                raise ConfigError(key, RUN_SETTINGS[key])
             if key not in known:
                 raise ConfigError(key, f"unknown training key; expected one of {sorted(known)}")
         loss = values.get("loss", cls.loss)
@@ -160,13 +161,20 @@ class TrainConfig:
         require("bpreg", self.bpreg >= 0, "a non-negative number")
         require("elu_param", self.elu_param >= 0, "a non-negative number (0: no ELU)")
         require("epochs", self.epochs >= 1, "a positive integer")
-        require("device", self.device in DEVICES, f"one of {list(DEVICES)}")
-        require("threads", self.threads >= 1, "a positive integer")
         require("sample_store_size", self.sample_store_size >= max(1, self.n_sample), "at least n_sample")
-        require("fast_path", self.fast_path in FAST_PATHS, f"one of {list(FAST_PATHS)}")
 
 
-_FIELD_TYPES = {f.name: f.type for f in dataclasses.fields(TrainConfig)}
+# Settings of how a training runs, not of what it computes: refused among the hyperparameters, with where they go.
+RUN_SETTINGS = {
+    "seed": "not a hyperparameter: the run's seed (config key seed, --seed)",
+    "device": "not a hyperparameter: the run's device (config key device, --device)",
+    "threads": "not a hyperparameter: the run's threads (config key training.threads, --threads)",
+    "engine": "not a hyperparameter: how the epochs run (config key training.engine, --engine)",
+    "fast_path": "renamed: how the epochs run is the run option engine (config key training.engine, --engine: "
+    "auto, loop, eager or graphs; fast_path off is engine loop, on is eager on a CPU and graphs on a GPU)",
+}
+
+_FIELD_TYPES = {f.name: f.type for f in dataclasses.fields(Hyperparameters)}
 
 
 def _coerce(key: str, value):

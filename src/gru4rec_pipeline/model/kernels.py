@@ -15,26 +15,8 @@ from __future__ import annotations
 
 import numpy as np
 
-try:
-    from llvmlite import ir
-    from numba import njit, types
-    from numba.extending import intrinsic
+from gru4rec_pipeline.compiled import AVAILABLE, COMPILE_OPTIONS, intrinsic, ir, njit, types
 
-    AVAILABLE = True
-except ImportError:  # an install for GPU training only: every caller takes its tensor path instead
-    AVAILABLE = False
-
-    def njit(*args, **options):
-        return args[0] if args and callable(args[0]) else (lambda function: function)
-
-    def intrinsic(function):
-        return function
-
-
-# ``cache=True``: compiled once per machine and reused by later processes (a Snakemake job each).
-# ``error_model="numpy"``: no division-by-zero check per element, which would keep loops from being
-# vectorized. Callers pass the scalars in the arrays' dtype so that float32 arithmetic stays float32.
-COMPILE_OPTIONS = {"cache": True, "nogil": True, "error_model": "numpy"}
 CACHE_LINE = 64
 ROWS_AHEAD = 4  # how far ahead rows are fetched: enough to cover memory latency, measured
 

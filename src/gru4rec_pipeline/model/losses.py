@@ -219,41 +219,42 @@ def loss_terms(
     return value, grad, scale
 
 
-def loss_terms_of_lanes(
+def loss_terms_of_active_rows(
     loss: str,
     scores: Tensor,
+    target_columns: Tensor | None,
+    bpreg: float,
+    elu_param: float,
+    use_kernels: bool | None,
     active: np.ndarray,
-    target_columns: Tensor | None = None,
-    bpreg: float = 0.0,
-    elu_param: float = 0.0,
-    use_kernels: bool | None = None,
-    first_lane: int = 0,
+    first_row: int = 0,
     total_rows: int | None = None,
 ) -> tuple[Tensor, Tensor, float]:
-    """``loss_terms`` of a minibatch whose lanes are not all active (the end of an epoch, ``iterator``): the loss
-    and its gradient are those of the active lanes alone, as if the minibatch held only them (the official
-    GRU4Rec's shrinking last minibatches), still divided by ``total_rows``. ``active`` (bool [B], on the host, so
-    that nothing waits for the device) covers the whole minibatch's lanes; ``scores`` holds the rows of lanes
-    ``first_lane ..`` and, for a sampled loss, the columns of the B lanes' targets then the shared samples. The rows
-    of retired lanes and, for a sampled loss, the columns of their targets get a zero gradient (a retired lane
-    repeats an active lane's items, so the rows it touches are updated as the active lanes' alone)."""
+    """``loss_terms`` of a minibatch whose rows are not all active (slots retired at the end of an epoch,
+    ``training.iterator``): the loss and its gradient are those of the active rows alone, as if the minibatch held
+    only them (the official GRU4Rec's shrinking last minibatches), still divided by ``total_rows``. ``active`` (bool
+    [B], on the host, so that nothing waits for the device) covers the whole minibatch; ``scores`` holds its rows
+    ``first_row ..`` (a process's share of them, or all) and, for a sampled loss, the columns of the B rows'
+    targets then the shared samples. The retired rows and, for a sampled loss, the columns of their targets get a
+    zero gradient (a retired slot repeats an active one's items, so the item rows it touches are updated as the
+    active rows' alone)."""
     total = scores.shape[0] if total_rows is None else total_rows
     active = np.asarray(active, dtype=bool)
     grad = torch.zeros_like(scores)
-    local = np.flatnonzero(active[first_lane : first_lane + scores.shape[0]])
-    if len(local) == 0:  # a process whose lanes are all retired: nothing to add
+    local = np.flatnonzero(active[first_row : first_row + scores.shape[0]])
+    if len(local) == 0:  # a share whose rows are all retired: nothing to add
         return torch.zeros((), dtype=scores.dtype, device=scores.device), grad, 1.0 / total
     rows = _on_device(local, scores.device)
     if target_columns is not None:  # ce_full: every item is a column
+        kept_targets = target_columns.index_select(0, rows)
         value, part, scale = loss_terms(
-            loss, scores.index_select(0, rows), target_columns.index_select(0, rows), bpreg, elu_param, use_kernels,
-            total_rows=total,
-        )  # fmt: skip
+            loss, scores.index_select(0, rows), kept_targets, bpreg, elu_param, use_kernels, total_rows=total
+        )
         return value, grad.index_copy_(0, rows, part), scale
-    lanes = active.shape[0]
-    columns = _on_device(np.concatenate([np.flatnonzero(active), np.arange(lanes, scores.shape[1])]), scores.device)
+    batch = active.shape[0]
+    columns = _on_device(np.concatenate([np.flatnonzero(active), np.arange(batch, scores.shape[1])]), scores.device)
     compact = scores.index_select(0, rows).index_select(1, columns)
-    first_column = int(np.count_nonzero(active[:first_lane]))  # the active lanes before this process's share
+    first_column = int(np.count_nonzero(active[:first_row]))  # the active rows before this share's
     value, part, scale = loss_terms(
         loss, compact, None, bpreg, elu_param, use_kernels, first_column=first_column, total_rows=total
     )
@@ -264,16 +265,3 @@ def loss_terms_of_lanes(
 def _on_device(indices: np.ndarray, device: torch.device) -> Tensor:
     """Host indices on ``device`` without waiting for it (an asynchronous copy)."""
     return torch.from_numpy(indices.astype(np.int64)).to(device, non_blocking=True)
-
-
-def loss_and_grad(
-    loss: str,
-    scores: Tensor,
-    target_columns: Tensor | None = None,
-    bpreg: float = 0.0,
-    elu_param: float = 0.0,
-    use_kernels: bool | None = None,
-) -> tuple[Tensor, Tensor]:
-    """``(loss, d loss / d scores)``. ``target_columns`` is needed by ``ce_full`` only."""
-    value, grad, scale = loss_terms(loss, scores, target_columns, bpreg, elu_param, use_kernels)
-    return value, grad.mul_(scale)

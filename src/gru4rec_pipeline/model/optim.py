@@ -39,16 +39,16 @@ class AdagradMomentum:
     one contiguous piece of memory).
     """
 
-    def __init__(self, learning_rate: float, momentum: float, eps: float = ADAGRAD_EPS):
+    def __init__(self, learning_rate: float, momentum: float, use_kernels: bool = True, eps: float = ADAGRAD_EPS):
         self.learning_rate = float(learning_rate)
         self.momentum = float(momentum)
         self.eps = float(eps)
         self.state: dict[str, Tensor] = {}
         self._first_entry: dict[tuple[int, str], Tensor] = {}
         self._positions = torch.zeros(0, dtype=torch.int64)
-        # Whether CPU tensors go through the compiled kernels (None: always on the CPU). Setting it to
-        # False runs the tensor-operation path on the CPU too (tests compare the two).
-        self.use_kernels: bool | None = None
+        # Whether CPU tensors go through the compiled kernels (where numba is there). False runs the
+        # tensor-operation path on the CPU too (the fixed-shape step; tests compare the two).
+        self.use_kernels = use_kernels
 
     # -- registration -------------------------------------------------------------------------
     def add_dense(self, name: str, param: Tensor) -> None:

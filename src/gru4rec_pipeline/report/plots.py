@@ -196,7 +196,8 @@ def read_stats(path: str | Path) -> dict:
     return stats
 
 
-def read_events(path: str | Path, columns: list[str]) -> dict[str, np.ndarray]:
+def read_split_columns(path: str | Path, columns: list[str]) -> dict[str, np.ndarray]:
+    """The columns ``columns`` of the split file ``path`` as arrays (the figure reads no more)."""
     path = Path(path)
     try:
         table = pq.read_table(path, columns=columns)
@@ -246,24 +247,18 @@ def _compact(value) -> str:
 
 
 def split_table_rows(stats: dict) -> tuple[list[str], list[list[str]], list[str]]:
-    """Column labels, cell texts and row labels comparing this run's splits with published RSC15."""
+    """Column labels, cell texts and row labels comparing this run's splits with published RSC15 (where stats.json
+    holds its figures: not for another data set)."""
     splits = stats["splits"]
     published = stats.get("published_rsc15") or {}
     names = [n for n in SPLIT_ORDER if n in splits] + [n for n in splits if n not in SPLIT_ORDER]
-    columns = [
-        "events",
-        "sessions",
-        "items",
-        "events/session",
-        "RSC15 events",
-        "RSC15 sessions",
-        "RSC15 items",
-        "RSC15 events/session",
-    ]
+    columns = ["events", "sessions", "items", "events/session"]
+    if published:
+        columns += [f"RSC15 {column}" for column in columns]
     rows = []
     for name in names:
         cells = []
-        for counts in (splits.get(name) or {}, published.get(name) or {}):
+        for counts in [splits.get(name) or {}, *([published.get(name) or {}] if published else [])]:
             events, sessions, items = (counts.get(k) for k in ("events", "sessions", "items"))
             per_session = events / sessions if events is not None and sessions else None
             cells += [
@@ -286,8 +281,8 @@ def plot_dataset_statistics(
 
     stats = read_stats(stats_path)
     published = stats.get("published_rsc15") or {}
-    train = read_events(train_path, ["SessionId", "ItemId", "Time"])
-    test = read_events(test_path, ["SessionId", "Time"])
+    train = read_split_columns(train_path, ["SessionId", "ItemId", "Time"])
+    test = read_split_columns(test_path, ["SessionId", "Time"])
 
     fig = plt.figure(figsize=(14, 8.2))
     grid = fig.add_gridspec(2, 3, height_ratios=[1.0, 0.62])
@@ -361,7 +356,8 @@ def plot_dataset_statistics(
 
     columns, rows, names = split_table_rows(stats)
     ax_table.axis("off")
-    ax_table.set_title("Split sizes: this run (left) and published RSC15 (right)", fontsize=10)
+    title = "Split sizes: this run (left) and published RSC15 (right)" if len(columns) > 4 else "Split sizes"
+    ax_table.set_title(title, fontsize=10)
     if rows:
         table = ax_table.table(cellText=rows, colLabels=columns, rowLabels=names, loc="center", cellLoc="right")
         table.auto_set_font_size(False)

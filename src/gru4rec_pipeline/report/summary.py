@@ -34,6 +34,7 @@ from gru4rec_pipeline.names import (
     headline_cutoff,
 )
 from gru4rec_pipeline.report.aggregate import aggregate_runs, mark_not_worse, not_worse_than_best, read_significance
+from gru4rec_pipeline.report.published import PUBLISHED_RSC15, PublishedFigures, published_figures
 from gru4rec_pipeline.report.render import render_fragment, render_html, render_markdown, render_tsv
 from gru4rec_pipeline.report.tables import headline_blocks, summary_blocks
 
@@ -62,53 +63,6 @@ MODEL_DESCRIPTIONS = {
 HEADLINE_ELEMENT = "results-headline"
 
 TIMING_KEYS = ["train_seconds", "train_events_per_s", "eval_seconds", "eval_events_per_s"]
-
-# Figures published for the REAL RSC15 data (train_full / test of the original preprocessing).
-# They are a reference for runs on the full dataset only: synthetic or subsampled data give
-# different numbers by construction.
-PUBLISHED_RSC15 = [
-    {
-        "id": "official_pytorch_xe",
-        "source": "GRU4Rec, official PyTorch implementation (README results table)",
-        "setting": "cross-entropy, 100 units, 2048 extra negatives",
-        "recall": {1: 0.1845, 5: 0.4906, 10: 0.6218, 20: 0.7283},
-        "mrr": {1: 0.1845, 5: 0.2954, 10: 0.3130, 20: 0.3205},
-    },
-    {
-        "id": "hidasi2018_bpr_max",
-        "source": "Hidasi & Karatzoglou, CIKM 2018 (original code, examples/rsc15)",
-        "setting": "BPR-max, 100 units, 2048 extra negatives",
-        "recall": {20: 0.7197},
-        "mrr": {20: 0.3157},
-    },
-    {
-        "id": "paddle_ce_full",
-        "source": "PaddlePaddle GRU4Rec port",
-        "setting": "cross-entropy over all items",
-        "recall": {20: 0.67},
-        "mrr": {},
-    },
-    {
-        "id": "paddle_bpr_sampled",
-        "source": "PaddlePaddle GRU4Rec port",
-        "setting": "BPR with sampled negatives",
-        "recall": {20: 0.606},
-        "mrr": {},
-    },
-    {
-        "id": "paddle_ce_sampled",
-        "source": "PaddlePaddle GRU4Rec port",
-        "setting": "cross-entropy with sampled negatives",
-        "recall": {20: 0.605},
-        "mrr": {},
-    },
-]
-PUBLISHED_NOTE = (
-    "Reported by the sources below for the full real RSC15 data (train_full / test of the original "
-    "preprocessing). They are comparable to the table above only when the pipeline ran on the full real "
-    "dataset with the same protocol; runs on synthetic, subsampled or other data give different numbers "
-    "by construction."
-)
 
 
 def _cutoff_key(value: Any) -> int:
@@ -210,11 +164,13 @@ def summary_table(records: list[dict]) -> pd.DataFrame:
     return table
 
 
-def published_table(cutoffs: list[int]) -> pd.DataFrame:
-    """The published RSC15 figures as rows with the same metric columns (NaN where not reported)."""
+def published_table(
+    cutoffs: list[int], entries: list[dict] | None = None, kind: str = "published_rsc15"
+) -> pd.DataFrame:
+    """Published figures (default: RSC15's) as rows with the same metric columns (NaN where not reported)."""
     rows = []
-    for entry in PUBLISHED_RSC15:
-        row = {"model": entry["id"], "kind": "published_rsc15", "description": f"{entry['source']}: {entry['setting']}"}
+    for entry in PUBLISHED_RSC15 if entries is None else entries:
+        row = {"model": entry["id"], "kind": kind, "description": f"{entry['source']}: {entry['setting']}"}
         for metric in ACCURACY_METRICS:
             for k in cutoffs:
                 row[f"{metric}@{k}"] = entry.get(metric, {}).get(k, math.nan)
@@ -282,6 +238,7 @@ def write_summary(
     data_source: dict | None = None,
     headline_path: str | Path | None = None,
     headline_figure: str | Path | None = None,
+    published: PublishedFigures | None = None,
 ) -> pd.DataFrame:
     """Build the summary from metrics files (several runs of a model: their mean, std and count) and write the
     TSV, markdown and (optionally) the HTML page and the headline's HTML fragment (with ``headline_figure``, a PNG,
@@ -289,6 +246,7 @@ def write_summary(
 
     ``dataset``: the line naming the data (default: the data record of the metrics files); ``data_source``: the
     data source record the models should have been measured on: the summary names those measured on other data.
+    ``published``: the published figures shown beside (default: RSC15's, report/published.py).
     """
     records = load_metrics(metrics_paths)
     if not records:
@@ -300,16 +258,20 @@ def write_summary(
     if significance_path is not None:
         table = mark_not_worse(table, not_worse_than_best(table, read_significance(significance_path)))
     cutoffs = all_cutoffs(records)
-    published = published_table(cutoffs)
+    figures = published or published_figures()
+    published = published_table(cutoffs, figures.entries, figures.kind)
     provenance, differing = shared_provenance(records)
     context = {
         "dataset": dataset,
         "data_differs": models_on_other_data(records, data_source),
         "is_synthetic": bool((table["kind"] == "oracle").any()),
+        # A data set's synthetic raw files have no oracle: the data source record says they are synthetic.
+        "synthetic_data": (data_source or {}).get("kind") == "dataset" and "preset" in (data_source or {}),
         "event_counts": evaluated_event_counts(records),
         "provenance": provenance,
         "provenance_differs": differing,
-        "published_note": PUBLISHED_NOTE,
+        "published_note": figures.note,
+        "published_heading": figures.heading,
     }
     blocks = summary_blocks(table, published, cutoffs, context)
     # Everything is rendered before the first file is written, and the files appear together:

@@ -4,8 +4,8 @@ A summary is a list of blocks: ``("h1" | "h2" | "h3" | "p", text)``, ``("list", 
 ``("figure", (png_path, text))``.
 It opens with the headline (:func:`headline_blocks`: recall, MRR and NDCG at the headline cut-off, one row per model,
 the notes that qualify them, what each model is); the report's landing page shows that part alone. Then every
-cut-off (one table per metric), the cost, the published RSC15 figures and the provenance. No table is wider than a
-handful of columns, so none is cut off on a laptop screen.
+cut-off (one table per metric), the cost, the published figures (RSC15's, or the data set's) and the provenance. No
+table is wider than a handful of columns, so none is cut off on a laptop screen.
 """
 
 from __future__ import annotations
@@ -153,6 +153,11 @@ def context_notes(table: pd.DataFrame, context: dict) -> list[str]:
             "These models ran on synthetic data (the oracle row exists): compare them with each other and "
             "with the oracle, not with the published RSC15 figures."
         )
+    elif context.get("synthetic_data"):
+        notes.append(
+            "These models ran on synthetic raw files in the data set's format: compare them with each other, not "
+            "with the published figures."
+        )
     counts = context.get("event_counts") or {}
     if counts:
         distinct = sorted(set(counts.values()))
@@ -222,6 +227,6 @@ def summary_blocks(table: pd.DataFrame, published: pd.DataFrame, cutoffs: list[i
     blocks.append(
         ("p", "Wall-clock time of the training and evaluation stages; speeds compare only on the same machine.")
     )
-    blocks += [("h2", "Published figures on the real RSC15 dataset (reference only)"), ("p", context["published_note"])]
+    blocks += [("h2", context["published_heading"]), ("p", context["published_note"])]
     blocks += [("table", published_rows(published, cutoffs)), ("h2", "Provenance"), ("list", provenance_lines(context))]
     return blocks

@@ -12,11 +12,12 @@ from pathlib import Path
 from gru4rec_pipeline.errors import ConfigError
 from gru4rec_pipeline.synthetic.browsing import scaled_spec
 
+# Each set's module (named in full, so that the workflow counts it among the stage's code) and its writer.
 SYNTHETIC_WRITERS = {
-    "rees46": "write_rees46_raw",
-    "coveo": "write_coveo_raw",
-    "retailrocket": "write_retailrocket_raw",
-    "diginetica": "write_diginetica_raw",
+    "rees46": ("gru4rec_pipeline.synthetic.rees46", "write_rees46_raw"),
+    "coveo": ("gru4rec_pipeline.synthetic.coveo", "write_coveo_raw"),
+    "retailrocket": ("gru4rec_pipeline.synthetic.retailrocket", "write_retailrocket_raw"),
+    "diginetica": ("gru4rec_pipeline.synthetic.diginetica", "write_diginetica_raw"),
 }
 
 
@@ -29,11 +30,11 @@ def write_synthetic_raw(
         raise ConfigError(
             "dataset", f"no synthetic raw files for {name!r}; expected one of {', '.join(SYNTHETIC_WRITERS)}"
         )
-    module = importlib.import_module(f"gru4rec_pipeline.synthetic.{name}")
+    module = importlib.import_module(SYNTHETIC_WRITERS[name][0])
     if preset not in module.PRESETS:
         raise ConfigError("synthetic.preset", f"got {preset!r}, expected one of {', '.join(module.PRESETS)}")
     spec = module.PRESETS[preset] if n_events is None else scaled_spec(module.PRESETS["full"], int(n_events))
-    return getattr(module, SYNTHETIC_WRITERS[name])(folder, spec, seed=seed)
+    return getattr(module, SYNTHETIC_WRITERS[name][1])(folder, spec, seed=seed)
 
 
 def published_size(name: str) -> int:
@@ -42,4 +43,4 @@ def published_size(name: str) -> int:
         raise ConfigError(
             "dataset", f"no synthetic raw files for {name!r}; expected one of {', '.join(SYNTHETIC_WRITERS)}"
         )
-    return importlib.import_module(f"gru4rec_pipeline.synthetic.{name}").PRESETS["full"].n_events
+    return importlib.import_module(SYNTHETIC_WRITERS[name][0]).PRESETS["full"].n_events

@@ -17,7 +17,7 @@ import yaml
 
 from gru4rec_pipeline.errors import ConfigError, DataFormatError
 from gru4rec_pipeline.files import read_json, write_text_atomic
-from gru4rec_pipeline.model.hyperparameters import TrainConfig
+from gru4rec_pipeline.model.hyperparameters import Hyperparameters
 
 STUDY_KEYS = ("study", "storage", "metric", "target_trials", "finished_trials", "best_trial", "best_value")
 
@@ -47,7 +47,7 @@ class BestSetting:
         if not isinstance(values, dict):
             raise DataFormatError(path, f"expected a mapping of hyperparameters (a training.losses.{loss} entry)")
         try:
-            TrainConfig.from_dict({**values, "loss": loss})
+            Hyperparameters.from_dict({**values, "loss": loss})
         except ConfigError as exc:
             raise DataFormatError(path, f"not a usable setting of loss {loss}: {exc}") from None
         return cls(loss, values)

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
 
 from gru4rec_pipeline.errors import ConfigError
-from gru4rec_pipeline.model.hyperparameters import DEFAULT_HYPERPARAMETERS, TrainConfig
+from gru4rec_pipeline.model.hyperparameters import DEFAULT_HYPERPARAMETERS, Hyperparameters
 from gru4rec_pipeline.names import LOSSES, RANKING_LOSSES, SAMPLED_LOSSES, TUNABLE_HYPERPARAMETERS
 
 _PUBLISHED_COMMON = {
@@ -58,7 +58,7 @@ RANGE_KEYS = ("low", "high", "step", "log")
 ENTRY_KEYS = (*(name for name in TUNABLE_HYPERPARAMETERS if name != "embedding_dim"), "epochs")
 # Float steps such as 0.005 leave representation noise (0.19500000000000003) in sampled values.
 DECIMALS = 10
-_FIELD_TYPES = {field.name: field.type for field in dataclasses.fields(TrainConfig)}
+_FIELD_TYPES = {field.name: field.type for field in dataclasses.fields(Hyperparameters)}
 
 
 def _kind(name: str) -> str:
@@ -129,13 +129,15 @@ class SearchSpace:
         if not isinstance(spec, dict) or not spec:
             raise ConfigError(key, f"expected a mapping of hyperparameters to ranges or lists, got {spec!r}")
         base = {**{name: DEFAULT_HYPERPARAMETERS[loss][name] for name in ENTRY_KEYS}, **base}
-        TrainConfig.from_dict({**base, "loss": loss})
+        Hyperparameters.from_dict({**base, "loss": loss})
         dimensions = tuple(_parse_dimension(f"{key}.{name}", name, value) for name, value in spec.items())
         space = cls(loss, dimensions, dict(base))
         for dimension in dimensions:
             for value in dimension.extremes():
                 try:
-                    TrainConfig.from_dict({**base, "loss": loss, dimension.name: dimension.to_hyperparameter(value)})
+                    Hyperparameters.from_dict(
+                        {**base, "loss": loss, dimension.name: dimension.to_hyperparameter(value)}
+                    )
                 except ConfigError as exc:
                     raise ConfigError(f"{key}.{dimension.name}", f"{value!r} is not a usable value: {exc}") from None
         return space

@@ -1,11 +1,12 @@
 """One trial: train with the trial's hyperparameters on train_tr, evaluate on valid after every epoch.
 
-The trial runs the project's own training loop (:func:`~gru4rec_pipeline.model.training.train_model`) and
-evaluation (:func:`~gru4rec_pipeline.evaluation.model_evaluation.evaluate_model`) in the worker's process. After
-each epoch it reports the study's metric to Optuna, so that the pruner can stop a trial that trails the others
-at the same epoch; the trial's value is the metric after its last epoch. With ``training.early_stopping`` a trial
-also stops once its watched metric has not improved for ``patience`` epochs; its value is then the study's metric
-at its best epoch, which it records (user attribute ``best_epoch``) for ``best.yaml``'s epochs.
+A trial is an ordinary training job (``training/job.py``) run in the worker's process on the data it loaded once:
+its per-epoch evaluation on valid (``evaluation/epoch_evaluation.py``: the learning curve, with early stopping)
+measures the study's metric after every epoch, and :class:`TrialReport`, an observer of the training loop, reports
+it to Optuna, so that the pruner can stop a trial that trails the others at the same epoch; the trial's value is
+the metric after its last epoch. With ``training.early_stopping`` a trial also stops once its watched metric has not
+improved for ``patience`` epochs; its value is then the study's metric at its best epoch, which it records (user
+attribute ``best_epoch``) for ``best.yaml``'s epochs.
 """
 
 from __future__ import annotations
@@ -18,12 +19,10 @@ import numpy as np
 import optuna
 
 from gru4rec_pipeline.data.arrays import SessionArrays
-from gru4rec_pipeline.evaluation.epoch_evaluation import parse_metric
-from gru4rec_pipeline.evaluation.model_evaluation import evaluate_model
 from gru4rec_pipeline.evaluation.stage import EvaluationSettings
-from gru4rec_pipeline.model.early_stopping import EarlyStopping
-from gru4rec_pipeline.model.hyperparameters import TrainConfig
-from gru4rec_pipeline.model.training import train_model
+from gru4rec_pipeline.model.hyperparameters import Hyperparameters
+from gru4rec_pipeline.training.job import EpochEvaluationOptions, RunOptions, TrainingJob
+from gru4rec_pipeline.training.loop import TrainingInputs, train
 from gru4rec_pipeline.tuning.settings import TuningSettings
 from gru4rec_pipeline.tuning.space import SearchSpace
 
@@ -32,19 +31,17 @@ log = logging.getLogger(__name__)
 BEST_EPOCH = "best_epoch"  # trial attribute: the epoch early stopping kept, the tuned retraining's epoch count
 
 
-class StopEarly(Exception):
-    """Raised after an epoch to end a trial's training: its validation metric stopped improving."""
-
-
 @dataclass(frozen=True)
 class TrialData:
     """What every trial of a worker reads, loaded once: the training and validation sessions, the items'
-    training support and the vocabulary's identity."""
+    training support and the vocabulary's identity, and the files they were read from (``paths``: train, valid,
+    vocab)."""
 
     train: SessionArrays
     valid: SessionArrays
     item_support: np.ndarray
     vocabulary: dict
+    paths: tuple[str, str, str] = ("", "", "")
 
 
 @dataclass(frozen=True)
@@ -60,75 +57,61 @@ class TrialRunner:
     device: str
     threads: int
     early_stopping: dict | None = None  # training.early_stopping: {patience, metric}; patience 0 is off
+    engine: str = "auto"  # training.engine
 
-    def config(self, params: dict) -> TrainConfig:
-        hyperparameters = self.space.hyperparameters(params)
-        return TrainConfig.from_dict(
-            {
-                **hyperparameters,
-                "loss": self.space.loss,
-                "epochs": self.settings.epochs,
-                "seed": self.seed,
-                "device": self.device,
-                "threads": self.threads,
-            }
+    def job(self, params: dict, folder: str) -> TrainingJob:
+        """The trial's training job: the trial's hyperparameters on train_tr, evaluated on valid after every epoch
+        at the study's cut-off (and early stopping's), into the scratch model folder ``folder``."""
+        hyperparameters = Hyperparameters.from_dict(
+            {**self.space.hyperparameters(params), "loss": self.space.loss, "epochs": self.settings.epochs}
         )
+        run = RunOptions(self.seed, self.device, self.threads, self.engine, progress=False, checkpoints=False)
+        train_path, valid_path, vocab_path = self.data.paths
+        curve = EpochEvaluationOptions(
+            valid_path,
+            split="valid",
+            cutoffs=(self.settings.cutoff,),
+            tie_mode=self.evaluation.tie_mode,
+            batch_size=self.evaluation.batch_size,
+            early_stopping=self.early_stopping,
+        )
+        return TrainingJob(train_path, vocab_path, folder, hyperparameters, run, epoch_evaluation=curve)
 
     def __call__(self, trial: optuna.Trial) -> float:
-        config = self.config(trial.params)
-        name, cutoff = self.settings.metric_name, self.settings.cutoff
-        values: list[float] = []
         sampled = self.space.hyperparameters(trial.params)
         log.info("trial %d: %s", trial.number, ", ".join(f"{name} {sampled[name]}" for name in trial.params))
-        stopping, cutoffs = None, {cutoff}
-        if self.early_stopping and self.early_stopping.get("patience"):
-            metric = self.early_stopping.get("metric", "mrr@20")
-            stopping = EarlyStopping(int(self.early_stopping["patience"]), metric, "valid")
-            cutoffs.add(parse_metric(metric)[1])
-
-        def after_epoch(epoch: int, model) -> None:
-            metrics = evaluate_model(
-                model,
-                self.data.valid,
-                cutoffs=tuple(sorted(cutoffs)),
-                tie_mode=self.evaluation.tie_mode,
-                batch_size=self.evaluation.batch_size,
-                progress=False,
-                source=f"trial {trial.number} after epoch {epoch}",
-            )
-            value = float(metrics[name][str(cutoff)])
-            values.append(value)
-            trial.report(value, epoch)
-            log.info("trial %d, epoch %d: %s %.4f on valid", trial.number, epoch, self.settings.metric, value)
-            if stopping is not None:
-                watched, at = parse_metric(stopping.metric)
-                stopping.update(epoch, float(metrics[watched][str(at)]), model)
-                if stopping.should_stop:
-                    raise StopEarly
-            # After the last epoch the trial is over anyway: its value is recorded, not pruned.
-            if epoch < config.epochs and trial.should_prune():
-                raise optuna.TrialPruned(f"{self.settings.metric} {value:.4f} after epoch {epoch}: below the median")
-
+        data = self.data
+        inputs = TrainingInputs(data.train, data.item_support, data.vocabulary, evaluation=data.valid)
+        report = TrialReport(trial, self.settings)
         # The model and its history are a trial's by-products: written to a folder removed with the trial.
         with tempfile.TemporaryDirectory(prefix="gru4rec-trial-") as scratch:
-            try:
-                train_model(
-                    self.data.train,
-                    self.data.item_support,
-                    config,
-                    f"{scratch}/model.pt",
-                    f"{scratch}/history.csv",
-                    progress=False,
-                    vocabulary_identity=self.data.vocabulary,
-                    on_epoch=after_epoch,
-                )
-            except StopEarly:
-                log.info(
-                    "trial %d stopped early after epoch %d: %s best at epoch %d",
-                    trial.number, len(values), stopping.metric, stopping.best_epoch,
-                )  # fmt: skip
-        if stopping is None:
-            return values[-1]
+            summary = train(self.job(trial.params, scratch), inputs, observers=[report])
+        if "best_epoch" not in summary:
+            return report.values[-1]
         # The trial's value and epoch count are those of its best epoch: the weights early stopping keeps.
-        trial.set_user_attr(BEST_EPOCH, stopping.best_epoch)
-        return values[stopping.best_epoch - 1]
+        if len(report.values) < self.settings.epochs:
+            log.info(
+                "trial %d stopped early after epoch %d: %s best at epoch %d",
+                trial.number, len(report.values), self.early_stopping["metric"], summary["best_epoch"],
+            )  # fmt: skip
+        trial.set_user_attr(BEST_EPOCH, summary["best_epoch"])
+        return report.values[summary["best_epoch"] - 1]
+
+
+class TrialReport:
+    """After each epoch of a trial's training: the study's metric (the learning curve's column) reported to Optuna,
+    and the trial pruned (``optuna.TrialPruned``) where the pruner says so. Not after the last epoch, nor after one
+    where early stopping ends the training: the trial is over then anyway, its value recorded."""
+
+    def __init__(self, trial: optuna.Trial, settings: TuningSettings):
+        self.trial, self.settings = trial, settings
+        self.values: list[float] = []
+
+    def after_epoch(self, epoch: int, row: dict, trainer) -> None:
+        value = float(row[f"{self.settings.metric_name}@{self.settings.cutoff}"])
+        self.values.append(value)
+        self.trial.report(value, epoch)
+        log.info("trial %d, epoch %d: %s %.4f on valid", self.trial.number, epoch, self.settings.metric, value)
+        stopping = trainer.curve is not None and trainer.curve.should_stop
+        if not stopping and epoch < trainer.epochs and self.trial.should_prune():
+            raise optuna.TrialPruned(f"{self.settings.metric} {value:.4f} after epoch {epoch}: below the median")

@@ -71,13 +71,15 @@ def run_tune_worker(
     device: str = "auto",
     threads: int = 1,
     early_stopping: dict | None = None,
+    engine: str = "auto",
 ) -> dict:
     """The tuning stage for one worker slot of ``loss``'s study: trials on ``train_path`` (train_tr's sessions),
     each evaluated on ``eval_path`` (valid's), until the study holds ``tuning['trials']``.
 
     ``tuning``: the config's tuning section; ``space``: ``tuning.spaces.{loss}`` (None: the published space);
     ``hyperparameters``: ``training.losses.{loss}``, the setting the space varies; ``folder``: where the study's
-    journal and lock live. Writes ``record_path`` (JSON: the study, what this worker ran) and returns it.
+    journal and lock live; ``engine``: ``training.engine``. Writes ``record_path`` (JSON: the study, what this
+    worker ran) and returns it.
     """
     settings = TuningSettings.from_dict(tuning)
     if not 0 <= worker < settings.workers:
@@ -107,11 +109,12 @@ def run_tune_worker(
         search_space,
         settings,
         evaluation_settings,
-        TrialData(train, valid, vocabulary.support, vocabulary.identity()),
+        TrialData(train, valid, vocabulary.support, vocabulary.identity(), (train_path, eval_path, vocab_path)),
         seed,
         device,
         threads,
         early_stopping,
+        engine,
     )
     run = new_run_id()
     log.info(

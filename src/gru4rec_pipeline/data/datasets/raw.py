@@ -30,6 +30,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 
+from gru4rec_pipeline.data.datasets.registry import located_raw_file
 from gru4rec_pipeline.errors import DataFormatError
 
 log = logging.getLogger(__name__)
@@ -218,12 +219,10 @@ def estimated_rows(path: Path, sample_bytes: int = 1 << 20) -> int:
 def existing_raw_file(path: str | Path, layout: CsvLayout) -> Path:
     """``path``, or ``path.gz`` when only the gzipped file is there (as some sets are published)."""
     path = Path(path)
-    if path.is_file():
-        return path
-    zipped = path.with_name(path.name + ".gz")
-    if zipped.is_file():
-        return zipped
-    raise DataFormatError(path, f"file not found (nor {zipped.name}); expected the {layout.name} file")
+    found = located_raw_file(path)
+    if found is None:
+        raise DataFormatError(path, f"file not found (nor {path.name}.gz); expected the {layout.name} file")
+    return found
 
 
 # ----------------------------------------------------------------------------------------------

@@ -21,6 +21,7 @@ Sources:
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 from gru4rec_pipeline.names import DATASET_RAW_FILES, DATASETS
 
@@ -52,6 +53,12 @@ class Dataset:
     knn_source: str
     published: dict  # "paper" and "readme": {"recall@20", "mrr@20"}
     protocol_preset: str = ""  # for rsc15: the protocol.preset the comparison's row uses
+    item_map: bool = False  # items are strings, numbered by the reader: the split stage writes their map
+
+    @property
+    def short_title(self) -> str:
+        """The title without its parenthesis: ``RetailRocket``."""
+        return self.title.split(" (")[0]
 
     @property
     def needs_sign_up(self) -> bool:
@@ -164,6 +171,7 @@ DATASETS_BY_NAME: dict[str, Dataset] = {
         knn={},  # session-rec has no Coveo configuration
         knn_source="",
         published={"paper": {"recall@20": 0.3123, "mrr@20": 0.0994}, "readme": {"recall@20": 0.3135, "mrr@20": 0.1010}},
+        item_map=True,  # product_skus_hash: hex strings
     ),
     "retailrocket": Dataset(
         name="retailrocket",
@@ -226,13 +234,39 @@ DATASETS_BY_NAME: dict[str, Dataset] = {
 
 
 def training_defaults(name: str) -> dict:
-    """The set's official best setting in this project's hyperparameter names (``TrainConfig.from_dict`` input)."""
+    """The set's official best setting in this project's hyperparameter names (``Hyperparameters.from_dict`` input)."""
     official = dataset(name).official_parameters
     values = {project: official[key] for key, project in OFFICIAL_NAMES.items()}
     values["loss"] = OFFICIAL_LOSSES[official["loss"]]
     values["embedding"] = "shared" if official["constrained_embedding"] and official["embedding"] == 0 else "separate"
     values["embedding_dim"] = 0
     return values
+
+
+def sign_up_message(name: str) -> str:
+    """Where to get the raw files of a set behind a sign-up, and the ``raw`` key that takes their folder."""
+    spec = dataset(name)
+    files = " and ".join(spec.raw_files)
+    return (
+        f"{spec.title} cannot be downloaded without signing up: get {files} from {spec.download.sign_up} "
+        f"({spec.download.files_from}), put {'them' if len(spec.raw_files) > 1 else 'it'} in a folder and give "
+        f"that folder as --config raw=/path/to/folder (dataset: {name})"
+    )
+
+
+def located_raw_file(path: str | Path) -> Path | None:
+    """``path`` where it is a file, else ``path.gz`` where that is (as some sets are published), else None."""
+    path = Path(path)
+    for candidate in (path, path.with_name(path.name + ".gz")):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def raw_file_paths(name: str, folder: str | Path) -> list[Path]:
+    """The raw files of ``name`` in ``folder``, each under its published name or gzipped (name.gz) where only that
+    is there; a file that is neither is named as published."""
+    return [located_raw_file(Path(folder, file)) or Path(folder, file) for file in dataset(name).raw_files]
 
 
 def dataset(name: str) -> Dataset:

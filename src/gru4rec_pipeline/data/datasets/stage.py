@@ -22,19 +22,18 @@ import logging
 from pathlib import Path
 
 from gru4rec_pipeline.data.datasets.protocol import SessionEvents, SplitRule
-from gru4rec_pipeline.data.datasets.raw import existing_raw_file
-from gru4rec_pipeline.data.datasets.registry import dataset
+from gru4rec_pipeline.data.datasets.registry import dataset, raw_file_paths, sign_up_message
 from gru4rec_pipeline.data.datasets.splits import write_dataset_splits
 from gru4rec_pipeline.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
-# Each set's module, its reader and its layout; its synthetic module and writer.
+# Each set's module (named in full, so that the workflow counts it among the stage's code) and its reader.
 READERS = {
-    "rees46": ("rees46", "rees46_events"),
-    "coveo": ("coveo", "coveo_events"),
-    "retailrocket": ("retailrocket", "retailrocket_events"),
-    "diginetica": ("diginetica", "diginetica_events"),
+    "rees46": ("gru4rec_pipeline.data.datasets.rees46", "rees46_events"),
+    "coveo": ("gru4rec_pipeline.data.datasets.coveo", "coveo_events"),
+    "retailrocket": ("gru4rec_pipeline.data.datasets.retailrocket", "retailrocket_events"),
+    "diginetica": ("gru4rec_pipeline.data.datasets.diginetica", "diginetica_events"),
 }
 GZIP_SIGNATURE = b"\x1f\x8b"
 
@@ -45,7 +44,7 @@ def _reader_module(name: str):
             "dataset",
             f"{name!r} has no raw reader here; expected one of {', '.join(READERS)} (rsc15: the clicks stages)",
         )
-    return importlib.import_module(f"gru4rec_pipeline.data.datasets.{READERS[name][0]}")
+    return importlib.import_module(READERS[name][0])
 
 
 def dataset_events(name: str, raw_dir: str | Path) -> SessionEvents:
@@ -56,15 +55,8 @@ def dataset_events(name: str, raw_dir: str | Path) -> SessionEvents:
 
 def raw_paths(name: str, raw_dir: str | Path) -> list[Path]:
     """The raw files ``raw_dir`` must hold for ``name`` (a gzipped one where only that is there)."""
-    module = _reader_module(name)
-    folder = Path(raw_dir)
-    paths = []
-    for file in dataset(name).raw_files:
-        try:
-            paths.append(existing_raw_file(folder / file, module.LAYOUT))
-        except Exception:
-            paths.append(folder / file)
-    return paths
+    _reader_module(name)
+    return raw_file_paths(name, raw_dir)
 
 
 def run_dataset_split(
@@ -91,16 +83,6 @@ def run_dataset_split(
         min_test_predictions=min_test_predictions,
         published={"recall@20 / mrr@20 of the official implementation": spec.published, "loss": spec.loss},
         **settings,
-    )
-
-
-def sign_up_message(name: str) -> str:
-    spec = dataset(name)
-    files = " and ".join(spec.raw_files)
-    return (
-        f"{spec.title} cannot be downloaded without signing up: get {files} from {spec.download.sign_up} "
-        f"({spec.download.files_from}), put {'them' if len(spec.raw_files) > 1 else 'it'} in a folder and give "
-        f"that folder as --config raw=/path/to/folder (dataset: {name})"
     )
 
 

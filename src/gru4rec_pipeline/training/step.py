@@ -14,73 +14,79 @@ Faithful details of the official GRU4Rec:
   and minus ``logq * log(support ** sample_alpha)`` for the extra samples;
 - the loss is averaged over the minibatch rows; item matrices are updated only on the rows the step used.
 
-What differs between devices is a strategy, not a second copy of the math (``use_kernels``):
-- compiled (the CPU default): numba loops (``kernels``) for the losses with the most work, the GRU cell and the
-  row update, which merges duplicate item rows of a step dynamically;
-- fixed-shape (``use_kernels = False``; a GPU, and ``fast_path: on`` on a CPU): torch operations only, with
-  duplicate rows merged by a fixed-size scatter (``optim``), so that a CUDA graph can hold the step.
-How epochs drive the step (a per-step loop, or chunks replayed from CUDA graphs) is ``epochs`` and ``fast_path``.
+What differs between devices is a strategy, not a second copy of the math (``StepSetup.use_kernels``):
+- compiled (the CPU's engine ``loop``): numba loops (``model/kernels``) for the losses with the most work, the
+  GRU cell and the row update, which merges duplicate item rows of a step dynamically;
+- fixed-shape (``use_kernels`` False: the engines ``eager`` and ``graphs``, and any engine on a GPU): torch
+  operations only, with duplicate rows merged by a fixed-size scatter (``model/optim``), so that a CUDA graph can
+  hold the step.
+How epochs drive the step (one call per minibatch, or chunks replayed from CUDA graphs) is ``engines`` and
+``graphs``.
 
-Data-parallel (``distributed``): with ``lanes`` a process computes only its share of the minibatch's lanes,
+Data-parallel (``parallel/``): with a process's ``share`` the step computes only its lanes of the minibatch,
 against the whole minibatch's candidates (every lane's target and the shared samples, the same on every
-process); ``exchange`` sums the gradients of the dense weights and of the fixed-size block of touched item
-rows (and the loss) across processes in one call, and every process then applies the same update.
+process); the share's exchange sums the gradients of the dense weights and of the fixed-size block of touched
+item rows (and the loss) across processes in one call, and every process then applies the same update (or the
+exchange applies it, sharded, where it ``owns_update``).
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from gru4rec_pipeline.model.losses import loss_terms, loss_terms_of_lanes
+from gru4rec_pipeline.model.hyperparameters import Hyperparameters
+from gru4rec_pipeline.model.losses import loss_terms, loss_terms_of_active_rows
 from gru4rec_pipeline.model.network import GRU4Rec, gru_gates, gru_gates_backward
 from gru4rec_pipeline.model.optim import AdagradMomentum
+
+
+@dataclass(frozen=True)
+class StepSetup:
+    """How a process runs the step: the dropout stream's seed, the CPU's compiled kernels or the fixed-shape code,
+    and (data-parallel) the process's ``share`` of the minibatch (``parallel.group.ProcessShare``: its lanes and
+    the exchange of the gradients; None: one process trains every lane)."""
+
+    dropout_seed: int = 0
+    use_kernels: bool = True
+    share: object = None
 
 
 class TrainStep:
     """Callable ``(inputs, targets, samples, state) -> loss`` that also updates the model in place."""
 
     def __init__(
-        self,
-        model: GRU4Rec,
-        loss: str,
-        batch_size: int,
-        learning_rate: float,
-        momentum: float,
-        dropout_embed: float,
-        dropout_hidden: float,
-        item_support: np.ndarray,
-        logq: float = 0.0,
-        sample_alpha: float = 0.0,
-        bpreg: float = 0.0,
-        elu_param: float = 0.0,
-        seed: int = 0,
-        lanes: slice | None = None,
-        exchange=None,
+        self, model: GRU4Rec, hyperparameters: Hyperparameters, item_support: np.ndarray, setup: StepSetup = StepSetup()
     ):
         self.model = model
-        # This process's lanes of the minibatch (None: all of them) and the cross-process gradient sum.
-        self.lanes, self.exchange = lanes, exchange
-        self.first_lane = 0 if lanes is None else lanes.start
-        self.local_batch = batch_size if lanes is None else lanes.stop - lanes.start
-        self.loss = loss
+        self.share = setup.share
+        self.use_kernels = setup.use_kernels
+        # This process's lanes of the minibatch (None: all of them).
+        self.lanes = None if setup.share is None else setup.share.lanes
+        batch_size = hyperparameters.batch_size
+        self.first_lane = 0 if self.lanes is None else self.lanes.start
+        self.local_batch = batch_size if self.lanes is None else self.lanes.stop - self.lanes.start
+        self.loss = loss = hyperparameters.loss
         self.full = loss == "ce_full"
         self.batch_size = batch_size
-        self.bpreg = float(bpreg)
-        self.elu_param = float(elu_param)
+        self.bpreg = float(hyperparameters.bpreg)
+        self.elu_param = float(hyperparameters.elu_param)
         self.mode = model.embedding
         device = model.device
         self.device = device
-        self.dropout_generator = torch.Generator(device=device).manual_seed(int(seed))
+        self.dropout_generator = torch.Generator(device=device).manual_seed(int(setup.dropout_seed))
         n_layers = len(model.layers)
         # Dropout probability applied to the embedding and to each layer's output.
+        dropout_embed, dropout_hidden = hyperparameters.dropout_embed, hyperparameters.dropout_hidden
         self.embed_dropout = dropout_embed if self.mode != "none" else 0.0
         self.layer_dropout = [dropout_hidden] * n_layers
         if self.mode == "none":
             self.layer_dropout[0] = dropout_embed
 
-        self.optimizer = AdagradMomentum(learning_rate, momentum)
+        self.optimizer = AdagradMomentum(hyperparameters.learning_rate, hyperparameters.momentum, self.use_kernels)
         # Dense parameters live in one flat buffer so that a single update covers them all.
         self.dense_names: list[str] = []
         dense_params: list[Tensor] = []
@@ -120,6 +126,7 @@ class TrainStep:
         # logQ correction per candidate: logq * log(support) for the minibatch targets and
         # logq * log(support ** sample_alpha) for the extra samples.
         self.logq_target_table = self.logq_sample_table = None
+        logq, sample_alpha = hyperparameters.logq, hyperparameters.sample_alpha
         if loss == "ce_sampled" and logq > 0:
             log_support = np.log(np.maximum(np.asarray(item_support, dtype=np.float64), 1.0))
             self.logq_target_table = torch.as_tensor((logq * log_support).astype(np.float32), device=device)
@@ -127,7 +134,6 @@ class TrainStep:
                 (logq * sample_alpha * log_support).astype(np.float32), device=device
             )
         self.n_items = model.n_items
-        self.use_kernels: bool | None = None
 
     def bind_dense(self, flat: Tensor, grad: Tensor) -> None:
         """Make the dense parameters views of ``flat`` (holding their values) and their gradients views of
@@ -141,20 +147,13 @@ class TrainStep:
             self.dense_grads[name] = grad[offset : offset + size].view(param.shape)
             offset += size
 
-    @property
-    def use_kernels(self) -> bool | None:
-        """Whether CPU steps use the compiled kernels (None: yes); False runs the tensor code on the CPU
-        too, for comparison."""
-        return self._use_kernels
-
-    @use_kernels.setter
-    def use_kernels(self, value: bool | None) -> None:
-        self._use_kernels = value
-        self.optimizer.use_kernels = value
-
     def init_state(self) -> list[Tensor]:
         """Zero hidden states of this process's lanes."""
         return self.model.init_state(self.local_batch)
+
+    def local(self, values):
+        """This process's columns (lanes) of a minibatch-wide array [T, B, ...]: all of them in one process."""
+        return values if self.lanes is None else values[:, self.lanes]
 
     # -- dropout ------------------------------------------------------------------------------
     def _dropout_mask(self, shape: tuple[int, int], p: float) -> Tensor:
@@ -176,22 +175,17 @@ class TrainStep:
         output, caches, embed_mask = self._forward(rows, inputs, state)
         scores = torch.addmm(rows.out_bias, output, rows.out_weight.t())
         local_targets = targets if self.lanes is None else targets[self.lanes]
-        target_columns = local_targets if self.full else None
+        terms = (self.loss, scores, local_targets if self.full else None, self.bpreg, self.elu_param, self.use_kernels)
         if active is None:
-            loss, d_scores, scale = loss_terms(
-                self.loss, scores, target_columns, self.bpreg, self.elu_param, self.use_kernels,
-                first_column=self.first_lane, total_rows=self.batch_size,
-            )  # fmt: skip
-        else:
-            loss, d_scores, scale = loss_terms_of_lanes(
-                self.loss, scores, active, target_columns, self.bpreg, self.elu_param, self.use_kernels,
-                first_lane=self.first_lane, total_rows=self.batch_size,
-            )  # fmt: skip
+            loss, d_scores, scale = loss_terms(*terms, first_column=self.first_lane, total_rows=self.batch_size)
+        else:  # slots retired at the end of an epoch
+            loss, d_scores, scale = loss_terms_of_active_rows(*terms, active, self.first_lane, self.batch_size)
         row_grads, bias_grads, input_grads = self._backward(rows, inputs, output, caches, embed_mask, d_scores, scale)
-        if self.exchange is not None and self.exchange.owns_update:  # the processes share the update out
-            return self.exchange.update(self, rows, inputs, row_grads, bias_grads, input_grads, loss)
-        if self.exchange is not None:
-            self.exchange.sum_([self.dense_grad, row_grads, bias_grads, input_grads, loss])
+        if self.share is not None:
+            exchange = self.share.exchange
+            if exchange.owns_update:  # the processes share the update out
+                return exchange.update(self, rows, inputs, (row_grads, bias_grads, input_grads), loss)
+            exchange.sum_([self.dense_grad, row_grads, bias_grads, input_grads, loss])
         self._update(rows, inputs, row_grads, bias_grads, input_grads)
         return loss
 
@@ -275,8 +269,8 @@ class TrainStep:
         else:
             # One gradient row per touched entry: candidates from the scores, inputs (shared) below.
             # Across processes the input entries of other processes' lanes must add nothing: zeros.
-            if self.exchange is not None:
-                row_grads = self.exchange.row_grads_like(rows.touched_rows)
+            if self.share is not None:
+                row_grads = self.share.exchange.row_grads_like(rows.touched_rows)
             else:
                 row_grads = torch.empty_like(rows.touched_rows)
             torch.mm(d_scores.t(), output_scaled, out=row_grads[:n_candidates])

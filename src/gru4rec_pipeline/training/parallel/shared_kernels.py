@@ -1,4 +1,4 @@
-"""Compiled CPU kernels of the shared-memory exchange (``shared_exchange``): the Adagrad-momentum update of the
+"""Compiled CPU kernels of the shared-memory exchange (``shared_memory``): the Adagrad-momentum update of the
 part of the weights one process owns, with each gradient summed over the processes' slots.
 
 The arithmetic is ``kernels``' (``_adagrad_momentum``); tests/test_kernels.py checks that every process's share

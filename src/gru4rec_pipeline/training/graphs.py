@@ -1,5 +1,5 @@
-"""The fast path: epochs of the one training step (``train_step``) with fixed shapes and no host work inside
-an epoch; on a GPU, replayed from CUDA graphs.
+"""The engines ``eager`` and ``graphs``: epochs of the one training step (``step``) with fixed shapes and no host
+work inside an epoch; with ``graphs``, replayed from CUDA graphs.
 
 At GRU4Rec's published sizes (batch 32, 100 units, 2048 shared negatives) a step is some 60 to 100 small
 kernels; launched one by one from Python, the GPU waits for the host most of the time, and Python's time per
@@ -15,16 +15,16 @@ it knows in advance:
 - dropout masks are drawn inside the graph from the training's dropout generator, registered with each
   graph: a replay draws what the same steps run eagerly would draw, and advances the generator as they do.
 
-The step is ``TrainStep`` itself with its fixed-shape strategy (``TrainStep.use_kernels = False``: torch
+The step is ``TrainStep`` itself, built with its fixed-shape strategy (``StepSetup.use_kernels`` False: torch
 operations, duplicate item rows merged by a fixed-size scatter); ``FixedShapeSteps`` only holds the device
 buffers it reads (``block``, ``store``, ``cursor``: each chunk advances the cursor, so a replayed graph reads
 new data on every replay). Nothing inside an epoch reads device values on the host: the loss sum stays on
-the device until the caller reads it after the epoch. The last steps of an epoch, where lanes retire as the
+the device until the caller reads it after the epoch. The last steps of an epoch, where slots retire as the
 sessions run out (``iterator``), run eagerly one by one after the chunks, their shapes known on the host.
 
-On a CPU the same runs eagerly (``fast_path: on``; the default CPU path is the per-step loop with the
-compiled kernels). Where capture is not possible the caller falls back to the per-step loop with a log line,
-or, with ``fast_path: on``, stops with an error.
+The engine ``eager`` runs the same chunks without graphs (on a CPU, or on a GPU across processes). Where capture
+is not possible ``engines.build_engine`` falls back to the loop with a log line, or, where graphs was asked for by
+name, stops with an error.
 """
 
 from __future__ import annotations
@@ -35,10 +35,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from gru4rec_pipeline.errors import ConfigError
-from gru4rec_pipeline.model.iterator import SessionParallelIterator, min_active_lanes
-from gru4rec_pipeline.model.sampling import NegativeSampler
-from gru4rec_pipeline.model.train_step import TrainStep
+from gru4rec_pipeline.training.iterator import SessionParallelIterator, min_active_slots
+from gru4rec_pipeline.training.sampler import NegativeSampler
+from gru4rec_pipeline.training.step import TrainStep
 
 log = logging.getLogger("gru4rec_pipeline")
 
@@ -51,19 +50,14 @@ class GraphCaptureError(RuntimeError):
     """The step could not be captured in a CUDA graph."""
 
 
-def fast_path_wanted(device: torch.device, config) -> bool:
-    """Whether epochs run on the fast path: ``fast_path`` on, or auto on a CUDA device."""
-    mode = getattr(config, "fast_path", "auto")
-    return mode == "on" or (mode == "auto" and device.type == "cuda")
-
-
 class FixedShapeSteps:
     """Chunks of ``step`` (its fixed-shape strategy) reading device buffers: ``n_sample`` extra negatives a
     step (0 for none), ``store_rows`` rows in the sampler's store, chunks of at most ``max_chunk`` steps and
     pieces of at most ``capacity`` steps."""
 
     def __init__(self, step: TrainStep, n_sample: int, store_rows: int, max_chunk: int, capacity: int):
-        step.use_kernels = False
+        if step.use_kernels and step.device.type == "cpu":
+            raise ValueError("the fixed-shape engines need a step built without the compiled kernels")
         self.step, self.model, self.device, self.batch = step, step.model, step.device, step.batch_size
         self.n_sample = 0 if step.full else int(n_sample)
 
@@ -89,7 +83,7 @@ class FixedShapeSteps:
         block = self.block.index_select(0, where[0])
         targets, inputs = block[:, :batch], block[:, batch : 2 * batch]
         keep = block[:, 2 * batch :].to(torch.float32).unsqueeze(2)
-        keep = keep[:, self.step.lanes] if self.step.lanes is not None else keep
+        keep = self.step.local(keep)
         samples = self.store.index_select(0, where[1]) if self.store is not None else None
         state = list(self.state)
         for j in range(steps):
@@ -102,7 +96,7 @@ class FixedShapeSteps:
         self.cursor.add_(steps)
 
 
-class FastPathEpochs:
+class FixedShapeEngine:
     """Runs epochs of ``step`` over ``iterator``'s blocks of ``items`` (the training events' item indices),
     with negatives from ``sampler`` (None: no extra samples). ``graphs``: capture CUDA graphs (default: on
     a CUDA device)."""
@@ -122,7 +116,7 @@ class FastPathEpochs:
         self.items = np.asarray(items, dtype=np.int64)
         self.batch = step.batch_size
         self.device = step.device
-        self.min_lanes = min_active_lanes(step.full or self.sampler is not None)
+        self.min_slots = min_active_slots(step.full or self.sampler is not None)
         self.events = 0
         self.graph_steps = max(1, int(graph_steps))
         self.piece_steps = max(1, int(piece_steps))
@@ -147,8 +141,8 @@ class FastPathEpochs:
 
     @property
     def name(self) -> str:
-        """How this fast path runs (the summary's ``fast_path``): ``cuda_graphs`` or ``eager``."""
-        return "cuda_graphs" if self.graphs else "eager"
+        """The engine's word (the summary's ``engine``): ``graphs`` or ``eager``."""
+        return "graphs" if self.graphs else "eager"
 
     @property
     def chunk_sizes(self) -> list[int]:
@@ -210,7 +204,7 @@ class FastPathEpochs:
             static.store.copy_(self.sampler.store)
             static.cursor[1].fill_(self.sampler.pointer)
         steps = self.events = 0
-        for block in self.iterator.blocks(self.piece_steps, self.min_lanes):
+        for block in self.iterator.blocks(self.piece_steps, self.min_slots):
             steps += block.n_steps
             self.events += block.n_events
             if block.active is not None:
@@ -235,17 +229,16 @@ class FastPathEpochs:
         return static.loss_sum, steps
 
     def _run_retiring(self, block) -> None:
-        """The last steps of an epoch, where lanes retire: one eager step each (which lanes train changes the
+        """The last steps of an epoch, where slots retire: one eager step each (which slots train changes the
         shape of the loss's work), reading and advancing the same state, loss sum and sample stream as the chunks
         (a later epoch copies the sampler's store and position into the chunks' buffers anew)."""
         static, step, device = self.static, self.step, self.device
-        lanes = step.lanes if step.lanes is not None else slice(None)
 
         def upload(values: np.ndarray) -> Tensor:  # asynchronous: nothing here waits for the device
             return torch.from_numpy(np.ascontiguousarray(values)).to(device, non_blocking=True)
 
         inputs, targets = upload(self.items[block.positions]), upload(self.items[block.positions + 1])
-        keep = upload((~block.new_session[:, lanes]).astype(np.float32)).unsqueeze(2)
+        keep = upload((~step.local(block.new_session)).astype(np.float32)).unsqueeze(2)
         state = list(static.state)
         for t in range(block.n_steps):
             for layer_state in state:
@@ -263,9 +256,9 @@ class FastPathEpochs:
             if sampler.refill_if_used_up():
                 self.static.store.copy_(sampler.store)
                 self.static.cursor[1].fill_(0)
-            if sampler.rows - sampler.pointer < size:
+            if sampler.rows_left < size:
                 size = 1
-            sampler.pointer += size
+            sampler.skip(size)
         return size
 
     def _upload(self, positions: np.ndarray, new_session: np.ndarray) -> None:
@@ -288,31 +281,3 @@ class FastPathEpochs:
         if self._pinned:
             self._copied[slot].record()
         self.static.cursor[0].fill_(0)
-
-
-def fast_path_epochs(
-    config, device: torch.device, step: TrainStep, sampler: NegativeSampler | None, items, iterator
-) -> FastPathEpochs | None:
-    """The fast path for ``train_model``'s epochs, or None for the per-step loop (with a log line saying why,
-    where the fast path was wanted or would have been chosen). With ``fast_path: on`` a step that cannot be
-    captured is an error: a run that asked for the fast path never silently measures the loop."""
-    if not fast_path_wanted(device, config):
-        if device.type == "cuda":
-            log.info("fast path: off (fast_path=%s): training with the per-step loop", config.fast_path)
-        return None
-    # Across processes the step's all-reduce runs eagerly (a collective inside a CUDA graph needs NCCL's
-    # graph support, which is not assumed).
-    graphs = device.type == "cuda" and step.exchange is None
-    try:
-        runner = FastPathEpochs(step, sampler, items, iterator, graphs=graphs)
-    except GraphCaptureError as exc:
-        if config.fast_path == "on":
-            message = f"'on', but the training step cannot be captured in a CUDA graph: {exc}"
-            raise ConfigError("fast_path", message) from None
-        log.warning("fast path: the step could not be captured in a CUDA graph (%s): per-step loop instead", exc)
-        return None
-    if graphs:
-        log.info("fast path: cuda_graphs (the fixed-shape step replayed, %d steps a graph)", runner.graph_steps)
-    else:
-        log.info("fast path: eager (the fixed-shape step run eagerly on %s)", device)
-    return runner

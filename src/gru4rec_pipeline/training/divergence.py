@@ -1,4 +1,5 @@
-"""A diverging training told from a slow one, after every epoch, before its checkpoint or model is written.
+"""A diverging training told from a slow one, after every epoch, before its checkpoint or model is written
+(:class:`DivergenceCheck`, the training loop's first observer).
 
 With a learning rate too high GRU4Rec's loss rarely becomes NaN: it jumps above what a model that has learnt
 nothing scores (bpr on the tiny preset: 25 at ``learning_rate: 5``, 0.22 normally, against ln 2 = 0.69 untrained)
@@ -30,7 +31,7 @@ WEIGHT_CEILING = 1e4
 def untrained_loss(config, item_support: np.ndarray, n_sample: int) -> tuple[float, str]:
     """The mean loss of a model that scores every item alike, and how it comes about (for messages).
 
-    ``config``: the training's TrainConfig; ``n_sample``: the shared negatives per minibatch (the sampler's, 0
+    ``config``: the training's Hyperparameters; ``n_sample``: the shared negatives per minibatch (the sampler's, 0
     without one). A sampled loss scores the minibatch's ``batch_size`` targets and the ``n_sample`` samples, N
     columns; with equal scores
     - cross-entropy is ln N (ce_full: ln of the items); with the logQ correction of ce_sampled, a column's score
@@ -87,7 +88,7 @@ def check_divergence(
     epoch: int, mean_loss: float, history: list[dict], model: torch.nn.Module, config, untrained: tuple[float, str]
 ) -> None:
     """PipelineError naming the epoch, the loss and the setting to lower when epoch ``epoch`` diverged
-    (``history``: the earlier epochs' rows; ``config``: the training's TrainConfig; ``untrained``:
+    (``history``: the earlier epochs' rows; ``config``: the training's Hyperparameters; ``untrained``:
     :func:`untrained_loss`)."""
     reason = divergence_reason(mean_loss, [row["loss"] for row in history], untrained, model)
     if reason is not None:
@@ -95,3 +96,14 @@ def check_divergence(
             f"training diverged in epoch {epoch}: {reason}; lower training.losses.{config.loss}.learning_rate "
             f"(now {config.learning_rate:g})"
         )
+
+
+class DivergenceCheck:
+    """After each epoch: :func:`check_divergence` of the epoch's loss and the trainer's model."""
+
+    def __init__(self, hyperparameters, item_support: np.ndarray, n_sample: int):
+        self.hyperparameters = hyperparameters
+        self.untrained = untrained_loss(hyperparameters, item_support, n_sample)
+
+    def after_epoch(self, epoch: int, row: dict, trainer) -> None:
+        check_divergence(epoch, row["loss"], trainer.history, trainer.model, self.hyperparameters, self.untrained)

@@ -17,6 +17,9 @@ others; an x86-64 CPU keeps a process's stores in order, which the barrier relie
 the all-reduce). A process that does not arrive within ``COLLECTIVE_TIMEOUT_S`` is an error naming its rank.
 The file lives in /dev/shm (else the temporary folder), is preallocated (a full tmpfs is an error at once, not a
 crash later) and is unlinked as soon as every process has mapped it: nothing is left behind.
+
+:func:`process_share` gives each process its lanes and the exchange ``training.exchange`` asks for (auto: this one
+where it can run, else the all-reduce of ``group``).
 """
 
 from __future__ import annotations
@@ -34,8 +37,15 @@ import torch
 from torch import Tensor
 
 from gru4rec_pipeline.errors import ConfigError, PipelineError
-from gru4rec_pipeline.model import kernels, shared_kernels
-from gru4rec_pipeline.model.distributed import COLLECTIVE_TIMEOUT_S, ProcessGroup
+from gru4rec_pipeline.model import kernels
+from gru4rec_pipeline.training.parallel import shared_kernels
+from gru4rec_pipeline.training.parallel.group import (
+    COLLECTIVE_TIMEOUT_S,
+    GradientExchange,
+    ProcessGroup,
+    ProcessShare,
+    lane_share,
+)
 
 log = logging.getLogger("gru4rec_pipeline")
 
@@ -49,7 +59,7 @@ def shared_memory_supported(group: ProcessGroup, use_kernels: bool) -> str | Non
     if group.device.type != "cpu":
         return f"the processes train on {group.device.type}"
     if not use_kernels or not kernels.AVAILABLE:
-        return "it needs the compiled CPU kernels (numba, and the fast path off)"
+        return "it needs the compiled CPU kernels (numba, and the engine loop)"
     if int(os.environ.get("LOCAL_WORLD_SIZE", "0")) != group.world_size:
         return "the processes are not all on one node"
     if platform.machine().lower() not in ("x86_64", "amd64"):
@@ -99,8 +109,8 @@ class SharedMemoryExchange:
     # -- set-up -------------------------------------------------------------------------------
     def attach(self, step, sampler=None):
         """Move ``step``'s dense buffer, item rows and optimizer state into shared memory, and ``sampler``'s store
-        (its refills shared out too: each process searches a share of the rows). Collective. Returns the exchange
-        to train with: this one, or (``auto`` and no shared memory to be had) the all-reduce, with a warning."""
+        (its refills shared out too: each process searches a share of the rows). Collective. Returns this exchange,
+        or None where (``auto``) no shared memory is to be had, with a warning: the all-reduce then takes over."""
         import torch.distributed as dist
 
         world, batch = self.world, step.batch_size
@@ -142,11 +152,8 @@ class SharedMemoryExchange:
         if shared[0] is None:
             if self.choice == "shared_memory":
                 raise PipelineError(shared[1])
-            from gru4rec_pipeline.model.distributed import GradientExchange
-
             log.warning("%s; exchanging gradients by all-reduce instead", shared[1])
-            step.exchange = GradientExchange(self.group)
-            return step.exchange
+            return None
         buffer = np.memmap(shared[0], dtype=np.uint8, mode="r+", shape=(layout.size,))
         views = layout.views(buffer)
         dist.barrier()  # every process has mapped the file: its name can go
@@ -240,9 +247,11 @@ class SharedMemoryExchange:
         lanes stay zero: nothing writes them)."""
         return self.tensors["item_weight/grad"][self.rank, : touched_rows.shape[0]]
 
-    def update(self, step, rows, inputs: Tensor, row_grads, bias_grads, input_grads, loss: Tensor) -> Tensor:
-        """This process's gradients are in its slot (the dense and item-row ones already): publish the rest,
-        wait for every process, update what this process owns, wait again. Returns the minibatch's loss."""
+    def update(self, step, rows, inputs: Tensor, grads: tuple, loss: Tensor) -> Tensor:
+        """This process's gradients (``grads``: of the item rows, the candidate biases, the input rows) are in its
+        slot (the dense and item-row ones already): publish the rest, wait for every process, update what this
+        process owns, wait again. Returns the minibatch's loss."""
+        _, bias_grads, input_grads = grads
         if bias_grads is not None:
             self.bias_slot[: bias_grads.shape[0]].copy_(bias_grads)
         if input_grads is not None:
@@ -323,13 +332,14 @@ class SharedMemoryExchange:
         }
 
 
-def exchange_for(group: ProcessGroup, choice: str, use_kernels: bool, n_sample: int):
-    """The gradient exchange of ``training.exchange`` (auto: shared memory where it can run, else all-reduce)."""
-    from gru4rec_pipeline.model.distributed import GradientExchange
-
-    reason = shared_memory_supported(group, use_kernels)
-    if choice == "shared_memory" and reason is not None:
+def process_share(group: ProcessGroup, parallel, compiled: bool, hyperparameters) -> ProcessShare:
+    """This process's lanes and exchange: the one of ``parallel.exchange`` (``training.exchange``; auto: shared
+    memory where it can run, else the all-reduce). ``compiled``: the step runs the CPU's compiled kernels (engine
+    ``loop``), which the shared-memory update needs."""
+    lanes = lane_share(hyperparameters.batch_size, group.world_size, group.rank)
+    reason = shared_memory_supported(group, compiled)
+    if parallel.exchange == "shared_memory" and reason is not None:
         raise ConfigError("training.exchange", f"shared_memory cannot run here: {reason}")
-    if choice == "all_reduce" or reason is not None:
-        return GradientExchange(group)
-    return SharedMemoryExchange(group, n_sample, choice)
+    if parallel.exchange == "all_reduce" or reason is not None:
+        return ProcessShare(group, lanes, GradientExchange(group))
+    return ProcessShare(group, lanes, SharedMemoryExchange(group, hyperparameters.n_sample, parallel.exchange))

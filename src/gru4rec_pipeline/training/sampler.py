@@ -140,11 +140,20 @@ class NegativeSampler:
 
     def refill_if_used_up(self) -> bool:
         """Draw a new store when every row has been used, as ``next`` would before taking a row (callers
-        that read the store themselves advance ``pointer``); True if it did."""
+        that read the store themselves then ``skip`` the rows they read); True if it did."""
         if self.store is None or self.pointer >= self.rows:
             self._fill()
             return True
         return False
+
+    @property
+    def rows_left(self) -> int:
+        """Rows of the current store not used yet."""
+        return self.rows - self.pointer
+
+    def skip(self, rows: int) -> None:
+        """Count ``rows`` rows of the store as used (read by the caller from the store itself)."""
+        self.pointer += rows
 
     def state_dict(self) -> dict:
         return {

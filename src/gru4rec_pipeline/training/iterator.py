@@ -11,11 +11,11 @@ current item, the target the next one. The rules, exactly (those of the official
    and their hidden state is reset to zero before their first step on the new session.
 4. When no session is left for a finished slot, the slot is retired for the rest of the epoch and the
    others go on: the minibatch shrinks until every session is used up, so an epoch trains on every
-   (input, target) pair once. With ``min_lanes`` 2 (a loss whose only negatives are the other lanes'
+   (input, target) pair once. With ``min_slots`` 2 (a loss whose only negatives are the other slots'
    targets) the epoch ends instead when fewer than two slots are left, as the official code does then.
 
-A retired slot still fills its place in the arrays (fixed shapes for the step, the fast path and the
-processes of a data-parallel training): ``active[t, b]`` is False for it, and it repeats the position of
+A retired slot still fills its place in the arrays (fixed shapes for the step, the fixed-shape engines and
+the processes of a data-parallel training): ``active[t, b]`` is False for it, and it repeats the position of
 the step's first active slot, so it touches no item row the active slots do not (the training step leaves
 it out of the loss and of the candidates).
 
@@ -30,8 +30,8 @@ from typing import Iterator
 import numpy as np
 
 
-def min_active_lanes(shared_negatives: bool) -> int:
-    """The fewest active slots a step trains with: one, or two where a lane's only negatives are the other lanes'
+def min_active_slots(shared_negatives: bool) -> int:
+    """The fewest active slots a step trains with: one, or two where a slot's only negatives are the other slots'
     targets (no shared samples, and not ``ce_full``)."""
     return 1 if shared_negatives else 2
 
@@ -80,11 +80,11 @@ class SessionParallelIterator:
 
     def upper_bound_events(self) -> int:
         """Number of (input, target) pairs in all usable sessions; an epoch trains on exactly these (with
-        ``min_lanes`` 2, on all but those left when fewer than two slots remain)."""
+        ``min_slots`` 2, on all but those left when fewer than two slots remain)."""
         return int((self.session_ends - self.session_starts - 1).sum())
 
-    def blocks(self, block_steps: int = 1024, min_lanes: int = 1) -> Iterator[StepBlock]:
-        """The epoch's steps; it ends when every session is used up or fewer than ``min_lanes`` slots are left."""
+    def blocks(self, block_steps: int = 1024, min_slots: int = 1) -> Iterator[StepBlock]:
+        """The epoch's steps; it ends when every session is used up or fewer than ``min_slots`` slots are left."""
         batch = self.batch_size
         start = self.session_starts[:batch].copy()  # position of each slot's current input
         end = self.session_ends[:batch].copy()
@@ -116,7 +116,7 @@ class SessionParallelIterator:
             slots = np.flatnonzero(finished)
             refilled = slots[: self.n_sessions - next_session]
             active[slots[len(refilled) :]] = False
-            if np.count_nonzero(active) < max(min_lanes, 1):
+            if np.count_nonzero(active) < max(min_slots, 1):
                 break
             start[refilled] = self.session_starts[next_session : next_session + len(refilled)]
             end[refilled] = self.session_ends[next_session : next_session + len(refilled)]

@@ -1,7 +1,7 @@
-"""Epochs through the fast path (the fixed-shape step; replayed from CUDA graphs on a GPU) run eagerly on the
-CPU: against the per-step training loop, through ``train_model``, across checkpoints, and the graph
-orchestration with a stand-in for CUDA graphs (the real ones are tested in tests/test_gpu_training.py, on a
-GPU)."""
+"""The engines (``training.engine``): the fixed-shape engines (``eager``, and ``graphs``: replayed from CUDA graphs
+on a GPU) run eagerly on the CPU against the loop, through a training, across checkpoints; the choice of engine;
+and the graph orchestration with a stand-in for CUDA graphs (the real ones are tested in
+tests/test_gpu_training.py, on a GPU)."""
 
 from __future__ import annotations
 
@@ -15,30 +15,36 @@ import pytest
 import torch
 
 from conftest import crash_after_next_checkpoint
-from gru4rec_pipeline.model import fast_path, training
-from gru4rec_pipeline.model.fast_path import FastPathEpochs, FixedShapeSteps, fast_path_epochs, fast_path_wanted
-from gru4rec_pipeline.model.hyperparameters import TrainConfig
-from gru4rec_pipeline.model.iterator import SessionParallelIterator, min_active_lanes
-from gru4rec_pipeline.model.loading import load_model
-from gru4rec_pipeline.model.training import build_step, train_model
+from gru4rec_pipeline.errors import ConfigError
+from gru4rec_pipeline.model.folder import load_model
+from gru4rec_pipeline.model.hyperparameters import Hyperparameters
+from gru4rec_pipeline.training import engines, graphs
+from gru4rec_pipeline.training.engines import LoopEngine, build_engine, engine_name
+from gru4rec_pipeline.training.graphs import FixedShapeEngine, FixedShapeSteps
+from gru4rec_pipeline.training.iterator import SessionParallelIterator, min_active_slots
+from gru4rec_pipeline.training.job import RunOptions
+from gru4rec_pipeline.training.loop import build_sampler, build_step
+from gru4rec_pipeline.training.state import TrainingState
 from test_one_step import assert_same_training
-from test_training import read_history, tiny_config, tiny_sessions
+from test_training import SEED, read_history, tiny_config, tiny_sessions, train_tiny
 
 
-def build(config, train, support, device="cpu", sampler_device=None):
-    """What ``train_model`` builds: a step on ``device``, a sampler (on ``sampler_device``, default the same)
-    and the iterator."""
-    step, sampler = build_step(config, support, torch.device(device), sampler_device and torch.device(sampler_device))
+def build(config, train, support, device="cpu", sampler_device=None, use_kernels=True):
+    """What a training builds: a step on ``device`` (``use_kernels`` False: the fixed-shape engines' step), a
+    sampler (on ``sampler_device``, default the same) and the iterator."""
+    step, sampler = build_step(config, support, torch.device(device), SEED, use_kernels)
+    if sampler_device is not None:
+        sampler = build_sampler(config, support, torch.device(sampler_device), SEED)
     return step, sampler, SessionParallelIterator(train.offsets, config.batch_size)
 
 
 def reference_epoch(step, sampler, items, iterator):
-    """The per-step loop of ``train_model``."""
+    """The engine loop, written out."""
     device = step.device
     items = torch.as_tensor(items, device=device)
     state = step.model.init_state(step.batch_size)
     loss_sum, steps = torch.zeros((), device=device), 0
-    for block in iterator.blocks(1024, min_active_lanes(step.full or sampler is not None)):
+    for block in iterator.blocks(1024, min_active_slots(step.full or sampler is not None)):
         positions = torch.as_tensor(block.positions, device=device)
         keep = torch.as_tensor(~block.new_session, device=device).float().unsqueeze(2)
         active = [None] * block.n_steps if block.active is None else block.active
@@ -60,14 +66,14 @@ def reference_epoch(step, sampler, items, iterator):
         ("ce_full", {"embedding": "none", "dropout_embed": 0.2}),
     ],
 )
-def test_fast_epochs_equal_the_reference_loop(loss, overrides, one_thread):
+def test_fixed_shape_epochs_equal_the_reference_loop(loss, overrides, one_thread):
     """Two epochs: pieces of at most 16 steps (blocks split, partial chunks), chunks of 4, a sample store of 7
     rows (a refill every 7 steps, single steps before it)."""
     train, support = tiny_sessions()
     config = tiny_config(loss, sample_store_size=56, **overrides)  # 7 rows: chunks of 4 do not divide it
     reference, reference_sampler, iterator = build(config, train, support)
-    fast, fast_sampler, _ = build(config, train, support)
-    runner = FastPathEpochs(fast, fast_sampler, train.items, iterator, graph_steps=4, piece_steps=8)
+    fast, fast_sampler, _ = build(config, train, support, use_kernels=False)
+    runner = FixedShapeEngine(fast, fast_sampler, train.items, iterator, graph_steps=4, piece_steps=8)
     for _ in range(2):
         reference_loss, reference_steps = reference_epoch(reference, reference_sampler, train.items, iterator)
         fast_loss, fast_steps = runner.run_epoch()
@@ -82,42 +88,43 @@ def test_fast_epochs_equal_the_reference_loop(loss, overrides, one_thread):
         assert torch.equal(fast_sampler.generator.get_state(), reference_sampler.generator.get_state())
 
 
-def test_train_model_through_the_fast_path_equals_the_loop(tmp_path, caplog, one_thread):
+def test_a_training_on_the_eager_engine_equals_the_loop(tmp_path, caplog, one_thread):
     train, support = tiny_sessions()
     results = {}
-    for mode in ("off", "on"):
+    for engine in ("loop", "eager"):
         with caplog.at_level(logging.INFO, logger="gru4rec_pipeline"):
-            config = tiny_config("ce_sampled", fast_path=mode, dropout_hidden=0.3, epochs=1)
-            summary = train_model(
-                train, support, config, tmp_path / f"{mode}.pt", tmp_path / f"{mode}.csv", progress=False
-            )
-        assert summary["fast_path"] == {"off": "off", "on": "eager"}[mode]
-        results[mode] = load_model(tmp_path / f"{mode}.pt").state_dict()
-        history = read_history(tmp_path / f"{mode}.csv")
-        results[mode + "_loss"] = float(history[0]["loss"])
-    assert "fast path: eager (the fixed-shape step run eagerly on cpu)" in caplog.text
-    for name, x in results["off"].items():
-        torch.testing.assert_close(results["on"][name], x, atol=1e-3, rtol=1e-3, msg=name)
-    assert results["on_loss"] == pytest.approx(results["off_loss"], rel=1e-4)
+            config = tiny_config("ce_sampled", dropout_hidden=0.3, epochs=1)
+            summary = train_tiny(tmp_path / engine, train, support, config, engine=engine)
+        assert summary["engine"] == engine
+        results[engine] = load_model(tmp_path / engine / "model.pt").state_dict()
+        history = read_history(tmp_path / engine / "history.csv")
+        results[engine + "_loss"] = float(history[0]["loss"])
+    assert "engine: eager (the fixed-shape step run eagerly on cpu)" in caplog.text
+    assert "engine: loop (one call of the step per minibatch on cpu)" in caplog.text
+    for name, x in results["loop"].items():
+        torch.testing.assert_close(results["eager"][name], x, atol=1e-3, rtol=1e-3, msg=name)
+    assert results["eager_loss"] == pytest.approx(results["loop_loss"], rel=1e-4)
 
 
-def test_fast_path_resume_equals_uninterrupted_and_mixes_with_the_loop(tmp_path, monkeypatch, one_thread):
+def test_eager_resume_equals_uninterrupted_and_mixes_with_the_loop(tmp_path, monkeypatch, one_thread):
     train, support = tiny_sessions()
-    config = tiny_config("bpr_max", dropout_hidden=0.2, sample_store_size=40, fast_path="on")
-    train_model(train, support, config, tmp_path / "full.pt", tmp_path / "full.csv", tmp_path / "ck", progress=False)
+    config = tiny_config("bpr_max", dropout_hidden=0.2, sample_store_size=40)
+    eager = {"engine": "eager", "checkpoints": True}
+    train_tiny(tmp_path / "full", train, support, config, **eager)
     with crash_after_next_checkpoint(monkeypatch):
-        train_model(train, support, config, tmp_path / "r.pt", tmp_path / "r.csv", tmp_path / "ck2", progress=False)
-    train_model(train, support, config, tmp_path / "r.pt", tmp_path / "r.csv", tmp_path / "ck2", progress=False)
-    full, resumed = load_model(tmp_path / "full.pt"), load_model(tmp_path / "r.pt")
+        train_tiny(tmp_path / "r", train, support, config, **eager)
+    train_tiny(tmp_path / "r", train, support, config, **eager)
+    full, resumed = load_model(tmp_path / "full" / "model.pt"), load_model(tmp_path / "r" / "model.pt")
     for (name, x), (_, y) in zip(full.state_dict().items(), resumed.state_dict().items()):
         assert torch.equal(x, y), name
-    # The same checkpoint resumed by the per-step loop (the setting is not part of the run's identity).
+    # The same checkpoint resumed by the loop (the engine is not part of the training's identity).
     with crash_after_next_checkpoint(monkeypatch):
-        train_model(train, support, config, tmp_path / "m.pt", tmp_path / "m.csv", tmp_path / "ck3", progress=False)
-    loop = TrainConfig.from_dict({**config.to_dict(), "fast_path": "off"})
-    train_model(train, support, loop, tmp_path / "m.pt", tmp_path / "m.csv", tmp_path / "ck3", progress=False)
-    assert len(read_history(tmp_path / "m.csv")) == config.epochs
-    for (name, x), (_, y) in zip(full.state_dict().items(), load_model(tmp_path / "m.pt").state_dict().items()):
+        train_tiny(tmp_path / "m", train, support, config, **eager)
+    train_tiny(tmp_path / "m", train, support, config, engine="loop", checkpoints=True)
+    assert len(read_history(tmp_path / "m" / "history.csv")) == config.epochs
+    for (name, x), (_, y) in zip(
+        full.state_dict().items(), load_model(tmp_path / "m" / "model.pt").state_dict().items()
+    ):
         torch.testing.assert_close(y, x, atol=2e-3, rtol=1e-3, msg=name)
 
 
@@ -126,66 +133,70 @@ def test_checkpoint_from_another_device_type_resumes(tmp_path, monkeypatch, capl
     continue exactly, the random streams from seeds derived from the saved states (the same every time)."""
     train, support = tiny_sessions()
     config = tiny_config("ce_sampled", epochs=2)
-    real_save = training.save_checkpoint
+    real_save = TrainingState.save
 
-    def as_if_from_a_gpu(path, payload):
+    def as_if_from_a_gpu(state, path):
         cuda_like = torch.arange(16, dtype=torch.uint8)
-        payload["dropout_generator"] = cuda_like
-        payload["sampler"] = {"generator": cuda_like + 1, "fill_state": cuda_like + 2, "pointer": 3}
-        real_save(path, payload)
+        state.last.dropout_generator = cuda_like
+        state.last.sampler = {"generator": cuda_like + 1, "fill_state": cuda_like + 2, "pointer": 3}
+        real_save(state, path)
         raise KeyboardInterrupt("simulated crash")
 
     outputs = []
     for run in ("a", "b"):
-        monkeypatch.setattr(training, "save_checkpoint", as_if_from_a_gpu)
+        monkeypatch.setattr(TrainingState, "save", as_if_from_a_gpu)
         with pytest.raises(KeyboardInterrupt):
-            train_model(train, support, config, tmp_path / "x.pt", tmp_path / "x.csv", tmp_path / run, progress=False)
-        monkeypatch.setattr(training, "save_checkpoint", real_save)
+            train_tiny(tmp_path / run, train, support, config, checkpoints=True)
+        monkeypatch.setattr(TrainingState, "save", real_save)
         with caplog.at_level(logging.WARNING, logger="gru4rec_pipeline"):
-            train_model(
-                train, support, config, tmp_path / f"{run}.pt", tmp_path / f"{run}.csv", tmp_path / run, progress=False
-            )
-        outputs.append(load_model(tmp_path / f"{run}.pt").state_dict())
-        assert len(read_history(tmp_path / f"{run}.csv")) == 2
+            train_tiny(tmp_path / run, train, support, config, checkpoints=True)
+        outputs.append(load_model(tmp_path / run / "model.pt").state_dict())
+        assert len(read_history(tmp_path / run / "history.csv")) == 2
     assert "saved on another device type" in caplog.text
     for name, x in outputs[0].items():
         assert torch.equal(x, outputs[1][name]), name
 
 
-def test_fast_path_setting(caplog):
-    config = tiny_config()
-    assert config.fast_path == "auto"
-    assert fast_path_wanted(torch.device("cuda"), config) and not fast_path_wanted(torch.device("cpu"), config)
-    assert fast_path_wanted(torch.device("cpu"), tiny_config(fast_path="on"))
-    off = tiny_config(fast_path="off")
-    assert not fast_path_wanted(torch.device("cuda"), off)
+def test_engine_setting(caplog):
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert RunOptions().engine == "auto"
+    assert engine_name("auto", cuda, False) == "graphs" and engine_name("auto", cpu, False) == "loop"
+    assert engine_name("auto", cuda, True) == "eager"  # across processes: no graphs around the all-reduce
+    assert engine_name("eager", cpu, False) == "eager" and engine_name("loop", cuda, False) == "loop"
+    with pytest.raises(ConfigError, match="'training.engine'.*graphs replays CUDA graphs"):
+        engine_name("graphs", cpu, False)
+    with pytest.raises(ConfigError, match="'training.engine'.*all-reduce"):
+        engine_name("graphs", cuda, True)
+    with pytest.raises(ConfigError, match="'training.engine'"):
+        RunOptions(engine="sometimes")
+    with pytest.raises(ConfigError, match="'fast_path'.*renamed.*training.engine.*--engine"):
+        Hyperparameters.from_dict({"loss": "bpr", "fast_path": "on"})
+    train, support = tiny_sessions()
+    step, sampler, iterator = build(tiny_config(), train, support)
     with caplog.at_level(logging.INFO, logger="gru4rec_pipeline"):
-        assert fast_path_epochs(off, torch.device("cuda"), None, None, None, None) is None
-    assert "fast path: off (fast_path=off)" in caplog.text
-    with pytest.raises(training.ConfigError, match="'fast_path'"):
-        tiny_config(fast_path="sometimes")
+        assert isinstance(build_engine("loop", step, sampler, train.items, iterator), LoopEngine)
+    assert "engine: loop" in caplog.text
+
+
+def failing(*args, **kwargs):
+    raise graphs.GraphCaptureError("RuntimeError: operation not permitted when stream is capturing")
 
 
 def test_capture_failure_falls_back_to_the_loop_with_a_log_line(monkeypatch, caplog):
-
-    def failing(*args, **kwargs):
-        raise fast_path.GraphCaptureError("RuntimeError: operation not permitted when stream is capturing")
-
-    monkeypatch.setattr(fast_path, "FastPathEpochs", failing)
+    monkeypatch.setattr(engines, "FixedShapeEngine", failing)
+    train, support = tiny_sessions()
+    step, sampler, iterator = build(tiny_config(), train, support, use_kernels=False)
     with caplog.at_level(logging.WARNING, logger="gru4rec_pipeline"):
-        step, _ = build_step(tiny_config(), tiny_sessions()[1], torch.device("cpu"))
-        assert fast_path_epochs(tiny_config(), torch.device("cuda"), step, None, None, None) is None
-    assert "could not be captured" in caplog.text and "not permitted" in caplog.text
+        assert isinstance(build_engine("graphs", step, sampler, train.items, iterator), LoopEngine)
+    assert "could not capture" in caplog.text and "not permitted" in caplog.text
 
 
-def test_capture_failure_with_the_fast_path_required_is_an_error(monkeypatch):
-    def failing(*args, **kwargs):
-        raise fast_path.GraphCaptureError("RuntimeError: operation not permitted when stream is capturing")
-
-    monkeypatch.setattr(fast_path, "FastPathEpochs", failing)
-    with pytest.raises(training.ConfigError, match="'fast_path'.*cannot be captured.*not permitted"):
-        step, _ = build_step(tiny_config(), tiny_sessions()[1], torch.device("cpu"))
-        fast_path_epochs(tiny_config(fast_path="on"), torch.device("cuda"), step, None, None, None)
+def test_capture_failure_with_graphs_required_is_an_error(monkeypatch):
+    monkeypatch.setattr(engines, "FixedShapeEngine", failing)
+    train, support = tiny_sessions()
+    step, sampler, iterator = build(tiny_config(), train, support, use_kernels=False)
+    with pytest.raises(ConfigError, match="'training.engine'.*cannot be captured.*not permitted"):
+        build_engine("graphs", step, sampler, train.items, iterator, required=True)
 
 
 def test_a_sample_store_smaller_than_a_capture_reads_ahead_is_refused_before_capture(monkeypatch):
@@ -193,25 +204,18 @@ def test_a_sample_store_smaller_than_a_capture_reads_ahead_is_refused_before_cap
     sticky device-side assert on a GPU), so capture must not start."""
     train, support = tiny_sessions()
     config = tiny_config("bpr_max", sample_store_size=16 * 8)  # n_sample 8: 16 rows
-    step, sampler, iterator = build(config, train, support)
+    step, sampler, iterator = build(config, train, support, use_kernels=False)
 
     def no_capture(self):
         raise AssertionError("capture started with a store too small for it")
 
-    monkeypatch.setattr(FastPathEpochs, "_capture", no_capture)
-    with pytest.raises(fast_path.GraphCaptureError, match="16 rows of 8 samples.*at least 136"):
-        FastPathEpochs(step, sampler, train.items, iterator, graph_steps=16, graphs=True)
-    with pytest.raises(training.ConfigError, match="'fast_path'.*at least 136"):
-        fast_path_epochs(
-            TrainConfig.from_dict({**config.to_dict(), "fast_path": "on"}),
-            torch.device("cuda"),
-            step,
-            sampler,
-            train.items,
-            iterator,
-        )
-    monkeypatch.setattr(FastPathEpochs, "_capture", lambda self: None)
-    FastPathEpochs(step, sampler, train.items, iterator, graph_steps=15, graphs=True)  # 15 + 1 rows: enough
+    monkeypatch.setattr(FixedShapeEngine, "_capture", no_capture)
+    with pytest.raises(graphs.GraphCaptureError, match="16 rows of 8 samples.*at least 136"):
+        FixedShapeEngine(step, sampler, train.items, iterator, graph_steps=16, graphs=True)
+    with pytest.raises(ConfigError, match="'training.engine'.*at least 136"):
+        build_engine("graphs", step, sampler, train.items, iterator, required=True)
+    monkeypatch.setattr(FixedShapeEngine, "_capture", lambda self: None)
+    FixedShapeEngine(step, sampler, train.items, iterator, graph_steps=15, graphs=True)  # 15 + 1 rows: enough
 
 
 def test_training_modules_import_and_train_without_numba(tmp_path):
@@ -224,13 +228,13 @@ class NoNumba:
             raise ImportError("no " + name)
 sys.meta_path.insert(0, NoNumba())
 sys.path.insert(0, "tests")
-from test_training import tiny_sessions, tiny_config
+from pathlib import Path
+from test_training import tiny_sessions, tiny_config, train_tiny
 from gru4rec_pipeline.model import kernels
-from gru4rec_pipeline.model.training import build_step, train_model
 assert not kernels.AVAILABLE and kernels.__file__.startswith(sys.argv[2]), kernels.__file__
 train, support = tiny_sessions()
-summary = train_model(train, support, tiny_config("bpr_max", epochs=1), sys.argv[1] + "/m.pt", sys.argv[1] + "/h.csv")
-assert summary["final_loss"] > 0
+summary = train_tiny(Path(sys.argv[1]) / "m", train, support, tiny_config("bpr_max", epochs=1))
+assert summary["final_loss"] > 0 and summary["engine"] == "loop"
 """
     root = Path(__file__).resolve().parents[1]
     env = {"PYTHONPATH": str(root / "src"), "PATH": "/usr/bin:/bin"}
@@ -254,7 +258,7 @@ class StandInStream:
 
 
 def test_graph_orchestration_with_a_stand_in_for_cuda_graphs(monkeypatch, one_thread):
-    """``FastPathEpochs``'s capture and replay logic on the CPU. The stand-in graph behaves as a CUDA graph does
+    """``FixedShapeEngine``'s capture and replay logic on the CPU. The stand-in graph behaves as a CUDA graph does
     for this purpose: capturing records the chunk size and leaves every tensor and the dropout generator as
     they were; a replay runs that chunk. Trial steps must be undone, every chunk must come from a graph."""
     steps = []
@@ -297,7 +301,7 @@ def test_graph_orchestration_with_a_stand_in_for_cuda_graphs(monkeypatch, one_th
                 tensor.copy_(value)
             static.step.dropout_generator.set_state(self.generator)
 
-    monkeypatch.setattr(fast_path, "FixedShapeSteps", RecordingStep)
+    monkeypatch.setattr(graphs, "FixedShapeSteps", RecordingStep)
     monkeypatch.setattr(torch.cuda, "CUDAGraph", StandInGraph)
     monkeypatch.setattr(torch.cuda, "graph", StandInCapture)
     monkeypatch.setattr(torch.cuda, "Stream", StandInStream)
@@ -307,8 +311,8 @@ def test_graph_orchestration_with_a_stand_in_for_cuda_graphs(monkeypatch, one_th
     train, support = tiny_sessions()
     config = tiny_config("bpr_max", dropout_hidden=0.3, elu_param=0.5, sample_store_size=56)
     reference, reference_sampler, iterator = build(config, train, support)
-    fast, fast_sampler, _ = build(config, train, support)
-    runner = FastPathEpochs(fast, fast_sampler, train.items, iterator, graph_steps=4, piece_steps=16, graphs=True)
+    fast, fast_sampler, _ = build(config, train, support, use_kernels=False)
+    runner = FixedShapeEngine(fast, fast_sampler, train.items, iterator, graph_steps=4, piece_steps=16, graphs=True)
     assert sorted(runner.graphs) == [1, 4]
 
     def eager_chunk(size):

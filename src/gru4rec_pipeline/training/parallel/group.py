@@ -9,22 +9,23 @@ Semantics, chosen so that the result does not depend on how many processes compu
 - the gradients of the dense weights, of the fixed-size block of touched item rows (candidates and inputs)
   and the step's loss are summed across processes with one all-reduce per step (``GradientExchange``: one
   flat bucket, not one call per tensor); every process then applies the same update, so the replicas stay
-  identical, which ``check_replicas`` verifies after every epoch (a digest of the weights, compared exactly).
+  identical, which ``check_replicas`` verifies after every epoch (the weights' digest, compared exactly). The
+  other exchange, for CPU processes of one node, is ``shared_memory``. A process's lanes and exchange are its
+  :class:`ProcessShare`, which its training step reads.
 
-Launching: ``launch`` starts the processes, with torchrun (``python -m torch.distributed.run``) on this machine,
-or with ``srun`` (one task per process) inside a SLURM allocation; each process runs ``train_worker`` on the
-same run description, and finds its rank and the rendezvous in the environment torchrun or SLURM gives it.
-Rank 0 alone writes checkpoints, the history, the model and the summary, and holds the output folder's lock beside
-the launching process. A process that dies ends the others: their next all-reduce fails (the peer's sockets are
-closed) or torchrun/srun stops them, and the launcher reports the failure; the model is written only after the
-last epoch, so none is left behind. A launching process that dies, even killed outright, ends torchrun and the
-workers with it (``parent_death``).
+Launching: :func:`launch` starts the processes, with torchrun (``python -m torch.distributed.run``) on this machine,
+or with ``srun`` (one task per process) inside a SLURM allocation; each process runs ``processes`` on the same
+training job, and joins the group here (:func:`join_process_group`), finding its rank and the rendezvous in the
+environment torchrun or SLURM gives it. Rank 0 alone writes checkpoints, the history, the model and the summary,
+and holds the output folder's lock beside the launching process. A process that dies ends the others: their next
+all-reduce fails (the peer's sockets are closed) or torchrun/srun stops them, and the launcher reports the failure;
+the model is written only after the last epoch, so none is left behind. A launching process that dies, even
+killed outright, ends torchrun and the workers with it (``processes``: the parent-death signal).
 """
 
 from __future__ import annotations
 
 import datetime
-import hashlib
 import logging
 import os
 import shutil
@@ -38,6 +39,7 @@ import torch
 from torch import Tensor
 
 from gru4rec_pipeline.errors import ConfigError, PipelineError
+from gru4rec_pipeline.model.network import weights_digest
 
 log = logging.getLogger("gru4rec_pipeline")
 
@@ -45,6 +47,8 @@ log = logging.getLogger("gru4rec_pipeline")
 COLLECTIVE_TIMEOUT_S = 45
 SLURM_PORT_BASE = 29_500  # rendezvous port on SLURM: this plus the job id modulo 10,000
 LAUNCHER_GRACE_S = 20  # how long an interrupted training waits for torchrun to stop its workers
+# What the processes run: a worker on the job, and the guard that starts the launcher (``processes``).
+PROCESSES = "gru4rec_pipeline.training.parallel.processes"
 
 
 def lane_share(batch_size: int, world_size: int, rank: int) -> slice:
@@ -180,19 +184,13 @@ class GradientExchange:
         }
 
 
-def weights_digest(tensors: list[Tensor]) -> int:
-    """A 63-bit digest of the exact bytes of ``tensors`` (weights and optimizer state)."""
-    digest = hashlib.blake2b(digest_size=8)
-    for tensor in tensors:
-        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-    return int.from_bytes(digest.digest(), "little") >> 1
-
-
-def check_replicas(group: ProcessGroup, tensors: list[Tensor], epoch: int) -> None:
-    """Every process holds the same weights and optimizer state (bit for bit), else an error naming the ranks."""
+def check_replicas(group: ProcessGroup, tensors: dict[str, Tensor], epoch: int) -> None:
+    """Every process holds the same ``tensors`` (weights and optimizer state, by name) bit for bit, else an error
+    naming the ranks."""
     import torch.distributed as dist
 
-    mine = torch.tensor([weights_digest(tensors)], dtype=torch.int64, device=group.device)
+    # The SHA-256 of the tensors (``network.weights_digest``), its first 60 bits as a number every process gathers.
+    mine = torch.tensor([int(weights_digest(tensors)[:15], 16)], dtype=torch.int64, device=group.device)
     everyone = [torch.zeros_like(mine) for _ in range(group.world_size)]
     dist.all_gather(everyone, mine)
     digests = [int(value) for value in everyone]
@@ -201,6 +199,30 @@ def check_replicas(group: ProcessGroup, tensors: list[Tensor], epoch: int) -> No
         raise PipelineError(
             f"after epoch {epoch} the weights of rank(s) {differing} differ from rank 0's: the replicas diverged"
         )
+
+
+class ProcessShare:
+    """This process's share of a data-parallel training, which its training step reads: its ``lanes`` of the
+    minibatch and the ``exchange`` that combines the processes' gradients (``GradientExchange`` or
+    ``shared_memory.SharedMemoryExchange``; :func:`shared_memory.process_share` chooses)."""
+
+    def __init__(self, group: ProcessGroup, lanes: slice, exchange):
+        self.group, self.lanes, self.exchange = group, lanes, exchange
+
+    def attach(self, step, sampler) -> None:
+        """Set the exchange up for the freshly built ``step`` and ``sampler`` (every process, together); where it
+        cannot run (no shared memory to be had), the all-reduce takes its place."""
+        attached = self.exchange.attach(step, sampler)
+        self.exchange = attached if attached is not None else GradientExchange(self.group)
+
+    def check_replicas(self, step, epoch: int) -> None:
+        """Every process's ``step`` (a ``TrainStep``) holds the same weights and optimizer state."""
+        optimizer = {f"optimizer.{name}": value for name, value in step.optimizer.state.items()}
+        check_replicas(self.group, {**step.model.state_dict(), **optimizer}, epoch)
+
+    def summary(self) -> dict:
+        """What the training's summary records: the processes, and the exchange's figures."""
+        return {"processes": self.group.world_size, "exchange": self.exchange.figures()}
 
 
 def free_port() -> int:
@@ -213,7 +235,7 @@ def launch_command(processes: int, nodes: int, spec_path: str, threads: int = 1)
     """The command that starts every process of a training described by ``spec_path``: ``srun`` inside a
     SLURM allocation (one task per process, ``threads`` CPUs each), else torchrun on this machine (one node
     only). ``--overlap``: the job's own step (Snakemake's, one task) keeps running beside the training's."""
-    worker = [sys.executable, "-m", "gru4rec_pipeline.model.train_worker", str(spec_path)]
+    worker = [sys.executable, "-m", PROCESSES, str(spec_path)]
     if "SLURM_JOB_ID" in os.environ and shutil.which("srun"):
         tasks = processes * nodes
         return ["srun", f"--ntasks={tasks}", f"--nodes={nodes}", f"--ntasks-per-node={processes}",
@@ -226,14 +248,14 @@ def launch_command(processes: int, nodes: int, spec_path: str, threads: int = 1)
     return [
         sys.executable, "-m", "torch.distributed.run", f"--nproc-per-node={processes}", "--nnodes=1",
         "--rdzv-backend=c10d", f"--rdzv-endpoint=127.0.0.1:{free_port()}", "--monitor-interval=1",
-        "-m", "gru4rec_pipeline.model.train_worker", str(spec_path),
+        "-m", PROCESSES, str(spec_path),
     ]  # fmt: skip
 
 
 def launch(processes: int, nodes: int, spec_path: str, threads: int = 1) -> None:
     """Run the processes of one training to their end; an error if any of them failed.
 
-    The launcher (torchrun or srun) gets SIGTERM when this process ends, however it ends (``parent_death``; the
+    The launcher (torchrun or srun) gets SIGTERM when this process ends, however it ends (the parent-death signal; the
     workers in turn end with the launcher), and is stopped here first when this process is interrupted (SIGTERM
     through ``clean_up_on_sigterm``, Ctrl-C, an error): no worker outlives the training that started it."""
     command = launch_command(processes, nodes, spec_path, threads)
@@ -247,7 +269,7 @@ def launch(processes: int, nodes: int, spec_path: str, threads: int = 1) -> None
     except (AttributeError, OSError, ValueError):
         output = None
     merged = subprocess.STDOUT if output is not None else None
-    guarded = [sys.executable, "-m", "gru4rec_pipeline.model.parent_death", str(os.getpid()), *command]
+    guarded = [sys.executable, "-m", PROCESSES, str(os.getpid()), *command]
     launcher = subprocess.Popen(guarded, stdin=subprocess.DEVNULL, stdout=output, stderr=merged)
     try:
         returncode = launcher.wait()

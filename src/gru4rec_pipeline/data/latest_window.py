@@ -33,12 +33,18 @@ def utc(seconds: float) -> str:
         return f"{seconds:.0f} s after 1970"
 
 
-def _session_ends(session_ids: np.ndarray, times: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Each session's id and last time among ``rows`` (rows sorted by SessionId, then Time).
+def _session_ends(
+    session_ids: np.ndarray, times: np.ndarray, rows: np.ndarray | slice
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each session's id and last time among ``rows`` (a mask or a slice; rows sorted by SessionId, then Time).
 
     In blocks of rows, carrying a block's last selected row into the next: copying the selected rows whole would
     take two more columns of the data's size (some 500 MB at RSC15 scale) at the split stage's peak.
     """
+    if isinstance(rows, slice):  # a view of the columns: nothing is copied
+        ids, stamps = session_ids[rows], times[rows]
+        session_end = np.r_[ids[1:] != ids[:-1], True] if len(ids) else np.zeros(0, dtype=bool)
+        return ids[session_end], stamps[session_end]
     end_ids, end_times = [], []
     carried: tuple[np.ndarray, np.ndarray] | None = None  # the last selected row so far, its session maybe open
     for block in row_blocks(len(rows)):

@@ -153,9 +153,11 @@ def benchmark_blocks(rows: pd.DataFrame, results: dict[str, DatasetResults]) -> 
 
 
 def write_benchmark_table(
-    datasets: dict[str, tuple[str | Path, dict, object]], tsv_path: str | Path, md_path: str | Path,
+    datasets: dict[str, tuple[str | Path, dict, object]],
+    tsv_path: str | Path,
+    md_path: str | Path,
     html_path: str | Path | None = None,
-) -> pd.DataFrame:  # fmt: skip
+) -> pd.DataFrame:
     """The table of ``datasets`` (name -> its summary.tsv, its data source record and its registry entry, in column
     order), written as TSV, markdown and HTML together; returns its rows."""
     if not datasets:

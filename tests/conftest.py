@@ -99,6 +99,18 @@ def rules_of(jobs: Counter) -> Counter:
     return counts
 
 
+# Fixtures that run the whole workflow once: a test that uses one, directly or through another fixture, runs the
+# workflow end to end and is slow, marked so or not (make test-fast leaves it out).
+WORKFLOW_RUNS = {"tiny_run", "tuned_run"}
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if WORKFLOW_RUNS & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture
 def one_thread():
     """Torch on one thread for tests of tiny tensors, where a second thread only adds synchronisation."""

@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -41,6 +42,26 @@ def test_make_run_uses_every_core_of_the_machine():
     result = subprocess.run(["make", "--dry-run", "run"], cwd=REPO, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert f"snakemake --cores {len(os.sched_getaffinity(0))} results/recall_bpr.txt" in result.stdout, result.stdout
+
+
+def test_make_test_fast_leaves_out_every_test_that_runs_the_workflow():
+    """make test-fast's selection, as the Makefile states it, collects no test that needs a whole run of the workflow
+    (tiny_run, tuned_run, or a fixture built on them), whether the test is marked slow or not."""
+    make = subprocess.run(["make", "--dry-run", "test-fast"], cwd=REPO, capture_output=True, text=True, timeout=60)
+    command = next(line for line in make.stdout.splitlines() if " -m pytest " in line)
+    selection = shlex.split(command.split(" -m pytest ", 1)[1])
+    files = ["tests/test_entry_points.py", "tests/test_reruns.py", "tests/test_training_guards.py"]
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", *selection, "--collect-only", "-q", "-p", "no:cacheprovider", *files],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    collected = [line for line in result.stdout.splitlines() if "::" in line]
+    assert collected and result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert not [test for test in collected if "test_reruns.py" in test], collected
+    assert "tests/test_entry_points.py::test_train_through_the_command_line_is_the_rules_training" not in collected
 
 
 @pytest.mark.slow

@@ -8,7 +8,6 @@ runs in blocks of ``CHUNK_ROWS`` rows (see :func:`row_blocks`).
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 
 # Row-level work goes through these helpers in blocks of CHUNK_ROWS rows: numpy turns index
 # arrays into intp (int64) before bincount or fancy indexing, so whole-array calls on the 33M
@@ -49,6 +48,10 @@ def dense_codes(values: np.ndarray) -> tuple[np.ndarray, int]:
         for block in row_blocks(n):
             np.subtract(values[block], low, out=codes[block], casting="unsafe")
         return codes, span
+    # Imported here: the stages that need only the blocks (the public data sets' split stage, through the test window
+    # check) import no pandas.
+    import pandas as pd
+
     index = pd.Index(pd.unique(values))
     codes = np.empty(n, dtype=_code_dtype(len(index)))
     for block in row_blocks(n):

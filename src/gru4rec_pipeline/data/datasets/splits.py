@@ -163,7 +163,8 @@ def write_dataset_splits(
         session_numbers = filtered.session_numbers[filtered.session_index[last]]
         seconds = _seconds(filtered.ticks[last], events.ticks_per_second)
         period = float(rule.period_seconds)
-        check_test_window(session_numbers, seconds, slice(None), period, counts["test"], min_test_predictions, source)
+        every_end = np.ones(len(session_numbers), dtype=bool)  # a mask over the rows: these are all session ends
+        check_test_window(session_numbers, seconds, every_end, period, counts["test"], min_test_predictions, source)
         del last, session_numbers, seconds
     stats = {
         "dataset": dataset,

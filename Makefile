@@ -1,5 +1,6 @@
 # Entry points: `make run` (set up, then the main job), `make test` (set up, then the test suite) and
-# `make test-fast` (the tests that run no workflow end to end, for the edit-test loop).
+# `make test-fast` (the tests marked slow left out: no workflow run, no multi-process training; for the edit-test
+# loop).
 # Setup creates .venv with the pinned requirements and the package installed in editable mode.
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)

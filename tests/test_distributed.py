@@ -82,6 +82,7 @@ def test_lanes_are_shared_out_contiguously_in_rank_order():
         lane_share(4, 8, 0)
 
 
+@pytest.mark.slow  # several training processes
 @pytest.mark.parametrize("loss", ["ce_sampled", "bpr_max"])
 def test_two_processes_train_the_weights_of_one(tmp_path, loss):
     one = train(tmp_path, "one", loss)
@@ -95,6 +96,7 @@ def test_two_processes_train_the_weights_of_one(tmp_path, loss):
     assert written == ["history.csv", "model.pt", "training.json", "training_state.pt", "vocab.parquet"]
 
 
+@pytest.mark.slow  # several training processes
 @pytest.mark.parametrize("loss", ["ce_sampled", "bpr_max"])
 def test_four_processes_train_the_weights_of_one(tmp_path, loss):
     train(tmp_path, "one", loss, settings={"epochs": 1})
@@ -102,6 +104,7 @@ def test_four_processes_train_the_weights_of_one(tmp_path, loss):
     assert_same_weights(tmp_path, "one", "four")
 
 
+@pytest.mark.slow  # several training processes
 def test_two_processes_exchanging_by_all_reduce_train_the_weights_of_one(tmp_path):
     """The replicated path (what nodes and GPUs use) on one node: every process updates a replica of its own."""
     train(tmp_path, "one", "ce_sampled", settings={"epochs": 1})
@@ -136,6 +139,7 @@ def test_shared_memory_that_cannot_be_reserved_is_an_error_leaving_no_file(monke
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow  # several training processes
 def test_two_processes_on_the_fixed_shape_path_train_the_weights_of_one(tmp_path):
     """The strategy a GPU runs (torch operations, fixed-size scatter merge), eagerly, on two gloo processes."""
     fixed = {"epochs": 1}
@@ -179,6 +183,7 @@ def test_a_step_sums_across_processes_with_one_all_reduce(tmp_path, monkeypatch,
         torch.testing.assert_close(model.state_dict()[name], value, atol=1e-6, rtol=1e-6, msg=name)
 
 
+@pytest.mark.slow  # several training processes
 def test_two_nodes_of_torchrun_launchers_train_the_weights_of_one(tmp_path):
     """Two launchers with --nnodes 2 and one c10d rendezvous on 127.0.0.1, as on two machines."""
     train(tmp_path, "one", "ce_sampled")
@@ -253,6 +258,7 @@ train(Path(sys.argv[1]), "killed", "bpr_max", processes=2, settings=LONG, checkp
 """
 
 
+@pytest.mark.slow  # several training processes
 def test_a_killed_process_stops_the_others_and_a_rerun_resumes(tmp_path):
     write_inputs(tmp_path)
     launcher = subprocess.Popen(
@@ -327,6 +333,7 @@ def replica_check(rank: int, port: int, folder: str) -> None:
         dist.destroy_process_group()
 
 
+@pytest.mark.slow  # several training processes
 def test_replicas_that_differ_are_an_error_on_every_process(tmp_path):
     torch.multiprocessing.spawn(replica_check, args=(free_port(), str(tmp_path)), nprocs=2)
     for rank in range(2):
@@ -347,6 +354,7 @@ def processes_naming(text: str) -> list[int]:
     return found
 
 
+@pytest.mark.slow  # several training processes
 @pytest.mark.parametrize("kill", [signal.SIGTERM, signal.SIGKILL])
 def test_the_workers_die_with_a_killed_launcher_and_leave_no_model(tmp_path, kill):
     """The launcher (``gru4rec-pipeline train --processes 2``) killed as docs/cluster.md's recovery step says, by the

@@ -138,7 +138,15 @@ def block_id(block: Block) -> str:
     return "-".join([block.name, marker.mode, *([marker.place] if marker.place != "fresh" else [])])
 
 
-@pytest.mark.parametrize("block", COMMAND_BLOCKS, ids=block_id)
+def block_param(block: Block):
+    """A block that needs a finished run of the workflow (``tiny-run``, ``tuned-run``) is slow, as every test that
+    takes such a run is (conftest.WORKFLOW_RUNS): the fixture is asked for inside the test, where the hook that marks
+    those tests cannot see it."""
+    slow = block.marker.place in ("tiny-run", "tuned-run")
+    return pytest.param(block, id=block_id(block), marks=[pytest.mark.slow] if slow else [])
+
+
+@pytest.mark.parametrize("block", [block_param(block) for block in COMMAND_BLOCKS])
 def test_documented_commands_run(block: Block, request, tmp_path: Path):
     marker = block.marker
     if marker.mode == "skip":

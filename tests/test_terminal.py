@@ -80,6 +80,7 @@ def test_the_time_left_reads_as_a_person_would_say_it(seconds, said):
     assert time_left(seconds) == said
 
 
+@pytest.mark.slow  # a training through the workflow
 def test_a_training_rule_shows_the_compilation_and_its_epochs_on_the_terminal(workflow_copy, tmp_path, monkeypatch):
     """Through Snakemake on the tiny preset, with a user cache that holds no kernels yet: the training compiles
     them into it, saying so, then prints an epoch line with the epochs and time left; its log keeps the rest."""

@@ -180,6 +180,7 @@ def test_a_full_disk_while_saving_the_model_says_so(tmp_path):
         assert sorted(path.name for path in small.iterdir()) == []
 
 
+@pytest.mark.slow  # a training through the workflow
 def test_bpr_at_learning_rate_5_is_refused_through_the_workflow(workflow_copy):
     """On the tiny preset, bpr at learning_rate 5 ended with loss 25 (an untrained model's is ln 2) and recall@20
     0.53 against 0.81, exit 0: the loss was compared with a ceiling of 100 x ln(items)."""

@@ -50,7 +50,12 @@ def test_make_test_fast_leaves_out_every_test_that_runs_the_workflow():
     make = subprocess.run(["make", "--dry-run", "test-fast"], cwd=REPO, capture_output=True, text=True, timeout=60)
     command = next(line for line in make.stdout.splitlines() if " -m pytest " in line)
     selection = shlex.split(command.split(" -m pytest ", 1)[1])
-    files = ["tests/test_entry_points.py", "tests/test_reruns.py", "tests/test_training_guards.py"]
+    files = [
+        "tests/test_entry_points.py",
+        "tests/test_reruns.py",
+        "tests/test_training_guards.py",
+        "tests/test_docs.py",
+    ]
     result = subprocess.run(
         [sys.executable, "-m", "pytest", *selection, "--collect-only", "-q", "-p", "no:cacheprovider", *files],
         cwd=REPO,
@@ -62,6 +67,9 @@ def test_make_test_fast_leaves_out_every_test_that_runs_the_workflow():
     assert collected and result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert not [test for test in collected if "test_reruns.py" in test], collected
     assert "tests/test_entry_points.py::test_train_through_the_command_line_is_the_rules_training" not in collected
+    # The documented commands that run in a copy of a finished run ask for it inside the test.
+    assert not [test for test in collected if "-run-tiny-run]" in test or "-run-tuned-run]" in test], collected
+    assert [test for test in collected if "test_docs.py::test_documented_commands_run" in test], collected
 
 
 @pytest.mark.slow

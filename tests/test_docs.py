@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, TINY, copy_workflow
+from conftest import REPO, TINY, WORKFLOW_RUNS, copy_workflow
 from doc_blocks import FENCE, Block, Command, commands, missing_output, prepared, read_blocks, results_marks
 
 DOCS = ["README.md", *sorted(f"docs/{page.name}" for page in (REPO / "docs").glob("*.md"))]
@@ -138,11 +138,15 @@ def block_id(block: Block) -> str:
     return "-".join([block.name, marker.mode, *([marker.place] if marker.place != "fresh" else [])])
 
 
+# The fixture that gives each place a block may run in other than a fresh copy: a finished run of the workflow.
+PLACE_FIXTURES = {"tiny-run": "tiny_run", "tuned-run": "tuned_run"}
+
+
 def block_param(block: Block):
-    """A block that needs a finished run of the workflow (``tiny-run``, ``tuned-run``) is slow, as every test that
-    takes such a run is (conftest.WORKFLOW_RUNS): the fixture is asked for inside the test, where the hook that marks
-    those tests cannot see it."""
-    slow = block.marker.place in ("tiny-run", "tuned-run")
+    """A block run in a finished run of the workflow is slow, as every test that takes such a run is
+    (conftest.WORKFLOW_RUNS): the fixture is asked for inside the test, where the hook that marks those tests
+    cannot see it."""
+    slow = PLACE_FIXTURES.get(block.marker.place) in WORKFLOW_RUNS
     return pytest.param(block, id=block_id(block), marks=[pytest.mark.slow] if slow else [])
 
 
@@ -155,7 +159,7 @@ def test_documented_commands_run(block: Block, request, tmp_path: Path):
         config = configfiles(None)
         outputs = request.getfixturevalue("fresh_copy_runs")[block.name].result(timeout=BLOCK_TIMEOUT_S)
     else:
-        finished = request.getfixturevalue({"tiny-run": "tiny_run", "tuned-run": "tuned_run"}[marker.place])
+        finished = request.getfixturevalue(PLACE_FIXTURES[marker.place])
         config = configfiles(finished)
         outputs = run_block(block, prepare(block, tmp_path / "run-copy", finished), tmp_path / "outputs", config)
     for number, command in enumerate(commands(block)):
